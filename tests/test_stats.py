@@ -1,0 +1,79 @@
+"""Rolling timings and frame rates for the live panel."""
+from __future__ import annotations
+
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from knn.stats import RateMeter, Ring, Stats
+
+
+def test_ring_percentiles_match_numpy_over_the_last_values_only():
+    ring = Ring(size=100)
+    assert all(math.isnan(v) for v in ring.percentiles(50, 95))
+    values = np.arange(250, dtype=float)
+    for v in values:
+        ring.record(v)
+    assert len(ring) == 100
+    kept = values[-100:]  # the oldest 150 were overwritten
+    assert ring.percentiles(50, 95) == pytest.approx(tuple(np.percentile(kept, [50, 95])))
+    ring.clear()
+    assert len(ring) == 0
+
+
+def test_ring_rejects_zero_size():
+    with pytest.raises(ValueError, match="at least 1"):
+        Ring(0)
+
+
+def test_rate_meter_reads_a_steady_30_fps():
+    meter = RateMeter(window=2.0)
+    t = 100.0
+    assert meter.rate(t) == 0.0
+    for _ in range(300):  # 10 s at 30 fps
+        t += 1 / 30
+        meter.tick(t)
+    assert meter.rate(t) == pytest.approx(30, rel=0.05)
+    # Early on (half a second in) the rate is not diluted by the unfilled window.
+    early = RateMeter(window=2.0)
+    for i in range(15):
+        early.tick(i / 30)
+    assert early.rate(14 / 30) == pytest.approx(30, rel=0.1)
+    # The camera stops: the rate falls to zero once the window has passed.
+    assert meter.rate(t + 2.5) == 0.0
+
+
+def test_stats_counts_and_summary():
+    stats = Stats(size=64)
+    t = 0.0
+    for i in range(90):  # 3 s of a 30 fps camera; every third frame processed, two dropped
+        t += 1 / 30
+        stats.record_received(now=t)
+        if i % 3 == 2:
+            stats.record_dropped(2)
+            stats.record_processed(0.020 + 0.001 * (i % 2), 0.0005, now=t)
+    s = stats.summary(now=t)
+    assert (s.frames_received, s.frames_processed, s.frames_dropped) == (90, 30, 60)
+    assert s.received_fps == pytest.approx(30, rel=0.1)
+    assert s.processed_fps == pytest.approx(10, rel=0.15)
+    assert 20.0 <= s.embed_ms_p50 <= s.embed_ms_p95 <= 21.0
+    assert s.knn_ms_p50 == pytest.approx(0.5)
+    stats.reset_timings()
+    assert math.isnan(stats.summary(now=t).embed_ms_p50)
+
+
+def test_recording_does_not_grow_memory():
+    stats = Stats(size=256)
+    for i in range(300):  # fill the rings first
+        stats.record_received(now=i / 30)
+        stats.record_processed(0.02, 0.001, now=i / 30)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for i in range(300, 3300):
+        stats.record_received(now=i / 30)
+        stats.record_processed(0.02, 0.001, now=i / 30)
+    grown = sum(d.size_diff for d in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    tracemalloc.stop()
+    assert grown < 20_000  # 3000 frames; a per-frame allocation that was kept would show here
