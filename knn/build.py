@@ -1,0 +1,187 @@
+"""Cold-start builds that need TensorFlow, run in a child process that exits when done.
+
+The parent (`run_child`) imports nothing heavy; the child (`python -m knn.build ...`) imports
+TensorFlow, writes one file atomically and reports progress as ``@progress <fraction> <text>``
+lines on stdout. So the serving process keeps LiteRT's ~30 MB instead of TensorFlow's ~565 MB.
+
+Child commands:
+    pypi-weights OUT_DIR               convert the ``nudity`` sdist's frozen MobileNet v1 graph
+    keras-weights BACKBONE OUT         Keras' ``weights="imagenet"`` download, headless
+    litert BACKBONE WEIGHTS OUT        convert the Keras model to a LiteRT flatbuffer
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
+
+Progress = Callable[[str, float], None]
+
+
+class BuildError(RuntimeError):
+    """The child process failed; the message carries the end of its output."""
+
+
+def run_child(args: Sequence[str], progress: Progress | None = None) -> None:
+    """Run ``python -m knn.build ARGS`` and relay its progress lines to `progress`."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=_pythonpath())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "knn.build", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("@progress "):
+            _, fraction, text = line.rstrip("\n").split(" ", 2)
+            if progress is not None:
+                progress(text, float(fraction))
+        else:
+            tail = (tail + [line.rstrip()])[-15:]
+    if proc.wait() != 0:
+        raise BuildError("\n".join(tail))
+
+
+def _pythonpath() -> str:
+    here = str(Path(__file__).resolve().parents[1])
+    return os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+
+
+def _report(fraction: float, text: str) -> None:
+    print(f"@progress {fraction:.3f} {text}", flush=True)
+
+
+@contextmanager
+def atomic_output(out: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `out`; move it into place only if the block succeeds.
+
+    A crash mid-write leaves no half-written file under the real name. The temporary name keeps
+    the full suffix because Keras insists on ``.weights.h5``.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}-", suffix="".join(out.suffixes), dir=out.parent)
+    os.close(fd)
+    os.chmod(name, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# --- child side: everything below imports TensorFlow ---------------------------------------------
+
+# Keras MobileNet layer -> TF-slim variable scope in the frozen graph.
+def _v1_layer_map() -> dict[str, str]:
+    layers = {"conv1": "MobilenetV1/Conv2d_0"}
+    for i in range(1, 14):
+        layers[f"conv_dw_{i}"] = f"MobilenetV1/Conv2d_{i}_depthwise"
+        layers[f"conv_pw_{i}"] = f"MobilenetV1/Conv2d_{i}_pointwise"
+    return layers
+
+
+def read_graph_constants(graph_path: Path) -> dict[str, "np.ndarray"]:
+    """All `Const` tensors of a frozen GraphDef, by node name."""
+    from tensorflow.core.framework import graph_pb2
+    from tensorflow.python.framework import tensor_util
+
+    graph = graph_pb2.GraphDef()
+    graph.ParseFromString(graph_path.read_bytes())
+    return {
+        n.name: tensor_util.MakeNdarray(n.attr["value"].tensor) for n in graph.node if n.op == "Const"
+    }
+
+
+def convert_pypi_graph(out_dir: Path) -> None:
+    """Write MobileNet v1 1.0/224 weights, with and without the head, from the ``nudity`` graph."""
+    from .backbones import DEFAULT_BACKBONE, get_backbone
+    from .weights import PYPI_GRAPH_SHA256, file_digest, pypi_graph_path
+
+    graph = pypi_graph_path()
+    if graph is None:
+        raise SystemExit("The PyPI package nudity==0.2.3 is not installed.")
+    _report(0.05, "Checking the MobileNet graph from PyPI")
+    digest = file_digest(graph)
+    if digest != PYPI_GRAPH_SHA256:
+        raise SystemExit(f"{graph} has sha256 {digest}, expected {PYPI_GRAPH_SHA256}: refusing it.")
+    _report(0.15, "Reading the graph's weights")
+    consts = read_graph_constants(graph)
+    _report(0.45, "Building Keras MobileNet v1")
+    spec = get_backbone(DEFAULT_BACKBONE)
+    model = spec.build_keras_model(weights=None, include_top=True)
+    for layer_name, scope in _v1_layer_map().items():
+        kernel_name = "depthwise_weights" if "_depthwise" in scope else "weights"
+        model.get_layer(layer_name).set_weights([consts[f"{scope}/{kernel_name}"]])
+        bn = [consts[f"{scope}/BatchNorm/{v}"] for v in ("gamma", "beta", "moving_mean", "moving_variance")]
+        model.get_layer(f"{layer_name}_bn").set_weights(bn)
+    # The slim head has 1001 classes, index 0 "background"; Keras' ImageNet head has the other 1000.
+    w = consts["MobilenetV1/Logits/Conv2d_1c_1x1/weights"][..., 1:]
+    b = consts["MobilenetV1/Logits/Conv2d_1c_1x1/biases"][1:]
+    model.get_layer("conv_preds").set_weights([w, b])
+    _report(0.8, "Writing the weights to the cache")
+    top = out_dir / f"{spec.id}.weights.h5"
+    with atomic_output(top) as tmp:
+        model.save_weights(tmp)
+    # The headless model shares every layer name with the full one up to the pooling.
+    headless = spec.build_keras_model(weights=None, include_top=False)
+    for layer in headless.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    no_top = out_dir / spec.weights_filename
+    with atomic_output(no_top) as tmp:
+        headless.save_weights(tmp)
+    _report(1.0, "Weights ready")
+
+
+def download_keras_weights(backbone: str, out: Path) -> None:
+    """Keras' own ImageNet download (needs internet), saved headless to `out`."""
+    from .backbones import get_backbone
+
+    _report(0.1, f"Downloading ImageNet weights for {backbone} through Keras")
+    model = get_backbone(backbone).build_keras_model(weights="imagenet")
+    with atomic_output(out) as tmp:
+        model.save_weights(tmp)
+    _report(1.0, "Weights ready")
+
+
+def convert_litert(backbone: str, weights: Path, out: Path) -> None:
+    """Convert the headless Keras model to a LiteRT flatbuffer with a [1, S, S, 3] float input."""
+    import tensorflow as tf
+
+    from .backbones import get_backbone
+
+    spec = get_backbone(backbone)
+    _report(0.1, f"Building {backbone} in Keras")
+    model = spec.build_keras_model(weights=weights)
+    _report(0.4, "Converting to LiteRT")
+    # A fixed batch of one lets the converter plan every tensor statically.
+    signature = [tf.TensorSpec([1, spec.size, spec.size, 3], tf.float32)]
+    with atomic_output(out) as tmp:
+        model.export(str(tmp), format="litert", input_signature=signature, verbose=False)
+    _report(1.0, "LiteRT model ready")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command, rest = argv[0], argv[1:]
+    if command == "pypi-weights":
+        convert_pypi_graph(Path(rest[0]))
+    elif command == "keras-weights":
+        download_keras_weights(rest[0], Path(rest[1]))
+    elif command == "litert":
+        convert_litert(rest[0], Path(rest[1]), Path(rest[2]))
+    else:
+        raise SystemExit(f"unknown build command {command!r}")
+
+
+if __name__ == "__main__":
+    main()
