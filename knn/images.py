@@ -1,0 +1,217 @@
+"""Image input handling: decode, normalise to RGB uint8, crop, and store examples as JPEG.
+
+Everything that reaches the embedder or the project file goes through here, so the rules live in
+one place: any image PIL reads is accepted (EXIF rotation applied, grey / palette / RGBA / 16-bit
+converted to 8-bit RGB), images over `MAX_PIXELS` are refused before their pixels are decoded, and
+failures raise `ImageError` with a message a user can act on.
+
+Examples:
+
+```python
+rgb = read_image("photo.jpg")            # HxWx3 uint8, upright
+jpeg = encode_jpeg(rgb)                  # 224x224 centre crop, what a project stores
+thumb = decode_jpeg(jpeg)
+```
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "MAX_PIXELS",
+    "ImageError",
+    "as_rgb",
+    "read_image",
+    "center_crop_resize",
+    "encode_jpeg",
+    "decode_jpeg",
+]
+
+MAX_PIXELS = 40_000_000
+"""Largest image (width × height) accepted: a 40-megapixel photo decodes to 120 MB of RGB."""
+
+ImageSource = Union[bytes, bytearray, memoryview, str, os.PathLike, BinaryIO]
+
+
+class ImageError(ValueError):
+    """An input that is not a usable image; the message is meant for the user."""
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """Return `image` as a C-contiguous HxWx3 uint8 array.
+
+    Args:
+        image: uint8 array, HxW or HxWx1 (grey), HxWx2 (grey + alpha), HxWx3 (RGB) or HxWx4 (RGBA).
+            Transparent pixels are composited over white, which is what a viewer shows.
+
+    Returns:
+        The RGB image; the input itself when it already is contiguous HxWx3 uint8.
+
+    Raises:
+        ImageError (a ValueError): not an array, empty, wrong number of dimensions or channels, or
+            not uint8 (float images are refused rather than guessed at: 0..1 and 0..255 both occur).
+    """
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected an image as a NumPy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        if image.dtype.kind == "f":
+            raise ImageError(
+                f"image has dtype {image.dtype}; float images are not accepted because their range "
+                "(0..1 or 0..255) is ambiguous: convert to uint8 0..255 first"
+            )
+        raise ImageError(f"image has dtype {image.dtype}; expected uint8 (0..255)")
+    if image.ndim not in (2, 3):
+        raise ImageError(f"image has shape {image.shape}; expected HxW (grey) or HxWxC")
+    if image.size == 0:
+        raise ImageError(f"image is empty (shape {image.shape})")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    channels = image.shape[2]
+    if channels not in (1, 2, 3, 4):
+        raise ImageError(f"image has {channels} channels; expected 1 (grey), 2, 3 (RGB) or 4 (RGBA)")
+    if channels in (2, 4):  # composite over white: transparent pixels often hold black garbage
+        alpha = image[:, :, -1:].astype(np.uint16)
+        colour = image[:, :, :-1].astype(np.uint16)
+        image = ((colour * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image)
+
+
+def _describe(source: object) -> str:
+    """How to name `source` in an error message."""
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).name or str(source)
+    name = getattr(source, "name", None)  # open files and Streamlit's UploadedFile have one
+    if isinstance(name, str) and name:
+        return Path(name).name
+    return "the image data"
+
+
+def _open(source: ImageSource) -> tuple[Image.Image, str]:
+    what = _describe(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(source))
+    elif not isinstance(source, (str, os.PathLike)) and not hasattr(source, "read"):
+        raise ImageError(f"cannot read an image from a {type(source).__name__}")
+    try:
+        # Image.open only parses the header.  PIL's own bomb check runs there (it raises
+        # DecompressionBombError above 2 × Image.MAX_IMAGE_PIXELS); our lower limit is checked
+        # below on the header size, before any pixel is decoded.  We leave PIL's global limit and
+        # the (process-wide, not thread-safe) warning filters alone.
+        image = Image.open(source)
+    except Image.DecompressionBombError:
+        raise ImageError(f"{what} is too large to open safely (limit {MAX_PIXELS:,} pixels)") from None
+    except FileNotFoundError:
+        raise ImageError(f"{what}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"{what} is not an image PIL can read ({exc})") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise ImageError(
+            f"{what} is {width}×{height} pixels; the limit is {MAX_PIXELS:,} pixels "
+            f"({MAX_PIXELS / 1e6:g} megapixels): scale it down first"
+        )
+    return image, what
+
+
+def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    if image.mode.startswith("I;16"):  # 16-bit grey: PIL's convert("RGB") clips instead of scaling
+        grey = np.asarray(image, dtype=np.uint16)
+        return as_rgb((grey >> 8).astype(np.uint8))
+    if image.mode in ("I", "F"):  # 32-bit grey, rare (some TIFFs): scale the actual range to 0..255
+        grey = np.asarray(image, dtype=np.float64)
+        lo, hi = float(np.nanmin(grey)), float(np.nanmax(grey))
+        scaled = (grey - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(grey)
+        return as_rgb(np.nan_to_num(scaled).round().astype(np.uint8))
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    return as_rgb(np.asarray(image.convert("RGBA" if has_alpha else "RGB")))
+
+
+def read_image(data: ImageSource) -> np.ndarray:
+    """Decode an image file to an upright HxWx3 uint8 RGB array.
+
+    Args:
+        data: encoded bytes, a path, or a binary file object (read from its current position),
+            e.g. Streamlit's `UploadedFile`. Any format PIL reads; for animations, the first frame.
+
+    Returns:
+        The image, EXIF orientation applied (phone photos are stored sideways with a rotation tag).
+
+    Raises:
+        ImageError: not an image, truncated or damaged, or larger than `MAX_PIXELS`.
+    """
+    image, what = _open(data)
+    try:
+        with image:
+            image.load()
+            image = ImageOps.exif_transpose(image) or image
+            return _to_rgb_array(image)
+    except ImageError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(f"{what} is truncated or damaged and cannot be decoded ({exc})") from None
+
+
+def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Crop the centre square of `image` and resize it to `size`×`size` (bilinear).
+
+    Args:
+        image: any image `as_rgb` accepts.
+        size: output side in pixels, >= 1.
+
+    Returns:
+        uint8 array of shape (size, size, 3).
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    rgb = as_rgb(image)
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = rgb[top : top + side, left : left + side]
+    if side == size:
+        return np.ascontiguousarray(square)
+    resized = Image.fromarray(square).resize((int(size), int(size)), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def encode_jpeg(image: np.ndarray, size: int = 224, quality: int = 90) -> bytes:
+    """Centre-crop and resize `image` to `size`, then encode it as JPEG.
+
+    This is what a project stores for each example: enough to draw thumbnails and to re-embed the
+    example after a backbone switch (every backbone offered takes a 224×224 input), at ~10–20 kB.
+
+    Args:
+        image: any image `as_rgb` accepts.
+        size: side of the stored square in pixels.
+        quality: JPEG quality, 1..95.
+
+    Returns:
+        The JPEG bytes.
+    """
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 95:
+        raise ValueError(f"quality must be an integer in 1..95, got {quality!r}")
+    buffer = io.BytesIO()
+    Image.fromarray(center_crop_resize(image, size)).save(buffer, format="JPEG", quality=int(quality))
+    return buffer.getvalue()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """Decode JPEG (or any image) bytes, e.g. a stored example, to HxWx3 uint8 RGB.
+
+    Raises:
+        ImageError: the bytes are not a readable image.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ImageError(f"expected JPEG bytes, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ImageError("the stored image is empty")
+    return read_image(data)
