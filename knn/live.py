@@ -1,0 +1,541 @@
+"""One browser session's live state: its classifier, the latest camera frame and prediction.
+
+The page creates one `LiveSession` per browser session and the WebRTC video callback closes over
+it. Two threads use it: aiortc's worker thread calls `on_frame` for each frame it keeps, and
+Streamlit's script thread calls everything else. All shared state sits behind one lock, held only
+for cheap steps (one KNN query, one add); embedding, JPEG encoding and drawing happen outside it.
+The embedder is shared by all sessions (it is thread-safe); everything else here is private to
+the session. No Streamlit import: the page wires widgets to these methods.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable, Iterable, Protocol, Sequence
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .classifier import ClassifierError, KNNClassifier, Prediction
+from .images import ImageError, center_crop_resize, decode_jpeg, encode_jpeg, read_image
+from .stats import Stats, StatsSummary
+
+RECORD_SECONDS = 3.0
+"""How long the Record button captures frames by default."""
+MAX_FRAME_AGE = 3.0
+"""Add refuses a frame older than this: the camera has stopped and the user would not expect it."""
+MAX_IMAGE_BYTES = 20 * 1024**2
+"""Largest uploaded image file accepted (the pixel limit of knn.images applies as well)."""
+EMBED_BATCH = 16
+"""Images embedded per call when re-embedding or adding uploads: bounds memory, allows progress."""
+DEFAULT_ICE_SERVERS = [{"urls": ["stun:stun.l.google.com:19302"]}]
+
+Progress = Callable[[float, str], None]
+
+
+class LiveError(ValueError):
+    """A request the session cannot do right now; the message tells the user what to do."""
+
+
+class EmbedderLike(Protocol):
+    backbone: str
+    dim: int
+    input_size: int
+
+    def embed(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class NeighborView:
+    """A stored example behind the current prediction, with its thumbnail (JPEG)."""
+
+    example_id: int
+    label: str
+    similarity: float
+    image: bytes | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable copy of a session's state, for the page to draw."""
+
+    classes: tuple[str, ...]
+    counts: dict[str, int]
+    n_examples: int
+    prediction: Prediction | None  # None until a frame has been classified
+    neighbors: tuple[NeighborView, ...]
+    frame_age: float | None  # seconds since the latest frame; None before the first
+    recording: tuple[str, float] | None  # (class, seconds left) while recording
+    stats: StatsSummary
+    notice: str | None  # something the callback wants the user to know
+    backbone: str
+    dim: int
+    k: int
+    unknown_threshold: float | None
+    mirror: bool
+
+    @property
+    def camera_live(self) -> bool:
+        return self.frame_age is not None and self.frame_age <= MAX_FRAME_AGE
+
+
+@dataclass(frozen=True)
+class _Latest:
+    embedding: np.ndarray  # [dim] float32
+    crop: np.ndarray  # input_size² RGB uint8, what Add stores (as JPEG)
+    time: float  # time.monotonic() when it arrived
+    embedder: EmbedderLike  # the embedder that made `embedding`
+
+
+@dataclass
+class _Recording:
+    label: str
+    deadline: float
+    added: int = 0
+
+
+class LiveSession:
+    """A browser session's classifier plus what the camera callback last saw.
+
+    Args:
+        embedder: shared, thread-safe; `embed`, `backbone`, `dim`, `input_size` are used.
+        classifier: starts empty (k=3, no unknown threshold) when omitted.
+        classes: classes to create in a new, empty classifier.
+    """
+
+    def __init__(
+        self,
+        embedder: EmbedderLike,
+        classifier: KNNClassifier | None = None,
+        classes: Sequence[str] = (),
+    ) -> None:
+        self._lock = threading.Lock()
+        self._embedder = embedder
+        self._classifier = classifier if classifier is not None else KNNClassifier(k=3)
+        for label in classes:
+            self._classifier.add_class(label)
+        self._latest: _Latest | None = None
+        self._prediction: Prediction | None = None
+        self._recording: _Recording | None = None
+        self._stats = Stats()
+        self._mirror = False
+        self._switching = False
+        self._notice: str | None = None
+
+    # ---- the video callback -------------------------------------------------------------------
+
+    def on_frame(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """Embed and classify one camera frame; return it with the prediction drawn on it.
+
+        This is the `video_frame_callback`; it runs on aiortc's worker thread and never blocks
+        on anything slower than one KNN query.
+        """
+        now = time.monotonic()
+        with self._lock:
+            self._stats.record_received(1, now)
+            embedder, mirror, switching = self._embedder, self._mirror, self._switching
+        rgb = frame.to_ndarray(format="rgb24")
+        if switching:  # the stored examples are being re-embedded for another backbone
+            return _draw(rgb, "switching backbone…", None, (255, 200, 0), mirror)
+        # A copy: the frame's pixels are drawn on below, the crop must stay as it was.
+        crop = np.array(center_crop_resize(rgb, embedder.input_size))
+        t0 = time.perf_counter()
+        embedding = np.asarray(embedder.embed(crop), dtype=np.float32)[0]
+        embed_seconds = time.perf_counter() - t0
+        recording = self._recording  # read unlocked to decide on the JPEG; rechecked below
+        jpeg = encode_jpeg(crop, size=crop.shape[0]) if recording and now < recording.deadline else None
+        with self._lock:
+            if embedder is not self._embedder or self._switching:
+                return _draw(rgb, "switching backbone…", None, (255, 200, 0), mirror)
+            t1 = time.perf_counter()
+            prediction = self._classifier.predict(embedding)
+            knn_seconds = time.perf_counter() - t1
+            self._latest = _Latest(embedding, crop, now, embedder)
+            self._prediction = prediction
+            self._record_frame(embedding, jpeg, now)
+            self._stats.record_processed(embed_seconds, knn_seconds, now)
+        text, fraction, colour = _caption(prediction)
+        return _draw(rgb, text, fraction, colour, mirror)
+
+    async def on_frames(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
+        """The `queued_video_frames_callback`: keep only the newest frame, count the others.
+
+        streamlit-webrtc (async_processing=True) queues the frames that arrive while the previous
+        call runs and hands them over together; its default for a plain `video_frame_callback`
+        is to process only the newest, silently. This does the same, but counts the drops, so
+        latency stays flat and the page can show how many frames were skipped.
+        """
+        if len(frames) > 1:
+            with self._lock:
+                self._stats.record_received(len(frames) - 1)
+                self._stats.record_dropped(len(frames) - 1)
+        return [self.on_frame(frames[-1])]
+
+    def _record_frame(self, embedding: np.ndarray, jpeg: bytes | None, now: float) -> None:
+        """Add the frame to the recording class (lock held)."""
+        rec = self._recording
+        if rec is None:
+            return
+        if now >= rec.deadline:
+            self._recording = None
+            self._notice = f"Recorded {rec.added} examples into “{rec.label}”."
+            return
+        if jpeg is None:  # the recording started while this frame was being embedded
+            return
+        try:
+            self._classifier.add(embedding, rec.label, jpeg)
+            rec.added += 1
+        except ClassifierError as exc:  # e.g. the per-class cap is reached
+            self._recording = None
+            self._notice = f"Recording into “{rec.label}” stopped after {rec.added} examples: {exc}"
+
+    # ---- adding examples ----------------------------------------------------------------------
+
+    def add_latest(self, label: str) -> int:
+        """Add the latest camera frame to class `label`; returns the example id."""
+        with self._lock:
+            self._check_class(label)
+            latest = self._fresh_latest("Add")
+        jpeg = encode_jpeg(latest.crop, size=latest.crop.shape[0])
+        with self._lock:
+            if latest.embedder is not self._embedder:
+                raise LiveError("The backbone changed while adding: press Add again.")
+            self._check_class(label)
+            example_id = self._classifier.add(latest.embedding, label, jpeg)
+            self._repredict()
+            return example_id
+
+    def start_recording(self, label: str, seconds: float = RECORD_SECONDS) -> None:
+        """Add every processed frame to `label` for the next `seconds` (in the callback)."""
+        if not seconds > 0:
+            raise LiveError(f"Recording needs a positive duration, got {seconds}")
+        with self._lock:
+            self._check_class(label)
+            self._fresh_latest("Record")
+            self._recording = _Recording(label, time.monotonic() + seconds)
+            self._notice = None
+
+    def stop_recording(self) -> None:
+        with self._lock:
+            self._recording = None
+
+    def add_images(
+        self, label: str, files: Iterable[tuple[str, bytes]], progress: Progress | None = None
+    ) -> tuple[list[int], list[str]]:
+        """Add uploaded image files to `label`.
+
+        Returns the new example ids and one message per refused file (not an image, damaged,
+        or too large); the other files are still added.
+        """
+        with self._lock:
+            self._check_class(label)
+            embedder = self._embedder
+        size = embedder.input_size
+        crops: list[np.ndarray] = []
+        errors: list[str] = []
+        for name, data in files:
+            if len(data) > MAX_IMAGE_BYTES:
+                errors.append(
+                    f"{name} is {len(data) / 1024**2:.1f} MB; the limit is {MAX_IMAGE_BYTES // 1024**2} MB per image"
+                )
+                continue
+            named = io.BytesIO(data)
+            named.name = name  # read_image names the file in its messages
+            try:
+                crops.append(center_crop_resize(read_image(named), size))
+            except ImageError as exc:
+                errors.append(str(exc))
+        if not crops:
+            return [], errors
+        embeddings = _embed_in_batches(embedder, crops, progress, "Embedding uploaded images")
+        jpegs = [encode_jpeg(c, size=size) for c in crops]
+        with self._lock:
+            if embedder is not self._embedder:
+                raise LiveError("The backbone changed while adding the images: upload them again.")
+            self._check_class(label)
+            ids = self._classifier.add_many(embeddings, [label] * len(crops), jpegs)
+            self._repredict()
+        return ids, errors
+
+    # ---- classes and settings -----------------------------------------------------------------
+
+    def add_class(self, label: str) -> None:
+        with self._lock:
+            self._classifier.add_class(label)
+            self._repredict()
+
+    def rename_class(self, old: str, new: str) -> None:
+        with self._lock:
+            self._classifier.rename_class(old, new)
+            if self._recording is not None and self._recording.label == old:
+                self._recording.label = new
+            self._repredict()
+
+    def remove_class(self, label: str) -> None:
+        with self._lock:
+            # Stop first: adding to a missing class would quietly create it again.
+            if self._recording is not None and self._recording.label == label:
+                self._recording = None
+            self._classifier.remove_class(label)
+            self._repredict()
+
+    def clear_class(self, label: str) -> None:
+        with self._lock:
+            if self._recording is not None and self._recording.label == label:
+                self._recording = None
+            self._classifier.clear_class(label)
+            self._repredict()
+
+    def remove_example(self, example_id: int) -> None:
+        with self._lock:
+            self._classifier.remove(example_id)
+            self._repredict()
+
+    def set_k(self, k: int) -> None:
+        with self._lock:
+            self._classifier.k = k
+            self._repredict()
+
+    def set_unknown_threshold(self, threshold: float | None) -> None:
+        with self._lock:
+            self._classifier.unknown_threshold = threshold
+            self._repredict()
+
+    def set_mirror(self, mirror: bool) -> None:
+        with self._lock:
+            self._mirror = bool(mirror)
+
+    def replace_classifier(self, classifier: KNNClassifier) -> None:
+        """Use `classifier` (e.g. a restored project) instead of the current one."""
+        with self._lock:
+            if classifier.dim is not None and classifier.dim != self._embedder.dim:
+                raise LiveError(
+                    f"These examples have {classifier.dim}-dimensional embeddings; "
+                    f"{self._embedder.backbone} makes {self._embedder.dim}-dimensional ones."
+                )
+            self._classifier = classifier
+            self._recording = None
+            self._repredict()
+
+    def set_embedder(self, embedder: EmbedderLike, progress: Progress | None = None) -> int:
+        """Switch backbone: re-embed every stored example from its stored image.
+
+        Examples stored without an image cannot be re-embedded and are dropped; returns how many.
+        While this runs the callback passes frames through unclassified. Call it from the page
+        thread (the only thread that edits examples), so nothing is added meanwhile.
+        """
+        with self._lock:
+            if embedder is self._embedder:
+                return 0
+            self._switching = True
+            self._recording = None
+            old = self._classifier
+        try:
+            examples = old.examples()
+            usable = [e for e in examples if e.image is not None]
+            images = [decode_jpeg(e.image) for e in usable]
+            embeddings = (
+                _embed_in_batches(embedder, images, progress, "Re-embedding examples")
+                if images
+                else np.zeros((0, embedder.dim), np.float32)
+            )
+            new = KNNClassifier(
+                k=old.k,
+                unknown_threshold=old.unknown_threshold,
+                max_examples_per_class=getattr(old, "max_examples_per_class", 1000),
+            )
+            for label in old.classes:
+                new.add_class(label)
+            if usable:
+                new.add_many(embeddings, [e.label for e in usable], [e.image for e in usable])
+        except BaseException:
+            with self._lock:
+                self._switching = False
+            raise
+        with self._lock:
+            self._classifier = new
+            self._embedder = embedder
+            self._latest = None
+            self._prediction = None
+            self._stats.reset_timings()
+            self._switching = False
+        return len(examples) - len(usable)
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    @property
+    def classifier(self) -> KNNClassifier:
+        """The current classifier, for reads (it is thread-safe itself); edit through methods here."""
+        return self._classifier
+
+    @property
+    def embedder(self) -> EmbedderLike:
+        return self._embedder
+
+    @property
+    def mirror(self) -> bool:
+        return self._mirror
+
+    def snapshot(self) -> Snapshot:
+        """A consistent copy of the state, taken under the lock, for the page to draw."""
+        now = time.monotonic()
+        with self._lock:
+            clf = self._classifier
+            rec = self._recording
+            recording = (rec.label, rec.deadline - now) if rec and now < rec.deadline else None
+            counts = clf.counts()
+            snap = Snapshot(
+                classes=tuple(clf.classes),
+                counts=counts,
+                n_examples=sum(counts.values()),
+                prediction=self._prediction,
+                neighbors=(),
+                frame_age=None if self._latest is None else now - self._latest.time,
+                recording=recording,
+                stats=self._stats.summary(now),
+                notice=self._notice,
+                backbone=self._embedder.backbone,
+                dim=self._embedder.dim,
+                k=clf.k,
+                unknown_threshold=clf.unknown_threshold,
+                mirror=self._mirror,
+            )
+        # Thumbnails are looked up outside the lock: the classifier has its own.
+        neighbors = _neighbor_views(clf, snap.prediction)
+        return dataclasses.replace(snap, neighbors=neighbors)
+
+    def take_notice(self) -> str | None:
+        """The callback's latest notice, once."""
+        with self._lock:
+            notice, self._notice = self._notice, None
+            return notice
+
+    # ---- internals (lock held) ----------------------------------------------------------------
+
+    def _check_class(self, label: str) -> None:
+        if label not in self._classifier.classes:
+            raise LiveError(f"There is no class “{label}” (it may have been renamed or deleted).")
+
+    def _fresh_latest(self, action: str) -> _Latest:
+        latest = self._latest
+        if latest is None:
+            raise LiveError(
+                f"No camera frame yet: press START on the camera (and allow camera access), "
+                f"then {action}."
+            )
+        if time.monotonic() - latest.time > MAX_FRAME_AGE:
+            raise LiveError(f"The camera is not sending frames (is it stopped?): press START, then {action}.")
+        if latest.embedder is not self._embedder:
+            raise LiveError(f"The backbone just changed: wait for the next frame, then {action}.")
+        return latest
+
+    def _repredict(self) -> None:
+        """Classify the latest frame again, so the page never shows a class that is gone."""
+        if self._latest is not None and self._latest.embedder is self._embedder:
+            self._prediction = self._classifier.predict(self._latest.embedding)
+        else:
+            self._prediction = None
+
+
+def ice_servers(secret: object = None, env: str | None = None) -> list[dict]:
+    """ICE servers for WebRTC: a secret's value first, then the JSON of env KNN_ICE_SERVERS.
+
+    Both are lists of RTCIceServer dicts ({"urls": [...], "username": ..., "credential": ...}).
+    An empty list is valid (loopback, tests). Falls back to Google's public STUN server.
+    """
+    if secret is not None:
+        value = secret
+        where = "the ice_servers secret"
+    else:
+        env = os.environ.get("KNN_ICE_SERVERS") if env is None else env
+        if env is None or not env.strip():
+            return [dict(s) for s in DEFAULT_ICE_SERVERS]
+        where = "KNN_ICE_SERVERS"
+        try:
+            value = json.loads(env)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where} is not valid JSON ({exc})") from None
+    if not isinstance(value, (list, tuple)) or not all(
+        hasattr(s, "get") and s.get("urls") for s in value
+    ):
+        raise ValueError(f'{where} must be a list of {{"urls": ...}} objects, got {value!r}')
+    return [dict(s) for s in value]
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+def _embed_in_batches(
+    embedder: EmbedderLike, images: Sequence[np.ndarray], progress: Progress | None, what: str
+) -> np.ndarray:
+    parts = []
+    for start in range(0, len(images), EMBED_BATCH):
+        parts.append(np.asarray(embedder.embed(list(images[start : start + EMBED_BATCH])), np.float32))
+        if progress is not None:
+            done = min(start + EMBED_BATCH, len(images))
+            progress(done / len(images), f"{what}: {done} of {len(images)}")
+    return np.concatenate(parts)
+
+
+def _neighbor_views(clf: KNNClassifier, prediction: Prediction | None) -> tuple[NeighborView, ...]:
+    if prediction is None or not prediction.neighbors:
+        return ()
+    images: dict[int, bytes | None] = {}
+    for label in {n.label for n in prediction.neighbors}:
+        try:
+            images.update((e.example_id, e.image) for e in clf.examples(label))
+        except ClassifierError:  # the class went away since the prediction
+            pass
+    return tuple(
+        NeighborView(n.example_id, n.label, n.similarity, images.get(n.example_id))
+        for n in prediction.neighbors
+        if n.example_id in images
+    )
+
+
+def _caption(prediction: Prediction) -> tuple[str, float | None, tuple[int, int, int]]:
+    """What to write on the frame: text, confidence (for a bar) and colour."""
+    if not any(prediction.confidences.values()) and math.isnan(prediction.similarity):
+        return "no examples yet: add some", None, (255, 200, 0)
+    if prediction.label is None:
+        return f"unknown (similarity {prediction.similarity:.2f})", None, (255, 120, 80)
+    confidence = prediction.confidences.get(prediction.label, 0.0)
+    return f"{prediction.label}  {confidence:.0%}", confidence, (80, 220, 120)
+
+
+@lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
+        return ImageFont.load_default()
+
+
+def _draw(
+    rgb: np.ndarray,
+    text: str,
+    fraction: float | None,
+    colour: tuple[int, int, int],
+    mirror: bool,
+) -> av.VideoFrame:
+    """Write `text` on a darkened band at the top of the frame, with a confidence bar under it."""
+    # A copy: the pixels may be the incoming frame's own buffer. Mirror the picture, not the text.
+    out = np.array(rgb[:, ::-1] if mirror else rgb)
+    height, width = out.shape[:2]
+    band = max(24, height // 12)
+    top = out[:band]
+    np.right_shift(top, 1, out=top)  # darken in place: readable text on any background
+    image = Image.fromarray(top)
+    ImageDraw.Draw(image).text((8, band // 8), text, font=_font(int(band * 0.6)), fill=colour)
+    out[:band] = np.asarray(image)
+    if fraction is not None:
+        out[band - 4 : band, : int(width * max(0.0, min(1.0, fraction)))] = colour
+    return av.VideoFrame.from_ndarray(out, format="rgb24")
