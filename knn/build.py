@@ -104,7 +104,7 @@ def read_graph_constants(graph_path: Path) -> dict[str, "np.ndarray"]:
 def convert_pypi_graph(out_dir: Path) -> None:
     """Write MobileNet v1 1.0/224 weights, with and without the head, from the ``nudity`` graph."""
     from .backbones import DEFAULT_BACKBONE, get_backbone
-    from .weights import PYPI_GRAPH_SHA256, file_digest, pypi_graph_path
+    from .weights import PYPI_GRAPH_SHA256, PYPI_PACKAGE, file_digest, origin_file, pypi_graph_path
 
     graph = pypi_graph_path()
     if graph is None:
@@ -139,17 +139,21 @@ def convert_pypi_graph(out_dir: Path) -> None:
     no_top = out_dir / spec.weights_filename
     with atomic_output(no_top) as tmp:
         headless.save_weights(tmp)
+    for path in (top, no_top):
+        origin_file(path).write_text(f"Google's MobileNet v1 ImageNet weights from the PyPI {PYPI_PACKAGE} graph\n")
     _report(1.0, "Weights ready")
 
 
 def download_keras_weights(backbone: str, out: Path) -> None:
     """Keras' own ImageNet download (needs internet), saved headless to `out`."""
     from .backbones import get_backbone
+    from .weights import origin_file
 
     _report(0.1, f"Downloading ImageNet weights for {backbone} through Keras")
     model = get_backbone(backbone).build_keras_model(weights="imagenet")
     with atomic_output(out) as tmp:
         model.save_weights(tmp)
+    origin_file(out).write_text("Keras' ImageNet weights download\n")
     _report(1.0, "Weights ready")
 
 

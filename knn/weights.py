@@ -92,22 +92,34 @@ def resolve_weights(
         return _found(Path(env_dir) / name, f"KNN_WEIGHTS_DIR ({Path(env_dir) / name})")
     cached = cache_dir() / name
     if cached.is_file():
-        return _found(cached, f"cache ({cached})")
+        return _found(cached, f"{_origin(cached)} (cache {cached})")
 
     from . import build  # parent-side helpers only; TensorFlow is imported in the child
 
     if backbone == DEFAULT_BACKBONE and pypi_graph_path() is not None:
         build.run_child(["pypi-weights", str(cache_dir())], progress)
-        return _found(cached, f"converted from the PyPI {PYPI_PACKAGE} graph (cache {cached})")
+        return _found(cached, f"{_origin(cached)} (cache {cached}, converted just now)")
     if backbone != DEFAULT_BACKBONE:
         try:
             build.run_child(["keras-weights", backbone, str(cached)], progress)
         except build.BuildError as err:
             raise WeightsUnavailable(_missing_message(name, f"Keras' download failed: {err}")) from err
-        return _found(cached, f"Keras ImageNet download (cache {cached})")
+        return _found(cached, f"{_origin(cached)} (cache {cached}, downloaded just now)")
     raise WeightsUnavailable(
         _missing_message(name, f"`pip install {PYPI_PACKAGE}` provides them offline")
     )
+
+
+def origin_file(weights_file: Path) -> Path:
+    """The one-line note beside a cached weights file that says where it came from."""
+    return weights_file.with_name(weights_file.name + ".origin")
+
+
+def _origin(weights_file: Path) -> str:
+    try:
+        return origin_file(weights_file).read_text().strip()
+    except OSError:
+        return "cached weights"
 
 
 def _missing_message(name: str, how: str) -> str:
