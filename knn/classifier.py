@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import threading
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -164,6 +165,9 @@ def _check_name(label: object) -> str:
         raise ClassifierError(f"a class name must be text, got {type(label).__name__}")
     if not label.strip():
         raise ClassifierError("a class name cannot be empty")
+    if any(unicodedata.category(ch) == "Cc" for ch in label):
+        # Also keeps names exact in a project file: NumPy's fixed-width strings drop trailing NULs.
+        raise ClassifierError(f"a class name cannot contain control characters (newlines, tabs, ...): {label!r}")
     return label
 
 
@@ -192,6 +196,9 @@ def _normalise(embeddings: np.ndarray, dim: int | None) -> np.ndarray:
     norms = np.linalg.norm(values, axis=1, keepdims=True)
     if (norms == 0).any():
         raise ClassifierError("an embedding is all zeros, so it has no direction to compare")
+    # Rows already of unit length are kept as they are, so normalising is idempotent: a store
+    # saved and loaded again (or re-added from embeddings()) is bit-for-bit the same.
+    norms[np.abs(norms - 1.0) <= 1e-6] = 1.0
     return (values / norms).astype(np.float32)
 
 

@@ -252,6 +252,8 @@ def test_k_clipped_and_validated():
         (lambda c: c.add(np.ones(D), ""), "cannot be empty"),
         (lambda c: c.add(np.ones(D), "   "), "cannot be empty"),
         (lambda c: c.add(np.ones(D), 3), "must be text"),
+        (lambda c: c.add(np.ones(D), "a\x00"), "control characters"),
+        (lambda c: c.add_class("two\nlines"), "control characters"),
         (lambda c: c.add(np.full(D, np.nan), "a"), "NaN"),
         (lambda c: c.add(np.zeros(D), "a"), "all zeros"),
         (lambda c: c.add(np.ones(D), "a", image="x.jpg"), "JPEG bytes"),
@@ -320,6 +322,9 @@ def test_ids_never_reused_and_listings_in_insertion_order():
     emb, labels, ids = clf.embeddings()
     assert ids == [e.example_id for e in examples] and labels == ["a", "a", "b", "a", "b"]
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, rtol=1e-6)
+    again = KNNClassifier()
+    again.add_many(emb, labels)
+    np.testing.assert_array_equal(again.embeddings()[0], emb)  # normalising is idempotent
 
 
 def test_store_grows_by_doubling_and_copy_is_independent():
