@@ -191,11 +191,15 @@ def _normalise(embeddings: np.ndarray, dim: int | None) -> np.ndarray:
             "embeddings; it was probably made by a different backbone"
         )
     values = embeddings.astype(np.float64, copy=False)
-    if not np.isfinite(values).all():
-        raise ClassifierError("an embedding contains NaN or infinite values")
-    norms = np.linalg.norm(values, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise ClassifierError("an embedding is all zeros, so it has no direction to compare")
+    squares = np.einsum("ij,ij->i", values, values)[:, None]
+    if not (np.isfinite(squares).all() and (squares > 0).all()):  # rare: find out what is wrong
+        if not np.isfinite(values).all():
+            raise ClassifierError("an embedding contains NaN or infinite values")
+        if not values.any(axis=1).all():
+            raise ClassifierError("an embedding is all zeros, so it has no direction to compare")
+        values = values / np.abs(values).max(axis=1, keepdims=True)  # huge or tiny values: rescale first
+        squares = np.einsum("ij,ij->i", values, values)[:, None]
+    norms = np.sqrt(squares)
     # Rows already of unit length are kept as they are, so normalising is idempotent: a store
     # saved and loaded again (or re-added from embeddings()) is bit-for-bit the same.
     norms[np.abs(norms - 1.0) <= 1e-6] = 1.0
@@ -238,21 +242,40 @@ def _vote(sims: np.ndarray, cls: np.ndarray, n_classes: int, name_rank: np.ndarr
         (confidences [M, C] float64 rows summing to 1, winner [M] class indices)
     """
     m, k = sims.shape
-    rows = np.repeat(np.arange(m), k)
-    flat_cls = cls.reshape(-1)
+    flat = (np.arange(m)[:, None] * n_classes + cls).reshape(-1)  # index into the [M, C] tables
     flat_sims = sims.reshape(-1).astype(np.float64)
-    votes = np.zeros((m, n_classes))
-    raw = np.zeros((m, n_classes))
-    best = np.full((m, n_classes), -np.inf)
-    np.add.at(votes, (rows, flat_cls), np.maximum(flat_sims, _MIN_WEIGHT))
-    np.add.at(raw, (rows, flat_cls), flat_sims)
-    np.maximum.at(best, (rows, flat_cls), flat_sims)
+    votes = np.bincount(flat, np.maximum(flat_sims, _MIN_WEIGHT), m * n_classes).reshape(m, n_classes)
+    raw = np.bincount(flat, flat_sims, m * n_classes).reshape(m, n_classes)
+    best = np.full(m * n_classes, -np.inf)
+    np.maximum.at(best, flat, flat_sims)
+    best = best.reshape(m, n_classes)
     candidates = np.isfinite(best)  # classes with at least one neighbour
     for key in (votes, raw, best):
         top = np.where(candidates, key, -np.inf).max(axis=1, keepdims=True)
         candidates &= key >= top - _TIE_TOLERANCE
     winner = np.where(candidates, name_rank[None, :], n_classes).argmin(axis=1)
     return votes / votes.sum(axis=1, keepdims=True), winner
+
+
+def _vote_one(sims: list[float], cls: list[int], n_classes: int, name_rank: list[int]) -> tuple[list[float], int]:
+    """`_vote` for one query's neighbours, in plain Python: k is small, so this is ~10x faster than
+    a dozen NumPy calls on 3-element arrays. The same rules, in the same order of summation."""
+    votes: dict[int, float] = {}
+    raw: dict[int, float] = {}
+    best: dict[int, float] = {}
+    for sim, c in zip(sims, cls):
+        votes[c] = votes.get(c, 0.0) + max(sim, _MIN_WEIGHT)
+        raw[c] = raw.get(c, 0.0) + sim
+        best[c] = max(best.get(c, -math.inf), sim)
+    candidates = list(votes)
+    for key in (votes, raw, best):
+        top = max(key[c] for c in candidates)
+        candidates = [c for c in candidates if key[c] >= top - _TIE_TOLERANCE]
+    total = sum(votes.values())
+    confidences = [0.0] * n_classes
+    for c, vote in votes.items():
+        confidences[c] = vote / total
+    return confidences, min(candidates, key=name_rank.__getitem__)
 
 
 class KNNClassifier:
@@ -580,7 +603,13 @@ class KNNClassifier:
         """
         n = self._n
         k = min(self._k, n)
-        sims = queries @ self._emb[:n].T if len(queries) > 1 else (self._emb[:n] @ queries[0])[None, :]
+        if len(queries) == 1:  # the video loop's case: matrix-vector product, 1-D selection
+            sims1 = self._emb[:n] @ queries[0]
+            part1 = np.argpartition(sims1, n - k)[n - k :] if k < n else np.arange(n)
+            top1 = sims1[part1]
+            order1 = np.lexsort((self._ids[part1], -top1))
+            return top1[order1][None, :], part1[order1][None, :]
+        sims = queries @ self._emb[:n].T
         if k < n:
             part = np.argpartition(sims, n - k, axis=1)[:, n - k :]
             top = np.take_along_axis(sims, part, axis=1)
@@ -602,24 +631,16 @@ class KNNClassifier:
         # NumPy releases the GIL during it, and the page thread's adds and removes are human-paced,
         # so at worst an add waits for one frame's prediction.
         sims, rows = self._nearest(queries)
-        cls = self._cls[rows]
-        ids = self._ids[rows]
-        confidences, winner = _vote(sims, cls, len(classes), self._name_rank())
+        all_sims, all_cls, all_ids = sims.tolist(), self._cls[rows].tolist(), self._ids[rows].tolist()
+        rank = self._name_rank().tolist()
         predictions = []
-        for i in range(len(queries)):
-            best = float(sims[i, 0])
+        for sims_i, cls_i, ids_i in zip(all_sims, all_cls, all_ids):
+            confidences, winner = _vote_one(sims_i, cls_i, len(classes), rank)
+            best = sims_i[0]
             unknown = self._threshold is not None and best < self._threshold
-            neighbors = tuple(
-                Neighbor(int(e), classes[c], float(s)) for e, c, s in zip(ids[i], cls[i], sims[i])
-            )
+            neighbors = tuple(Neighbor(e, classes[c], s) for e, c, s in zip(ids_i, cls_i, sims_i))
             predictions.append(
-                Prediction(
-                    None if unknown else classes[winner[i]],
-                    dict(zip(classes, confidences[i].tolist())),
-                    best,
-                    neighbors,
-                    unknown,
-                )
+                Prediction(None if unknown else classes[winner], dict(zip(classes, confidences)), best, neighbors, unknown)
             )
         return predictions
 

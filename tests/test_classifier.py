@@ -327,6 +327,13 @@ def test_ids_never_reused_and_listings_in_insertion_order():
     np.testing.assert_array_equal(again.embeddings()[0], emb)  # normalising is idempotent
 
 
+def test_extreme_but_valid_embeddings_are_normalised():
+    clf = KNNClassifier()
+    clf.add_many(np.array([[1e200, 1e200], [1e-200, 0.0], [3.0, 4.0]]), ["huge", "tiny", "plain"])
+    emb, _, _ = clf.embeddings()
+    np.testing.assert_allclose(emb, [[0.5**0.5, 0.5**0.5], [1, 0], [0.6, 0.8]], rtol=1e-6)
+
+
 def test_store_grows_by_doubling_and_copy_is_independent():
     clf = KNNClassifier(max_examples_per_class=5000)
     rng = np.random.default_rng(0)
