@@ -640,7 +640,9 @@ class KNNClassifier:
             unknown = self._threshold is not None and best < self._threshold
             neighbors = tuple(Neighbor(e, classes[c], s) for e, c, s in zip(ids_i, cls_i, sims_i))
             predictions.append(
-                Prediction(None if unknown else classes[winner], dict(zip(classes, confidences)), best, neighbors, unknown)
+                Prediction(
+                    None if unknown else classes[winner], dict(zip(classes, confidences)), best, neighbors, unknown
+                )
             )
         return predictions
 

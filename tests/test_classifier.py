@@ -280,7 +280,8 @@ def test_errors_say_what_is_wrong(call, words):
 # ------------------------------------------------------------------ editing
 def test_rename_remove_clear():
     clf = KNNClassifier(k=1)
-    ids = {name: clf.add(at_similarity(s, i + 1), name) for i, (name, s) in enumerate([("a", 0.9), ("b", 0.5), ("c", 0.1)])}
+    similarities = [("a", 0.9), ("b", 0.5), ("c", 0.1)]
+    ids = {name: clf.add(at_similarity(s, axis), name) for axis, (name, s) in enumerate(similarities, 1)}
     extra = clf.add(at_similarity(0.95, 4), "c")
     assert clf.predict(unit((0, 1))).label == "c"
 

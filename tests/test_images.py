@@ -90,7 +90,10 @@ def test_read_image_from_bytes_path_and_file(tmp_path: Path):
 @pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "CMYK", "I;16"])
 def test_read_image_converts_modes_to_rgb(mode):
     base = Image.fromarray(_gradient())
-    image = base.convert(mode) if mode != "I;16" else Image.fromarray((np.arange(600, dtype=np.uint16).reshape(20, 30) * 100))
+    if mode == "I;16":
+        image = Image.fromarray(np.arange(600, dtype=np.uint16).reshape(20, 30) * 100)
+    else:
+        image = base.convert(mode)
     buffer = io.BytesIO()
     image.save(buffer, format="TIFF" if mode in ("CMYK", "I;16") else "PNG")
     out = read_image(buffer.getvalue())

@@ -122,7 +122,12 @@ def test_round_trip_without_examples(classes):
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(0, 12),
-    names=st.lists(st.text(st.characters(exclude_categories=("Cc",)), min_size=1, max_size=8).filter(str.strip), min_size=1, max_size=4, unique=True),
+    names=st.lists(
+        st.text(st.characters(exclude_categories=("Cc",)), min_size=1, max_size=8).filter(str.strip),
+        min_size=1,
+        max_size=4,
+        unique=True,
+    ),
     k=st.integers(1, 9),
     threshold=st.none() | st.floats(-1, 1),
 )
@@ -143,7 +148,7 @@ def good_arrays() -> dict[str, np.ndarray]:
         return dict(npz)
 
 
-def npz_bytes(arrays: dict, allow_pickle: bool = False) -> bytes:
+def npz_bytes(arrays: dict) -> bytes:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
