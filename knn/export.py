@@ -1,0 +1,419 @@
+"""Export a taught classifier as one self-contained model: Keras (`.keras`) or LiteRT (`.tflite`).
+
+The model is the whole pipeline in built-in Keras layers and `keras.ops`, so it loads with
+`keras.models.load_model` (default ``safe_mode``) in a process that has never seen this project,
+and converts to LiteRT builtins only (TOPK_V2, GATHER, ...), so `ai_edge_litert` runs it:
+
+    image [B, S, S, 3] float32 RGB 0..255, already centre-cropped and resized to S×S
+      -> the backbone's preprocessing (x / 127.5 - 1 for v1/v2; MobileNetV3 rescales inside)
+      -> MobileNet, global-average pooled                     [B, D]
+      -> UnitNormalization (L2)                               [B, D]
+      -> Dense, kernel = the stored normalised examples^T     [B, N]  cosine similarities
+      -> top_k(k)                                             [B, k]
+      -> Embedding (example -> one-hot class)                 [B, k, C]
+      -> similarity-weighted votes, normalised                [B, C]
+
+Outputs (a dict, by name; LiteRT's signature uses the same names):
+
+- ``probabilities`` float32 [B, C]: the engine's `KNNClassifier.predict_proba`, class order.
+- ``class_index`` int32 [B]: the engine's answer with its exact tie rules (votes, then summed
+  similarity, then best similarity, then alphabetical name); -1 when the best similarity is below
+  the project's ``unknown_threshold`` (the engine's ``label=None``). ``argmax(probabilities)``
+  agrees except on exact ties.
+- ``similarity`` float32 [B]: cosine similarity of the nearest example.
+
+Class names travel inside the file: both formats are zip archives (a `.keras` file is one; the
+`.tflite` flatbuffer has a zip appended, as TFLite metadata does with its ``labels.txt``, which the
+interpreter ignores) holding ``labels.txt`` (one name per line, in output order) and ``knn.json``
+(classes, backbone, input size, k, unknown_threshold, output names). Read them with the standard
+library alone: ``zipfile.ZipFile("model.tflite").read("labels.txt").decode().splitlines()``.
+
+Examples:
+
+```python
+export_model(clf, embedder, "hands.keras")                      # in this process (imports TF)
+data = export_bytes(clf, embedder, "tflite", progress=callback)  # in a child process, for a download
+```
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from .backbones import BackboneSpec, get_backbone
+
+if TYPE_CHECKING:  # keep `import knn.export` free of TensorFlow and Keras
+    import keras
+
+    from .classifier import KNNClassifier
+
+__all__ = ["FORMATS", "ExportError", "build_head", "build_model", "export_bytes", "export_model", "read_metadata"]
+
+Progress = Callable[[str, float], None]
+
+FORMATS = {"keras": ".keras", "tflite": ".tflite"}
+EXPORT_FORMAT = "knn-export"
+EXPORT_VERSION = 1
+OUTPUTS = ("probabilities", "class_index", "similarity")
+
+# The engine's voting constants, shared so the exported head cannot drift from `_vote`: a
+# neighbour's vote is its similarity floored at _MIN_WEIGHT; keys closer than _TIE_TOLERANCE tie.
+from .classifier import _MIN_WEIGHT, _TIE_TOLERANCE  # noqa: E402  (NumPy only, cheap)
+
+
+class ExportError(ValueError):
+    """A classifier that cannot be exported, or a bad format; the message is meant for the user."""
+
+
+def _format_of(fmt_or_path: str | os.PathLike) -> str:
+    """'keras' / 'tflite' from a format name or a file name's suffix."""
+    text = str(fmt_or_path)
+    name = text.lower().lstrip(".")
+    if name in FORMATS:
+        return name
+    suffix = Path(text).suffix.lower()
+    for fmt, ext in FORMATS.items():
+        if suffix == ext:
+            return fmt
+    raise ExportError(f"cannot tell the export format from {text!r}: use a .keras or a .tflite file name")
+
+
+def _spec_and_weights(backbone: Any, weights: str | Path | None) -> tuple[BackboneSpec, Path]:
+    """An Embedder, a BackboneSpec or a backbone id -> (spec, weights file)."""
+    if isinstance(backbone, BackboneSpec):
+        spec = backbone
+    elif isinstance(backbone, str):
+        spec = get_backbone(backbone)
+    elif hasattr(backbone, "spec") and hasattr(backbone, "weights"):  # an Embedder
+        spec = backbone.spec
+        if weights is None:
+            weights = backbone.weights.path
+    else:
+        raise ExportError(f"expected an Embedder, a BackboneSpec or a backbone id, got {type(backbone).__name__}")
+    if weights is None:
+        from .weights import resolve_weights
+
+        weights = resolve_weights(spec.id).path
+    return spec, Path(weights)
+
+
+def _require_examples(classifier: "KNNClassifier") -> None:
+    if len(classifier) == 0:
+        raise ExportError("this classifier has no examples yet: teach it something before exporting")
+
+
+def _head_arrays(classifier: "KNNClassifier") -> tuple[np.ndarray, np.ndarray, list[str], int]:
+    """(normalised examples [N, D], one-hot labels [N, C], class names, k clipped to N)."""
+    _require_examples(classifier)
+    embeddings, labels, _ = classifier.embeddings()
+    classes = classifier.classes
+    index = {name: i for i, name in enumerate(classes)}
+    onehot = np.zeros((len(labels), len(classes)), np.float32)
+    onehot[np.arange(len(labels)), [index[label] for label in labels]] = 1.0
+    return embeddings.astype(np.float32), onehot, classes, min(classifier.k, len(embeddings))
+
+
+def metadata(classifier: "KNNClassifier", spec: BackboneSpec) -> dict[str, Any]:
+    """What ``knn.json`` inside an export holds."""
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "classes": classifier.classes,
+        "backbone": spec.id,
+        "input": {
+            "shape": [None, spec.size, spec.size, 3],
+            "dtype": "float32",
+            "pixels": "RGB 0..255, centre-cropped to a square and resized (bilinear) to the input size",
+        },
+        "outputs": {
+            "probabilities": "float32 [batch, classes]: similarity-weighted votes of the k nearest examples",
+            "class_index": "int32 [batch]: the predicted class (engine tie rules); -1 = unknown",
+            "similarity": "float32 [batch]: cosine similarity of the nearest example",
+        },
+        "k": classifier.k,
+        "unknown_threshold": classifier.unknown_threshold,
+        "n_examples": len(classifier),
+    }
+
+
+def build_model(classifier: "KNNClassifier", backbone: Any, weights: str | Path | None = None) -> "keras.Model":
+    """The classifier and its embedder as one Keras functional model (imports TensorFlow).
+
+    Args:
+        classifier: a `KNNClassifier` with at least one example (read once; later changes to it do
+            not reach the model).
+        backbone: the `Embedder` that made the classifier's embeddings, its `BackboneSpec`, or the
+            backbone id (its weights are then resolved as `knn.weights` describes).
+        weights: an explicit ``*_no_top.weights.h5`` file, overriding the embedder's.
+
+    Returns:
+        A `keras.Model` from ``image`` float32 [B, S, S, 3] (RGB 0..255) to the dict of outputs
+        described in this module's docstring. All its weights are non-trainable.
+
+    Raises:
+        ExportError: the classifier has no examples, or its embeddings do not match the backbone.
+    """
+    spec, weights_path = _spec_and_weights(backbone, weights)
+    _require_examples(classifier)  # before paying for the backbone
+
+    import keras
+    from keras import layers
+
+    image = keras.Input((spec.size, spec.size, 3), dtype="float32", name="image")
+    x = image
+    if spec.family in ("mobilenet_v1", "mobilenet_v2"):
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(x)
+    body = spec.build_keras_model(weights=weights_path)
+    body.trainable = False
+    if int(body.output_shape[-1]) != classifier.dim:
+        raise ExportError(
+            f"the classifier holds {classifier.dim}-value embeddings but {spec.id} makes "
+            f"{body.output_shape[-1]}-value ones: it was taught with another backbone"
+        )
+    outputs = _knn_head(body(x), classifier)
+    return keras.Model(image, outputs, name=f"knn_{spec.id}".replace(".", "_"))
+
+
+def build_head(classifier: "KNNClassifier") -> "keras.Model":
+    """Just the KNN head: embeddings float32 [B, D] (any length) -> the same outputs as `build_model`.
+
+    For an embedder of your own, and for checking the head against the engine without a backbone.
+    """
+    import keras
+
+    embedding = keras.Input((classifier.dim or 0,), dtype="float32", name="embedding")
+    return keras.Model(embedding, _knn_head(embedding, classifier), name="knn_head")
+
+
+def _knn_head(features, classifier: "KNNClassifier") -> dict[str, Any]:
+    """The engine's `predict` in Keras ops on symbolic [B, D] features; sets the head's weights."""
+    from keras import layers, ops
+
+    examples, onehot, classes, k = _head_arrays(classifier)
+    x = layers.UnitNormalization(name="l2_normalize")(features)
+    sims_layer = layers.Dense(len(examples), use_bias=False, trainable=False, name="similarities")
+    sims = sims_layer(x)  # cosine similarity to every stored example
+    sims_layer.set_weights([examples.T])
+    top_sims, top_rows = ops.top_k(sims, k)
+    label_layer = layers.Embedding(len(examples), len(classes), trainable=False, name="example_classes")
+    member = label_layer(top_rows)  # [B, k, C]: 1 where neighbour j belongs to class c
+    label_layer.set_weights([onehot])
+
+    s = ops.expand_dims(top_sims, -1)
+    votes = ops.sum(member * ops.maximum(s, _MIN_WEIGHT), axis=1)
+    probabilities = votes / ops.sum(votes, axis=1, keepdims=True)
+    raw = ops.sum(member * s, axis=1)
+    # Best similarity per class; classes without a neighbour get -3, below any cosine (>= -1).
+    best = ops.max(member * (s + 3.0), axis=1) - 3.0
+    candidates = ops.greater(best, -2.0)
+    for key in (votes, raw, best):  # the engine's tie-break chain, one key after the other
+        top = ops.max(ops.where(candidates, key, -1e9), axis=1, keepdims=True)
+        candidates = ops.logical_and(candidates, ops.greater_equal(key, top - _TIE_TOLERANCE))
+    # Last resort between indistinguishable classes: the alphabetically first name wins.
+    order = np.argsort(np.array(classes, dtype=object), kind="stable")
+    preference = np.empty(len(classes), np.int32)
+    preference[order] = np.arange(len(classes), 0, -1, dtype=np.int32)
+    # argmax over int32: Keras' float argmax adds a -0.0 fix that LiteRT only has as a Flex op.
+    winner = ops.cast(ops.argmax(ops.where(candidates, preference, 0), axis=1), "int32")
+    nearest = top_sims[:, 0]
+    if classifier.unknown_threshold is not None:
+        winner = ops.where(ops.less(nearest, float(classifier.unknown_threshold)), -1, winner)
+    return {"probabilities": probabilities, "class_index": winner, "similarity": nearest}
+
+
+def _archive_entries(meta: dict[str, Any]) -> dict[str, bytes]:
+    return {
+        "labels.txt": "".join(f"{name}\n" for name in meta["classes"]).encode("utf-8"),
+        "knn.json": json.dumps(meta, indent=2, ensure_ascii=False).encode("utf-8"),
+    }
+
+
+def _write_keras(model: "keras.Model", meta: dict[str, Any], path: Path) -> None:
+    model.save(path)
+    # load_model reads only its own members, so extra files ride along untouched.
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in _archive_entries(meta).items():
+            archive.writestr(name, data)
+
+
+def _write_tflite(model: "keras.Model", meta: dict[str, Any], path: Path, size: int) -> None:
+    import tensorflow as tf
+
+    # A fixed batch of one lets the converter plan every tensor statically (as the embedder does).
+    signature = [tf.TensorSpec([1, size, size, 3], tf.float32, name="image")]
+    model.export(str(path), format="litert", input_signature=signature, verbose=False)
+    # Appended zip: the flatbuffer is read from its start, zip readers find the archive from the end.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in _archive_entries(meta).items():
+            archive.writestr(name, data)
+    with open(path, "ab") as file:
+        file.write(buffer.getvalue())
+
+
+def export_model(
+    classifier: "KNNClassifier",
+    backbone: Any,
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    weights: str | Path | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Write the classifier as a `.keras` or `.tflite` model, in this process (imports TensorFlow).
+
+    Args:
+        classifier: the `KNNClassifier` to export (needs at least one example).
+        backbone: the `Embedder` it was taught with, its `BackboneSpec` or its backbone id.
+        path: the file to write; written to a temporary file beside it and moved into place only
+            when complete, so a failure never leaves half a model under this name.
+        fmt: ``"keras"`` or ``"tflite"``; by default taken from `path`'s suffix.
+        weights: an explicit backbone weights file (default: the embedder's / resolved).
+        progress: called as ``progress(text, fraction)`` between the steps.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ExportError: no examples, unknown format, or embeddings from another backbone.
+    """
+    from .build import atomic_output
+
+    report = progress or (lambda text, fraction: None)
+    fmt = _format_of(fmt or path)
+    classifier = classifier.copy()  # one consistent snapshot, even if another thread edits it
+    path = Path(path)
+    spec, weights_path = _spec_and_weights(backbone, weights)
+    report(f"Building {spec.label} with the KNN head", 0.05)
+    model = build_model(classifier, spec, weights_path)
+    meta = metadata(classifier, spec)
+    with atomic_output(path) as tmp:
+        if fmt == "keras":
+            report("Saving the Keras model", 0.5)
+            _write_keras(model, meta, tmp)
+        else:
+            report("Converting to LiteRT", 0.4)
+            _write_tflite(model, meta, tmp, spec.size)
+    report("Model exported", 1.0)
+    return path
+
+
+def export_bytes(
+    classifier: "KNNClassifier",
+    backbone: Any,
+    fmt: str,
+    weights: str | Path | None = None,
+    progress: Progress | None = None,
+    in_process: bool = False,
+) -> bytes:
+    """The exported model as bytes, e.g. for a download button.
+
+    By default the export runs in a child process (``python -m knn.export``) that exits afterwards,
+    so a serving process never takes on TensorFlow's ~1 GB; it takes ~15 s for `.keras` and
+    ~30 s for `.tflite` on two cores.
+
+    Args:
+        classifier: the `KNNClassifier` to export (snapshotted now).
+        backbone: the `Embedder` it was taught with, its `BackboneSpec` or its backbone id.
+        fmt: ``"keras"`` or ``"tflite"``.
+        weights: an explicit backbone weights file (default: the embedder's / resolved).
+        progress: called as ``progress(text, fraction)``.
+        in_process: build in this process instead (imports TensorFlow here).
+
+    Raises:
+        ExportError: no examples or unknown format; RuntimeError when the child process fails.
+    """
+    fmt = _format_of(fmt)
+    _require_examples(classifier)
+    spec, weights_path = _spec_and_weights(backbone, weights)
+    with tempfile.TemporaryDirectory(prefix="knn-export-") as tmp:
+        out = Path(tmp) / f"model{FORMATS[fmt]}"
+        if in_process:
+            export_model(classifier, spec, out, fmt, weights_path, progress)
+        else:
+            from .project import save_project
+
+            project = Path(tmp) / "project.npz"
+            save_project(project, classifier, spec.id)
+            _run_child([str(project), str(out), "--weights", str(weights_path)], progress)
+        return out.read_bytes()
+
+
+def read_metadata(path_or_bytes: str | os.PathLike | bytes) -> dict[str, Any]:
+    """The ``knn.json`` stored inside an exported `.keras` or `.tflite` file.
+
+    Needs nothing but the standard library; shown here for convenience.
+    """
+    source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, (bytes, bytearray)) else path_or_bytes
+    try:
+        with zipfile.ZipFile(source) as archive:
+            return json.loads(archive.read("knn.json"))
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise ExportError(f"not a model exported by knn ({exc})") from None
+
+
+# --- child process ------------------------------------------------------------------------------
+
+
+def _run_child(args: Sequence[str], progress: Progress | None) -> None:
+    """Run ``python -m knn.export ARGS``, relaying its ``@progress`` lines (knn.build's protocol)."""
+    root = str(Path(__file__).resolve().parents[1])
+    pythonpath = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=pythonpath)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "knn.export", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("@progress "):
+            _, fraction, text = line.rstrip("\n").split(" ", 2)
+            if progress is not None:
+                progress(text, float(fraction))
+        else:
+            tail = (tail + [line.rstrip()])[-15:]
+    if proc.wait() != 0:
+        raise RuntimeError("the export failed:\n" + "\n".join(tail))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Child entry point: ``python -m knn.export PROJECT OUT [--weights FILE]``."""
+    import argparse
+
+    from .project import load_project
+
+    parser = argparse.ArgumentParser(prog="python -m knn.export")
+    parser.add_argument("project")
+    parser.add_argument("out")
+    parser.add_argument("--weights")
+    args = parser.parse_args(argv)
+    classifier = load_project(args.project)  # validates the file before its meta is trusted
+    export_model(
+        classifier,
+        _project_backbone(args.project),
+        args.out,
+        weights=args.weights,
+        progress=lambda text, fraction: print(f"@progress {fraction:.3f} {text}", flush=True),
+    )
+
+
+def _project_backbone(path: str | os.PathLike) -> str:
+    """The backbone id a project file was made with (call after `load_project` accepted it)."""
+    with np.load(path, allow_pickle=False) as npz:
+        return json.loads(npz["meta"].tobytes().decode("utf-8"))["backbone"]
+
+
+if __name__ == "__main__":
+    main()
