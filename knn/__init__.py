@@ -36,6 +36,9 @@ _EXPORTS = {
     "ImageError": "images",
     "read_image": "images",
     "class_folders": "folders",
+    "export_model": "export",
+    "export_bytes": "export",
+    "ExportError": "export",
 }
 
 __all__ = sorted(_EXPORTS)
