@@ -1,0 +1,563 @@
+"""The page: teach classes from the webcam and watch live predictions.  `streamlit run app.py`
+
+Wiring only. Each browser session gets its own `LiveSession` (knn/live.py) in st.session_state;
+the WebRTC video callback closes over that object and never calls st.*. Widgets call its methods;
+a fragment draws `LiveSession.snapshot()` twice a second without rerunning the page. The embedder
+is loaded once per process and shared by every session.
+
+Everything a user typed or uploaded (class and file names) goes through `md()` before Streamlit
+renders it, since labels, captions and messages are Markdown.
+"""
+from __future__ import annotations
+
+import re
+
+import altair as alt
+import pandas as pd
+import psutil
+import streamlit as st
+
+import knn
+from knn.live import MAX_IMAGE_BYTES, RECORD_SECONDS, LiveSession, Snapshot, ice_servers
+from knn.project import MAX_PROJECT_BYTES, load_project, project_bytes
+
+START_CLASSES = ("Class 1", "Class 2", "Class 3")
+IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
+EXAMPLES_PER_PAGE = 24
+REFRESH_SECONDS = 0.5
+
+st.set_page_config(page_title="Webcam KNN classifier", page_icon="📷", layout="wide")
+ss = st.session_state
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$=^&])")
+
+
+def md(text: object) -> str:
+    """Escape text so Markdown shows it literally (no links, images, colours or emphasis)."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+
+
+def say(kind: str, text: str, where: str | int = "main") -> None:
+    """Queue a message (success/info/warning/error) for the next run, shown at `where`."""
+    ss.setdefault("messages", []).append((where, kind, text))
+
+
+def show_messages(where: str | int) -> None:
+    keep = []
+    for place, kind, text in ss.get("messages", []):
+        if place == where:
+            getattr(st, kind)(md(text))
+        else:
+            keep.append((place, kind, text))
+    ss.messages = keep
+
+
+@st.cache_resource(show_spinner=False)
+def load_embedder(backbone: str) -> knn.Embedder:
+    """One embedder per backbone per process, shared by all sessions (it is thread-safe)."""
+    return knn.Embedder(backbone)
+
+
+def embedder_for(backbone: str) -> knn.Embedder:
+    with st.spinner(f"Loading {backbone}… (the first time, weights are converted: up to a minute)"):
+        return load_embedder(backbone)
+
+
+def live() -> LiveSession:
+    return ss.live
+
+
+def slot_of(label: str) -> int:
+    """A stable widget-key number per class, so renaming a class keeps its widgets."""
+    if label not in ss.slots:
+        ss.slots[label] = ss.next_slot
+        ss.next_slot += 1
+    return ss.slots[label]
+
+
+def label_of(slot: int) -> str:
+    return next(label for label, s in ss.slots.items() if s == slot)
+
+
+# ---- per-session state ---------------------------------------------------------------------------
+
+def init_session() -> None:
+    if "live" in ss:
+        return
+    try:
+        embedder = embedder_for(knn.DEFAULT_BACKBONE)
+    except knn.WeightsUnavailable as exc:
+        st.error(md(exc))
+        st.stop()
+    ss.live = LiveSession(embedder, classes=START_CLASSES)
+    ss.slots, ss.next_slot, ss.messages = {}, 0, []
+    clf = ss.live.classifier
+    ss.k, ss.threshold, ss.mirror = clf.k, 0.0, False
+    ss.record_seconds, ss.backbone = RECORD_SECONDS, embedder.backbone
+
+
+def sync_settings() -> None:
+    """Put the classifier's own k and threshold into the widgets (after a project restore)."""
+    clf = live().classifier
+    ss.k, ss.threshold = clf.k, clf.unknown_threshold or 0.0
+
+
+# ---- callbacks (run before the page, in the script thread) ---------------------------------------
+
+def on_rename(slot: int) -> None:
+    old, new = label_of(slot), ss[f"name_{slot}"].strip()
+    if new == old:
+        ss[f"name_{slot}"] = old
+        return
+    try:
+        live().rename_class(old, new)
+    except ValueError as exc:
+        say("error", f"Cannot rename “{old}”: {exc}", slot)
+        ss[f"name_{slot}"] = old
+        return
+    ss.slots[new] = ss.slots.pop(old)
+    ss[f"name_{slot}"] = new
+
+
+def on_add(slot: int) -> None:
+    label = label_of(slot)
+    try:
+        live().add_latest(label)
+    except ValueError as exc:
+        say("warning", str(exc), slot)
+        return
+    st.toast(md(f"Added the current frame to “{label}”"))
+
+
+def on_record(slot: int) -> None:
+    try:
+        live().start_recording(label_of(slot), float(ss.record_seconds))
+    except ValueError as exc:
+        say("warning", str(exc), slot)
+
+
+def on_clear(slot: int) -> None:
+    live().clear_class(label_of(slot))
+
+
+def on_delete(slot: int) -> None:
+    label = label_of(slot)
+    live().remove_class(label)
+    del ss.slots[label]
+
+
+def on_add_class() -> None:
+    taken = set(live().classifier.classes)
+    n = len(taken) + 1
+    while f"Class {n}" in taken:
+        n += 1
+    live().add_class(f"Class {n}")
+
+
+def on_upload_images(slot: int, key: str) -> None:
+    files = ss.get(key) or []
+    if not files:
+        return
+    label = label_of(slot)
+    ids, errors = live().add_images(label, [(f.name, f.getvalue()) for f in files])
+    ss[f"upload_nonce_{slot}"] = ss.get(f"upload_nonce_{slot}", 0) + 1  # a fresh, empty uploader
+    if ids:
+        say("success", f"Added {len(ids)} image{'s' * (len(ids) != 1)} to “{label}”.", slot)
+    for error in errors:
+        say("error", f"Refused: {error}", slot)
+
+
+def on_delete_example(example_id: int) -> None:
+    live().remove_example(example_id)
+
+
+def on_k() -> None:
+    live().set_k(int(ss.k))
+
+
+def on_threshold() -> None:
+    live().set_unknown_threshold(float(ss.threshold) or None)
+
+
+def on_mirror() -> None:
+    live().set_mirror(bool(ss.mirror))
+
+
+def on_restore_project(key: str) -> None:
+    upload = ss.get(key)
+    if upload is None:
+        return
+    session = live()
+    try:
+        classifier = load_project(upload, expected_backbone=session.embedder.backbone)
+        session.replace_classifier(classifier)
+    except ValueError as exc:  # ProjectFileError, or embeddings that do not fit
+        say("error", f"Could not restore {upload.name}: {exc}. Your classes are unchanged.", "project")
+        return
+    ss.slots = {}  # new classes, new widgets
+    sync_settings()
+    n = len(classifier)
+    say("success", f"Restored {upload.name}: {len(classifier.classes)} classes, {n} examples.", "project")
+
+
+# ---- page parts ----------------------------------------------------------------------------------
+
+def switch_backbone_if_asked() -> None:
+    """The Backbone select box changed: load that model and re-embed the stored examples."""
+    session = live()
+    wanted = ss.backbone
+    if wanted == session.embedder.backbone:
+        return
+    try:
+        embedder = embedder_for(wanted)
+    except knn.WeightsUnavailable as exc:
+        say("error", f"Cannot use {wanted}: {exc}")
+        ss.backbone = session.embedder.backbone
+        return
+    bar = st.progress(0.0, text="Re-embedding the stored examples…")
+    dropped = session.set_embedder(embedder, lambda fraction, text: bar.progress(fraction, text=text))
+    bar.empty()
+    say("success", f"Now using {embedder.backbone}; every example was re-embedded.")
+    if dropped:
+        say("warning", f"{dropped} examples had no stored image and were removed.")
+
+
+def header() -> None:
+    embedder = live().embedder
+    spec = knn.BACKBONES[embedder.backbone]
+    st.title("Webcam KNN classifier")
+    st.caption(
+        f"Backbone: **{md(spec.label)}** (`{embedder.backbone}`), {embedder.dim}-d embeddings, "
+        f"{md(embedder.runtime)} runtime · weights: {md(embedder.weights_source)}"
+    )
+
+
+def camera() -> None:
+    """The WebRTC camera; frames go to this session's LiveSession on aiortc's thread."""
+    from streamlit_webrtc import WebRtcMode, webrtc_streamer  # looked up per run: tests swap it
+
+    session = live()
+    webrtc_streamer(
+        key="camera",
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration={"iceServers": configured_ice_servers()},
+        media_stream_constraints={
+            "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 30}},
+            "audio": False,
+        },
+        # Both callbacks end in session.on_frame. In async mode streamlit-webrtc calls the queued
+        # one with every frame that arrived during the previous call; it keeps the newest, as the
+        # library does for a plain video_frame_callback, and counts the rest as dropped.
+        video_frame_callback=session.on_frame,
+        queued_video_frames_callback=session.on_frames,
+        async_processing=True,
+    )
+    st.caption(
+        "Press **START** and allow camera access. Frames are classified on the server; "
+        "nothing is stored unless you press Add or Record."
+    )
+
+
+def configured_ice_servers() -> list[dict]:
+    try:
+        secret = st.secrets.get("ice_servers")
+    except Exception:  # no secrets.toml at all: that is the usual case locally
+        secret = None
+    try:
+        return ice_servers(secret)
+    except ValueError as exc:
+        st.error(md(f"ICE server setting ignored: {exc}"))
+        return ice_servers([])
+
+
+def guidance(snap: Snapshot) -> None:
+    """Say what to do next instead of showing empty numbers."""
+    with_examples = [c for c in snap.classes if snap.counts[c]]
+    if not snap.classes:
+        st.info("There are no classes: press **+ Add class** in the sidebar.")
+    elif not snap.camera_live:
+        st.info(
+            "Press **START** under the camera (and allow camera access). You can also upload "
+            "images to a class in the sidebar, or restore a project."
+        )
+    elif not with_examples:
+        st.info(
+            "Show the camera something and press **Add** (one frame) or **Record** (a few seconds) "
+            "under a class in the sidebar. Then do the same for another class."
+        )
+    elif len(with_examples) == 1:
+        st.info("Now teach a second class: one class alone always wins.")
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def live_panel() -> None:
+    session = live()
+    snap = session.snapshot()
+    notice = session.take_notice()
+    if notice:
+        st.toast(md(notice))
+    guidance(snap)
+    pred = snap.prediction
+    with st.container(key="live_prediction"):
+        if pred is None:
+            st.metric("Prediction", "—")  # no frame yet
+        elif pred.label is None:
+            st.metric("Prediction", "unknown" if snap.n_examples else "no examples")
+            if snap.n_examples:
+                st.caption(f"best similarity {pred.similarity:.2f} is below the threshold")
+        else:
+            st.metric("Prediction", md(pred.label))
+            st.caption(f"confidence {pred.confidences[pred.label]:.0%} · best similarity {pred.similarity:.2f}")
+    if snap.recording:
+        label, seconds_left = snap.recording
+        st.progress(
+            max(0.0, min(1.0, 1 - seconds_left / float(ss.record_seconds))),
+            text=md(f"Recording into “{label}”: {seconds_left:.1f} s left"),
+        )
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "class": list(snap.classes),
+                "confidence": [pred.confidences.get(c, 0.0) if pred else 0.0 for c in snap.classes],
+                "examples": [snap.counts[c] for c in snap.classes],
+            }
+        ),
+        column_config={
+            "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0, max_value=1.0, format="percent")
+        },
+        hide_index=True,
+        key="confidences",
+    )
+    stats_table(snap)
+    why(snap)
+    # Recording adds examples in the callback; redraw the page once it ends so the sidebar's
+    # counts catch up (a full rerun per refresh while recording would be wasteful).
+    if snap.recording is None and snap.counts != ss.get("drawn_counts"):
+        st.rerun()
+
+
+def stats_table(snap: Snapshot) -> None:
+    s = snap.stats
+    rss = psutil.Process().memory_info().rss
+    store = snap.n_examples * snap.dim * 4
+    rows = {
+        "frames/s received · processed": f"{s.received_fps:.1f} · {s.processed_fps:.1f}",
+        "frames received · processed · dropped": f"{s.frames_received} · {s.frames_processed} · {s.frames_dropped}",
+        "embedding time p50 · p95": f"{_ms(s.embed_ms_p50)} · {_ms(s.embed_ms_p95)}",
+        "KNN time p50 · p95": f"{_ms(s.knn_ms_p50)} · {_ms(s.knn_ms_p95)}",
+        "examples stored": f"{snap.n_examples} ({store / 1024**2:.1f} MB of embeddings)",
+        "process memory": f"{rss / 1024**2:.0f} MB",
+    }
+    with st.container(key="live_stats"):
+        st.table(pd.DataFrame({"": list(rows.values())}, index=list(rows)), border="horizontal", hide_header=True)
+
+
+def _ms(value: float) -> str:
+    if value != value:  # nan before the first frame
+        return "—"
+    return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"
+
+
+def why(snap: Snapshot) -> None:
+    if not snap.neighbors:
+        return
+    st.markdown("**Why this answer:** the nearest stored examples")
+    cols = st.columns(max(len(snap.neighbors), 3))
+    for col, n in zip(cols, snap.neighbors):
+        with col:
+            if n.image:
+                st.image(n.image, width="stretch")
+            st.caption(md(f"{n.label} · similarity {n.similarity:.2f}"))
+
+
+def sidebar() -> None:
+    session = live()
+    counts = session.classifier.counts()
+    ss.drawn_counts = dict(counts)
+    with st.sidebar:
+        st.header("Classes")
+        for label in list(counts):
+            class_card(label, counts[label])
+        st.button("+ Add class", key="add_class", on_click=on_add_class)
+        with st.expander("Settings"):
+            settings()
+        with st.expander("Project", expanded=False):
+            project()
+
+
+def class_card(label: str, count: int) -> None:
+    slot = slot_of(label)
+    with st.container(border=True, key=f"class_{slot}"):
+        name_key = f"name_{slot}"
+        if name_key not in ss:
+            ss[name_key] = label
+        st.text_input("Class name", key=name_key, on_change=on_rename, args=(slot,), label_visibility="collapsed")
+        st.caption(f"{count} example{'s' * (count != 1)}")
+        with st.container(horizontal=True, gap="small"):
+            st.button("Add", key=f"add_{slot}", on_click=on_add, args=(slot,), help="Add the current camera frame")
+            st.button(
+                "Record",
+                key=f"record_{slot}",
+                on_click=on_record,
+                args=(slot,),
+                help="Add camera frames continuously for a few seconds (see Settings)",
+            )
+            with st.popover("…", help="Clear or delete this class"):
+                st.button("Clear its examples", key=f"clear_{slot}", on_click=on_clear, args=(slot,), disabled=not count)
+                st.button("Delete the class", key=f"delete_{slot}", on_click=on_delete, args=(slot,), type="primary")
+        with st.expander("Upload images"):
+            upload_key = f"upload_{slot}_{ss.get(f'upload_nonce_{slot}', 0)}"
+            st.file_uploader(
+                "Images of this class",
+                type=IMAGE_TYPES,
+                accept_multiple_files=True,
+                key=upload_key,
+                on_change=on_upload_images,
+                args=(slot, upload_key),
+                max_upload_size=max(1, MAX_IMAGE_BYTES // 1024**2),
+                label_visibility="collapsed",
+            )
+        show_messages(slot)
+
+
+def settings() -> None:
+    st.number_input("k: neighbours that vote", min_value=1, max_value=50, step=1, key="k", on_change=on_k)
+    st.slider(
+        "Unknown below similarity (0 = never unknown)",
+        min_value=0.0,
+        max_value=1.0,
+        step=0.01,
+        key="threshold",
+        on_change=on_threshold,
+    )
+    st.slider("Record for (seconds)", min_value=1.0, max_value=10.0, step=0.5, key="record_seconds")
+    st.selectbox(
+        "Backbone",
+        options=list(knn.BACKBONES),
+        format_func=lambda b: knn.BACKBONES[b].label,
+        key="backbone",
+        help="Switching re-embeds every stored example from its stored image",
+    )
+    st.toggle("Mirror the preview", key="mirror", on_change=on_mirror)
+
+
+def project() -> None:
+    session = live()
+    st.download_button(
+        "Download project",
+        # Built only when clicked (on another thread): the session object, not st.*, is used.
+        data=lambda: project_bytes(session.classifier, session.embedder.backbone),
+        file_name="knn-project.npz",
+        mime="application/octet-stream",
+        on_click="ignore",
+        key="download_project",
+    )
+    upload_key = f"project_upload_{ss.get('project_nonce', 0)}"
+    st.file_uploader(
+        "Restore a project (.npz)",
+        type=["npz"],
+        key=upload_key,
+        on_change=on_restore_project,
+        args=(upload_key,),
+        max_upload_size=max(1, MAX_PROJECT_BYTES // 1024**2),
+    )
+    show_messages("project")
+
+
+def examples_view() -> None:
+    clf = live().classifier
+    if not len(clf):
+        st.info("No examples yet: Add, Record or upload some from the sidebar.")
+        return
+    for label in clf.classes:
+        examples = clf.examples(label)
+        st.markdown(f"**{md(label)}** · {len(examples)} example{'s' * (len(examples) != 1)}")
+        if not examples:
+            continue
+        pages = -(-len(examples) // EXAMPLES_PER_PAGE)
+        page = 1
+        if pages > 1:
+            page = st.number_input("Page", 1, pages, 1, key=f"page_{slot_of(label)}", width=160)
+        shown = examples[(page - 1) * EXAMPLES_PER_PAGE : page * EXAMPLES_PER_PAGE]
+        cols = st.columns(8)
+        for i, example in enumerate(shown):
+            with cols[i % 8]:
+                if example.image:
+                    st.image(example.image, width="stretch")
+                else:
+                    st.caption("(no image)")
+                st.button(
+                    "Delete",
+                    key=f"delete_example_{example.example_id}",
+                    on_click=on_delete_example,
+                    args=(example.example_id,),
+                    type="tertiary",
+                )
+
+
+def evaluation_view() -> None:
+    clf = live().classifier
+    counts = clf.counts()
+    if sum(1 for n in counts.values() if n >= 1) < 2 or len(clf) < 3:
+        st.info("Teach at least two classes (three examples in all) to see how well they separate.")
+        return
+    ev = clf.evaluate()
+    st.metric(
+        "Leave-one-out accuracy",
+        f"{ev.accuracy:.1%}",
+        help="Each stored example classified by all the others. Frames recorded a moment apart are "
+        "near-duplicates, so this is optimistic: judge with new frames too.",
+    )
+    left, right = st.columns([1, 2])
+    left.dataframe(
+        pd.DataFrame(
+            {
+                "class": ev.classes,
+                "examples": [counts.get(c, 0) for c in ev.classes],
+                "accuracy": [ev.per_class.get(c) for c in ev.classes],
+            }
+        ),
+        column_config={"accuracy": st.column_config.NumberColumn(format="percent")},
+        hide_index=True,
+    )
+    cells = pd.DataFrame(
+        [
+            {"true class": t, "predicted class": p, "examples": int(ev.confusion[i, j])}
+            for i, t in enumerate(ev.classes)
+            for j, p in enumerate(ev.classes)
+        ]
+    )
+    base = alt.Chart(cells).encode(
+        x=alt.X("predicted class:N", sort=ev.classes),
+        y=alt.Y("true class:N", sort=ev.classes),
+    )
+    heat = base.mark_rect().encode(
+        color=alt.Color("examples:Q", scale=alt.Scale(scheme="blues")),
+        tooltip=["true class", "predicted class", "examples"],
+    )
+    text = base.mark_text().encode(text="examples:Q")
+    right.altair_chart((heat + text).properties(title="Confusion matrix"), width="stretch")
+
+
+# ---- the page ------------------------------------------------------------------------------------
+
+init_session()
+switch_backbone_if_asked()
+header()
+sidebar()
+show_messages("main")
+cam_col, panel_col = st.columns([3, 2], gap="large")
+with cam_col:
+    camera()
+with panel_col:
+    live_panel()
+examples_tab, evaluation_tab = st.tabs(["Examples", "Evaluation"], key="view", on_change="rerun")
+if examples_tab.open:
+    with examples_tab:
+        examples_view()
+if evaluation_tab.open:
+    with evaluation_tab:
+        evaluation_view()

@@ -1,0 +1,275 @@
+"""The page's logic without a camera or browser, through Streamlit's AppTest.
+
+The WebRTC component needs a browser, so it is replaced by a stand-in that records how the page
+configured it; camera frames are fed to the session's callback directly, as aiortc would.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+import knn
+import knn.live
+from knn.classifier import KNNClassifier
+from knn.project import project_bytes
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture()
+def camera_calls(monkeypatch):
+    """Replace streamlit_webrtc.webrtc_streamer; returns the keyword arguments of each call."""
+    import streamlit_webrtc
+
+    calls: list[dict] = []
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", lambda **kwargs: calls.append(kwargs))
+    return calls
+
+
+@pytest.fixture()
+def at(camera_calls, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("KNN_ICE_SERVERS", "[]")
+    app = AppTest.from_file(APP, default_timeout=300)  # the first run in a process loads MobileNet
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def text(elements) -> list[str]:
+    """Element values as the user reads them (the page escapes Markdown in what users typed)."""
+    return [e.value.replace("\\", "") for e in elements]
+
+
+def counts(at) -> list[str]:
+    return [c for c in text(at.sidebar.caption) if c.endswith(("example", "examples"))]
+
+
+def photo(colour, size=(96, 72)) -> np.ndarray:
+    rng = np.random.default_rng(sum(colour))
+    image = np.zeros((size[1], size[0], 3), np.uint8) + np.array(colour, np.uint8)
+    return np.clip(image + rng.integers(-20, 20, image.shape), 0, 255).astype(np.uint8)
+
+
+def png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def show_camera(at, rgb: np.ndarray) -> None:
+    """One camera frame through this session's video callback."""
+    frame = av.VideoFrame.from_ndarray(np.asarray(Image.fromarray(rgb).resize((320, 240))), format="rgb24")
+    at.session_state.live.on_frame(frame.reformat(format="yuv420p"))
+
+
+RED, BLUE = (200, 30, 30), (30, 30, 200)
+
+
+def test_first_visit_explains_what_to_do(at, camera_calls):
+    assert [t.value for t in at.text_input] == ["Class 1", "Class 2", "Class 3"]
+    assert counts(at) == ["0 examples"] * 3
+    assert any("Press **START** under the camera" in t for t in text(at.info))
+    assert any("No examples yet" in t for t in text(at.info))
+    assert at.metric[0].label == "Prediction" and at.metric[0].value == "—"  # no frame yet
+    caption = " ".join(text(at.caption))
+    assert "mobilenet_v1_1.0_224" in caption and "weights:" in caption
+
+
+def test_the_camera_is_wired_to_this_sessions_callback(at, camera_calls):
+    call = camera_calls[-1]
+    live = at.session_state.live
+    assert call["video_frame_callback"] == live.on_frame
+    assert call["queued_video_frames_callback"] == live.on_frames
+    assert call["async_processing"] is True
+    assert call["rtc_configuration"] == {"iceServers": []}  # from KNN_ICE_SERVERS
+    assert call["media_stream_constraints"]["audio"] is False
+
+
+def test_default_ice_server_is_public_stun(camera_calls, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.delenv("KNN_ICE_SERVERS", raising=False)
+    AppTest.from_file(APP, default_timeout=300).run()
+    assert camera_calls[-1]["rtc_configuration"]["iceServers"][0]["urls"][0].startswith("stun:")
+
+
+def test_add_without_a_frame_explains_itself(at):
+    at.button(key="add_0").click().run()
+    assert any("No camera frame yet" in w and "START" in w for w in text(at.warning))
+    at.button(key="record_0").click().run()
+    assert any("No camera frame yet" in w for w in text(at.warning))
+    assert counts(at)[0] == "0 examples"
+
+
+def test_add_frames_and_read_the_prediction(at):
+    show_camera(at, photo(RED))
+    at.button(key="add_0").click().run()
+    show_camera(at, photo(BLUE))
+    at.button(key="add_1").click().run()
+    assert counts(at) == ["1 example", "1 example", "0 examples"]
+    show_camera(at, photo(RED))
+    at.run()
+    assert at.metric[0].value == "Class 1"
+    assert at.session_state.live.snapshot().prediction.label == "Class 1"
+    # Why this answer: the nearest examples' thumbnails (and the examples view's) are shown.
+    assert any("Why this answer" in m for m in text(at.markdown))
+    assert len(at.image) >= 4
+
+
+def test_record_adds_frames_in_the_callback(at):
+    show_camera(at, photo(RED))
+    at.button(key="record_0").click().run()
+    for _ in range(4):
+        show_camera(at, photo(RED))
+    at.run()
+    assert counts(at)[0] == "4 examples"
+
+
+def test_rename_add_and_delete_classes(at):
+    at.text_input(key="name_0").set_value("  Mug ").run()
+    assert at.session_state.live.classifier.classes == ["Mug", "Class 2", "Class 3"]
+    assert at.text_input(key="name_0").value == "Mug"
+    # A duplicate or empty name is refused and the box shows the current name again.
+    at.text_input(key="name_1").set_value("Mug").run()
+    assert any("Cannot rename" in e and "already exists" in e for e in text(at.error))
+    assert at.text_input(key="name_1").value == "Class 2"
+    at.text_input(key="name_1").set_value("   ").run()
+    assert at.text_input(key="name_1").value == "Class 2"
+    at.button(key="delete_2").click().run()
+    assert [t.value for t in at.text_input] == ["Mug", "Class 2"]
+    at.button(key="add_class").click().run()
+    assert [t.value for t in at.text_input] == ["Mug", "Class 2", "Class 3"]
+    assert at.session_state.live.classifier.classes == ["Mug", "Class 2", "Class 3"]
+
+
+def test_user_text_is_never_markup(at):
+    name = "**bold** [x](javascript:alert(1)) <b>hi</b>"
+    at.text_input(key="name_0").set_value(name).run()
+    show_camera(at, photo(RED))
+    at.button(key="add_0").click().run()
+    show_camera(at, photo(RED))
+    at.run()
+    shown = at.metric[0].value
+    assert shown != name and shown.replace("\\", "") == name  # escaped, so shown literally
+
+
+def test_upload_images_to_a_class(at, monkeypatch):
+    files = [("red1.png", png(photo(RED)), "image/png"), ("red2.png", png(photo((180, 40, 40))), "image/png")]
+    at.file_uploader(key="upload_1_0").set_value(files).run()
+    assert counts(at)[1] == "2 examples"
+    assert any("Added 2 images" in s for s in text(at.success))
+    # The uploader is emptied for the next batch.
+    assert at.file_uploader(key="upload_1_1").value == []
+
+
+def test_non_images_and_oversized_uploads_are_refused_with_a_message(at, monkeypatch):
+    monkeypatch.setattr(knn.live, "MAX_IMAGE_BYTES", 50_000)
+    big = png(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8))
+    assert len(big) > 50_000
+    files = [
+        ("notes.jpg", b"this is text, not a photo", "image/jpeg"),
+        ("big.png", big, "image/png"),
+        ("ok.png", png(photo(BLUE)), "image/png"),
+    ]
+    at.file_uploader(key="upload_0_0").set_value(files).run()
+    errors = text(at.error)
+    assert any("notes.jpg" in e and "not an image" in e for e in errors)
+    assert any("big.png" in e and "limit" in e for e in errors)
+    assert counts(at)[0] == "1 example"
+
+
+def test_project_download_and_restore(at):
+    assert at.get("download_button")[0].label == "Download project"
+    backbone = at.session_state.live.embedder.backbone
+    dim = at.session_state.live.embedder.dim
+    saved = KNNClassifier(k=5, unknown_threshold=0.4)
+    rng = np.random.default_rng(1)
+    for label in ("cup", "pen"):
+        saved.add_class(label)
+        for _ in range(3):
+            saved.add(rng.normal(size=dim).astype(np.float32), label, knn.images.encode_jpeg(photo(RED)))
+    data = project_bytes(saved, backbone)
+    at.file_uploader(key="project_upload_0").set_value(("mine.npz", data, "application/octet-stream")).run()
+    assert any("Restored mine.npz" in s for s in text(at.success))
+    assert [t.value for t in at.text_input] == ["cup", "pen"]
+    assert counts(at) == ["3 examples", "3 examples"]
+    assert at.number_input(key="k").value == 5 and at.slider(key="threshold").value == pytest.approx(0.4)
+    # What the download button serves is the same project again.
+    again = knn.load_project(project_bytes(at.session_state.live.classifier, backbone), backbone)
+    assert again.counts() == {"cup": 3, "pen": 3}
+
+
+def test_a_bad_project_file_leaves_the_classes_untouched(at):
+    show_camera(at, photo(RED))
+    at.button(key="add_0").click().run()
+    at.file_uploader(key="project_upload_0").set_value(("broken.npz", b"PK\x03\x04 nonsense", "application/zip")).run()
+    errors = text(at.error)
+    assert any("Could not restore broken.npz" in e and "unchanged" in e for e in errors)
+    assert [t.value for t in at.text_input] == ["Class 1", "Class 2", "Class 3"]
+    assert counts(at)[0] == "1 example"
+    # A project made with another backbone is refused with the engine's own message.
+    other = KNNClassifier()
+    other.add(np.ones(at.session_state.live.embedder.dim, np.float32), "x")
+    data = project_bytes(other, "mobilenet_v2_1.0_224")
+    at.file_uploader(key="project_upload_0").set_value(("v2.npz", data, "application/octet-stream")).run()
+    assert any("mobilenet_v2_1.0_224" in e and "Settings" in e for e in text(at.error))
+    assert at.session_state.live.classifier.counts()["Class 1"] == 1
+
+
+def test_settings_reach_the_classifier(at):
+    at.number_input(key="k").set_value(7).run()
+    at.slider(key="threshold").set_value(0.6).run()
+    at.toggle(key="mirror").set_value(True).run()
+    live = at.session_state.live
+    assert (live.classifier.k, live.classifier.unknown_threshold, live.mirror) == (7, 0.6, True)
+    at.slider(key="threshold").set_value(0.0).run()
+    assert live.classifier.unknown_threshold is None
+
+
+def test_examples_view_deletes_one_example(at):
+    for colour in (RED, (190, 50, 40)):
+        show_camera(at, photo(colour))
+        at.button(key="add_0").click().run()
+    (first, second) = at.session_state.live.classifier.examples("Class 1")
+    at.button(key=f"delete_example_{first.example_id}").click().run()
+    assert [e.example_id for e in at.session_state.live.classifier.examples()] == [second.example_id]
+    assert counts(at)[0] == "1 example"
+
+
+def test_evaluation_view(at):
+    at.session_state["view"] = "Evaluation"
+    at.run()
+    assert any("Teach at least two classes" in t for t in text(at.info))
+    at.number_input(key="k").set_value(1).run()  # two examples a class: k=3 would outvote the one same-class neighbour
+    for colour, slot in ((RED, 0), ((190, 40, 40), 0), (BLUE, 1), ((40, 40, 190), 1)):
+        show_camera(at, photo(colour))
+        at.button(key=f"add_{slot}").click().run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Leave-one-out accuracy"] == "100.0%"
+    assert at.get("vega_lite_chart")  # the confusion matrix
+
+
+def test_switching_backbone_re_embeds_the_examples(at, models_dir, monkeypatch):
+    if not (models_dir / "mobilenet_v2_1.0_224_no_top.weights.h5").is_file():
+        pytest.skip("../shared/models has no MobileNetV2 weights")
+    monkeypatch.setenv("KNN_WEIGHTS_DIR", str(models_dir))
+    for colour, slot in ((RED, 0), (BLUE, 1)):
+        show_camera(at, photo(colour))
+        at.button(key=f"add_{slot}").click().run()
+    at.selectbox(key="backbone").set_value("mobilenet_v2_1.0_224").run()
+    assert not at.exception, at.exception
+    live = at.session_state.live
+    assert live.embedder.backbone == "mobilenet_v2_1.0_224" and live.classifier.dim == live.embedder.dim
+    assert live.classifier.counts() == {"Class 1": 1, "Class 2": 1, "Class 3": 0}
+    assert any("re-embedded" in s for s in text(at.success))
+    assert "MobileNetV2" in " ".join(text(at.caption))
+    show_camera(at, photo(BLUE))
+    at.run()
+    assert at.metric[0].value == "Class 2"
