@@ -244,7 +244,7 @@ class LiveSession:
         for name, data in files:
             if len(data) > MAX_IMAGE_BYTES:
                 errors.append(
-                    f"{name} is {len(data) / 1024**2:.1f} MB; the limit is {MAX_IMAGE_BYTES // 1024**2} MB per image"
+                    f"{name} is {len(data) / 1024**2:.2g} MB; the limit is {MAX_IMAGE_BYTES / 1024**2:.2g} MB per image"
                 )
                 continue
             named = io.BytesIO(data)
