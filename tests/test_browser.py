@@ -1,0 +1,203 @@
+"""The real page in headless Chromium, with a fake webcam playing real photos over WebRTC.
+
+Chromium plays a .y4m video (written here from ../shared photos) as its camera; the app runs in a
+`streamlit run` subprocess with no ICE servers (loopback). Slow (about a minute): marked `browser`.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from knn.folders import class_folders
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from webcam import read_y4m, write_y4m  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = ROOT / "docs" / "screenshot.png"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: the browser tests need Chromium (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def photos(rps_dir) -> dict[str, list[Path]]:
+    return class_folders(rps_dir)
+
+
+@pytest.fixture(scope="module")
+def videos(photos, tmp_path_factory) -> dict[str, Path]:
+    """One fake-webcam video per hand gesture, from its first-half photos (uploads use the second half)."""
+    folder = tmp_path_factory.mktemp("webcam")
+    return {
+        label: write_y4m(folder / f"{label}.y4m", [Image.open(p) for p in photos[label][:60:6]], frames_per_image=5)
+        for label in ("rock", "paper")
+    }
+
+
+@pytest.fixture(scope="module")
+def app_url(chromium, tmp_path_factory):
+    """`streamlit run app.py` on a free port, for this module's tests."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (tmp_path_factory.mktemp("streamlit") / "streamlit.log").open("w+")
+    env = {**os.environ, "KNN_ICE_SERVERS": "[]"}  # loopback: no STUN needed, none reachable
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"streamlit did not start:\n{log.read()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+class Page:
+    """The app in one browser tab: what a user clicks and reads."""
+
+    def __init__(self, page, url: str):
+        self.page = page
+        page.goto(url)
+        # The first visit in a process loads the embedder: allow for it.
+        page.wait_for_selector(".st-key-live_prediction", timeout=120_000)
+
+    def start_camera(self) -> None:
+        self.page.frame_locator("iframe").first.get_by_role("button", name="START").click()
+        self.wait_for(lambda: self.prediction() != "—", "the first processed frame", 60)
+
+    def prediction(self) -> str:
+        return self.page.locator('.st-key-live_prediction [data-testid="stMetricValue"]').first.inner_text().strip()
+
+    def count(self, slot: int) -> int:
+        text = self.page.locator(f'.st-key-class_{slot} [data-testid="stCaptionContainer"]').first.inner_text()
+        return int(text.split()[0])
+
+    def add(self, slot: int, times: int) -> None:
+        for i in range(times):
+            before = self.count(slot)
+            self.page.locator(f".st-key-add_{slot} button:visible").click()
+            self.wait_for(lambda: self.count(slot) == before + 1, f"example {i + 1} in class {slot + 1}", 20)
+            time.sleep(0.4)  # the video moves on to another photo
+
+    def upload(self, slot: int, files: list[Path]) -> None:
+        before = self.count(slot)
+        self.page.locator(f'.st-key-class_{slot} input[type="file"]').set_input_files([str(f) for f in files])
+        self.wait_for(lambda: self.count(slot) == before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
+
+    def wait_for(self, condition, what: str, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if condition():
+                    return
+            except Exception:  # the page is rerunning: elements come and go
+                pass
+            time.sleep(0.25)
+        raise AssertionError(f"timed out after {seconds} s waiting for {what}; prediction: {self.prediction()!r}")
+
+
+def launch(playwright, video: Path):
+    # Chromium reads the fake capture file at launch: another video needs another browser.
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}",
+        ],
+    )
+
+
+def test_fake_webcam_video_is_valid_y4m(videos):
+    info, frames = read_y4m(videos["rock"])
+    assert (info["W"], info["H"], info["C"]) == ("640", "480", "420jpeg")
+    assert len(frames) == 50 and all(len(f) == 640 * 480 * 3 // 2 for f in frames)
+
+
+def test_teach_from_the_camera_and_read_the_live_prediction(app_url, videos, photos):
+    """Camera frames of one gesture to one class, uploads of the other gesture to another class.
+
+    Then the roles swap in a new browser session with the other video. A second tab, open at the
+    same time as the first, is a separate session and must never see the first one's examples.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p, videos["rock"])
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1050})
+            teacher = Page(context.new_page(), app_url)
+            other = Page(context.new_page(), app_url)  # another browser session, at the same time
+            teacher.start_camera()
+            other.start_camera()
+            assert teacher.prediction() == "no examples"
+            teacher.add(slot=0, times=5)
+            teacher.upload(slot=1, files=photos["paper"][60::12])
+            teacher.wait_for(lambda: teacher.prediction() == "Class 1", "Class 1 as the prediction", 30)
+            # Sessions are private: the other tab's classes are empty and its camera knows nothing.
+            other.page.bring_to_front()
+            other.wait_for(lambda: other.prediction() == "no examples", "the other tab's own prediction", 20)
+            assert [other.count(s) for s in range(3)] == [0, 0, 0]
+            assert "No examples yet" in other.page.get_by_text("No examples yet").first.inner_text()
+            other.page.close()  # the screenshot's rates are then one session's
+            teacher.page.bring_to_front()
+            _screenshot(teacher)
+        finally:
+            browser.close()
+
+        browser = launch(p, videos["paper"])
+        try:
+            page = Page(browser.new_page(viewport={"width": 1400, "height": 1050}), app_url)
+            page.start_camera()
+            page.upload(slot=0, files=photos["rock"][60::12])
+            page.add(slot=1, times=5)
+            page.wait_for(lambda: page.prediction() == "Class 2", "Class 2 as the prediction", 30)
+        finally:
+            browser.close()
+
+
+def _screenshot(page: Page) -> None:
+    """The picture README shows: camera with its label, live panel, and why this answer."""
+    page.wait_for(
+        lambda: page.page.locator('[data-testid="stImage"]').count() >= 3, "the nearest examples' thumbnails", 20
+    )
+    page.page.mouse.move(1380, 20)  # no tooltip over the page
+    time.sleep(3.0)  # let the rates settle (they are measured over 2 s)
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.page.screenshot(path=str(SCREENSHOT), full_page=True)
