@@ -1,0 +1,472 @@
+"""The command line: ``python -m knn predict | teach | evaluate | export`` (``--help`` on each).
+
+Results go to stdout, progress bars (on a terminal) and messages to stderr. Exit codes:
+0 success; 2 bad input (a missing file, a non-image, a bad project file, a bad option);
+1 anything else (e.g. weights that cannot be found, a failed conversion); 130 interrupted.
+Files are written atomically: a failed command never leaves half a project or half a model.
+
+Images that cannot be read are reported on stderr with the reason. `teach` and `evaluate` skip
+them and go on (``--strict`` makes them fatal) but fail when a class is left with no image;
+`predict` answers for every readable image, then exits with 2 if any input was not an image.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence, TextIO
+
+import numpy as np
+
+from .folders import IMAGE_SUFFIXES, class_folders, natural_key
+
+PROG = "python -m knn"
+UNKNOWN = "(unknown)"  # printed by `predict` when the best similarity is below the threshold
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+
+def _progress(iterable: Iterable, total: int | None = None, desc: str = "", quiet: bool = False):
+    """A tqdm bar on stderr, shown only on a terminal (pipes and logs stay clean)."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="img", file=sys.stderr, disable=True if quiet else None,
+                leave=False)
+
+
+def _warn(message: str, level: str = "warning") -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"{level}: {message}", file=sys.stderr)
+
+
+def _out(line: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stdout)  # clears and redraws a running bar instead of garbling it
+    sys.stdout.flush()
+
+
+def _existing_file(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{path}: no such {what}")
+    if not p.is_file():
+        raise UsageError(f"{path} is not a file (expected a {what})")
+    return p
+
+
+def _existing_folder(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{path}: no such folder")
+    if not p.is_dir():
+        raise UsageError(f"{path} is not a folder")
+    return p
+
+
+def _writable_target(path: str) -> Path:
+    """Check the output's folder exists before any long work starts."""
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{path} is a folder; give a file name to write")
+    if not p.parent.is_dir():
+        raise UsageError(f"cannot write {path}: the folder {p.parent} does not exist")
+    return p
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[TextIO]:
+    """Send fd 2 to /dev/null while TensorFlow runs (its C++ start-up logs ignore every log-level
+    setting); yield a stream on the real stderr for our own progress. KNN_DEBUG=1 keeps the logs."""
+    if os.environ.get("KNN_DEBUG"):
+        yield sys.stderr
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    stream = os.fdopen(os.dup(saved), "w", buffering=1)
+    try:
+        yield stream
+    finally:
+        stream.close()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _load_project(path: str):
+    """(classifier, backbone id) from a project file; ProjectFileError on a bad file."""
+    from .export import _project_backbone
+    from .project import load_project
+
+    project = _existing_file(path, "project file")
+    classifier = load_project(project)  # validates everything before the backbone is read
+    return classifier, _project_backbone(project)
+
+
+def _embedder(backbone: str, quiet: bool):
+    """The engine's embedder; one-off builds report on stderr, LiteRT's start-up line does not."""
+    from .embedder import Embedder
+
+    with _native_stderr_silenced() as stderr:
+
+        def report(text: str, fraction: float) -> None:
+            if not quiet:
+                print(f"{text} ({fraction:.0%})", file=stderr, flush=True)
+
+        return Embedder(backbone, progress=report)
+
+
+def _read_images(files: Sequence[Path], embedder, strict: bool, quiet: bool, desc: str):
+    """Yield (path, rgb image, embedding) for each readable image; warn about (or refuse) the rest."""
+    from .images import ImageError, read_image
+
+    for path in _progress(files, total=len(files), desc=desc, quiet=quiet):
+        try:
+            image = read_image(path)
+        except ImageError as exc:
+            if strict:
+                raise UsageError(str(exc)) from None
+            _warn(f"skipping {exc}")
+            continue
+        yield path, image, embedder.embed(image)[0]
+
+
+def _class_folders(root: Path) -> dict[str, list[Path]]:
+    try:
+        return class_folders(root)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(f"{exc}; expected one subfolder of images per class") from None
+
+
+def _read_class_folders(root: Path, embedder, strict: bool, quiet: bool, keep_jpegs: bool = False):
+    """class -> (embeddings [n, D], JPEGs or Nones) for every readable image of a class folder tree.
+
+    Only the small stored JPEG (as the app keeps it) is held per image, never the decoded photo.
+    """
+    from .images import encode_jpeg
+
+    folders = _class_folders(root)
+    files = [path for paths in folders.values() for path in paths]
+    label_of = {path: name for name, paths in folders.items() for path in paths}
+    out: dict[str, tuple[list[np.ndarray], list[bytes | None]]] = {name: ([], []) for name in folders}
+    for path, image, embedding in _read_images(files, embedder, strict, quiet, desc="Embedding"):
+        embeddings, jpegs = out[label_of[path]]
+        embeddings.append(embedding)
+        jpegs.append(encode_jpeg(image, size=embedder.input_size) if keep_jpegs else None)
+    empty = [name for name, (embeddings, _) in out.items() if not embeddings]
+    if empty:
+        raise UsageError(f"no readable image in class folder(s): {', '.join(str(root / n) for n in empty)}")
+    return {name: (np.stack(embeddings), jpegs) for name, (embeddings, jpegs) in out.items()}
+
+
+def _image_files(paths: Sequence[str]) -> list[Path]:
+    """Named files as given, folders expanded (recursively) to their image files in natural order."""
+    files: list[Path] = []
+    for name in paths:
+        p = Path(name)
+        if p.is_dir():
+            found = sorted(
+                (f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                 and not any(part.startswith(".") for part in f.relative_to(p).parts)),
+                key=lambda f: [natural_key(Path(part)) for part in f.relative_to(p).parts],
+            )
+            if not found:
+                raise UsageError(f"{name} holds no image files")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UsageError(f"{name}: no such file or folder")
+    return files
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    files = _image_files(args.inputs)  # every path checked before the model loads
+    classifier, backbone = _load_project(args.project)
+    if len(classifier) == 0:
+        raise UsageError(f"{args.project} has no examples to compare with")
+    embedder = _embedder(backbone, args.quiet)
+    unreadable = 0
+    from .images import ImageError, read_image
+
+    for path in _progress(files, total=len(files), desc="Predicting", quiet=args.quiet):
+        try:
+            image = read_image(path)
+        except ImageError as exc:
+            _warn(str(exc), "error")
+            unreadable += 1
+            continue
+        pred = classifier.predict(embedder.embed(image)[0])
+        label = UNKNOWN if pred.label is None else pred.label
+        confidence = max(pred.confidences.values()) if pred.label is None else pred.confidences[pred.label]
+        _out(f"{path}\t{label}\t{confidence:.3f}")
+    if unreadable:
+        _warn(f"{unreadable} of {len(files)} inputs were not readable images", "error")
+        return 2
+    return 0
+
+
+def cmd_teach(args: argparse.Namespace) -> int:
+    from .classifier import KNNClassifier
+    from .project import save_project
+
+    root = _existing_folder(args.folder)
+    out = _writable_target(args.output)
+    _class_folders(root)  # layout errors before the model loads
+    embedder = _embedder(args.backbone, args.quiet)  # argparse checked the id
+    data = _read_class_folders(root, embedder, args.strict, args.quiet, keep_jpegs=True)
+    biggest = max(len(jpegs) for _, jpegs in data.values())
+    classifier = KNNClassifier(k=args.k, unknown_threshold=args.unknown_threshold,
+                               max_examples_per_class=max(1000, biggest))
+    for name, (embeddings, jpegs) in data.items():
+        classifier.add_many(embeddings, [name] * len(jpegs), jpegs)
+    save_project(out, classifier, embedder.backbone)
+    counts = ", ".join(f"{name} {n}" for name, n in classifier.counts().items())
+    _out(f"taught {len(classifier.classes)} classes from {len(classifier)} images ({counts})")
+    accuracy = classifier.evaluate().accuracy
+    if not math.isnan(accuracy):
+        _out(f"leave-one-out accuracy {accuracy:.1%} (k={classifier.k}, {embedder.backbone})")
+    _out(f"saved {out}")
+    return 0
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A Markdown table: readable in a terminal, pasteable into a README."""
+    _out("| " + " | ".join(header) + " |")
+    _out("|" + "---|" * len(header))
+    for row in rows:
+        _out("| " + " | ".join(str(v) for v in row) + " |")
+
+
+def _evaluate_project(args: argparse.Namespace) -> int:
+    classifier, backbone = _load_project(args.target)
+    if args.k is not None:
+        classifier.k = args.k
+    result = classifier.evaluate()
+    if result.n < 2:
+        raise UsageError(f"{args.target} has {result.n} example(s); leave-one-out needs at least 2")
+    _out(f"leave-one-out accuracy {result.accuracy:.1%} on {result.n} examples "
+         f"(k={classifier.k}, {backbone})")
+    counts = classifier.counts()
+    header = ["class", "examples", "accuracy", *[f"→ {c}" for c in result.classes]]
+    rows = [
+        [name, counts[name], "-" if math.isnan(acc) else f"{acc:.1%}", *result.confusion[i].tolist()]
+        for i, (name, acc) in enumerate(result.per_class.items())
+    ]
+    _out("")
+    _print_table(header, rows)
+    return 0
+
+
+def _evaluate_folder(args: argparse.Namespace) -> int:
+    from .fewshot import METHOD_LABELS, few_shot_accuracy
+
+    root = _existing_folder(args.target)
+    shots = sorted(set(args.shots or [1, 5, 10]))
+    if shots[0] < 1:
+        raise UsageError("--shots must be whole numbers of at least 1")
+    folders = _class_folders(root)
+    fewest = min(folders, key=lambda name: len(folders[name]))
+    if 2 * shots[-1] > len(folders[fewest]):
+        raise UsageError(
+            f"{shots[-1]} examples per class needs at least {2 * shots[-1]} images per class "
+            f"(examples from the first half, queries from the second), but {fewest!r} has {len(folders[fewest])}"
+        )
+    embedder = _embedder(args.backbone, args.quiet)
+    data = _read_class_folders(root, embedder, args.strict, args.quiet)
+    embedded = {name: embeddings for name, (embeddings, _) in data.items()}
+    k = 3 if args.k is None else args.k
+    methods = {"ours": f"ours (k={k}, similarity-weighted)", "nearest": METHOD_LABELS["nearest"]}
+    rows = []
+    for n in shots:
+        try:
+            results = {m: few_shot_accuracy(embedded, n, m, k=k, max_queries=args.max_queries) for m in methods}
+        except ValueError as exc:  # a class lost images to unreadable files
+            raise UsageError(str(exc)) from None
+        queries = results["ours"][1]
+        rows.append([n, queries, *[f"{results[m][0]:.1%}" for m in methods]])
+    _out(f"few-shot accuracy on {root} ({len(embedded)} classes, {embedder.backbone}): examples from the "
+         "first half of each class's files, queries from the second half")
+    _out("")
+    _print_table(["examples per class", "queries", *methods.values()], rows)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    target = Path(args.target)
+    if target.is_dir():
+        return _evaluate_folder(args)
+    if args.shots:
+        raise UsageError("--shots applies to a folder of class subfolders, not to a project file")
+    return _evaluate_project(args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .export import ExportError, _format_of, export_model
+
+    out = _writable_target(args.output)
+    try:
+        fmt = _format_of(args.format or out)
+    except ExportError as exc:
+        raise UsageError(str(exc)) from None
+    classifier, backbone = _load_project(args.project)
+    with _native_stderr_silenced() as stderr, tqdm(
+        total=100, desc="Exporting", file=stderr, disable=True if args.quiet else None, leave=False,
+        bar_format="{percentage:3.0f}%|{bar}| {desc}",
+    ) as bar:
+
+        def report(text: str, fraction: float) -> None:
+            bar.set_description_str(text)
+            bar.update(round(100 * fraction) - bar.n)
+
+        export_model(classifier, backbone, out, fmt, progress=report)
+    size = out.stat().st_size / 1024**2
+    _out(f"wrote {out} ({size:.1f} MB, {fmt}): {len(classifier.classes)} classes, {len(classifier)} examples, "
+         f"k={classifier.k}, {backbone}")
+    _out("class names inside it: zipfile.ZipFile(path).read('labels.txt')")
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+
+def _threshold(text: str) -> float:
+    value = float(text)
+    if not -1.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("a cosine similarity between -1 and 1")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps text like the default, but keeps blank-line-separated paragraphs apart."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(super(_HelpFormatter, self)._fill_text(p, width, indent) for p in text.split("\n\n"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .backbones import BACKBONES, DEFAULT_BACKBONE
+
+    formatter = _HelpFormatter
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Teach, evaluate, use and export k-nearest-neighbour image classifiers on MobileNet "
+                    "embeddings.",
+        epilog="Exit codes: 0 ok, 2 bad input, 1 other failure. Run a command with --help for details.",
+        formatter_class=formatter,
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or build messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "predict", help="classify images with a project", formatter_class=formatter,
+        description="Print one line per image: path, class, confidence (tab-separated). The class is "
+                    f"{UNKNOWN} when the best similarity is below the project's unknown threshold. "
+                    "Folders are searched recursively for image files.",
+    )
+    p.add_argument("project", metavar="PROJECT", help="a project file (.npz) saved by the app or `teach`")
+    p.add_argument("inputs", metavar="IMAGE_OR_FOLDER", nargs="+", help="image files and/or folders")
+    p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser(
+        "teach", help="build a project from a folder with one subfolder per class", formatter_class=formatter,
+        description="Every subfolder of FOLDER is a class and its image files are the examples. Unreadable "
+                    "images are skipped with a warning (--strict: refused); a class with no readable image "
+                    "is an error. The project is written atomically.",
+    )
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("-o", "--output", metavar="PROJECT", required=True, help="project file to write (.npz)")
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=list(BACKBONES), metavar="ID",
+                   help=f"embedding model (default {DEFAULT_BACKBONE}); one of: {', '.join(BACKBONES)}")
+    p.add_argument("-k", type=_positive, default=3, help="neighbours that vote (default 3)")
+    p.add_argument("--unknown-threshold", type=_threshold, default=None, metavar="SIM",
+                   help="answer unknown when the best cosine similarity is below this (default: never)")
+    p.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
+    p.set_defaults(run=cmd_teach)
+
+    p = sub.add_parser(
+        "evaluate", help="leave-one-out accuracy of a project, or few-shot accuracy on a folder",
+        formatter_class=formatter,
+        description="evaluate PROJECT: classify every stored example by all the others (leave-one-out) and "
+                    "print per-class accuracy and the confusion matrix.\n\n"
+                    "evaluate FOLDER --shots 1 5 10: for each number of examples per class, take them "
+                    "evenly from the first half of each class's files (natural order) and query with the "
+                    "second half, since neighbouring frames are near-duplicates; ours beside plain "
+                    "nearest neighbour.",
+    )
+    p.add_argument("target", metavar="PROJECT_OR_FOLDER")
+    p.add_argument("--shots", type=_positive, nargs="+", metavar="N",
+                   help="examples per class, folder only (default 1 5 10)")
+    p.add_argument("-k", type=_positive, default=None,
+                   help="neighbours that vote (default: the project's k; 3 for a folder)")
+    p.add_argument("--max-queries", type=_positive, default=None, metavar="N",
+                   help="at most N queries per class, spread evenly (folder only)")
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=list(BACKBONES), metavar="ID",
+                   help=f"embedding model for a folder (default {DEFAULT_BACKBONE})")
+    p.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser(
+        "export", help="export a project as one Keras or LiteRT model", formatter_class=formatter,
+        description="Write MobileNet + L2 normalisation + the KNN head as one model: .keras (loads with "
+                    "keras.models.load_model, no knn needed) or .tflite (ai_edge_litert). Input: float32 "
+                    "[batch, S, S, 3] RGB 0..255, centre-cropped and resized to S (224). Outputs: "
+                    "probabilities [batch, classes], class_index [batch] (-1 = unknown), similarity "
+                    "[batch]. The class names are inside the file: it is also a zip holding labels.txt "
+                    "and knn.json.",
+    )
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("-o", "--output", metavar="MODEL", required=True, help="model.keras or model.tflite")
+    p.add_argument("--format", choices=["keras", "tflite"], default=None,
+                   help="override the format the file name's suffix implies")
+    p.set_defaults(run=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    args = build_parser().parse_args(argv)  # exits 2 itself on bad usage
+    from .classifier import ClassifierError
+    from .export import ExportError
+    from .images import ImageError
+    from .project import ProjectFileError
+
+    bad_input = (UsageError, ProjectFileError, ImageError, ClassifierError, ExportError, FileNotFoundError)
+    try:
+        return args.run(args)
+    except bad_input as exc:
+        message = str(exc) if not isinstance(exc, FileNotFoundError) else f"{exc.filename or exc}: no such file"
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+        print(f"{PROG} {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if os.environ.get("KNN_DEBUG"):
+            raise
+        return 1
