@@ -45,10 +45,11 @@ def say(kind: str, text: str, where: str | int = "main") -> None:
     ss.setdefault("messages", []).append((where, kind, text))
 
 
-def show_messages(where: str | int) -> None:
+def show_messages(where: str | int | None) -> None:
+    """Show the messages queued for `where` (None: all that are left, e.g. of a deleted class)."""
     keep = []
     for place, kind, text in ss.get("messages", []):
-        if place == where:
+        if where is None or place == where:
             getattr(st, kind)(md(text))
         else:
             keep.append((place, kind, text))
@@ -190,17 +191,18 @@ def on_restore_project(key: str) -> None:
     upload = ss.get(key)
     if upload is None:
         return
+    ss.project_nonce = ss.get("project_nonce", 0) + 1  # empty the uploader for the next file
     session = live()
     try:
         classifier = load_project(upload, expected_backbone=session.embedder.backbone)
         session.replace_classifier(classifier)
     except ValueError as exc:  # ProjectFileError, or embeddings that do not fit
-        say("error", f"Could not restore {upload.name}: {exc}. Your classes are unchanged.", "project")
+        say("error", f"Could not restore {upload.name}: {exc}. Your classes are unchanged.")
         return
     ss.slots = {}  # new classes, new widgets
     sync_settings()
     n = len(classifier)
-    say("success", f"Restored {upload.name}: {len(classifier.classes)} classes, {n} examples.", "project")
+    say("success", f"Restored {upload.name}: {len(classifier.classes)} classes, {n} examples.")
 
 
 # ---- page parts ----------------------------------------------------------------------------------
@@ -270,7 +272,7 @@ def configured_ice_servers() -> list[dict]:
         return ice_servers(secret)
     except ValueError as exc:
         st.error(md(f"ICE server setting ignored: {exc}"))
-        return ice_servers([])
+        return ice_servers(None, env="")  # the default public STUN server
 
 
 def guidance(snap: Snapshot) -> None:
@@ -312,9 +314,9 @@ def live_panel() -> None:
             st.metric("Prediction", md(pred.label))
             st.caption(f"confidence {pred.confidences[pred.label]:.0%} · best similarity {pred.similarity:.2f}")
     if snap.recording:
-        label, seconds_left = snap.recording
+        label, seconds_left, seconds = snap.recording
         st.progress(
-            max(0.0, min(1.0, 1 - seconds_left / float(ss.record_seconds))),
+            max(0.0, min(1.0, 1 - seconds_left / seconds)),
             text=md(f"Recording into “{label}”: {seconds_left:.1f} s left"),
         )
     st.dataframe(
@@ -464,7 +466,6 @@ def project() -> None:
         args=(upload_key,),
         max_upload_size=max(1, MAX_PROJECT_BYTES // 1024**2),
     )
-    show_messages("project")
 
 
 def examples_view() -> None:
@@ -548,7 +549,7 @@ init_session()
 switch_backbone_if_asked()
 header()
 sidebar()
-show_messages("main")
+show_messages(None)  # after the sidebar took its own
 cam_col, panel_col = st.columns([3, 2], gap="large")
 with cam_col:
     camera()

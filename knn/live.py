@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import math
 import os
 import threading
@@ -37,6 +38,8 @@ MAX_IMAGE_BYTES = 20 * 1024**2
 EMBED_BATCH = 16
 """Images embedded per call when re-embedding or adding uploads: bounds memory, allows progress."""
 DEFAULT_ICE_SERVERS = [{"urls": ["stun:stun.l.google.com:19302"]}]
+
+_LOG = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
 
@@ -73,7 +76,7 @@ class Snapshot:
     prediction: Prediction | None  # None until a frame has been classified
     neighbors: tuple[NeighborView, ...]
     frame_age: float | None  # seconds since the latest frame; None before the first
-    recording: tuple[str, float] | None  # (class, seconds left) while recording
+    recording: tuple[str, float, float] | None  # (class, seconds left, duration) while recording
     stats: StatsSummary
     notice: str | None  # something the callback wants the user to know
     backbone: str
@@ -99,6 +102,7 @@ class _Latest:
 class _Recording:
     label: str
     deadline: float
+    seconds: float
     added: int = 0
 
 
@@ -136,8 +140,18 @@ class LiveSession:
         """Embed and classify one camera frame; return it with the prediction drawn on it.
 
         This is the `video_frame_callback`; it runs on aiortc's worker thread and never blocks
-        on anything slower than one KNN query.
+        on anything slower than one KNN query. A failure is logged and written on the frame:
+        an exception escaping here would stop streamlit-webrtc's worker, and the video with it.
         """
+        try:
+            return self._process(frame)
+        except Exception as exc:
+            _LOG.exception("processing a camera frame failed")
+            with self._lock:
+                self._notice = f"Processing a camera frame failed: {exc}"
+            return _draw(frame.to_ndarray(format="rgb24"), f"error: {type(exc).__name__}", None, (255, 80, 80), False)
+
+    def _process(self, frame: av.VideoFrame) -> av.VideoFrame:
         now = time.monotonic()
         with self._lock:
             self._stats.record_received(1, now)
@@ -220,7 +234,7 @@ class LiveSession:
         with self._lock:
             self._check_class(label)
             self._fresh_latest("Record")
-            self._recording = _Recording(label, time.monotonic() + seconds)
+            self._recording = _Recording(label, time.monotonic() + seconds, seconds)
             self._notice = None
 
     def stop_recording(self) -> None:
@@ -390,7 +404,7 @@ class LiveSession:
         with self._lock:
             clf = self._classifier
             rec = self._recording
-            recording = (rec.label, rec.deadline - now) if rec and now < rec.deadline else None
+            recording = (rec.label, rec.deadline - now, rec.seconds) if rec and now < rec.deadline else None
             counts = clf.counts()
             snap = Snapshot(
                 classes=tuple(clf.classes),

@@ -130,6 +130,8 @@ def test_record_adds_frames_in_the_callback(at):
         show_camera(at, photo(RED))
     at.run()
     assert counts(at)[0] == "4 examples"
+    (bar,) = at.get("progress")  # still recording: the live panel shows how long is left
+    assert "Recording into" in bar.proto.text
 
 
 def test_rename_add_and_delete_classes(at):
@@ -218,7 +220,7 @@ def test_a_bad_project_file_leaves_the_classes_untouched(at):
     other = KNNClassifier()
     other.add(np.ones(at.session_state.live.embedder.dim, np.float32), "x")
     data = project_bytes(other, "mobilenet_v2_1.0_224")
-    at.file_uploader(key="project_upload_0").set_value(("v2.npz", data, "application/octet-stream")).run()
+    at.file_uploader(key="project_upload_1").set_value(("v2.npz", data, "application/octet-stream")).run()
     assert any("mobilenet_v2_1.0_224" in e and "Settings" in e for e in text(at.error))
     assert at.session_state.live.classifier.counts()["Class 1"] == 1
 

@@ -98,6 +98,21 @@ def test_the_prediction_is_drawn_on_the_returned_frame(session):
     assert not np.array_equal(labelled[:band], blank[:band])  # with a different caption
 
 
+def test_a_failing_frame_is_reported_not_raised(session, monkeypatch):
+    """An exception in the callback would stop streamlit-webrtc's worker and the video with it."""
+
+    def broken(images):
+        raise RuntimeError("model exploded")
+
+    monkeypatch.setattr(session.embedder, "embed", broken)
+    out = session.on_frame(solid(RED))
+    assert (out.width, out.height) == (64, 48)
+    assert "model exploded" in session.take_notice()
+    monkeypatch.undo()
+    session.on_frame(solid(RED))
+    assert session.snapshot().camera_live
+
+
 def test_mirror_flips_the_picture(session):
     rgb = np.zeros((48, 64, 3), np.uint8)
     rgb[:, :32] = RED  # left half red
