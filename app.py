@@ -10,6 +10,7 @@ renders it, since labels, captions and messages are Markdown.
 """
 from __future__ import annotations
 
+import functools
 import re
 
 import altair as alt
@@ -79,10 +80,6 @@ def slot_of(label: str) -> int:
     return ss.slots[label]
 
 
-def label_of(slot: int) -> str:
-    return next(label for label, s in ss.slots.items() if s == slot)
-
-
 # ---- per-session state ---------------------------------------------------------------------------
 
 def init_session() -> None:
@@ -108,46 +105,75 @@ def sync_settings() -> None:
 
 # ---- callbacks (run before the page, in the script thread) ---------------------------------------
 
-def on_rename(slot: int) -> None:
-    old, new = label_of(slot), ss[f"name_{slot}"].strip()
+def class_action(action):
+    """Make a class card's callback: `action(slot, label)`; engine refusals become messages.
+
+    It does nothing when the card's class is already gone (a second click on Delete can arrive
+    before the page has redrawn).
+    """
+
+    @functools.wraps(action)
+    def callback(slot: int, *args) -> None:
+        label = next((name for name, s in ss.slots.items() if s == slot), None)
+        if label is None:
+            return
+        try:
+            action(slot, label, *args)
+        except ValueError as exc:  # LiveError, ClassifierError, ...: the message says what to do
+            say("warning", str(exc), slot)
+
+    return callback
+
+
+@class_action
+def on_rename(slot: int, old: str) -> None:
+    key = f"name_{slot}"
+    new = ss[key].strip()
+    ss[key] = old  # shown again unless the rename succeeds
     if new == old:
-        ss[f"name_{slot}"] = old
         return
     try:
         live().rename_class(old, new)
     except ValueError as exc:
         say("error", f"Cannot rename “{old}”: {exc}", slot)
-        ss[f"name_{slot}"] = old
         return
     ss.slots[new] = ss.slots.pop(old)
-    ss[f"name_{slot}"] = new
+    ss[key] = new
 
 
-def on_add(slot: int) -> None:
-    label = label_of(slot)
-    try:
-        live().add_latest(label)
-    except ValueError as exc:
-        say("warning", str(exc), slot)
-        return
+@class_action
+def on_add(slot: int, label: str) -> None:
+    live().add_latest(label)
     st.toast(md(f"Added the current frame to “{label}”"))
 
 
-def on_record(slot: int) -> None:
-    try:
-        live().start_recording(label_of(slot), float(ss.record_seconds))
-    except ValueError as exc:
-        say("warning", str(exc), slot)
+@class_action
+def on_record(slot: int, label: str) -> None:
+    live().start_recording(label, float(ss.record_seconds))
 
 
-def on_clear(slot: int) -> None:
-    live().clear_class(label_of(slot))
+@class_action
+def on_clear(slot: int, label: str) -> None:
+    live().clear_class(label)
 
 
-def on_delete(slot: int) -> None:
-    label = label_of(slot)
+@class_action
+def on_delete(slot: int, label: str) -> None:
     live().remove_class(label)
     del ss.slots[label]
+
+
+@class_action
+def on_upload_images(slot: int, label: str, key: str) -> None:
+    files = ss.get(key) or []
+    if not files:
+        return
+    ss[f"upload_nonce_{slot}"] = ss.get(f"upload_nonce_{slot}", 0) + 1  # a fresh, empty uploader
+    ids, errors = live().add_images(label, [(f.name, f.getvalue()) for f in files])
+    if ids:
+        say("success", f"Added {len(ids)} image{'s' * (len(ids) != 1)} to “{label}”.", slot)
+    for error in errors:
+        say("error", f"Refused: {error}", slot)
 
 
 def on_add_class() -> None:
@@ -158,21 +184,11 @@ def on_add_class() -> None:
     live().add_class(f"Class {n}")
 
 
-def on_upload_images(slot: int, key: str) -> None:
-    files = ss.get(key) or []
-    if not files:
-        return
-    label = label_of(slot)
-    ids, errors = live().add_images(label, [(f.name, f.getvalue()) for f in files])
-    ss[f"upload_nonce_{slot}"] = ss.get(f"upload_nonce_{slot}", 0) + 1  # a fresh, empty uploader
-    if ids:
-        say("success", f"Added {len(ids)} image{'s' * (len(ids) != 1)} to “{label}”.", slot)
-    for error in errors:
-        say("error", f"Refused: {error}", slot)
-
-
 def on_delete_example(example_id: int) -> None:
-    live().remove_example(example_id)
+    try:
+        live().remove_example(example_id)
+    except ValueError:  # already gone (a second click before the page redrew)
+        pass
 
 
 def on_k() -> None:
