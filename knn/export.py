@@ -22,6 +22,10 @@ Outputs (a dict, by name; LiteRT's signature uses the same names):
   agrees except on exact ties.
 - ``similarity`` float32 [B]: cosine similarity of the nearest example.
 
+One case cannot match the engine by construction: when the k-th and (k+1)-th nearest examples are
+exactly as similar (duplicated examples), the export counts the earlier-added one, while the
+engine's choice there is whatever `np.argpartition` picks.
+
 Class names travel inside the file: both formats are zip archives (a `.keras` file is one; the
 `.tflite` flatbuffer has a zip appended, as TFLite metadata does with its ``labels.txt``, which the
 interpreter ignores) holding ``labels.txt`` (one name per line, in output order) and ``knn.json``
@@ -317,8 +321,8 @@ def export_bytes(
     """The exported model as bytes, e.g. for a download button.
 
     By default the export runs in a child process (``python -m knn.export``) that exits afterwards,
-    so a serving process never takes on TensorFlow's ~1 GB; it takes ~15 s for `.keras` and
-    ~30 s for `.tflite` on two cores.
+    so a serving process never takes on TensorFlow (the child peaks at 0.8-1 GB); on two cores it
+    takes ~10 s for `.keras` and ~20 s for `.tflite`. Call it from a worker thread, not per frame.
 
     Args:
         classifier: the `KNNClassifier` to export (snapshotted now).
