@@ -548,15 +548,20 @@ def evaluation_view() -> None:
         ]
     )
     base = alt.Chart(cells).encode(
-        x=alt.X("predicted class:N", sort=ev.classes),
+        x=alt.X("predicted class:N", sort=ev.classes, axis=alt.Axis(labelAngle=0, orient="top")),
         y=alt.Y("true class:N", sort=ev.classes),
     )
     heat = base.mark_rect().encode(
-        color=alt.Color("examples:Q", scale=alt.Scale(scheme="blues")),
+        color=alt.Color("examples:Q", scale=alt.Scale(scheme="blues"), legend=None),
         tooltip=["true class", "predicted class", "examples"],
     )
-    text = base.mark_text().encode(text="examples:Q")
-    right.altair_chart((heat + text).properties(title="Confusion matrix"), width="stretch")
+    most = int(ev.confusion.max()) if ev.confusion.size else 0
+    text = base.mark_text(fontSize=14).encode(
+        text="examples:Q",
+        color=alt.condition(alt.datum.examples > most / 2, alt.value("white"), alt.value("black")),
+    )
+    chart = (heat + text).properties(title="Confusion matrix (rows: true class)")
+    right.altair_chart(chart, width="stretch", height=48 * len(ev.classes) + 90)
 
 
 # ---- the page ------------------------------------------------------------------------------------
