@@ -322,7 +322,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     out = _writable_target(args.output)
     try:
-        fmt = _format_of(args.format or out)
+        fmt = _format_of(out)
     except ExportError as exc:
         raise UsageError(str(exc)) from None
     classifier, backbone = _load_project(args.project)
@@ -439,9 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "and knn.json.",
     )
     p.add_argument("project", metavar="PROJECT")
-    p.add_argument("-o", "--output", metavar="MODEL", required=True, help="model.keras or model.tflite")
-    p.add_argument("--format", choices=["keras", "tflite"], default=None,
-                   help="override the format the file name's suffix implies")
+    p.add_argument("-o", "--output", metavar="MODEL", required=True,
+                   help="model.keras or model.tflite: the suffix chooses the format")
     p.set_defaults(run=cmd_export)
     return parser
 

@@ -293,6 +293,8 @@ def export_model(
 
     report = progress or (lambda text, fraction: None)
     fmt = _format_of(fmt or path)
+    if fmt == "keras" and Path(path).suffix != ".keras":
+        raise ExportError(f"a Keras model's file name must end in .keras (load_model needs it), got {Path(path).name}")
     classifier = classifier.copy()  # one consistent snapshot, even if another thread edits it
     path = Path(path)
     spec, weights_path = _spec_and_weights(backbone, weights)

@@ -163,6 +163,8 @@ def test_refusals(embedder, tmp_path):
     clf.add(np.ones(8), "a")
     with pytest.raises(ExportError, match=r"\.keras or a \.tflite"):
         export_model(clf, embedder, tmp_path / "model.onnx")
+    with pytest.raises(ExportError, match="must end in .keras"):
+        export_model(clf, embedder, tmp_path / "model.bin", fmt="keras")
     with pytest.raises(ExportError, match="another backbone"):
         export_model(clf, embedder, tmp_path / "model.keras")
     assert list(tmp_path.iterdir()) == []
