@@ -4,6 +4,8 @@ Results go to stdout, progress bars (on a terminal) and messages to stderr. Exit
 0 success; 2 bad input (a missing file, a non-image, a bad project file, a bad option);
 1 anything else (e.g. weights that cannot be found, a failed conversion); 130 interrupted.
 Files are written atomically: a failed command never leaves half a project or half a model.
+TensorFlow's and LiteRT's native start-up logs are hidden; ``KNN_DEBUG=1`` shows them and turns
+the one-line report of an unexpected failure back into a traceback.
 
 Images that cannot be read are reported on stderr with the reason. `teach` and `evaluate` skip
 them and go on (``--strict`` makes them fatal) but fail when a class is left with no image;
