@@ -26,11 +26,13 @@ class BuildError(RuntimeError):
     """The child process failed; the message carries the end of its output."""
 
 
-def run_child(args: Sequence[str], progress: Progress | None = None) -> None:
-    """Run ``python -m knn.build ARGS`` and relay its progress lines to `progress`."""
+def run_child(
+    args: Sequence[str], progress: Progress | None = None, module: str = "knn.build"
+) -> None:
+    """Run ``python -m MODULE ARGS`` and relay its ``@progress`` lines to `progress`."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=_pythonpath())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "knn.build", *args],
+        [sys.executable, "-m", module, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -89,7 +91,7 @@ def _v1_layer_map() -> dict[str, str]:
     return layers
 
 
-def read_graph_constants(graph_path: Path) -> dict[str, "np.ndarray"]:
+def read_graph_constants(graph_path: Path) -> dict:
     """All `Const` tensors of a frozen GraphDef, by node name."""
     from tensorflow.core.framework import graph_pb2
     from tensorflow.python.framework import tensor_util

@@ -44,8 +44,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -370,28 +368,13 @@ def read_metadata(path_or_bytes: str | os.PathLike | bytes) -> dict[str, Any]:
 
 
 def _run_child(args: Sequence[str], progress: Progress | None) -> None:
-    """Run ``python -m knn.export ARGS``, relaying its ``@progress`` lines (knn.build's protocol)."""
-    root = str(Path(__file__).resolve().parents[1])
-    pythonpath = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=pythonpath)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "knn.export", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    tail: list[str] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("@progress "):
-            _, fraction, text = line.rstrip("\n").split(" ", 2)
-            if progress is not None:
-                progress(text, float(fraction))
-        else:
-            tail = (tail + [line.rstrip()])[-15:]
-    if proc.wait() != 0:
-        raise RuntimeError("the export failed:\n" + "\n".join(tail))
+    """Run ``python -m knn.export ARGS`` in a child process that exits, so TensorFlow goes with it."""
+    from .build import BuildError, run_child
+
+    try:
+        run_child(args, progress, module="knn.export")
+    except BuildError as exc:
+        raise RuntimeError(f"the export failed:\n{exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
