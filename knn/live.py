@@ -261,7 +261,7 @@ class LiveSession:
                     f"{name} is {len(data) / 1024**2:.2g} MB; the limit is {MAX_IMAGE_BYTES / 1024**2:.2g} MB per image"
                 )
                 continue
-            named = io.BytesIO(data)
+            named = _NamedBytes(data)
             named.name = name  # read_image names the file in its messages
             try:
                 crops.append(center_crop_resize(read_image(named), size))
@@ -485,6 +485,16 @@ def ice_servers(secret: object = None, env: str | None = None) -> list[dict]:
 
 
 # ---- helpers ------------------------------------------------------------------------------------
+
+
+class _NamedBytes(io.BytesIO):
+    """An uploaded file's bytes; PIL quotes repr(file) in its errors, so make that the file name."""
+
+    name = ""
+
+    def __repr__(self) -> str:
+        return repr(self.name)
+
 
 
 def _embed_in_batches(
