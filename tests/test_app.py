@@ -275,3 +275,19 @@ def test_switching_backbone_re_embeds_the_examples(at, models_dir, monkeypatch):
     show_camera(at, photo(BLUE))
     at.run()
     assert at.metric[0].value == "Class 2"
+
+
+def test_missing_weights_are_explained_not_a_traceback(camera_calls, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    def unavailable(*args, **kwargs):
+        raise knn.WeightsUnavailable("No weights for this backbone: need the file x.weights.h5.")
+
+    st.cache_resource.clear()  # the embedder is cached per process; load it afresh
+    monkeypatch.setattr(knn, "Embedder", unavailable)
+    app = AppTest.from_file(APP, default_timeout=300)
+    app.run()
+    assert not app.exception
+    assert any("No weights for this backbone" in e for e in text(app.error))
+    assert not camera_calls  # the page stopped before the camera
