@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
+
+from .atomic import atomic_output
 
 Progress = Callable[[str, float], None]
 
@@ -58,26 +58,6 @@ def _pythonpath() -> str:
 
 def _report(fraction: float, text: str) -> None:
     print(f"@progress {fraction:.3f} {text}", flush=True)
-
-
-@contextmanager
-def atomic_output(out: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `out`; move it into place only if the block succeeds.
-
-    A crash mid-write leaves no half-written file under the real name. The temporary name keeps
-    the full suffix because Keras insists on ``.weights.h5``.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}-", suffix="".join(out.suffixes), dir=out.parent)
-    os.close(fd)
-    os.chmod(name, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # --- child side: everything below imports TensorFlow ---------------------------------------------

@@ -108,12 +108,11 @@ def _native_stderr_silenced() -> Iterator[TextIO]:
 
 def _load_project(path: str):
     """(classifier, backbone id) from a project file; ProjectFileError on a bad file."""
-    from .export import _project_backbone
-    from .project import load_project
+    from .project import load_project, read_project_meta
 
     project = _existing_file(path, "project file")
     classifier = load_project(project)  # validates everything before the backbone is read
-    return classifier, _project_backbone(project)
+    return classifier, read_project_meta(project)["backbone"]
 
 
 def _embedder(backbone: str, quiet: bool):

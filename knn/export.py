@@ -287,7 +287,7 @@ def export_model(
     Raises:
         ExportError: no examples, unknown format, or embeddings from another backbone.
     """
-    from .build import atomic_output
+    from .atomic import atomic_output
 
     report = progress or (lambda text, fraction: None)
     fmt = _format_of(fmt or path)
@@ -381,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Child entry point: ``python -m knn.export PROJECT OUT [--weights FILE]``."""
     import argparse
 
-    from .project import load_project
+    from .project import load_project, read_project_meta
 
     parser = argparse.ArgumentParser(prog="python -m knn.export")
     parser.add_argument("project")
@@ -391,17 +391,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     classifier = load_project(args.project)  # validates the file before its meta is trusted
     export_model(
         classifier,
-        _project_backbone(args.project),
+        read_project_meta(args.project)["backbone"],
         args.out,
         weights=args.weights,
         progress=lambda text, fraction: print(f"@progress {fraction:.3f} {text}", flush=True),
     )
-
-
-def _project_backbone(path: str | os.PathLike) -> str:
-    """The backbone id a project file was made with (call after `load_project` accepted it)."""
-    with np.load(path, allow_pickle=False) as npz:
-        return json.loads(npz["meta"].tobytes().decode("utf-8"))["backbone"]
 
 
 if __name__ == "__main__":

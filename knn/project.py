@@ -35,7 +35,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any, BinaryIO, Union
 import numpy as np
 from numpy.lib import format as npy_format
 
+from knn.atomic import write_atomic
 from knn.classifier import ClassifierError, ClassifierState, KNNClassifier
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "ProjectFileError",
     "load_project",
     "project_bytes",
+    "read_project_meta",
     "save_project",
 ]
 
@@ -154,20 +155,7 @@ def save_project(path_or_file: str | os.PathLike | BinaryIO, classifier: KNNClas
     if hasattr(path_or_file, "write"):
         path_or_file.write(data)
         return
-    path = Path(path_or_file)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path_or_file, data)
 
 
 # ---------------------------------------------------------------------- loading
@@ -340,6 +328,16 @@ def _check_values(arrays: dict[str, np.ndarray], meta: dict[str, Any], what: str
     names = classes.tolist()
     if any(not name.strip() for name in names) or len(set(names)) != len(names):
         raise ProjectFileError(f"{damaged} class names are empty or repeated")
+
+
+def read_project_meta(path_or_file: PathOrFile) -> dict[str, Any]:
+    """A project file's checked metadata (backbone, dim, k, counts, ...) without its examples.
+
+    Raises:
+        ProjectFileError: as `load_project` does for the file's structure and metadata.
+    """
+    data, what = _read_source(path_or_file)
+    return _read_meta(_read_arrays(data, what)["meta"], what)
 
 
 def load_project(path_or_file: PathOrFile, expected_backbone: Any = None) -> KNNClassifier:

@@ -22,6 +22,7 @@ from knn.project import (
     ProjectFileError,
     load_project,
     project_bytes,
+    read_project_meta,
     save_project,
 )
 
@@ -321,3 +322,11 @@ def test_bad_arguments():
         load_project(12)
     with pytest.raises(ProjectFileError, match="binary mode"):
         load_project(io.StringIO("text"))
+
+
+def test_saved_file_is_readable_by_others_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "p.npz"
+    save_project(path, make_classifier(), BACKBONE)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["p.npz"]
+    assert read_project_meta(path)["backbone"] == BACKBONE
