@@ -11,6 +11,7 @@ renders it, since labels, captions and messages are Markdown.
 from __future__ import annotations
 
 import functools
+import os
 import re
 
 import altair as alt
@@ -29,6 +30,11 @@ REFRESH_SECONDS = 0.5
 
 st.set_page_config(page_title="Webcam KNN classifier", page_icon="📷", layout="wide")
 ss = st.session_state
+
+if os.environ.get("KNN_METRICS_FILE"):  # monitoring (bench/live.py, tests): see knn/metrics.py
+    from knn.metrics import start_writer
+
+    start_writer(os.environ["KNN_METRICS_FILE"], collect_every=float(os.environ.get("KNN_METRICS_GC", "0")))
 
 
 # ---- helpers -------------------------------------------------------------------------------------

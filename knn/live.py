@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
 import logging
 import math
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Iterable, Protocol, Sequence
@@ -27,7 +29,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .classifier import ClassifierError, KNNClassifier, Prediction
 from .images import ImageError, center_crop_resize, decode_jpeg, encode_jpeg, read_image
-from .stats import Stats, StatsSummary
+from .stats import CaptureClock, Stats, StatsSummary
 
 RECORD_SECONDS = 3.0
 """How long the Record button captures frames by default."""
@@ -40,6 +42,15 @@ EMBED_BATCH = 16
 DEFAULT_ICE_SERVERS = [{"urls": ["stun:stun.l.google.com:19302"]}]
 
 _LOG = logging.getLogger(__name__)
+
+_SESSIONS: weakref.WeakSet[LiveSession] = weakref.WeakSet()
+"""Every LiveSession not yet freed (knn.metrics reports them; a freed one drops out by itself)."""
+_SESSION_IDS = itertools.count(1)
+
+
+def live_sessions() -> list[LiveSession]:
+    """The LiveSession objects alive in this process, oldest first."""
+    return sorted(list(_SESSIONS), key=lambda s: s.id)
 
 Progress = Callable[[float, str], None]
 
@@ -121,6 +132,8 @@ class LiveSession:
         classifier: KNNClassifier | None = None,
         classes: Sequence[str] = (),
     ) -> None:
+        self.id = next(_SESSION_IDS)
+        self.created = time.time()
         self._lock = threading.Lock()
         self._embedder = embedder
         self._classifier = classifier if classifier is not None else KNNClassifier(k=3)
@@ -130,9 +143,11 @@ class LiveSession:
         self._prediction: Prediction | None = None
         self._recording: _Recording | None = None
         self._stats = Stats()
+        self._clock = CaptureClock()
         self._mirror = False
         self._switching = False
         self._notice: str | None = None
+        _SESSIONS.add(self)
 
     # ---- the video callback -------------------------------------------------------------------
 
@@ -153,8 +168,11 @@ class LiveSession:
 
     def _process(self, frame: av.VideoFrame) -> av.VideoFrame:
         now = time.monotonic()
+        capture = frame.time  # the camera's timestamp (s), None for frames without one
         with self._lock:
             self._stats.record_received(1, now)
+            if capture is not None:
+                self._clock.arrived(capture, now)
             embedder, mirror, switching = self._embedder, self._mirror, self._switching
         rgb = frame.to_ndarray(format="rgb24")
         if switching:  # the stored examples are being re-embedded for another backbone
@@ -177,7 +195,14 @@ class LiveSession:
             self._record_frame(embedding, jpeg, now)
             self._stats.record_processed(embed_seconds, knn_seconds, now)
         text, fraction, colour = _caption(prediction)
-        return _draw(rgb, text, fraction, colour, mirror)
+        out = _draw(rgb, text, fraction, colour, mirror)
+        if capture is not None:
+            done = time.monotonic()
+            with self._lock:
+                latency = self._clock.latency(capture, done)
+                if latency is not None:
+                    self._stats.record_latency(latency)
+        return out
 
     async def on_frames(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
         """The `queued_video_frames_callback`: keep only the newest frame, count the others.
@@ -188,9 +213,13 @@ class LiveSession:
         latency stays flat and the page can show how many frames were skipped.
         """
         if len(frames) > 1:
+            now = time.monotonic()
             with self._lock:
-                self._stats.record_received(len(frames) - 1)
+                self._stats.record_received(len(frames) - 1, now)
                 self._stats.record_dropped(len(frames) - 1)
+                for frame in frames[:-1]:  # they arrived too: the latency clock learns from them
+                    if frame.time is not None:
+                        self._clock.arrived(frame.time, now)
         return [self.on_frame(frames[-1])]
 
     def _record_frame(self, embedding: np.ndarray, jpeg: bytes | None, now: float) -> None:
@@ -425,6 +454,30 @@ class LiveSession:
         # Thumbnails are looked up outside the lock: the classifier has its own.
         neighbors = _neighbor_views(clf, snap.prediction)
         return dataclasses.replace(snap, neighbors=neighbors)
+
+    def metrics(self, latencies_since: int = 0) -> dict:
+        """Numbers for monitoring (knn.metrics): counters, rates, timings, latencies.
+
+        `latencies` are the capture-to-overlay latencies (ms) recorded after the first
+        `latencies_since`; pass back `latencies_recorded` next time to get only newer ones.
+        """
+        now = time.monotonic()
+        with self._lock:
+            s = self._stats.summary(now)
+            latencies, lost = self._stats.latencies_since(latencies_since)
+            recorded = self._stats.latencies_recorded
+            age = None if self._latest is None else now - self._latest.time
+            n_examples = len(self._classifier)
+        return {
+            "id": self.id,
+            "created": self.created,
+            "frame_age": age,
+            "examples": n_examples,
+            **dataclasses.asdict(s),
+            "latencies": [round(float(v), 2) for v in latencies],
+            "latencies_lost": lost,
+            "latencies_recorded": recorded,
+        }
 
     def take_notice(self) -> str | None:
         """The callback's latest notice, once."""

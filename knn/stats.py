@@ -1,4 +1,4 @@
-"""Rolling live-video statistics: timings (p50/p95), frame rates and dropped frames.
+"""Rolling live-video statistics: timings (p50/p95), frame rates, dropped frames and latency.
 
 Recording happens once per video frame on the WebRTC worker thread, so it only writes into
 preallocated NumPy ring buffers (no allocation per frame). Summaries are computed on demand by
@@ -33,6 +33,20 @@ class Ring:
     def values(self) -> np.ndarray:
         """A copy of the stored values, in no particular order."""
         return self._values[: len(self)].copy()
+
+    def last(self, n: int) -> np.ndarray:
+        """The newest `n` values (at most the stored ones), oldest first."""
+        n = min(n, len(self))
+        if n <= 0:
+            return np.empty(0)
+        end = self._count % self._values.size
+        idx = np.arange(end - n, end) % self._values.size
+        return self._values[idx]
+
+    @property
+    def total(self) -> int:
+        """Values ever recorded (cleared rings start again at 0)."""
+        return self._count
 
     def percentiles(self, *qs: float) -> tuple[float, ...]:
         """Percentiles of the stored values (nan for each when empty)."""
@@ -72,6 +86,43 @@ class RateMeter:
         return recent / span
 
 
+class CaptureClock:
+    """Maps a camera's capture timestamps onto this process's clock, for capture-to-overlay latency.
+
+    A WebRTC frame carries its capture time (`frame.time`: the RTP timestamp in seconds) on the
+    sender's clock, with a random origin. `arrived(capture, arrival)` is told when each frame
+    reached the callback; the clock keeps the smallest `arrival - capture` of the stream as the
+    offset between the two clocks, i.e. it assumes the quickest frame of the stream waited for
+    nothing. `latency(capture, done)` is then `done - (capture + offset)`: the time a frame
+    spent waiting in queues behind other frames plus its own processing, and any transport delay
+    beyond the quickest frame's. One offset for the whole stream, so a growing backlog shows as
+    growing latency. A jump in the timestamps (the camera restarted, or the RTP clock wrapped)
+    starts a new stream.
+    """
+
+    def __init__(self, restart_gap: float = 2.0) -> None:
+        self.restart_gap = restart_gap
+        self._offset: float | None = None
+        self._last: tuple[float, float] | None = None
+
+    def arrived(self, capture: float, arrival: float) -> None:
+        last = self._last
+        if last is not None:
+            jump = (capture - last[0]) - (arrival - last[1])
+            if capture < last[0] or jump > self.restart_gap:
+                self._offset = None  # a new stream: its timestamps have another origin
+        offset = arrival - capture
+        if self._offset is None or offset < self._offset:
+            self._offset = offset
+        self._last = (capture, arrival)
+
+    def latency(self, capture: float, done: float) -> float | None:
+        """Seconds from the frame's (aligned) capture to `done`; None before any arrival."""
+        if self._offset is None:
+            return None
+        return done - (capture + self._offset)
+
+
 @dataclass(frozen=True)
 class StatsSummary:
     frames_received: int
@@ -83,6 +134,8 @@ class StatsSummary:
     embed_ms_p95: float
     knn_ms_p50: float
     knn_ms_p95: float
+    latency_ms_p50: float = math.nan  # capture-to-overlay (see CaptureClock), last `size` frames
+    latency_ms_p95: float = math.nan
 
 
 class Stats:
@@ -91,6 +144,7 @@ class Stats:
     def __init__(self, size: int = 256, window: float = 2.0) -> None:
         self._embed_ms = Ring(size)
         self._knn_ms = Ring(size)
+        self._latency_ms = Ring(size)
         self._received = RateMeter(window, size)
         self._processed = RateMeter(window, size)
         self.frames_received = 0
@@ -113,10 +167,29 @@ class Stats:
         self._embed_ms.record(embed_seconds * 1000.0)
         self._knn_ms.record(knn_seconds * 1000.0)
 
+    def record_latency(self, seconds: float) -> None:
+        """A processed frame's capture-to-overlay latency."""
+        self._latency_ms.record(seconds * 1000.0)
+
+    @property
+    def latencies_recorded(self) -> int:
+        return self._latency_ms.total
+
+    def latencies_since(self, count: int) -> tuple[np.ndarray, int]:
+        """Latencies (ms) recorded after the first `count`, oldest first, and how many were lost.
+
+        The ring keeps the last `size` values: a reader that comes back less often than that
+        many frames misses the older ones, and is told how many.
+        """
+        new = max(0, self._latency_ms.total - count)
+        values = self._latency_ms.last(new)
+        return values, new - len(values)
+
     def summary(self, now: float | None = None) -> StatsSummary:
         now = time.monotonic() if now is None else now
         e50, e95 = self._embed_ms.percentiles(50, 95)
         k50, k95 = self._knn_ms.percentiles(50, 95)
+        l50, l95 = self._latency_ms.percentiles(50, 95)
         return StatsSummary(
             frames_received=self.frames_received,
             frames_processed=self.frames_processed,
@@ -127,6 +200,8 @@ class Stats:
             embed_ms_p95=e95,
             knn_ms_p50=k50,
             knn_ms_p95=k95,
+            latency_ms_p50=l50,
+            latency_ms_p95=l95,
         )
 
     def reset_timings(self) -> None:

@@ -402,3 +402,36 @@ def _png(colour) -> bytes:
     Image.new("RGB", (40, 30), colour).save(buf, format="PNG")
     return buf.getvalue()
 
+
+
+def _stamped(colour, pts: int) -> av.VideoFrame:
+    frame = solid(colour)
+    frame.pts, frame.time_base = pts, fractions.Fraction(1, 90000)
+    return frame
+
+
+def test_metrics_report_counters_and_each_latency_once(session):
+    for i in range(5):
+        session.on_frame(_stamped(RED, 1_000_000 + 3000 * i))
+    asyncio.run(session.on_frames([_stamped(RED, 1_015_000), _stamped(RED, 1_018_000)]))
+    m = session.metrics()
+    assert (m["frames_received"], m["frames_processed"], m["frames_dropped"]) == (7, 6, 1)
+    assert m["id"] == session.id and m["examples"] == 0 and m["frame_age"] >= 0
+    assert len(m["latencies"]) == 6 and all(v >= 0 for v in m["latencies"])
+    assert m["latency_ms_p95"] >= m["latency_ms_p50"] >= 0
+    again = session.metrics(latencies_since=m["latencies_recorded"])
+    assert again["latencies"] == [] and again["latencies_lost"] == 0
+    session.on_frame(solid(RED))  # no timestamp: processed, but no latency to tell
+    assert session.metrics(latencies_since=m["latencies_recorded"])["latencies"] == []
+
+
+def test_a_freed_session_leaves_the_registry():
+    import gc
+
+    session = LiveSession(FakeEmbedder(), classes=["red"])
+    session.on_frame(solid(RED))
+    assert session in live.live_sessions()
+    sid = session.id
+    del session
+    gc.collect()
+    assert sid not in [s.id for s in live.live_sessions()]

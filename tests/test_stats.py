@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from knn.stats import RateMeter, Ring, Stats
+from knn.stats import CaptureClock, RateMeter, Ring, Stats
 
 
 def test_ring_percentiles_match_numpy_over_the_last_values_only():
@@ -77,3 +77,58 @@ def test_recording_does_not_grow_memory():
     grown = sum(d.size_diff for d in tracemalloc.take_snapshot().compare_to(before, "filename"))
     tracemalloc.stop()
     assert grown < 20_000  # 3000 frames; a per-frame allocation that was kept would show here
+
+
+def test_ring_last_returns_the_newest_values_in_order():
+    ring = Ring(size=5)
+    assert ring.last(3).size == 0
+    for v in range(8):
+        ring.record(float(v))
+    assert ring.last(3).tolist() == [5.0, 6.0, 7.0]
+    assert ring.last(10).tolist() == [3.0, 4.0, 5.0, 6.0, 7.0]  # only what is stored
+    assert ring.total == 8
+
+
+def test_capture_clock_measures_waiting_and_processing_from_the_quickest_frame():
+    clock = CaptureClock()
+    assert clock.latency(0.0, 1.0) is None
+    origin = 5000.0  # the camera's timestamps start anywhere
+    # Frames captured every 1/30 s reach the callback 10 ms later, one of them 40 ms later.
+    for i in range(30):
+        delay = 0.040 if i == 10 else 0.010
+        clock.arrived(origin + i / 30, 100.0 + i / 30 + delay)
+    # A frame taken at once and done 15 ms later: 15 ms (the constant 10 ms of transport is not seen).
+    assert clock.latency(origin + 29 / 30, 100.0 + 29 / 30 + 0.010 + 0.015) == pytest.approx(0.015)
+    # The late frame's extra 30 ms of waiting is.
+    assert clock.latency(origin + 10 / 30, 100.0 + 10 / 30 + 0.040 + 0.015) == pytest.approx(0.045)
+
+
+def test_capture_clock_starts_over_when_the_camera_restarts():
+    clock = CaptureClock()
+    for i in range(10):
+        clock.arrived(7000.0 + i / 30, 100.0 + i / 30 + 0.010)
+    # Restarted 5 s later: new random origin, here earlier than the old one (a shorter offset
+    # would otherwise make every later latency look 2000 s too long).
+    for i in range(10):
+        clock.arrived(5000.0 + i / 30, 105.0 + i / 30 + 0.020)
+    assert clock.latency(5000.0 + 9 / 30, 105.0 + 9 / 30 + 0.030) == pytest.approx(0.010)
+    # ... or later than the old one.
+    for i in range(10):
+        clock.arrived(9000.0 + i / 30, 110.0 + i / 30 + 0.010)
+    assert clock.latency(9000.0 + 9 / 30, 110.0 + 9 / 30 + 0.030) == pytest.approx(0.020)
+
+
+def test_latencies_are_read_once_each_and_losses_are_counted():
+    stats = Stats(size=8)
+    assert math.isnan(stats.summary(now=0.0).latency_ms_p95)
+    for ms in (10, 20, 30):
+        stats.record_latency(ms / 1000)
+    values, lost = stats.latencies_since(0)
+    assert values.tolist() == pytest.approx([10, 20, 30]) and lost == 0
+    seen = stats.latencies_recorded
+    for ms in range(40, 140, 10):  # ten more into a ring of eight
+        stats.record_latency(ms / 1000)
+    values, lost = stats.latencies_since(seen)
+    assert values.tolist() == pytest.approx(list(range(60, 140, 10))) and lost == 2
+    assert stats.latencies_since(stats.latencies_recorded)[0].size == 0
+    assert stats.summary(now=0.0).latency_ms_p50 == pytest.approx(95)

@@ -1,0 +1,129 @@
+"""Live metrics of the serving process, written as a JSON file for benchmarks and tests.
+
+When the app runs with env ``KNN_METRICS_FILE=/path/metrics.json`` it calls `start_writer`,
+whose daemon thread replaces that file atomically every ``KNN_METRICS_INTERVAL`` seconds (1 by
+default) with `snapshot()`:
+
+- ``time`` (epoch s), ``pid``, ``rss_mb`` (resident memory), ``cpu_seconds`` (user + system since
+  the process started), ``threads`` (count) and ``thread_kinds`` (count per thread name with its
+  number stripped, e.g. ``async_media_processor``), ``python_objects_collected`` (by gc);
+- ``sessions``: one entry per `LiveSession` not yet freed (a weak registry: a session whose page
+  is gone and whose state Streamlit dropped disappears once Python frees it), with its frame
+  counters, rates, embedding/KNN timings, rolling latency p50/p95 and the capture-to-overlay
+  latencies (ms) of the frames processed since the previous snapshot (see `stats.CaptureClock`).
+
+Nothing runs per frame: the thread reads what `Stats` already records, under each session's lock,
+once per interval. No Streamlit import.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+import weakref
+from collections import Counter
+from pathlib import Path
+
+import psutil
+
+from .live import LiveSession, live_sessions
+
+DEFAULT_INTERVAL = 1.0
+
+_writer_lock = threading.Lock()
+_writer: _Writer | None = None
+
+
+def thread_kinds() -> dict[str, int]:
+    """Live threads counted by name, numbers stripped ("Thread-12 (run)" -> "Thread (run)")."""
+    names = (re.sub(r"[-_]?\d+", "", t.name) for t in threading.enumerate())
+    return dict(sorted(Counter(names).items()))
+
+
+def snapshot(latencies_since: dict[LiveSession, int] | None = None) -> dict:
+    """The process and its live sessions now. `latencies_since` maps a session to how many of its
+    latencies were already reported (updated in place); without it, none are included."""
+    proc = psutil.Process()
+    with proc.oneshot():
+        rss = proc.memory_info().rss
+        cpu = proc.cpu_times()
+        n_threads = proc.num_threads()
+    sessions = []
+    for session in live_sessions():
+        if latencies_since is None:
+            m = session.metrics(latencies_since=1 << 62)
+        else:
+            m = session.metrics(latencies_since=latencies_since.get(session, 0))
+            latencies_since[session] = m["latencies_recorded"]
+        sessions.append(m)
+    return {
+        "time": time.time(),
+        "pid": os.getpid(),
+        "rss_mb": rss / 1024**2,
+        "cpu_seconds": cpu.user + cpu.system,
+        "threads": n_threads,
+        "python_threads": threading.active_count(),
+        "thread_kinds": thread_kinds(),
+        "n_sessions": len(sessions),
+        "sessions": sessions,
+    }
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Replace `path` atomically (a reader never sees half a file)."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _Writer(threading.Thread):
+    def __init__(self, path: Path, interval: float, collect_every: float) -> None:
+        super().__init__(name="knn-metrics-writer", daemon=True)
+        self.path = path
+        self.interval = interval
+        self.collect_every = collect_every
+        self._since: weakref.WeakKeyDictionary[LiveSession, int] = weakref.WeakKeyDictionary()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        last_collect = time.monotonic()
+        collected = 0
+        while not self._stop_event.wait(self.interval):
+            if self.collect_every and time.monotonic() - last_collect >= self.collect_every:
+                # Freed sessions in reference cycles would otherwise wait for Python's own
+                # full collection, which may not come for a long time.
+                collected += gc.collect()
+                last_collect = time.monotonic()
+            snap = snapshot(self._since)
+            snap["python_objects_collected"] = collected
+            try:
+                write_json(self.path, snap)
+            except OSError:  # the reader's directory went away: nothing to report to
+                pass
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def start_writer(path: str | os.PathLike, interval: float | None = None, collect_every: float = 0.0) -> threading.Thread:
+    """Start (once per process) the thread that writes `snapshot()` to `path` every `interval` s.
+
+    `collect_every` > 0 also runs a full `gc.collect()` that often (seconds), so freed sessions
+    in reference cycles leave the registry promptly; 0 leaves collection to Python.
+    """
+    global _writer
+    with _writer_lock:
+        if _writer is None or not _writer.is_alive():
+            interval = float(os.environ.get("KNN_METRICS_INTERVAL", DEFAULT_INTERVAL)) if interval is None else interval
+            _writer = _Writer(Path(path), interval, collect_every)
+            _writer.start()
+        return _writer

@@ -1,0 +1,59 @@
+"""knn.metrics: the serving process's live numbers, written as JSON for benchmarks and tests."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import knn.metrics as metrics
+from knn.live import LiveSession
+from tests.test_live import RED, FakeEmbedder, _stamped
+
+
+def test_snapshot_has_the_process_and_every_live_session():
+    session = LiveSession(FakeEmbedder(), classes=["red"])
+    session.on_frame(_stamped(RED, 90_000))
+    snap = metrics.snapshot({})
+    assert snap["rss_mb"] > 10 and snap["cpu_seconds"] > 0 and snap["threads"] >= 1
+    assert snap["thread_kinds"]["MainThread"] == 1
+    mine = [s for s in snap["sessions"] if s["id"] == session.id]
+    assert len(mine) == 1 and mine[0]["frames_processed"] == 1 and len(mine[0]["latencies"]) == 1
+    assert snap["n_sessions"] == len(snap["sessions"])
+    json.dumps(snap)  # plain JSON
+
+
+def test_thread_kinds_strip_the_numbers():
+    stop = threading.Event()
+    threads = [threading.Thread(target=stop.wait, name=f"async_media_processor_{i}") for i in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        assert metrics.thread_kinds()["async_media_processor"] == 3
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+
+
+def test_the_writer_replaces_the_file_every_interval(tmp_path):
+    path = tmp_path / "metrics.json"
+    session = LiveSession(FakeEmbedder(), classes=["red"])
+    writer = metrics._Writer(path, interval=0.05, collect_every=0.1)
+    writer.start()
+    try:
+        session.on_frame(_stamped(RED, 90_000))
+        deadline = time.monotonic() + 5
+        seen = []
+        while time.monotonic() < deadline and len(seen) < 3:
+            if path.exists():
+                snap = json.loads(path.read_text())  # never half written
+                if not seen or snap["time"] > seen[-1]["time"]:
+                    seen.append(snap)
+            time.sleep(0.01)
+        assert len(seen) >= 3
+        latencies = [v for s in seen for x in s["sessions"] if x["id"] == session.id for v in x["latencies"]]
+        assert len(latencies) == 1  # reported in one snapshot only
+        assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary files left
+    finally:
+        writer.stop()
+        writer.join()
