@@ -5,24 +5,19 @@ Chromium plays a .y4m video (written here from ../shared photos) as its camera; 
 """
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from knn.folders import class_folders
+from tests.browser import CHROMIUM, AppServer, Page, launch
 from tests.webcam import read_y4m, write_y4m
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
 
 
@@ -50,112 +45,17 @@ def videos(photos, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def app_url(chromium, tmp_path_factory):
+def app_url(chromium):
     """`streamlit run app.py` on a free port, for this module's tests."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (tmp_path_factory.mktemp("streamlit") / "streamlit.log").open("w+")
-    env = {**os.environ, "KNN_ICE_SERVERS": "[]"}  # loopback: no STUN needed, none reachable
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"streamlit did not start:\n{log.read()}")
-            time.sleep(0.5)
-        yield url
+        server = AppServer()
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-
-
-class Page:
-    """The app in one browser tab: what a user clicks and reads."""
-
-    def __init__(self, page, url: str):
-        self.page = page
-        page.goto(url)
-        # The first visit in a process loads the embedder: allow for it.
-        page.wait_for_selector(".st-key-live_prediction", timeout=120_000)
-
-    def start_camera(self) -> None:
-        """Press START; once more if no frame arrives (a click during a rerun can get lost)."""
-        self.page.bring_to_front()
-        component = self.page.frame_locator('iframe[title*="webrtc"]').first
-        for attempt in range(2):
-            component.get_by_role("button", name="START").click()
-            try:
-                self.wait_for(lambda: self.prediction() != "—", "the first processed frame", 45)
-                return
-            except AssertionError:
-                if attempt:
-                    raise
-                stop = component.get_by_role("button", name="STOP")
-                if stop.count():
-                    stop.click()
-
-    def prediction(self) -> str:
-        return self.page.locator('.st-key-live_prediction [data-testid="stMetricValue"]').first.inner_text().strip()
-
-    def count(self, slot: int) -> int:
-        text = self.page.locator(f'.st-key-class_{slot} [data-testid="stCaptionContainer"]').first.inner_text()
-        return int(text.split()[0])
-
-    def add(self, slot: int, times: int) -> None:
-        for i in range(times):
-            before = self.count(slot)
-            self.page.locator(f".st-key-add_{slot} button:visible").click()
-            self.wait_for(lambda: self.count(slot) == before + 1, f"example {i + 1} in class {slot + 1}", 20)
-            time.sleep(0.4)  # the video moves on to another photo
-
-    def upload(self, slot: int, files: list[Path]) -> None:
-        before = self.count(slot)
-        self.page.locator(f'.st-key-class_{slot} input[type="file"]').set_input_files([str(f) for f in files])
-        self.wait_for(lambda: self.count(slot) == before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
-
-    def wait_for(self, condition, what: str, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                if condition():
-                    return
-            except Exception:  # the page is rerunning: elements come and go
-                pass
-            time.sleep(0.25)
-        stats = self.page.locator(".st-key-live_stats").first.inner_text()
-        raise AssertionError(f"timed out after {seconds} s waiting for {what}; prediction {self.prediction()!r}; {stats}")
-
-
-def launch(playwright, video: Path):
-    # Chromium reads the fake capture file at launch: another video needs another browser.
-    return playwright.chromium.launch(
-        executable_path=str(CHROMIUM),
-        args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--use-fake-ui-for-media-stream",
-            # Two tabs stream at once: keep the one in the background running at full speed.
-            "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-            "--disable-backgrounding-occluded-windows",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}",
-        ],
-    )
+        server.stop()
 
 
 def test_fake_webcam_video_is_valid_y4m(videos):
