@@ -21,6 +21,7 @@ import streamlit as st
 
 import knn
 from knn.live import MAX_IMAGE_BYTES, RECORD_SECONDS, LiveSession, Snapshot, ice_servers
+from knn.export import ExportError, export_bytes
 from knn.project import MAX_PROJECT_BYTES, load_project, project_bytes
 
 START_CLASSES = ("Class 1", "Class 2", "Class 3")
@@ -488,6 +489,37 @@ def project() -> None:
         args=(upload_key,),
         max_upload_size=max(1, MAX_PROJECT_BYTES // 1024**2),
     )
+    export_model_files(session)
+
+
+EXPORT_FORMATS = {"keras": "Keras (.keras)", "tflite": "LiteRT (.tflite)"}
+
+
+def export_model_files(session: LiveSession) -> None:
+    """Build the taught model as one .keras/.tflite file (a child process), then offer it."""
+    st.markdown("**Use it in your own code**")
+    fmt = st.radio("Model format", list(EXPORT_FORMATS), format_func=EXPORT_FORMATS.get,
+                   horizontal=True, key="export_format")
+    if st.button("Build model file", key="build_export",
+                 help="MobileNet + the KNN head as one model; the class names are inside it"):
+        bar = st.progress(0.0, text="Starting the export…")
+        try:
+            data = export_bytes(session.classifier, session.embedder, fmt,
+                                progress=lambda text, fraction: bar.progress(fraction, text=text))
+        except (ExportError, RuntimeError) as exc:
+            bar.empty()
+            st.error(md(f"Could not export: {exc}"))
+        else:
+            bar.empty()
+            ss.export = (fmt, data, session.classifier.counts())
+    built = ss.get("export")
+    if built is not None:
+        built_fmt, data, counts = built
+        st.download_button(f"Download model.{built_fmt} ({len(data) / 1024**2:.1f} MB)", data,
+                           file_name=f"knn-model.{built_fmt}", mime="application/octet-stream",
+                           on_click="ignore", key="download_export")
+        if counts != session.classifier.counts():
+            st.caption("The examples changed since this file was built: build it again to include them.")
 
 
 def examples_view() -> None:

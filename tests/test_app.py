@@ -291,3 +291,24 @@ def test_missing_weights_are_explained_not_a_traceback(camera_calls, monkeypatch
     assert not app.exception
     assert any("No weights for this backbone" in e for e in text(app.error))
     assert not camera_calls  # the page stopped before the camera
+
+
+def test_export_the_taught_model_as_a_download(at):
+    import zipfile
+
+    at.button(key="build_export").click().run()  # nothing taught yet
+    assert any("Could not export" in e for e in text(at.error))
+    assert "export" not in at.session_state
+    show_camera(at, photo(RED))
+    at.button(key="add_0").click().run()
+    show_camera(at, photo(BLUE))
+    at.button(key="add_1").click().run()
+    at.button(key="build_export").click().run()  # .keras, the default format
+    fmt, data, _ = at.session_state.export
+    assert fmt == "keras"
+    labels = zipfile.ZipFile(io.BytesIO(data)).read("labels.txt").decode().splitlines()
+    assert labels == ["Class 1", "Class 2", "Class 3"]
+    assert [b.label for b in at.get("download_button")][-1].startswith("Download model.keras")
+    show_camera(at, photo(RED))
+    at.button(key="add_0").click().run()
+    assert any("build it again" in c for c in text(at.caption))
