@@ -435,3 +435,46 @@ def test_a_freed_session_leaves_the_registry():
     del session
     gc.collect()
     assert sid not in [s.id for s in live.live_sessions()]
+
+
+def test_model_input_is_the_centre_square_as_pil_would_crop_and_resize_it(rps_dir):
+    from knn.images import center_crop_resize
+
+    path = class_folders(rps_dir)["paper"][0]
+    for size in ((640, 480), (480, 640), (300, 300)):
+        frame = av.VideoFrame.from_ndarray(
+            np.asarray(Image.fromarray(read_image(path)).resize(size)), format="rgb24"
+        ).reformat(format="yuv420p")
+        crop = live.model_input(frame, 224)
+        assert crop.shape == (224, 224, 3) and crop.dtype == np.uint8 and crop.flags.c_contiguous
+        expected = center_crop_resize(frame.to_ndarray(format="rgb24"), 224)
+        assert np.abs(crop.astype(int) - expected).mean() < 4  # libswscale vs PIL rounding
+
+
+def test_model_input_through_the_real_embedder_matches_the_pil_path(embedder, rps_dir):
+    """Switching the frame preprocessing to PyAV must not move the embeddings."""
+    from knn.images import center_crop_resize
+
+    files = class_folders(rps_dir)
+    for label in ("rock", "paper", "scissors"):
+        frame = _camera_frame(files[label][7])
+        a = embedder.embed(live.model_input(frame, embedder.input_size))[0]
+        b = embedder.embed(center_crop_resize(frame.to_ndarray(format="rgb24"), embedder.input_size))[0]
+        assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.99
+
+
+def test_the_returned_frame_is_yuv420p_with_only_the_banner_rows_changed(session):
+    """aiortc encodes yuv420p: a frame in that format needs no conversion before each encode."""
+    rng = np.random.default_rng(0)
+    frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (240, 320, 3), np.uint8), format="rgb24").reformat(
+        format="yuv420p"
+    )
+    out = session.on_frame(frame)
+    assert out.format.name == "yuv420p" and (out.width, out.height) == (320, 240)
+    band = live._band(240)
+    before, after = frame.to_ndarray(), out.to_ndarray()
+    y_in, y_out = before.reshape(-1)[: 320 * 240].reshape(240, 320), after.reshape(-1)[: 320 * 240].reshape(240, 320)
+    assert np.array_equal(y_in[band:], y_out[band:]) and not np.array_equal(y_in[:band], y_out[:band])
+    assert np.array_equal(frame.to_ndarray(), before)  # the camera's frame itself is untouched
+    odd = session.on_frame(solid(RED, 63, 47))  # odd sizes have no 4:2:0 planes: drawn in RGB
+    assert (odd.width, odd.height) == (63, 47)
