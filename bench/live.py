@@ -186,9 +186,12 @@ def summarise(n: int, trace: Trace) -> dict:
             "embed_ms_p50": s.last["embed_ms_p50"],
             "embed_ms_p95": s.last["embed_ms_p95"],
         })
+    cpu0, cpu1 = first.get("thread_cpu_seconds", {}), last.get("thread_cpu_seconds", {})
+    by_thread = {k: 100 * (cpu1[k] - cpu0.get(k, 0.0)) / span for k in cpu1}
     return {
         "sessions": n,
         "seconds": span,
+        "server_cpu_by_thread": dict(sorted(by_thread.items(), key=lambda kv: -kv[1])),
         "server_cpu_percent": 100 * (last["cpu_seconds"] - first["cpu_seconds"]) / span,
         "browser_cpu_percent": trace.browser_cpu,
         "rss_mb": last["rss_mb"],
@@ -220,7 +223,12 @@ def sessions_tables(results: list[dict]) -> str:
     per_run = markdown_table(
         ["sessions", "measured s", "server CPU %", "Chromium CPU %", "server RSS MB",
          "MB per further session", "server threads"], rows)
-    return per_session + "\n\n" + per_run
+    kinds = sorted({k for r in results for k, v in r["server_cpu_by_thread"].items() if v >= 1},
+                   key=lambda k: -max(r["server_cpu_by_thread"].get(k, 0) for r in results))
+    rows = [[r["sessions"], *(f"{r['server_cpu_by_thread'].get(k, 0):.0f}" for k in kinds)] for r in results]
+    by_thread = markdown_table(["sessions", *kinds], rows)
+    return (per_session + "\n\n" + per_run + "\n\nServer CPU % by thread (threads named as Python "
+            "names them, numbers stripped; native: threads Python did not start, e.g. XNNPACK's)\n\n" + by_thread)
 
 
 def run_soak(seconds: float, add_every: float, warmup: float, video: Path, server: dict) -> dict:

@@ -6,7 +6,8 @@ default) with `snapshot()`:
 
 - ``time`` (epoch s), ``pid``, ``rss_mb`` (resident memory), ``cpu_seconds`` (user + system since
   the process started), ``threads`` (count) and ``thread_kinds`` (count per thread name with its
-  number stripped, e.g. ``async_media_processor``), ``python_objects_collected`` (by gc);
+  number stripped, e.g. ``async_media_processor``), ``thread_cpu_seconds`` (CPU per thread kind, "native" for threads
+  Python did not start), ``python_objects_collected`` (by the writer's optional gc);
 - ``sessions``: one entry per `LiveSession` not yet freed (a weak registry: a session whose page
   is gone and whose state Streamlit dropped disappears once Python frees it), with its frame
   counters, rates, embedding/KNN timings, rolling latency p50/p95 and the capture-to-overlay
@@ -44,6 +45,19 @@ def thread_kinds() -> dict[str, int]:
     return dict(sorted(Counter(names).items()))
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds so far per thread kind (as `thread_kinds` names them); threads that Python did
+    not start (XNNPACK's inference pool, codec threads) are counted as "native"."""
+    kinds = {t.native_id: re.sub(r"[-_]?\d+", "", t.name) for t in threading.enumerate()}
+    out: Counter[str] = Counter()
+    try:
+        for t in psutil.Process().threads():
+            out[kinds.get(t.id, "native")] += t.user_time + t.system_time
+    except psutil.Error:
+        pass
+    return {k: round(v, 3) for k, v in sorted(out.items())}
+
+
 def snapshot(latencies_since: dict[LiveSession, int] | None = None) -> dict:
     """The process and its live sessions now. `latencies_since` maps a session to how many of its
     latencies were already reported (updated in place); without it, none are included."""
@@ -68,6 +82,7 @@ def snapshot(latencies_since: dict[LiveSession, int] | None = None) -> dict:
         "threads": n_threads,
         "python_threads": threading.active_count(),
         "thread_kinds": thread_kinds(),
+        "thread_cpu_seconds": thread_cpu(),
         "n_sessions": len(sessions),
         "sessions": sessions,
     }
