@@ -14,7 +14,6 @@ import functools
 import os
 import re
 
-import altair as alt
 import pandas as pd
 import psutil
 import streamlit as st
@@ -557,6 +556,8 @@ def examples_view() -> None:
 
 
 def evaluation_view() -> None:
+    import altair as alt  # here: it adds ~25 MB to the serving process, paid once someone looks
+
     clf = live().classifier
     counts = clf.counts()
     if sum(1 for n in counts.values() if n >= 1) < 2 or len(clf) < 3:

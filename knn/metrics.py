@@ -7,7 +7,8 @@ default) with `snapshot()`:
 - ``time`` (epoch s), ``pid``, ``rss_mb`` (resident memory), ``cpu_seconds`` (user + system since
   the process started), ``threads`` (count) and ``thread_kinds`` (count per thread name with its
   number stripped, e.g. ``async_media_processor``), ``thread_cpu_seconds`` (CPU per thread kind, "native" for threads
-  Python did not start), ``python_objects_collected`` (by the writer's optional gc);
+  Python did not start), ``python_objects_collected`` (by the writer's optional gc), ``heavy_modules`` (which of
+  TensorFlow, Keras, pandas, pyarrow, Altair are imported);
 - ``sessions``: one entry per `LiveSession` not yet freed (a weak registry: a session whose page
   is gone and whose state Streamlit dropped disappears once Python frees it), with its frame
   counters, rates, embedding/KNN timings, rolling latency p50/p95 and the capture-to-overlay
@@ -22,6 +23,7 @@ import gc
 import json
 import os
 import re
+import sys
 import tempfile
 import threading
 import time
@@ -34,6 +36,8 @@ import psutil
 from .live import LiveSession, live_sessions
 
 DEFAULT_INTERVAL = 1.0
+HEAVY_MODULES = ("tensorflow", "keras", "pandas", "pyarrow", "altair")
+"""Reported when imported: each adds tens to hundreds of MB to the serving process."""
 
 _writer_lock = threading.Lock()
 _writer: _Writer | None = None
@@ -83,6 +87,7 @@ def snapshot(latencies_since: dict[LiveSession, int] | None = None) -> dict:
         "python_threads": threading.active_count(),
         "thread_kinds": thread_kinds(),
         "thread_cpu_seconds": thread_cpu(),
+        "heavy_modules": [m for m in HEAVY_MODULES if m in sys.modules],
         "n_sessions": len(sessions),
         "sessions": sessions,
     }

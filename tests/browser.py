@@ -187,9 +187,13 @@ class Page:
     def stat(self, name: str) -> str:
         """A value of the live panel's table, e.g. stat("frames/s received") -> "29.5 · 29.4"."""
         lines = [line.strip() for line in self.stats().splitlines() if line.strip()]
-        for label, value in zip(lines, lines[1:]):
-            if label.startswith(name):
-                return value
+        for i, line in enumerate(lines):  # a row reads "label<TAB>value", or label and value lines
+            label, _, value = line.partition("\t")
+            if label.strip().startswith(name):
+                if value.strip():
+                    return value.strip()
+                if i + 1 < len(lines):
+                    return lines[i + 1]
         raise AssertionError(f"no {name!r} on the live panel: {lines}")
 
     def processed_fps(self) -> float:
