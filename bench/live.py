@@ -195,6 +195,7 @@ def summarise(n: int, trace: Trace) -> dict:
         "server_cpu_percent": 100 * (last["cpu_seconds"] - first["cpu_seconds"]) / span,
         "browser_cpu_percent": trace.browser_cpu,
         "rss_mb": last["rss_mb"],
+        "rss_mb_series": [round(x["rss_mb"], 1) for x in trace.snapshots],
         "threads": last["threads"],
         "thread_kinds": last["thread_kinds"],
         "per_session": sessions,

@@ -40,12 +40,54 @@ MAX_IMAGE_BYTES = 20 * 1024**2
 EMBED_BATCH = 16
 """Images embedded per call when re-embedding or adding uploads: bounds memory, allows progress."""
 DEFAULT_ICE_SERVERS = [{"urls": ["stun:stun.l.google.com:19302"]}]
+MODEL_WAIT = 0.04
+"""Seconds a camera frame from the queued callback waits for the model while other sessions'
+frames are in it; after that it is dropped (see `on_frames`)."""
+MAX_PREDICTION_AGE = 0.25
+"""A session whose last processed frame is older than this waits for the model as long as it
+takes, so no session starves."""
 
 _LOG = logging.getLogger(__name__)
 
 _SESSIONS: weakref.WeakSet[LiveSession] = weakref.WeakSet()
 """Every LiveSession not yet freed (knn.metrics reports them; a freed one drops out by itself)."""
 _SESSION_IDS = itertools.count(1)
+
+
+class _ModelTurns:
+    """One camera frame in the model at a time, across sessions (the cores are what they share);
+    when it frees, the waiting frame whose session was served longest ago goes next."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._busy = False
+        self._waiting: dict[object, float] = {}  # a waiting call -> its session's last service
+
+    def acquire(self, last_served: float, timeout: float | None) -> bool:
+        """Wait for the model (at most `timeout` s; None: as long as it takes); True if it is ours."""
+        token = object()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._waiting[token] = last_served
+            try:
+                while self._busy or min(self._waiting, key=self._waiting.__getitem__) is not token:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+                self._busy = True
+                return True
+            finally:
+                del self._waiting[token]
+                self._cond.notify_all()  # the next in line may be someone else now
+
+    def release(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+
+
+_MODEL_TURNS = _ModelTurns()
 
 
 def live_sessions() -> list[LiveSession]:
@@ -144,6 +186,7 @@ class LiveSession:
         self._recording: _Recording | None = None
         self._stats = Stats()
         self._clock = CaptureClock()
+        self._last_processed = -math.inf  # time.monotonic() of the last frame through the model
         self._mirror = False
         self._switching = False
         self._notice: str | None = None
@@ -158,15 +201,20 @@ class LiveSession:
         on anything slower than one KNN query. A failure is logged and written on the frame:
         an exception escaping here would stop streamlit-webrtc's worker, and the video with it.
         """
+        out = self._guarded(frame, None)
+        assert out is not None  # without a wait limit the frame always gets its turn
+        return out
+
+    def _guarded(self, frame: av.VideoFrame, model_wait: float | None) -> av.VideoFrame | None:
         try:
-            return self._process(frame)
+            return self._process(frame, model_wait)
         except Exception as exc:
             _LOG.exception("processing a camera frame failed")
             with self._lock:
                 self._notice = f"Processing a camera frame failed: {exc}"
             return overlay(frame, f"error: {type(exc).__name__}", None, (255, 80, 80), False)
 
-    def _process(self, frame: av.VideoFrame) -> av.VideoFrame:
+    def _process(self, frame: av.VideoFrame, model_wait: float | None = None) -> av.VideoFrame | None:
         now = time.monotonic()
         capture = frame.time  # the camera's timestamp (s), None for frames without one
         with self._lock:
@@ -176,10 +224,20 @@ class LiveSession:
             embedder, mirror, switching = self._embedder, self._mirror, self._switching
         if switching:  # the stored examples are being re-embedded for another backbone
             return overlay(frame, "switching backbone…", None, (255, 200, 0), mirror)
-        crop = model_input(frame, embedder.input_size)
-        t0 = time.perf_counter()
-        embedding = np.asarray(embedder.embed(crop), dtype=np.float32)[0]
-        embed_seconds = time.perf_counter() - t0
+        starving = now - self._last_processed > MAX_PREDICTION_AGE
+        if not _MODEL_TURNS.acquire(self._last_processed, None if model_wait is None or starving else model_wait):
+            # Other sessions' frames kept the model busy: drop this frame rather than queue it
+            # (it would be stale by its turn); the video repeats the last frame drawn.
+            with self._lock:
+                self._stats.record_dropped(1)
+            return None
+        try:
+            crop = model_input(frame, embedder.input_size)
+            t0 = time.perf_counter()
+            embedding = np.asarray(embedder.embed(crop), dtype=np.float32)[0]
+            embed_seconds = time.perf_counter() - t0
+        finally:
+            _MODEL_TURNS.release()
         recording = self._recording  # read unlocked to decide on the JPEG; rechecked below
         jpeg = encode_jpeg(crop, size=crop.shape[0]) if recording and now < recording.deadline else None
         with self._lock:
@@ -190,6 +248,7 @@ class LiveSession:
             knn_seconds = time.perf_counter() - t1
             self._latest = _Latest(embedding, crop, now, embedder)
             self._prediction = prediction
+            self._last_processed = now
             self._record_frame(embedding, jpeg, now)
             self._stats.record_processed(embed_seconds, knn_seconds, now)
         text, fraction, colour = _caption(prediction)
@@ -209,6 +268,14 @@ class LiveSession:
         call runs and hands them over together; its default for a plain `video_frame_callback`
         is to process only the newest, silently. This does the same, but counts the drops, so
         latency stays flat and the page can show how many frames were skipped.
+
+        Sessions take turns in the model (one frame at a time, the session served longest ago
+        first). When other sessions keep it busy for more than `MODEL_WAIT`, the frame is dropped
+        too, before any work on it, and this returns no frame: streamlit-webrtc then repeats the
+        last frame drawn. Waiting longer would only make the frame staler by its turn (bench/
+        live.py, 4 sessions: latency p95 ~300 ms when every frame waits, ~200 ms with 40 ms), and
+        a session whose last frame was served more than `MAX_PREDICTION_AGE` ago waits as long as
+        it takes, so none starves.
         """
         if len(frames) > 1:
             now = time.monotonic()
@@ -218,7 +285,8 @@ class LiveSession:
                 for frame in frames[:-1]:  # they arrived too: the latency clock learns from them
                     if frame.time is not None:
                         self._clock.arrived(frame.time, now)
-        return [self.on_frame(frames[-1])]
+        out = self._guarded(frames[-1], MODEL_WAIT)
+        return [] if out is None else [out]
 
     def _record_frame(self, embedding: np.ndarray, jpeg: bytes | None, now: float) -> None:
         """Add the frame to the recording class (lock held)."""

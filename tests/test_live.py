@@ -289,13 +289,13 @@ def test_slow_callback_drops_old_frames_in_streamlit_webrtc_and_latency_stays_fl
     session = LiveSession(FakeEmbedder(delay=0.08), classes=["red"])
     camera = _Camera()
     waited: list[float] = []  # per processed frame: how long it sat before the callback took it
-    on_frame = session.on_frame
+    guarded = session._guarded
 
-    def timed(frame):
+    def timed(frame, model_wait):
         waited.append(time.monotonic() - camera.made[frame.pts])
-        return on_frame(frame)
+        return guarded(frame, model_wait)
 
-    session.on_frame = timed  # on_frames (the queued callback) calls self.on_frame
+    session._guarded = timed  # both callbacks end in self._guarded
     processor = CallbackAttachableProcessor(session.on_frame, session.on_frames, None)
     track = AsyncVideoProcessTrack(camera.track, processor)
 
@@ -478,3 +478,63 @@ def test_the_returned_frame_is_yuv420p_with_only_the_banner_rows_changed(session
     assert np.array_equal(frame.to_ndarray(), before)  # the camera's frame itself is untouched
     odd = session.on_frame(solid(RED, 63, 47))  # odd sizes have no 4:2:0 planes: drawn in RGB
     assert (odd.width, odd.height) == (63, 47)
+
+
+def test_sessions_take_turns_in_the_model_and_a_frame_that_would_wait_too_long_is_dropped(monkeypatch):
+    """While another session's frame is in the model, a queued-callback frame waits at most
+    MODEL_WAIT, then is dropped untouched: no frame out (streamlit-webrtc repeats the last one)."""
+    monkeypatch.setattr(live, "MODEL_WAIT", 0.02)
+    busy = LiveSession(FakeEmbedder(delay=0.3), classes=["red"])
+    other_embedder = FakeEmbedder()
+    other = LiveSession(other_embedder, classes=["red"])
+    asyncio.run(other.on_frames([solid(RED)]))  # served once: not starving
+    calls = other_embedder.calls
+    worker = threading.Thread(target=busy.on_frame, args=(solid(RED),))
+    worker.start()
+    time.sleep(0.05)  # busy's frame is in the model now
+    try:
+        assert asyncio.run(other.on_frames([solid(RED), solid(RED)])) == []
+        stats = other.snapshot().stats
+        assert (stats.frames_received, stats.frames_processed, stats.frames_dropped) == (3, 1, 2)
+        assert other_embedder.calls == calls  # no work at all on the dropped frame
+    finally:
+        worker.join()
+    assert len(asyncio.run(other.on_frames([solid(RED)]))) == 1  # the model is free again
+
+
+def test_a_starving_session_waits_for_its_turn(monkeypatch):
+    monkeypatch.setattr(live, "MODEL_WAIT", 0.0)
+    busy = LiveSession(FakeEmbedder(delay=0.2), classes=["red"])
+    fresh = LiveSession(FakeEmbedder(), classes=["red"])  # never served: it waits rather than drop
+    worker = threading.Thread(target=busy.on_frame, args=(solid(RED),))
+    worker.start()
+    time.sleep(0.05)
+    try:
+        assert len(asyncio.run(fresh.on_frames([solid(RED)]))) == 1
+        assert fresh.snapshot().stats.frames_processed == 1
+    finally:
+        worker.join()
+
+
+def test_model_turns_go_to_the_session_served_longest_ago():
+    turns = live._ModelTurns()
+    assert turns.acquire(0.0, None)
+    order = []
+
+    def wait(name, last_served):
+        assert turns.acquire(last_served, 5.0)
+        order.append(name)
+        turns.release()
+
+    recent = threading.Thread(target=wait, args=("served 1 s ago", 100.0))
+    starved = threading.Thread(target=wait, args=("served 9 s ago", 92.0))
+    recent.start()
+    time.sleep(0.05)
+    starved.start()
+    time.sleep(0.05)  # both wait now; the later one was served longer ago
+    turns.release()
+    recent.join()
+    starved.join()
+    assert order == ["served 9 s ago", "served 1 s ago"]
+    assert turns.acquire(0.0, 0.0)  # free again
+    turns.release()
