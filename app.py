@@ -11,8 +11,11 @@ renders it, since labels, captions and messages are Markdown.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import re
+import threading
+import time
 
 import pandas as pd
 import psutil
@@ -34,10 +37,37 @@ in Chromium (32% at 1 s) and the server 10% (5%), which 4 streaming sessions on 
 st.set_page_config(page_title="Webcam KNN classifier", page_icon="📷", layout="wide")
 ss = st.session_state
 
+GC_SECONDS = float(os.environ.get("KNN_GC_SECONDS", "30"))
+"""How often a full garbage collection runs in the serving process (see `periodic_gc`)."""
+
+
+@st.cache_resource(show_spinner=False)
+def periodic_gc(seconds: float) -> threading.Thread:
+    """Collect garbage every `seconds` in a background thread, once per process.
+
+    Streamlit's own `runner.postScriptGC` (off in .streamlit/config.toml) runs a full collection
+    after every script run, i.e. twice a second per session with the live fragment, each holding
+    the GIL for 60-100 ms and stalling every camera callback. Closed sessions are reference
+    cycles (Streamlit's session, its WebRTC worker, the LiveSession): this frees them, and other
+    cyclic garbage, with one such pause per `seconds` instead.
+    """
+
+    def run() -> None:
+        while True:
+            time.sleep(seconds)
+            gc.collect()
+
+    thread = threading.Thread(target=run, name="knn-periodic-gc", daemon=True)
+    thread.start()
+    return thread
+
+
+periodic_gc(GC_SECONDS)
+
 if os.environ.get("KNN_METRICS_FILE"):  # monitoring (bench/live.py, tests): see knn/metrics.py
     from knn.metrics import start_writer
 
-    start_writer(os.environ["KNN_METRICS_FILE"], collect_every=float(os.environ.get("KNN_METRICS_GC", "0")))
+    start_writer(os.environ["KNN_METRICS_FILE"])
 
 
 # ---- helpers -------------------------------------------------------------------------------------
