@@ -197,6 +197,7 @@ def summarise(n: int, trace: Trace) -> dict:
         "rss_mb": last["rss_mb"],
         "rss_mb_series": [round(x["rss_mb"], 1) for x in trace.snapshots],
         "threads": last["threads"],
+        "live_sessions": last["n_sessions"],
         "thread_kinds": last["thread_kinds"],
         "per_session": sessions,
     }
@@ -220,10 +221,11 @@ def sessions_tables(results: list[dict]) -> str:
     for r in results:
         extra = "-" if base is None or r["sessions"] == 1 else f"{(r['rss_mb'] - base) / (r['sessions'] - 1):.1f}"
         rows.append([r["sessions"], f"{r['seconds']:.0f}", f"{r['server_cpu_percent']:.0f}",
-                     f"{r['browser_cpu_percent']:.0f}", f"{r['rss_mb']:.0f}", extra, r["threads"]])
+                     f"{r['browser_cpu_percent']:.0f}", f"{r['rss_mb']:.0f}", extra, r["threads"],
+                     r["live_sessions"]])
     per_run = markdown_table(
         ["sessions", "measured s", "server CPU %", "Chromium CPU %", "server RSS MB",
-         "MB per further session", "server threads"], rows)
+         "MB per further session", "server threads", "LiveSessions alive"], rows)
     kinds = sorted({k for r in results for k, v in r["server_cpu_by_thread"].items() if v >= 1},
                    key=lambda k: -max(r["server_cpu_by_thread"].get(k, 0) for r in results))
     rows = [[r["sessions"], *(f"{r['server_cpu_by_thread'].get(k, 0):.0f}" for k in kinds)] for r in results]

@@ -12,7 +12,6 @@ Here the TTL is 1 s and the collection runs every second. Slow (a few minutes): 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from PIL import Image
