@@ -1,11 +1,12 @@
 """One browser session's live state: its classifier, the latest camera frame and prediction.
 
 The page creates one `LiveSession` per browser session and the WebRTC video callback closes over
-it. Two threads use it: aiortc's worker thread calls `on_frame` for each frame it keeps, and
-Streamlit's script thread calls everything else. All shared state sits behind one lock, held only
+it. Two threads use it: streamlit-webrtc's worker thread calls `on_frames` with the frames that
+arrived since its last call, and Streamlit's script thread calls everything else. All shared state sits behind one lock, held only
 for cheap steps (one KNN query, one add); embedding, JPEG encoding and drawing happen outside it.
-The embedder is shared by all sessions (it is thread-safe); everything else here is private to
-the session. No Streamlit import: the page wires widgets to these methods.
+The embedder is shared by all sessions (it is thread-safe), and the sessions' frames take turns
+in it (`_ModelTurns`); everything else here is private to the session. A module-level weak
+registry (`live_sessions()`) lets knn.metrics report the sessions still alive. No Streamlit import: the page wires widgets to these methods.
 """
 from __future__ import annotations
 
@@ -197,9 +198,10 @@ class LiveSession:
     def on_frame(self, frame: av.VideoFrame) -> av.VideoFrame:
         """Embed and classify one camera frame; return it with the prediction drawn on it.
 
-        This is the `video_frame_callback`; it runs on aiortc's worker thread and never blocks
-        on anything slower than one KNN query. A failure is logged and written on the frame:
-        an exception escaping here would stop streamlit-webrtc's worker, and the video with it.
+        This is the `video_frame_callback`; it runs on streamlit-webrtc's worker thread. It waits
+        for its turn in the model (other sessions' frames may be in it), and holds the session's
+        lock only for one KNN query. A failure is logged and written on the frame: an exception
+        escaping here would stop streamlit-webrtc's worker, and the video with it.
         """
         out = self._guarded(frame, None)
         assert out is not None  # without a wait limit the frame always gets its turn
