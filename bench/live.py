@@ -216,16 +216,23 @@ def sessions_tables(results: list[dict]) -> str:
     per_session = markdown_table(
         ["sessions", "session", "received fps", "processed fps", "dropped", "latency p50 ms",
          "latency p95 ms", "p95 first → last 10 s", "embed p50 ms"], rows)
-    base = next((r["rss_mb"] for r in results if r["sessions"] == 1), None)
+    # RSS swings by ±20 MB within a run (the periodic collection, the allocator): the median of
+    # the per-second samples is the level, the max the worst moment.
+    def rss(r: dict) -> tuple[float, float]:
+        series = r.get("rss_mb_series") or [r["rss_mb"]]
+        return float(np.median(series)), float(max(series))
+
+    base = next((rss(r)[0] for r in results if r["sessions"] == 1), None)
     rows = []
     for r in results:
-        extra = "-" if base is None or r["sessions"] == 1 else f"{(r['rss_mb'] - base) / (r['sessions'] - 1):.1f}"
+        median, peak = rss(r)
+        extra = "-" if base is None or r["sessions"] == 1 else f"{(median - base) / (r['sessions'] - 1):.1f}"
         rows.append([r["sessions"], f"{r['seconds']:.0f}", f"{r['server_cpu_percent']:.0f}",
-                     f"{r['browser_cpu_percent']:.0f}", f"{r['rss_mb']:.0f}", extra, r["threads"],
+                     f"{r['browser_cpu_percent']:.0f}", f"{median:.0f} ({peak:.0f})", extra, r["threads"],
                      r["live_sessions"]])
     per_run = markdown_table(
-        ["sessions", "measured s", "server CPU %", "Chromium CPU %", "server RSS MB",
-         "MB per further session", "server threads", "LiveSessions alive"], rows)
+        ["sessions", "measured s", "server CPU %", "Chromium CPU %", "server RSS MB median (max)",
+         "MB per further session (medians)", "server threads", "LiveSessions alive"], rows)
     kinds = sorted({k for r in results for k, v in r["server_cpu_by_thread"].items() if v >= 1},
                    key=lambda k: -max(r["server_cpu_by_thread"].get(k, 0) for r in results))
     rows = [[r["sessions"], *(f"{r['server_cpu_by_thread'].get(k, 0):.0f}" for k in kinds)] for r in results]
@@ -306,12 +313,22 @@ def main() -> None:
     parser.add_argument("--add-every", type=float, default=5, help="soak: seconds between Add clicks")
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 s per count, 3 s warm-up, soak ≤ 60 s")
     parser.add_argument("--label", default="", help="a name for this run's JSON file")
+    parser.add_argument("--report", type=Path, metavar="JSON", help="print the tables of a saved run and exit")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a `streamlit run` option for the server, e.g. runner.postScriptGC=true (A/B runs)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="an environment variable for the server (A/B runs)")
     args = parser.parse_args()
     server = {"options": dict(o.split("=", 1) for o in args.option), "env": dict(e.split("=", 1) for e in args.env)}
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        if saved["runs"]:
+            print(f"Live sessions (load average {saved['load_at_start']:.2f} at the start)\n")
+            print(sessions_tables(saved["runs"]))
+        if saved["soak"]:
+            print(f"\nSoak: one session, {saved['soak']['seconds']:.0f} s, Add every {saved['soak']['add_every']:.0f} s\n")
+            print(soak_table(saved["soak"]))
+        return
     if args.quick:
         args.seconds, args.warmup, args.soak = 10, 3, min(args.soak, 60)
     RESULTS.mkdir(parents=True, exist_ok=True)
