@@ -24,7 +24,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 import weakref
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import psutil
 
+from .atomic import atomic_output
 from .live import LiveSession, live_sessions
 
 DEFAULT_INTERVAL = 1.0
@@ -94,15 +94,9 @@ def snapshot(latencies_since: dict[LiveSession, int] | None = None) -> dict:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Replace `path` atomically (a reader never sees half a file)."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace `path` atomically (a reader never sees half a file); no fsync, it is rewritten each second."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data))
 
 
 class _Writer(threading.Thread):
