@@ -1,16 +1,19 @@
 """One browser session's live state: its classifier, the latest camera frame and prediction.
 
 The page creates one `LiveSession` per browser session and the WebRTC video callback closes over
-it. Two threads use it: streamlit-webrtc's worker thread calls `on_frames` with the frames that
-arrived since its last call, and Streamlit's script thread calls everything else. All shared state sits behind one lock, held only
+it. Three threads use it: streamlit-webrtc's worker thread calls `on_frames` with the frames that
+arrived since its last call, the model worker embeds and classifies them, and Streamlit's script
+thread calls everything else. All shared state sits behind one lock, held only
 for cheap steps (one KNN query, one add); embedding, JPEG encoding and drawing happen outside it.
-The embedder is shared by all sessions (it is thread-safe), and the sessions' frames take turns
-in it (`_ModelTurns`); everything else here is private to the session. A module-level weak
+The embedder is shared by all sessions (it is thread-safe); camera frames go through it on one
+worker thread (knn.model_worker), the newest frame of each session, fairly across sessions;
+everything else here is private to the session. A module-level weak
 registry (`live_sessions()`) lets knn.metrics report the sessions still alive. No Streamlit import: the page wires widgets to these methods.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import itertools
 import json
@@ -30,6 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .classifier import ClassifierError, KNNClassifier, Prediction
 from .images import ImageError, center_crop_resize, decode_jpeg, encode_jpeg, read_image
+from .model_worker import MODEL_WORKER
 from .stats import CaptureClock, Stats, StatsSummary
 
 RECORD_SECONDS = 3.0
@@ -42,11 +46,13 @@ EMBED_BATCH = 16
 """Images embedded per call when re-embedding or adding uploads: bounds memory, allows progress."""
 DEFAULT_ICE_SERVERS = [{"urls": ["stun:stun.l.google.com:19302"]}]
 MODEL_WAIT = 0.04
-"""Seconds a camera frame from the queued callback waits for the model while other sessions'
-frames are in it; after that it is dropped (see `on_frames`)."""
-MAX_PREDICTION_AGE = 0.25
-"""A session whose last processed frame is older than this waits for the model as long as it
-takes, so no session starves."""
+"""Seconds the queued callback waits for its frame's result while the frame still waits for the
+model; then it returns no frame, and a newer frame may take the waiting one's place (`on_frames`)."""
+RUNNING_WAIT = 0.25
+"""Seconds it waits longer when its frame is in the model by then: the result is due, and drawing
+it at once rather than on the next camera frame saves up to a frame interval of latency."""
+FRAME_WAIT = 10.0
+"""Seconds the plain `on_frame` waits for its frame's result (it always waits for it)."""
 
 _LOG = logging.getLogger(__name__)
 
@@ -55,45 +61,16 @@ _SESSIONS: weakref.WeakSet[LiveSession] = weakref.WeakSet()
 _SESSION_IDS = itertools.count(1)
 
 
-class _ModelTurns:
-    """One camera frame in the model at a time, across sessions (the cores are what they share);
-    when it frees, the waiting frame whose session was served longest ago goes next."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._busy = False
-        self._waiting: dict[object, float] = {}  # a waiting call -> its session's last service
-
-    def acquire(self, last_served: float, timeout: float | None) -> bool:
-        """Wait for the model (at most `timeout` s; None: as long as it takes); True if it is ours."""
-        token = object()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            self._waiting[token] = last_served
-            try:
-                while self._busy or min(self._waiting, key=self._waiting.__getitem__) is not token:
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        return False
-                    self._cond.wait(remaining)
-                self._busy = True
-                return True
-            finally:
-                del self._waiting[token]
-                self._cond.notify_all()  # the next in line may be someone else now
-
-    def release(self) -> None:
-        with self._cond:
-            self._busy = False
-            self._cond.notify_all()
-
-
-_MODEL_TURNS = _ModelTurns()
-
-
 def live_sessions() -> list[LiveSession]:
     """The LiveSession objects alive in this process, oldest first."""
     return sorted(list(_SESSIONS), key=lambda s: s.id)
+
+
+def streaming_sessions() -> int:
+    """How many sessions in this process received a camera frame in the last `MAX_FRAME_AGE` s."""
+    now = time.monotonic()
+    return sum(1 for s in list(_SESSIONS) if s.last_frame_time is not None and now - s.last_frame_time <= MAX_FRAME_AGE)
+
 
 Progress = Callable[[float, str], None]
 
@@ -188,6 +165,14 @@ class LiveSession:
         self._stats = Stats()
         self._clock = CaptureClock()
         self._last_processed = -math.inf  # time.monotonic() of the last frame through the model
+        self._done = threading.Condition(self._lock)  # signalled when the model finishes a frame
+        self._submitted = 0  # frames handed to the model worker
+        self._started = 0  # the newest of them it has started on
+        self._finished = 0  # the newest of them it has finished (or dropped, or failed)
+        self._undrawn: float | None = None  # capture time of a result not drawn on a frame yet
+        self._fresh = False  # a result not drawn on a frame yet
+        self._last_arrival: float | None = None  # time.monotonic() of the latest camera frame
+        self._failure: str | None = None  # caption while the model fails on this session's frames
         self._mirror = False
         self._switching = False
         self._notice: str | None = None
@@ -198,86 +183,24 @@ class LiveSession:
     def on_frame(self, frame: av.VideoFrame) -> av.VideoFrame:
         """Embed and classify one camera frame; return it with the prediction drawn on it.
 
-        This is the `video_frame_callback`; it runs on streamlit-webrtc's worker thread. It waits
-        for its turn in the model (other sessions' frames may be in it), and holds the session's
-        lock only for one KNN query. A failure is logged and written on the frame: an exception
-        escaping here would stop streamlit-webrtc's worker, and the video with it.
+        The plain `video_frame_callback`: it waits for this frame's result (see `on_frames` for
+        the queued one, which the page uses). A failure is logged and written on the frame: an
+        exception escaping here would stop streamlit-webrtc's worker, and the video with it.
         """
-        out = self._guarded(frame, None)
-        assert out is not None  # without a wait limit the frame always gets its turn
-        return out
-
-    def _guarded(self, frame: av.VideoFrame, model_wait: float | None) -> av.VideoFrame | None:
-        try:
-            return self._process(frame, model_wait)
-        except Exception as exc:
-            _LOG.exception("processing a camera frame failed")
-            with self._lock:
-                self._notice = f"Processing a camera frame failed: {exc}"
-            return overlay(frame, f"error: {type(exc).__name__}", None, (255, 80, 80), False)
-
-    def _process(self, frame: av.VideoFrame, model_wait: float | None = None) -> av.VideoFrame | None:
-        now = time.monotonic()
-        capture = frame.time  # the camera's timestamp (s), None for frames without one
-        with self._lock:
-            self._stats.record_received(1, now)
-            if capture is not None:
-                self._clock.arrived(capture, now)
-            embedder, mirror, switching = self._embedder, self._mirror, self._switching
-        if switching:  # the stored examples are being re-embedded for another backbone
-            return overlay(frame, "switching backbone…", None, (255, 200, 0), mirror)
-        starving = now - self._last_processed > MAX_PREDICTION_AGE
-        if not _MODEL_TURNS.acquire(self._last_processed, None if model_wait is None or starving else model_wait):
-            # Other sessions' frames kept the model busy: drop this frame rather than queue it
-            # (it would be stale by its turn); the video repeats the last frame drawn.
-            with self._lock:
-                self._stats.record_dropped(1)
-            return None
-        try:
-            crop = model_input(frame, embedder.input_size)
-            t0 = time.perf_counter()
-            embedding = np.asarray(embedder.embed(crop), dtype=np.float32)[0]
-            embed_seconds = time.perf_counter() - t0
-        finally:
-            _MODEL_TURNS.release()
-        recording = self._recording  # read unlocked to decide on the JPEG; rechecked below
-        jpeg = encode_jpeg(crop, size=crop.shape[0]) if recording and now < recording.deadline else None
-        with self._lock:
-            if embedder is not self._embedder or self._switching:
-                return overlay(frame, "switching backbone…", None, (255, 200, 0), mirror)
-            t1 = time.perf_counter()
-            prediction = self._classifier.predict(embedding)
-            knn_seconds = time.perf_counter() - t1
-            self._latest = _Latest(embedding, crop, now, embedder)
-            self._prediction = prediction
-            self._last_processed = now
-            self._record_frame(embedding, jpeg, now)
-            self._stats.record_processed(embed_seconds, knn_seconds, now)
-        text, fraction, colour = _caption(prediction)
-        out = overlay(frame, text, fraction, colour, mirror)
-        if capture is not None:
-            done = time.monotonic()
-            with self._lock:
-                latency = self._clock.latency(capture, done)
-                if latency is not None:
-                    self._stats.record_latency(latency)
-        return out
+        return self._serve(frame, FRAME_WAIT)
 
     async def on_frames(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
-        """The `queued_video_frames_callback`: keep only the newest frame, count the others.
+        """The `queued_video_frames_callback`: the newest frame goes to the model, the rest are counted.
 
         streamlit-webrtc (async_processing=True) queues the frames that arrive while the previous
-        call runs and hands them over together; its default for a plain `video_frame_callback`
-        is to process only the newest, silently. This does the same, but counts the drops, so
-        latency stays flat and the page can show how many frames were skipped.
+        call runs and hands them over together; only the newest is worth a look, the others are
+        counted as dropped, so latency stays flat and the page can show how many were skipped.
 
-        Sessions take turns in the model (one frame at a time, the session served longest ago
-        first). When other sessions keep it busy for more than `MODEL_WAIT`, the frame is dropped
-        too, before any work on it, and this returns no frame: streamlit-webrtc then repeats the
-        last frame drawn. Waiting longer would only make the frame staler by its turn (bench/
-        live.py, 4 sessions: latency p95 ~300 ms when every frame waits, ~200 ms with 40 ms), and
-        a session whose last frame was served more than `MAX_PREDICTION_AGE` ago waits as long as
-        it takes, so none starves.
+        The frame joins the model worker's queue (replacing this session's frame still waiting
+        there, also counted as dropped) and this waits up to `MODEL_WAIT` for its result. When
+        other sessions' frames keep the model busy longer, this returns no frame (streamlit-webrtc
+        repeats the last one drawn) and the result is drawn on a later frame: the callback never
+        waits behind other sessions for long, and its frame is not stale by its turn.
         """
         if len(frames) > 1:
             now = time.monotonic()
@@ -287,8 +210,115 @@ class LiveSession:
                 for frame in frames[:-1]:  # they arrived too: the latency clock learns from them
                     if frame.time is not None:
                         self._clock.arrived(frame.time, now)
-        out = self._guarded(frames[-1], MODEL_WAIT)
+        out = self._serve(frames[-1], MODEL_WAIT, always=False)
         return [] if out is None else [out]
+
+    def _serve(self, frame: av.VideoFrame, wait: float, always: bool = True) -> av.VideoFrame | None:
+        """Submit the frame, wait up to `wait` s for its result, draw the newest result on it.
+
+        Without a result newer than the last one drawn, and unless `always`, returns None: the
+        picture would only change under the same caption, and a repeated frame costs the encoder
+        here and the browser's decoder next to nothing (bench/live.py: returning every camera frame
+        cost ~12% of a core in Chromium and ~20% fewer model frames with 4 sessions).
+        """
+        try:
+            now = time.monotonic()
+            with self._lock:
+                self._stats.record_received(1, now)
+                self._last_arrival = now
+                if frame.time is not None:
+                    self._clock.arrived(frame.time, now)
+                switching = self._switching
+            if not switching:
+                self._submit(frame, now, wait, any_result=not always)
+                with self._lock:
+                    fresh = self._fresh
+                if not (fresh or always):
+                    return None
+            return self._draw(frame)
+        except Exception as exc:
+            _LOG.exception("processing a camera frame failed")
+            with self._lock:
+                self._notice = f"Processing a camera frame failed: {exc}"
+            return overlay(frame, f"error: {type(exc).__name__}", None, (255, 80, 80), False)
+
+    def _submit(self, frame: av.VideoFrame, now: float, wait: float, any_result: bool) -> None:
+        """Hand the frame to the model worker and wait up to `wait` s for its result (or, with
+        `any_result`, for any result not drawn yet: an earlier frame's, finishing meanwhile, is
+        then drawn at once rather than after the wait)."""
+        with self._lock:
+            self._submitted += 1
+            ticket = self._submitted
+            last_served = self._last_processed
+        job = functools.partial(self._run_model, frame, now, ticket)
+        if MODEL_WORKER.run_now(self.id, job):  # the model was idle: no hand-over
+            return
+        replaced = MODEL_WORKER.submit(self.id, last_served, job)
+        with self._lock:
+            if replaced:  # its frame never reached the model
+                self._stats.record_dropped(1)
+            if not self._done.wait_for(lambda: self._finished >= ticket or (any_result and self._fresh), timeout=wait):
+                if self._started >= ticket:  # in the model already: its result is moments away
+                    self._done.wait_for(lambda: self._finished >= ticket, timeout=RUNNING_WAIT)
+
+    def _run_model(self, frame: av.VideoFrame, arrived: float, ticket: int) -> None:
+        """Embed and classify a frame (on the model worker's thread); publish the result."""
+        try:
+            with self._lock:
+                self._started = max(self._started, ticket)
+                embedder, switching = self._embedder, self._switching
+            if switching:  # the stored examples are being re-embedded for another backbone
+                return
+            crop = model_input(frame, embedder.input_size)
+            t0 = time.perf_counter()
+            embedding = np.asarray(embedder.embed(crop), dtype=np.float32)[0]
+            embed_seconds = time.perf_counter() - t0
+            recording = self._recording  # read unlocked to decide on the JPEG; rechecked below
+            jpeg = encode_jpeg(crop, size=crop.shape[0]) if recording and arrived < recording.deadline else None
+            with self._lock:
+                if embedder is not self._embedder or self._switching:
+                    return
+                t1 = time.perf_counter()
+                prediction = self._classifier.predict(embedding)
+                knn_seconds = time.perf_counter() - t1
+                self._latest = _Latest(embedding, crop, arrived, embedder)
+                self._prediction = prediction
+                self._failure = None
+                self._last_processed = time.monotonic()
+                self._undrawn = frame.time  # its latency is taken when the result is first drawn
+                self._fresh = True
+                self._record_frame(embedding, jpeg, arrived)
+                self._stats.record_processed(embed_seconds, knn_seconds, arrived)
+        except Exception as exc:
+            _LOG.exception("processing a camera frame failed")
+            with self._lock:
+                self._notice = f"Processing a camera frame failed: {exc}"
+                self._failure = f"error: {type(exc).__name__}"
+        finally:
+            with self._lock:
+                self._finished = max(self._finished, ticket)
+                self._done.notify_all()
+
+    def _draw(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """The frame with the latest result as its caption; the first drawing of a result times it."""
+        with self._lock:
+            prediction, failure, mirror, switching = self._prediction, self._failure, self._mirror, self._switching
+            capture, self._undrawn, self._fresh = self._undrawn, None, False
+        if switching:
+            out = overlay(frame, "switching backbone…", None, (255, 200, 0), mirror)
+        elif failure is not None:
+            out = overlay(frame, failure, None, (255, 80, 80), mirror)
+        elif prediction is None:
+            out = overlay(frame, "starting…", None, (255, 200, 0), mirror)
+        else:
+            out = overlay(frame, *_caption(prediction), mirror)
+        if capture is not None:
+            done = time.monotonic()
+            with self._lock:
+                latency = self._clock.latency(capture, done)
+                if latency is not None:
+                    self._stats.record_latency(latency)
+        return out
 
     def _record_frame(self, embedding: np.ndarray, jpeg: bytes | None, now: float) -> None:
         """Add the frame to the recording class (lock held)."""
@@ -490,6 +520,11 @@ class LiveSession:
     @property
     def embedder(self) -> EmbedderLike:
         return self._embedder
+
+    @property
+    def last_frame_time(self) -> float | None:
+        """time.monotonic() when the latest camera frame arrived; None before the first."""
+        return self._last_arrival
 
     @property
     def mirror(self) -> bool:

@@ -8,7 +8,8 @@ default) with `snapshot()`:
   the process started), ``threads`` (count) and ``thread_kinds`` (count per thread name with its
   number stripped, e.g. ``async_media_processor``), ``thread_cpu_seconds`` (CPU per thread kind, "native" for threads
   Python did not start), ``python_objects_collected`` (by the writer's optional gc), ``heavy_modules`` (which of
-  TensorFlow, Keras, pandas, pyarrow, Altair are imported);
+  TensorFlow, Keras, pandas, pyarrow, Altair are imported), ``model_worker`` (jobs run and their
+  total seconds, knn.model_worker: busy seconds per second is how loaded the model is);
 - ``sessions``: one entry per `LiveSession` not yet freed (a weak registry: a session whose page
   is gone and whose state Streamlit dropped disappears once Python frees it), with its frame
   counters, rates, embedding/KNN timings, rolling latency p50/p95 and the capture-to-overlay
@@ -34,6 +35,7 @@ import psutil
 
 from .atomic import atomic_output
 from .live import LiveSession, live_sessions
+from .model_worker import MODEL_WORKER
 
 DEFAULT_INTERVAL = 1.0
 HEAVY_MODULES = ("tensorflow", "keras", "pandas", "pyarrow", "altair")
@@ -88,6 +90,7 @@ def snapshot(latencies_since: dict[LiveSession, int] | None = None) -> dict:
         "thread_kinds": thread_kinds(),
         "thread_cpu_seconds": thread_cpu(),
         "heavy_modules": [m for m in HEAVY_MODULES if m in sys.modules],
+        "model_worker": {"jobs": MODEL_WORKER.jobs, "busy_seconds": round(MODEL_WORKER.busy_seconds, 4)},
         "n_sessions": len(sessions),
         "sessions": sessions,
     }

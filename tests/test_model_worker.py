@@ -1,0 +1,108 @@
+"""ModelWorker: one thread runs every session's frames, newest per session, fairly."""
+from __future__ import annotations
+
+import threading
+import time
+
+from knn.model_worker import ModelWorker
+
+
+def test_a_newer_job_replaces_a_waiting_one():
+    worker = ModelWorker(name="test-model-worker", threads=1)
+    gate = threading.Event()
+    ran: list[str] = []
+    threads: set[str] = set()
+
+    def job(name):
+        def run():
+            threads.add(threading.current_thread().name)
+            if name == "blocker":
+                gate.wait(5)
+            ran.append(name)
+        return run
+
+    assert worker.submit("a", 0.0, job("blocker")) is False
+    time.sleep(0.05)  # the blocker is running: what follows waits
+    assert worker.submit("b", 1.0, job("b old")) is False
+    assert worker.submit("b", 1.0, job("b new")) is True  # "b old" never runs
+    assert worker.waiting() == 1
+    gate.set()
+    deadline = time.monotonic() + 5
+    while len(ran) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ran == ["blocker", "b new"]
+    assert threads == {"test-model-worker-0"}
+
+
+def test_two_threads_run_two_keys_at_once_but_never_one_key_twice():
+    worker = ModelWorker(name="test-model-worker-3", threads=2)
+    lock = threading.Lock()
+    running: dict[str, int] = {}
+    overlaps: list[str] = []
+    most = [0]
+    done = threading.Semaphore(0)
+
+    def job(key):
+        def run():
+            with lock:
+                running[key] = running.get(key, 0) + 1
+                if running[key] > 1:
+                    overlaps.append(key)
+                most[0] = max(most[0], sum(running.values()))
+            time.sleep(0.02)
+            with lock:
+                running[key] -= 1
+            done.release()
+        return run
+
+    submitted = 0
+    for _ in range(20):
+        for key in ("a", "b"):
+            if not worker.submit(key, 0.0, job(key)):
+                submitted += 1
+        time.sleep(0.005)
+    for _ in range(submitted):
+        assert done.acquire(timeout=5)
+    assert not overlaps  # a key's frames are never embedded at once: results stay in order
+    assert most[0] == 2  # but two keys' frames are
+
+
+def test_the_key_served_longest_ago_goes_first_and_a_failing_job_stops_nothing():
+    worker = ModelWorker(name="test-model-worker-2", threads=1)
+    gate = threading.Event()
+    order: list[str] = []
+
+    def record(name):
+        return lambda: order.append(name)
+
+    def boom():
+        raise RuntimeError("a job's own failure")
+
+    worker.submit("blocker", 0.0, lambda: gate.wait(5))
+    time.sleep(0.05)
+    worker.submit("served 1 s ago", 100.0, record("served 1 s ago"))
+    worker.submit("broken", 50.0, boom)
+    worker.submit("served 9 s ago", 92.0, record("served 9 s ago"))
+    gate.set()
+    deadline = time.monotonic() + 5
+    while len(order) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert order == ["served 9 s ago", "served 1 s ago"]
+    worker.submit("after", 0.0, record("after"))  # the thread survived the failing job
+    deadline = time.monotonic() + 5
+    while len(order) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert order[-1] == "after"
+
+
+def test_an_idle_worker_lets_the_caller_run_its_job_and_a_busy_one_queues_it():
+    worker = ModelWorker(name="test-model-worker-4", threads=1)
+    where: list[str] = []
+    assert worker.run_now("a", lambda: where.append(threading.current_thread().name))
+    assert where == [threading.current_thread().name]  # no hand-over when the model is idle
+    gate = threading.Event()
+    worker.submit("b", 0.0, lambda: gate.wait(5))
+    time.sleep(0.05)  # b runs on the worker's only thread
+    assert not worker.run_now("a", lambda: where.append("too many at once"))
+    gate.set()
+    assert where == [threading.current_thread().name]
