@@ -35,6 +35,12 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def _threads() -> int:
+    """Threads per LiteRT invoke: env KNN_THREADS, else one per core."""
+    value = os.environ.get("KNN_THREADS", "").strip()
+    return max(1, int(value)) if value else _cores()
+
+
 class _LiteRTRunner:
     """A LiteRT interpreter with a [1, S, S, 3] input; one image per invoke."""
 
@@ -48,7 +54,7 @@ class _LiteRTRunner:
         self.path = cache_dir() / "litert" / f"{spec.id}-{weights.digest[:16]}.tflite"
         if not self.path.is_file():
             build.run_child(["litert", spec.id, str(weights.path), str(self.path)], progress)
-        self._interpreter = Interpreter(model_path=str(self.path), num_threads=_cores())
+        self._interpreter = Interpreter(model_path=str(self.path), num_threads=_threads())
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         output = self._interpreter.get_output_details()[0]
