@@ -22,7 +22,7 @@ import psutil
 import streamlit as st
 
 import knn
-from knn.live import MAX_IMAGE_BYTES, RECORD_SECONDS, LiveSession, Snapshot, ice_servers
+from knn.live import MAX_IMAGE_BYTES, RECORD_SECONDS, LiveSession, Snapshot, ice_servers, streaming_sessions
 from knn.export import ExportError, export_bytes
 from knn.project import MAX_PROJECT_BYTES, load_project, project_bytes
 
@@ -33,6 +33,10 @@ REFRESH_SECONDS = 1.0
 """The live panel's redraw period. Each redraw reruns the fragment on the server and re-renders the
 page in the browser; the caption on the video itself is live. 0.5 s cost 4 open tabs 62% of a core
 in Chromium (32% at 1 s) and the server 10% (5%), which 4 streaming sessions on 2 cores need."""
+BUSY_REFRESH_SECONDS = 2.0
+"""The period while more than `BUSY_SESSIONS` cameras stream to this server: the redraws are the
+page's largest cost after the video itself, and the cores are better spent on frames then."""
+BUSY_SESSIONS = 2
 
 st.set_page_config(page_title="Webcam KNN classifier", page_icon="📷", layout="wide")
 ss = st.session_state
@@ -50,12 +54,22 @@ def periodic_gc(seconds: float) -> threading.Thread:
     the GIL for 60-100 ms and stalling every camera callback. Closed sessions are reference
     cycles (Streamlit's session, its WebRTC worker, the LiveSession): this frees them, and other
     cyclic garbage, with one such pause per `seconds` instead.
+
+    The first collection also freezes what survives it (`gc.freeze`): the ~150,000 objects of the
+    imported libraries, the model and the page, which live as long as the process. Later
+    collections, this thread's and Python's own, skip them: ~80 ms of GIL held becomes ~1 ms,
+    and the event loop carrying every session's RTP packets no longer stalls, which aiortc's
+    bandwidth estimate read as congestion (Chromium then sent fewer frames; bench/live.py).
     """
 
     def run() -> None:
+        frozen = os.environ.get("KNN_GC_FREEZE", "1") == "0"  # "0": A/B runs without it
         while True:
             time.sleep(seconds)
             gc.collect()
+            if not frozen:
+                gc.freeze()
+                frozen = True
 
     thread = threading.Thread(target=run, name="knn-periodic-gc", daemon=True)
     thread.start()
@@ -63,6 +77,31 @@ def periodic_gc(seconds: float) -> threading.Thread:
 
 
 periodic_gc(GC_SECONDS)
+
+
+@st.cache_resource(show_spinner=False)
+def fixed_mmap_threshold() -> bool:
+    """Once per process, unless env KNN_MALLOC_FIX=0 (A/B runs): flat memory, see knn/memory.py."""
+    from knn.memory import fix_mmap_threshold
+
+    return os.environ.get("KNN_MALLOC_FIX", "1") != "0" and fix_mmap_threshold()
+
+
+fixed_mmap_threshold()
+
+
+@st.cache_resource(show_spinner=False)
+def floored_receive_bitrate() -> bool:
+    """Once per process, unless env KNN_MIN_BITRATE=0 (A/B runs): see knn/rtc.py."""
+    from knn.rtc import MIN_VIDEO_BITRATE, floor_receive_bitrate
+
+    bps = int(os.environ.get("KNN_MIN_BITRATE", MIN_VIDEO_BITRATE))
+    if bps > 0:
+        floor_receive_bitrate(bps)
+    return bps > 0
+
+
+floored_receive_bitrate()
 
 if os.environ.get("KNN_METRICS_FILE"):  # monitoring (bench/live.py, tests): see knn/metrics.py
     from knn.metrics import start_writer
@@ -349,8 +388,17 @@ def guidance(snap: Snapshot) -> None:
         st.info("Now teach a second class: one class alone always wins.")
 
 
-@st.fragment(run_every=REFRESH_SECONDS)
+def panel_period() -> float:
+    return BUSY_REFRESH_SECONDS if streaming_sessions() > BUSY_SESSIONS else REFRESH_SECONDS
+
+
 def live_panel() -> None:
+    """The live panel as a fragment redrawn every `panel_period()` seconds."""
+    ss.panel_period = panel_period()
+    st.fragment(live_panel_body, run_every=ss.panel_period)()
+
+
+def live_panel_body() -> None:
     session = live()
     snap = session.snapshot()
     notice = session.take_notice()
@@ -393,6 +441,8 @@ def live_panel() -> None:
     # Recording adds examples in the callback; redraw the page once it ends so the sidebar's
     # counts catch up (a full rerun per refresh while recording would be wasteful).
     if snap.recording is None and snap.counts != ss.get("drawn_counts"):
+        st.rerun()
+    if panel_period() != ss.get("panel_period"):  # cameras started or stopped elsewhere
         st.rerun()
 
 
