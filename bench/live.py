@@ -124,27 +124,41 @@ def follow(app, seconds: float, trace: Trace, t0: float, tick=None) -> None:
         time.sleep(0.2)
 
 
-def open_sessions(p, app, video: Path, n: int):
+def open_sessions(p, app, video: Path, n: int, ramp: list | None = None, settle: float = 15.0,
+                  sample: float = 10.0):
+    """Open `n` tabs and press START in each. With a `ramp` list, after each tab wait `settle` s,
+    then append the server's RSS (median and max of its per-second samples over `sample` s)."""
     from tests.browser import Page, launch
 
     browser = launch(p, video)
     pages = []
-    for _ in range(n):
+    for k in range(1, n + 1):
         context = browser.new_context(viewport={"width": 1400, "height": 1050})
         page = Page(context.new_page(), app.url)
         page.start_camera()
         pages.append(page)
+        if ramp is not None:
+            time.sleep(settle)
+            samples, end = [], time.time() + sample
+            while time.time() < end:
+                snap = app.metrics()
+                if snap is not None:
+                    samples.append(snap["rss_mb"])
+                time.sleep(1.0)
+            ramp.append({"sessions": k, "rss_mb_median": float(np.median(samples)),
+                         "rss_mb_max": float(max(samples))})
     return browser, pages
 
 
-def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dict) -> dict:
+def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dict, ramp: bool = False) -> dict:
     from playwright.sync_api import sync_playwright
 
     from tests.browser import AppServer
 
     print(f"{n} session(s): starting the app and {n} tab(s) …", file=sys.stderr, flush=True)
     with AppServer(metrics=True, **server) as app, sync_playwright() as p:
-        browser, pages = open_sessions(p, app, video, n)
+        steps: list[dict] | None = [] if ramp else None
+        browser, pages = open_sessions(p, app, video, n, steps)
         try:
             time.sleep(warmup)
             trace = Trace()
@@ -156,7 +170,10 @@ def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dic
             trace.browser_cpu = 100 * (cpu_seconds(browsers) - b0) / (trace.snapshots[-1]["time"] - t0)
         finally:
             browser.close()
-    return summarise(n, trace)
+    result = summarise(n, trace)
+    if steps:
+        result["ramp"] = steps
+    return result
 
 
 def _p(values: list[float], q: float) -> float:
@@ -237,8 +254,24 @@ def sessions_tables(results: list[dict]) -> str:
                    key=lambda k: -max(r["server_cpu_by_thread"].get(k, 0) for r in results))
     rows = [[r["sessions"], *(f"{r['server_cpu_by_thread'].get(k, 0):.0f}" for k in kinds)] for r in results]
     by_thread = markdown_table(["sessions", *kinds], rows)
-    return (per_session + "\n\n" + per_run + "\n\nServer CPU % by thread (threads named as Python "
-            "names them, numbers stripped; native: threads Python did not start, e.g. XNNPACK's)\n\n" + by_thread)
+    out = (per_session + "\n\n" + per_run + "\n\nServer CPU % by thread (threads named as Python "
+           "names them, numbers stripped; native: threads Python did not start, e.g. XNNPACK's)\n\n" + by_thread)
+    for r in results:
+        if r.get("ramp"):
+            out += "\n\n" + ramp_table(r["ramp"])
+    return out
+
+
+def ramp_table(steps: list[dict]) -> str:
+    """Memory as sessions join one server: each step's RSS and what that session added."""
+    rows, prev = [], None
+    for step in steps:
+        added = "-" if prev is None else f"{step['rss_mb_median'] - prev:+.1f}"
+        rows.append([step["sessions"], f"{step['rss_mb_median']:.0f} ({step['rss_mb_max']:.0f})", added])
+        prev = step["rss_mb_median"]
+    return ("Memory as sessions join one server (one tab more every step; RSS median (max) of 10 "
+            "per-second samples after 15 s)\n\n" + markdown_table(
+                ["streaming sessions", "server RSS MB median (max)", "MB this session added"], rows))
 
 
 def run_soak(seconds: float, add_every: float, warmup: float, video: Path, server: dict) -> dict:
@@ -335,7 +368,8 @@ def main() -> None:
     video = make_video(RESULTS / "webcam-640x480-30fps.y4m")
     load = psutil.getloadavg()[0]
     print(f"load average {load:.2f} at the start; {psutil.cpu_count()} cores", file=sys.stderr)
-    results = [run_sessions(n, args.seconds, args.warmup, video, server) for n in args.sessions]
+    results = [run_sessions(n, args.seconds, args.warmup, video, server, ramp=n == max(args.sessions) > 1)
+               for n in args.sessions]
     soak = run_soak(args.soak, args.add_every, args.warmup, video, server) if args.soak else None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"live-{args.label or stamp}.json"
