@@ -217,9 +217,9 @@ class LiveSession:
         """Submit the frame, wait up to `wait` s for its result, draw the newest result on it.
 
         Without a result newer than the last one drawn, and unless `always`, returns None: the
-        picture would only change under the same caption, and a repeated frame costs the encoder
-        here and the browser's decoder next to nothing (bench/live.py: returning every camera frame
-        cost ~12% of a core in Chromium and ~20% fewer model frames with 4 sessions).
+        picture would only change under the same caption, while streamlit-webrtc's repeat of the
+        last frame drawn is a static picture, cheap for the VP8 encoder here and the browser's
+        decoder, whose cores the model shares.
         """
         try:
             now = time.monotonic()
