@@ -6,10 +6,10 @@ default) with `snapshot()`:
 
 - ``time`` (epoch s), ``pid``, ``rss_mb`` (resident memory), ``cpu_seconds`` (user + system since
   the process started), ``threads`` (count) and ``thread_kinds`` (count per thread name with its
-  number stripped, e.g. ``async_media_processor``), ``thread_cpu_seconds`` (CPU per thread kind, "native" for threads
-  Python did not start), ``python_objects_collected`` (by the writer's optional gc), ``heavy_modules`` (which of
-  TensorFlow, Keras, pandas, pyarrow, Altair are imported), ``model_worker`` (jobs run and their
-  total seconds, knn.model_worker: busy seconds per second is how loaded the model is);
+  number stripped, e.g. ``async_media_processor``), ``thread_cpu_seconds`` (CPU per thread kind,
+  "native" for threads Python did not start), ``heavy_modules`` (which of TensorFlow, Keras,
+  pandas, pyarrow, Altair are imported), ``model_worker`` (jobs run and their total seconds,
+  knn.model_worker: busy seconds per second is how loaded the model is);
 - ``sessions``: one entry per `LiveSession` not yet freed (a weak registry: a session whose page
   is gone and whose state Streamlit dropped disappears once Python frees it), with its frame
   counters, rates, embedding/KNN timings, rolling latency p50/p95 and the capture-to-overlay
@@ -20,7 +20,6 @@ once per interval. No Streamlit import.
 """
 from __future__ import annotations
 
-import gc
 import json
 import os
 import re
@@ -103,25 +102,16 @@ def write_json(path: Path, data: dict) -> None:
 
 
 class _Writer(threading.Thread):
-    def __init__(self, path: Path, interval: float, collect_every: float) -> None:
+    def __init__(self, path: Path, interval: float) -> None:
         super().__init__(name="knn-metrics-writer", daemon=True)
         self.path = path
         self.interval = interval
-        self.collect_every = collect_every
         self._since: weakref.WeakKeyDictionary[LiveSession, int] = weakref.WeakKeyDictionary()
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        last_collect = time.monotonic()
-        collected = 0
         while not self._stop_event.wait(self.interval):
-            if self.collect_every and time.monotonic() - last_collect >= self.collect_every:
-                # Freed sessions in reference cycles would otherwise wait for Python's own
-                # full collection, which may not come for a long time.
-                collected += gc.collect()
-                last_collect = time.monotonic()
             snap = snapshot(self._since)
-            snap["python_objects_collected"] = collected
             try:
                 write_json(self.path, snap)
             except OSError:  # the reader's directory went away: nothing to report to
@@ -131,16 +121,16 @@ class _Writer(threading.Thread):
         self._stop_event.set()
 
 
-def start_writer(path: str | os.PathLike, interval: float | None = None, collect_every: float = 0.0) -> threading.Thread:
+def start_writer(path: str | os.PathLike, interval: float | None = None) -> threading.Thread:
     """Start (once per process) the thread that writes `snapshot()` to `path` every `interval` s.
 
-    `collect_every` > 0 also runs a full `gc.collect()` that often (seconds), so freed sessions
-    in reference cycles leave the registry promptly; 0 leaves collection to Python.
+    Freed sessions in reference cycles leave the registry at the app's periodic collection
+    (app.periodic_gc), not here.
     """
     global _writer
     with _writer_lock:
         if _writer is None or not _writer.is_alive():
             interval = float(os.environ.get("KNN_METRICS_INTERVAL", DEFAULT_INTERVAL)) if interval is None else interval
-            _writer = _Writer(Path(path), interval, collect_every)
+            _writer = _Writer(Path(path), interval)
             _writer.start()
         return _writer

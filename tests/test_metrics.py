@@ -38,7 +38,7 @@ def test_thread_kinds_strip_the_numbers():
 def test_the_writer_replaces_the_file_every_interval(tmp_path):
     path = tmp_path / "metrics.json"
     session = LiveSession(FakeEmbedder(), classes=["red"])
-    writer = metrics._Writer(path, interval=0.05, collect_every=0.1)
+    writer = metrics._Writer(path, interval=0.05)
     writer.start()
     try:
         session.on_frame(_stamped(RED, 90_000))
