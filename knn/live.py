@@ -5,10 +5,11 @@ it. Three threads use it: streamlit-webrtc's worker thread calls `on_frames` wit
 arrived since its last call, the model worker embeds and classifies them, and Streamlit's script
 thread calls everything else. All shared state sits behind one lock, held only
 for cheap steps (one KNN query, one add); embedding, JPEG encoding and drawing happen outside it.
-The embedder is shared by all sessions (it is thread-safe); camera frames go through it on one
-worker thread (knn.model_worker), the newest frame of each session, fairly across sessions;
-everything else here is private to the session. A module-level weak
-registry (`live_sessions()`) lets knn.metrics report the sessions still alive. No Streamlit import: the page wires widgets to these methods.
+The embedder is shared by all sessions (it is thread-safe); camera frames go through it on the
+model worker's two threads (knn.model_worker), the newest frame of each session, fairly across
+sessions; everything else here is private to the session. A module-level weak registry
+(`live_sessions()`) lets knn.metrics report the sessions still alive. No Streamlit import: the
+page wires widgets to these methods.
 """
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def live_sessions() -> list[LiveSession]:
 def streaming_sessions() -> int:
     """How many sessions in this process received a camera frame in the last `MAX_FRAME_AGE` s."""
     now = time.monotonic()
-    return sum(1 for s in list(_SESSIONS) if s.last_frame_time is not None and now - s.last_frame_time <= MAX_FRAME_AGE)
+    times = (s.last_frame_time for s in list(_SESSIONS))
+    return sum(1 for t in times if t is not None and now - t <= MAX_FRAME_AGE)
 
 
 Progress = Callable[[float, str], None]
@@ -262,7 +264,8 @@ class LiveSession:
                     self._done.wait_for(lambda: self._finished >= ticket, timeout=RUNNING_WAIT)
 
     def _run_model(self, frame: av.VideoFrame, arrived: float, ticket: int) -> None:
-        """Embed and classify a frame (on the model worker's thread); publish the result."""
+        """Embed and classify a frame (on a model worker thread, or the callback's own when the
+        model was idle); publish the result."""
         try:
             with self._lock:
                 self._started = max(self._started, ticket)

@@ -5,7 +5,7 @@ event loop (Google's delay-based REMB estimator) and tells the browser the resul
 server those arrival times carry the server's own scheduling delays: a garbage collection or a
 burst of model work delays a few packets, the estimator reads congestion, and the figure it
 sends can fall to a few tens of kbit/s. Chromium then drops frames, not just pixels:
-bench/live.py saw one tab of four sending 9-12 frames a second instead of 30. Below ~150 kbit/s
+bench/live.py saw tabs of four sending 9-18 frames a second instead of 30. Below ~150 kbit/s
 a 30 fps camera cannot keep its frame rate even at 320×240, so the estimate is floored there.
 A real network's congestion still shows as packet loss, on which the browser's own (loss-based)
 estimate cuts the rate regardless.
