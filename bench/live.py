@@ -124,10 +124,15 @@ def follow(app, seconds: float, trace: Trace, t0: float, tick=None) -> None:
         time.sleep(0.2)
 
 
-def open_sessions(p, app, video: Path, n: int, ramp: list | None = None, settle: float = 15.0,
-                  sample: float = 10.0):
-    """Open `n` tabs and press START in each. With a `ramp` list, after each tab wait `settle` s,
-    then append the server's RSS (median and max of its per-second samples over `sample` s)."""
+RAMP_SETTLE = 15.0
+"""Memory ramp: seconds a new tab streams before the server's RSS is sampled."""
+RAMP_SAMPLES = 10
+"""Memory ramp: per-second RSS samples taken after each new tab."""
+
+
+def open_sessions(p, app, video: Path, n: int, ramp: list | None = None):
+    """Open `n` tabs and press START in each. With a `ramp` list, after each tab wait
+    `RAMP_SETTLE` s, then append the server's RSS (median and max of `RAMP_SAMPLES` per-second samples)."""
     from tests.browser import Page, launch
 
     browser = launch(p, video)
@@ -138,8 +143,8 @@ def open_sessions(p, app, video: Path, n: int, ramp: list | None = None, settle:
         page.start_camera()
         pages.append(page)
         if ramp is not None:
-            time.sleep(settle)
-            samples, end = [], time.time() + sample
+            time.sleep(RAMP_SETTLE)
+            samples, end = [], time.time() + RAMP_SAMPLES
             while time.time() < end:
                 snap = app.metrics()
                 if snap is not None:
@@ -269,8 +274,8 @@ def ramp_table(steps: list[dict]) -> str:
         added = "-" if prev is None else f"{step['rss_mb_median'] - prev:+.1f}"
         rows.append([step["sessions"], f"{step['rss_mb_median']:.0f} ({step['rss_mb_max']:.0f})", added])
         prev = step["rss_mb_median"]
-    return ("Memory as sessions join one server (one tab more every step; RSS median (max) of 10 "
-            "per-second samples after 15 s)\n\n" + markdown_table(
+    return (f"Memory as sessions join one server (one tab more every step; RSS median (max) of "
+            f"{RAMP_SAMPLES} per-second samples after {RAMP_SETTLE:.0f} s)\n\n" + markdown_table(
                 ["streaming sessions", "server RSS MB median (max)", "MB this session added"], rows))
 
 
