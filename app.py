@@ -103,6 +103,20 @@ def floored_receive_bitrate() -> bool:
 
 floored_receive_bitrate()
 
+
+@st.cache_resource(show_spinner=False)
+def new_frames_only() -> bool:
+    """Once per process, unless env KNN_NEW_FRAMES_ONLY=0 (A/B runs): see knn/rtc.py."""
+    from knn.rtc import send_new_frames_only
+
+    if os.environ.get("KNN_NEW_FRAMES_ONLY", "1") == "0":
+        return False
+    send_new_frames_only()
+    return True
+
+
+new_frames_only()
+
 if os.environ.get("KNN_METRICS_FILE"):  # monitoring (bench/live.py, tests): see knn/metrics.py
     from knn.metrics import start_writer
 

@@ -34,3 +34,51 @@ def floor_receive_bitrate(bps: int = MIN_VIDEO_BITRATE) -> None:
         return max(int(bitrate), bps), ssrcs
 
     rate.RemoteBitrateEstimator.add = add_floored
+
+
+
+def send_new_frames_only() -> None:
+    """Make streamlit-webrtc send the browser a frame only when the model drew a new one
+    (once per process; idempotent).
+
+    Its async track answers every camera frame with the newest processed frame, so while four
+    sessions share the model at ~10 results a second each, two of every three frames it sends
+    are repeats: the server VP8-encodes each and the browser decodes and composites each, on
+    the same two cores the model needs. Until the first result the camera's own frame goes back,
+    so the picture appears at once.
+    """
+    from streamlit_webrtc import webrtc
+
+    webrtc.AsyncVideoProcessTrack = new_frames_track()
+
+
+@functools.cache
+def new_frames_track() -> type:
+    """streamlit-webrtc's async video track whose recv() skips camera frames that brought no
+    new result. Built on first use: streamlit-webrtc imports Streamlit, which the engine never
+    imports on its own."""
+    from aiortc.mediastreams import MediaStreamError
+    from streamlit_webrtc.process import AsyncVideoProcessTrack
+
+    class NewFramesTrack(AsyncVideoProcessTrack):
+        async def recv(self):
+            while True:
+                if self.readyState != "live":
+                    raise MediaStreamError
+                with self._worker_exception_lock:
+                    if self._worker_exception:
+                        raise self._worker_exception
+                self._start()
+                frame = await self.track.recv()
+                self._in_queue.put(frame)
+                with self._out_lock:
+                    new_frame = self._out_deque.popleft() if self._out_deque else None
+                if new_frame is None:
+                    if self._last_out_frame is None:
+                        return frame  # nothing processed yet: the camera's own picture
+                    continue  # the browser shows the newest result already
+                self._last_out_frame = new_frame
+                new_frame.pts, new_frame.time_base = frame.pts, frame.time_base
+                return new_frame
+
+    return NewFramesTrack
