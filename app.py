@@ -29,10 +29,12 @@ from knn.project import MAX_PROJECT_BYTES, load_project, project_bytes
 START_CLASSES = ("Class 1", "Class 2", "Class 3")
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
 EXAMPLES_PER_PAGE = 24
-REFRESH_SECONDS = 1.0
-"""The live panel's redraw period. Each redraw reruns the fragment on the server and re-renders the
-page in the browser; the caption on the video itself is live. 0.5 s cost 4 open tabs 62% of a core
-in Chromium (32% at 1 s) and the server 10% (5%), which 4 streaming sessions on 2 cores need."""
+REFRESH_SECONDS = float(os.environ.get("KNN_PANEL_SECONDS", "1.0"))
+"""The live panel's redraw period (env KNN_PANEL_SECONDS, for A/B runs). Each redraw reruns the
+fragment on the server and re-renders the page in the browser; the caption on the video itself is
+live. 0.5 s cost 4 open tabs 62% of a core in Chromium (32% at 1 s) and the server 10% (5%), which
+4 streaming sessions on 2 cores need. 10 s instead of 1 s took one session's latency p95 from
+56-67 to 49-52 ms (two A/B pairs), at the price of a stale panel."""
 BUSY_REFRESH_SECONDS = 2.0
 """The period while more than `BUSY_SESSIONS` cameras stream to this server: the redraws are the
 page's largest cost after the video itself, and the cores are better spent on frames then."""

@@ -219,9 +219,9 @@ class LiveSession:
         """Submit the frame, wait up to `wait` s for its result, draw the newest result on it.
 
         Without a result newer than the last one drawn, and unless `always`, returns None: the
-        picture would only change under the same caption, while streamlit-webrtc's repeat of the
-        last frame drawn is a static picture, cheap for the VP8 encoder here and the browser's
-        decoder, whose cores the model shares.
+        picture would only change under the same caption. The browser keeps showing the last
+        result (with knn.rtc.send_new_frames_only, nothing is sent until the next one), and the
+        cores that encoding and decoding a frame would take are left to the model.
         """
         try:
             now = time.monotonic()
