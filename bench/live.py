@@ -175,7 +175,11 @@ def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dic
             trace.browser_cpu = 100 * (cpu_seconds(browsers) - b0) / (trace.snapshots[-1]["time"] - t0)
         finally:
             browser.close()
-    result = summarise(n, trace)
+        result = summarise(n, trace)
+        if any(s["received_fps"] == 0 for s in result["per_session"]):  # a stream stopped: keep the why
+            log = RESULTS / f"live-{n}-sessions-{time.strftime('%Y%m%d-%H%M%S')}-server.log"
+            log.write_text(app.log())
+            print(f"a session received no frames; the server's log: {log}", file=sys.stderr, flush=True)
     if steps:
         result["ramp"] = steps
     return result
