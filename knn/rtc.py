@@ -1,5 +1,6 @@
-"""A floor under the bandwidth aiortc asks browsers to send video at.
+"""Two adjustments of the WebRTC stack for a server whose cores the model shares.
 
+A floor under the bandwidth aiortc asks browsers to send video at (`floor_receive_bitrate`).
 aiortc estimates each incoming video stream's bandwidth from packet arrival times taken on its
 event loop (Google's delay-based REMB estimator) and tells the browser the result. On one busy
 server those arrival times carry the server's own scheduling delays: a garbage collection or a
@@ -9,6 +10,10 @@ bench/live.py saw tabs of four sending 9-18 frames a second instead of 30. Below
 a 30 fps camera cannot keep its frame rate even at 320×240, so the estimate is floored there.
 A real network's congestion still shows as packet loss, on which the browser's own (loss-based)
 estimate cuts the rate regardless.
+
+Only new results go back to the browser (`send_new_frames_only`). The track follows
+streamlit-webrtc's own `AsyncMediaProcessTrack.recv` (0.79, pinned in requirements.txt) and
+uses its attributes; tests/test_rtc.py runs it on the installed version.
 """
 from __future__ import annotations
 
