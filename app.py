@@ -99,7 +99,7 @@ SWITCH_INTERVAL = float(os.environ.get("KNN_SWITCH_INTERVAL", "0.001"))
 A camera frame crosses four threads (aiortc's decoder, the event loop, streamlit-webrtc's worker,
 the model's), each taking the GIL; while a fragment rerun or a page rerun runs Python, each
 hand-over can wait the full interval. 1 ms instead of 5 ms, interleaved A/B: 1 session p95 41-45
-vs 47-50 ms; 4 sessions 12.7-13.2 vs 12.1-12.3 fps each (bench/results/live-sw*.json).
+vs 47-50 ms; 4 sessions 12.7-13.2 vs 11.4-12.3 fps each (bench/results/live-sw*.json).
 """
 
 
