@@ -82,17 +82,6 @@ def periodic_gc(seconds: float) -> threading.Thread:
 periodic_gc(GC_SECONDS)
 
 
-@st.cache_resource(show_spinner=False)
-def fixed_mmap_threshold() -> bool:
-    """Once per process, unless env KNN_MALLOC_FIX=0 (A/B runs): flat memory, see knn/memory.py."""
-    from knn.memory import fix_mmap_threshold
-
-    return os.environ.get("KNN_MALLOC_FIX", "1") != "0" and fix_mmap_threshold()
-
-
-fixed_mmap_threshold()
-
-
 SWITCH_INTERVAL = float(os.environ.get("KNN_SWITCH_INTERVAL", "0.001"))
 """Seconds a thread may hold the GIL while another waits (Python's default is 0.005).
 
@@ -104,41 +93,30 @@ vs 47-50 ms; 4 sessions 12.7-13.2 vs 11.4-12.3 fps each (bench/results/live-sw*.
 
 
 @st.cache_resource(show_spinner=False)
-def short_switch_interval() -> float:
-    """Once per process: see `SWITCH_INTERVAL`."""
+def serving_settings() -> dict[str, object]:
+    """Once per process: the settings that keep live video flowing on a shared server, each
+    measured in bench/live.py; env switches turn them off for A/B runs. Returns what was set."""
+    from knn.memory import fix_mmap_threshold
+    from knn.rtc import MIN_VIDEO_BITRATE, floor_receive_bitrate, send_new_frames_only
+
+    def on(name: str) -> bool:
+        return os.environ.get(name, "1") != "0"
+
+    settings: dict[str, object] = {}
+    settings["mmap_threshold_fixed"] = on("KNN_MALLOC_FIX") and fix_mmap_threshold()  # knn/memory.py
     sys.setswitchinterval(SWITCH_INTERVAL)
-    return SWITCH_INTERVAL
-
-
-short_switch_interval()
-
-
-@st.cache_resource(show_spinner=False)
-def floored_receive_bitrate() -> bool:
-    """Once per process, unless env KNN_MIN_BITRATE=0 (A/B runs): see knn/rtc.py."""
-    from knn.rtc import MIN_VIDEO_BITRATE, floor_receive_bitrate
-
-    bps = int(os.environ.get("KNN_MIN_BITRATE", MIN_VIDEO_BITRATE))
+    settings["switch_interval"] = SWITCH_INTERVAL
+    bps = int(os.environ.get("KNN_MIN_BITRATE", MIN_VIDEO_BITRATE))  # knn/rtc.py; 0: none
     if bps > 0:
         floor_receive_bitrate(bps)
-    return bps > 0
+    settings["min_video_bitrate"] = bps
+    if on("KNN_NEW_FRAMES_ONLY"):  # knn/rtc.py
+        send_new_frames_only()
+    settings["new_frames_only"] = on("KNN_NEW_FRAMES_ONLY")
+    return settings
 
 
-floored_receive_bitrate()
-
-
-@st.cache_resource(show_spinner=False)
-def new_frames_only() -> bool:
-    """Once per process, unless env KNN_NEW_FRAMES_ONLY=0 (A/B runs): see knn/rtc.py."""
-    from knn.rtc import send_new_frames_only
-
-    if os.environ.get("KNN_NEW_FRAMES_ONLY", "1") == "0":
-        return False
-    send_new_frames_only()
-    return True
-
-
-new_frames_only()
+serving_settings()
 
 if os.environ.get("KNN_METRICS_FILE"):  # monitoring (bench/live.py, tests): see knn/metrics.py
     from knn.metrics import start_writer
