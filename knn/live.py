@@ -200,8 +200,8 @@ class LiveSession:
 
         The frame joins the model worker's queue (replacing this session's frame still waiting
         there, also counted as dropped) and this waits up to `MODEL_WAIT` for its result. When
-        other sessions' frames keep the model busy longer, this returns no frame (streamlit-webrtc
-        repeats the last one drawn) and the result is drawn on a later frame: the callback never
+        other sessions' frames keep the model busy longer, this returns no frame (the browser keeps
+        showing the last one drawn) and the result is drawn on a later frame: the callback never
         waits behind other sessions for long, and its frame is not stale by its turn.
         """
         if len(frames) > 1:
@@ -239,10 +239,7 @@ class LiveSession:
                     return None
             return self._draw(frame)
         except Exception as exc:
-            _LOG.exception("processing a camera frame failed")
-            with self._lock:
-                self._notice = f"Processing a camera frame failed: {exc}"
-            return overlay(frame, f"error: {type(exc).__name__}", None, (255, 80, 80), False)
+            return overlay(frame, self._failed(exc), None, (255, 80, 80), False)
 
     def _submit(self, frame: av.VideoFrame, now: float, wait: float, any_result: bool) -> None:
         """Hand the frame to the model worker and wait up to `wait` s for its result (or, with
@@ -293,14 +290,20 @@ class LiveSession:
                 self._record_frame(embedding, jpeg, arrived)
                 self._stats.record_processed(embed_seconds, knn_seconds, arrived)
         except Exception as exc:
-            _LOG.exception("processing a camera frame failed")
+            failure = self._failed(exc)
             with self._lock:
-                self._notice = f"Processing a camera frame failed: {exc}"
-                self._failure = f"error: {type(exc).__name__}"
+                self._failure = failure
         finally:
             with self._lock:
                 self._finished = max(self._finished, ticket)
                 self._done.notify_all()
+
+    def _failed(self, exc: Exception) -> str:
+        """Log a frame's failure and tell the page; the caption for the video."""
+        _LOG.exception("processing a camera frame failed")
+        with self._lock:
+            self._notice = f"Processing a camera frame failed: {exc}"
+        return f"error: {type(exc).__name__}"
 
     def _draw(self, frame: av.VideoFrame) -> av.VideoFrame:
         """The frame with the latest result as its caption; the first drawing of a result times it."""

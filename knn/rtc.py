@@ -41,7 +41,6 @@ def floor_receive_bitrate(bps: int = MIN_VIDEO_BITRATE) -> None:
     rate.RemoteBitrateEstimator.add = add_floored
 
 
-
 def send_new_frames_only() -> None:
     """Make streamlit-webrtc send the browser a frame only when the model drew a new one
     (once per process; idempotent).

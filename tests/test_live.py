@@ -499,7 +499,7 @@ def test_a_frame_behind_another_sessions_goes_back_at_once_and_its_result_follow
     time.sleep(0.05)  # busy frames occupy every worker thread now
     try:
         t0 = time.monotonic()
-        # No new result yet: no frame (streamlit-webrtc repeats the last one drawn).
+        # No new result yet: no frame to send (the browser keeps the last one drawn).
         assert asyncio.run(other.on_frames([solid(RED), solid(RED)])) == []
         assert time.monotonic() - t0 < 0.2  # did not wait for busy's 300 ms frame
         stats = other.snapshot().stats
