@@ -37,7 +37,7 @@ def coil_dir() -> Path:
 
 def class_files(folder: Path) -> dict[str, list[Path]]:
     """Image files per class subfolder, in natural order."""
-    from knn.folders import class_folders
+    from knn.core.folders import class_folders
 
     return class_folders(folder)
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from knn import images
-from knn.images import (
+from knn.core import images
+from knn.core.images import (
     MAX_PIXELS,
     ImageError,
     as_rgb,

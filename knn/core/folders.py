@@ -37,23 +37,3 @@ def class_folders(root: str | Path) -> dict[str, list[Path]]:
     if not classes:
         raise ValueError(f"{root} has no class subfolders with images in them")
     return classes
-
-
-def few_shot_split(
-    files: list[Path], shots: int, max_queries: int | None = None
-) -> tuple[list[Path], list[Path]]:
-    """Examples from the first half of a class's files, queries from the second half.
-
-    Neighbouring frames are near-duplicates, so examples are spread evenly over the first half and
-    queries (optionally thinned evenly to `max_queries`) never come from it.
-    """
-    half = len(files) // 2
-    if shots < 1 or shots > half:
-        raise ValueError(f"{shots} examples per class needs at least {2 * shots} images, found {len(files)}")
-    first, second = files[:half], files[half:]
-    step = half / shots
-    examples = [first[int(i * step)] for i in range(shots)]
-    if max_queries is not None and len(second) > max_queries:
-        qstep = len(second) / max_queries
-        second = [second[int(i * qstep)] for i in range(max_queries)]
-    return examples, second

@@ -43,8 +43,8 @@ from typing import Any, BinaryIO, Union
 import numpy as np
 from numpy.lib import format as npy_format
 
-from knn.atomic import write_atomic
-from knn.classifier import ClassifierError, ClassifierState, KNNClassifier
+from .atomic import write_atomic
+from .classifier import ClassifierError, ClassifierState, KNNClassifier
 
 __all__ = [
     "FORMAT_VERSION",

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knn.fewshot import embed_folder, few_shot_accuracy, tfjs_predict
-from knn.folders import class_folders, few_shot_split
+from knn.core.evaluation import few_shot_accuracy, few_shot_split, tfjs_predict
+from knn.core.folders import class_folders
+from knn.model.folders import embed_folder
 
 
 def test_tfjs_rule_gives_ties_to_the_first_class():

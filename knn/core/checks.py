@@ -1,0 +1,102 @@
+"""What the classifier accepts: settings, class names, images and embeddings, each refused with a
+message that says what is wrong (`ClassifierError`)."""
+from __future__ import annotations
+
+import unicodedata
+
+import numpy as np
+
+
+class ClassifierError(ValueError):
+    """A request the classifier refuses; the message is meant for the user."""
+
+
+def check_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ClassifierError(f"k must be a whole number of at least 1, got {k!r}")
+    return int(k)
+
+
+def check_threshold(threshold: object) -> float | None:
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
+        raise ClassifierError(f"unknown_threshold must be a number or None, got {threshold!r}")
+    value = float(threshold)
+    if not -1.0 <= value <= 1.0:  # also refuses nan
+        raise ClassifierError(f"unknown_threshold is a cosine similarity, so it must lie in -1..1, got {value}")
+    return value
+
+
+def check_cap(cap: object) -> int:
+    if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
+        raise ClassifierError(f"max_examples_per_class must be a whole number of at least 1, got {cap!r}")
+    return int(cap)
+
+
+def check_name(label: object) -> str:
+    if not isinstance(label, str):
+        raise ClassifierError(f"a class name must be text, got {type(label).__name__}")
+    if not label.strip():
+        raise ClassifierError("a class name cannot be empty")
+    if any(unicodedata.category(ch) == "Cc" for ch in label):
+        # Also keeps names exact in a project file: NumPy's fixed-width strings drop trailing NULs.
+        raise ClassifierError(f"a class name cannot contain control characters (newlines, tabs, ...): {label!r}")
+    return label
+
+
+def check_image(image: object) -> bytes | None:
+    if image is None:
+        return None
+    if not isinstance(image, (bytes, bytearray, memoryview)):
+        raise ClassifierError(f"an example's image must be JPEG bytes or None, got {type(image).__name__}")
+    return bytes(image) or None
+
+
+def as_batch(embeddings: object, what: str) -> np.ndarray:
+    array = np.asarray(embeddings)
+    if array.ndim != 2:
+        raise ClassifierError(
+            f"{what} expects a 2-D array [n_samples, n_features], got shape {array.shape}; "
+            "use predict() for a single embedding or reshape(1, -1)"
+        )
+    return array
+
+
+def as_single(embedding: object) -> np.ndarray:
+    """One embedding ([D] or [1, D]) as a [1, D] batch."""
+    array = np.asarray(embedding)
+    if array.ndim == 2 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 1:
+        raise ClassifierError(
+            f"expected one embedding (a 1-D array), got shape {array.shape}; use predict_many() for a batch"
+        )
+    return array[None, :]
+
+
+def normalise(embeddings: np.ndarray, dim: int | None) -> np.ndarray:
+    """Validate a [N, D] batch (D must equal `dim` unless None) and return it L2-normalised, float32."""
+    if embeddings.dtype.kind not in "fiu" or embeddings.dtype == np.bool_:
+        raise ClassifierError(f"embeddings must be numbers, got dtype {embeddings.dtype}")
+    if embeddings.shape[1] == 0:
+        raise ClassifierError("an embedding cannot be empty")
+    if dim is not None and embeddings.shape[1] != dim:
+        raise ClassifierError(
+            f"this embedding has {embeddings.shape[1]} values but the classifier holds {dim}-value "
+            "embeddings; it was probably made by a different backbone"
+        )
+    values = embeddings.astype(np.float64, copy=False)
+    squares = np.einsum("ij,ij->i", values, values)[:, None]
+    if not (np.isfinite(squares).all() and (squares > 0).all()):  # rare: find out what is wrong
+        if not np.isfinite(values).all():
+            raise ClassifierError("an embedding contains NaN or infinite values")
+        if not values.any(axis=1).all():
+            raise ClassifierError("an embedding is all zeros, so it has no direction to compare")
+        values = values / np.abs(values).max(axis=1, keepdims=True)  # huge or tiny values: rescale first
+        squares = np.einsum("ij,ij->i", values, values)[:, None]
+    norms = np.sqrt(squares)
+    # Rows already of unit length are kept as they are, so normalising is idempotent: a store
+    # saved and loaded again (or re-added from embeddings()) holds the same vectors.
+    norms[np.abs(norms - 1.0) <= 1e-6] = 1.0
+    return (values / norms).astype(np.float32)

@@ -1,0 +1,431 @@
+"""K-nearest-neighbour classifier over image embeddings (NumPy only).
+
+Why not the TF.js `knn-classifier` rules: it gives each of k=3 neighbours one vote and answers the
+class that was added first on a tie, so with one example per class almost every query is a
+three-way tie and the first class wins. Here each neighbour votes with its cosine similarity and
+ties are broken by similarity, never by class order (knn.core.voting).
+
+Embeddings are L2-normalised on the way in, so cosine similarity is one matrix product per query
+(knn.core.store). One `threading.RLock` guards all state: a video thread predicts while the page
+thread adds and removes.
+
+Examples:
+
+```python
+clf = KNNClassifier(k=3, unknown_threshold=0.5)
+clf.add(embedder.embed_one(rock_frame), "rock")
+clf.add(embedder.embed_one(paper_frame), "paper")
+pred = clf.predict(embedder.embed_one(frame))
+pred.label, pred.confidences, pred.similarity, pred.neighbors
+```
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+import numpy as np
+
+from .checks import (ClassifierError, as_batch, as_single, check_cap, check_image, check_k, check_name,
+                     check_threshold, normalise)
+from .classes import ClassList
+from .store import EmbeddingStore
+from .voting import is_unknown, vote, vote_one
+
+__all__ = ["ClassifierError", "ClassifierState", "Example", "KNNClassifier", "Neighbor", "Prediction"]
+
+CHUNK_FLOATS = 1 << 24
+"""Queries per matrix product are chosen so that the [chunk, N] similarities stay near 16 M floats."""
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """One stored example near a query."""
+
+    example_id: int
+    label: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The answer for one query embedding.
+
+    Attributes:
+        label: the predicted class; None when unknown or when there are no examples.
+        confidences: one entry per class in class order, summing to 1 (all 0 without examples).
+        similarity: cosine similarity of the best match (nan without examples).
+        neighbors: the k nearest examples, most similar first.
+        unknown: True when the best similarity is below `unknown_threshold`.
+    """
+
+    label: str | None
+    confidences: dict[str, float]
+    similarity: float
+    neighbors: tuple[Neighbor, ...]
+    unknown: bool
+
+
+@dataclass(frozen=True)
+class Example:
+    """A stored example: its id, class and JPEG image (or None)."""
+
+    example_id: int
+    label: str
+    image: bytes | None
+
+
+@dataclass(frozen=True)
+class ClassifierState:
+    """Everything a classifier holds, as plain arrays (what a project file stores).
+
+    Attributes:
+        classes: class names in order.
+        embeddings: float32 [N, D], L2-normalised, in insertion order.
+        labels: int [N] indices into `classes`.
+        images: N JPEG bytes or None.
+        k, unknown_threshold, max_examples_per_class: the settings.
+        dim: embedding size, None when there are no examples.
+    """
+
+    classes: tuple[str, ...]
+    embeddings: np.ndarray
+    labels: np.ndarray
+    images: tuple[bytes | None, ...]
+    k: int
+    unknown_threshold: float | None
+    max_examples_per_class: int
+    dim: int | None
+
+
+class Setting:
+    """A validated attribute: `check` runs on every assignment and returns the value to keep."""
+
+    def __init__(self, check) -> None:
+        self.check = check
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attr = "_" + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj, self.attr)
+
+    def __set__(self, obj, value) -> None:
+        setattr(obj, self.attr, self.check(value))
+
+
+class KNNClassifier:
+    """K-nearest-neighbour classifier with similarity-weighted votes.
+
+    A query is compared with every stored example by cosine similarity; each of the k most similar
+    examples votes for its class with its similarity, and confidences are the votes normalised to
+    sum to 1 (see knn.core.voting for the tie rules).
+
+    Args:
+        k: number of neighbours that vote (clipped to the number of stored examples).
+        unknown_threshold: when the best cosine similarity is below this, `predict` answers
+            unknown (label None). None never answers unknown.
+        max_examples_per_class: adding beyond this raises `ClassifierError`; it bounds memory and
+            keeps predict fast (10,000 examples of 1,024 values are 41 MB, scanned per frame).
+
+    Attributes:
+        k, unknown_threshold, max_examples_per_class: settable, validated.
+        dim: embedding size, set by the first add (None while empty).
+        classes: class names in order (a copy); classes may hold no examples.
+    """
+
+    k = Setting(check_k)
+    unknown_threshold = Setting(check_threshold)
+    # Lowering the cap below a class's count keeps the examples; it only refuses further adds.
+    max_examples_per_class = Setting(check_cap)
+
+    def __init__(self, k: int = 3, unknown_threshold: float | None = None, max_examples_per_class: int = 1000):
+        self._lock = threading.RLock()
+        self.k, self.unknown_threshold, self.max_examples_per_class = k, unknown_threshold, max_examples_per_class
+        self._classes = ClassList()
+        self._store = EmbeddingStore()
+
+    @property
+    def dim(self) -> int | None:
+        return self._store.dim
+
+    @property
+    def classes(self) -> list[str]:
+        with self._lock:
+            return list(self._classes.names)
+
+    def counts(self) -> dict[str, int]:
+        """Number of examples per class, in class order."""
+        with self._lock:
+            return dict(zip(self._classes.names, self._classes.counts))
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __repr__(self) -> str:
+        return (
+            f"KNNClassifier(k={self.k}, unknown_threshold={self.unknown_threshold}, "
+            f"classes={len(self._classes)}, examples={len(self._store)}, dim={self.dim})"
+        )
+
+    # ---- classes -------------------------------------------------------------------------------
+
+    def add_class(self, label: str) -> None:
+        """Create an empty class at the end of the class order.
+
+        Raises:
+            ClassifierError: the name is empty or already used.
+        """
+        with self._lock:
+            self._classes.add(label)
+
+    def rename_class(self, old: str, new: str) -> None:
+        """Rename a class, keeping its place and its examples."""
+        with self._lock:
+            self._classes.rename(old, new)
+
+    def remove_class(self, label: str) -> None:
+        """Remove a class and all its examples."""
+        with self._lock:
+            self._store.drop_class(self._classes.remove(label))
+
+    def clear_class(self, label: str) -> None:
+        """Remove all examples of a class, keeping the (now empty) class."""
+        with self._lock:
+            index = self._classes.index(label)
+            self._store.delete_rows(self._store.rows_of_class(index))
+            self._classes.counts[index] = 0
+
+    def clear(self) -> None:
+        """Remove every example and every class (settings are kept)."""
+        with self._lock:
+            self._classes = ClassList()
+            self._store.clear()
+
+    # ---- examples ------------------------------------------------------------------------------
+
+    def add(self, embedding: np.ndarray, label: str, image: bytes | None = None) -> int:
+        """Store one example; the class is created (at the end) if it does not exist.
+
+        Args:
+            embedding: 1-D array of D numbers (the first add fixes D).
+            label: class name.
+            image: the example's JPEG bytes (see `images.encode_jpeg`) or None.
+
+        Returns:
+            The new example's id (ids are never reused within one classifier).
+
+        Raises:
+            ClassifierError: wrong size, NaN/inf/all-zero embedding, empty class name, or the class
+                already holds `max_examples_per_class` examples.
+        """
+        return self.add_many(as_single(embedding), [label], [image])[0]
+
+    def add_many(
+        self,
+        embeddings: np.ndarray,
+        labels: Sequence[str],
+        images: Sequence[bytes | None] | None = None,
+    ) -> list[int]:
+        """Store a batch of examples, all or none.
+
+        Args:
+            embeddings: [N, D] array.
+            labels: N class names; missing classes are created in order of first appearance.
+            images: N JPEG bytes or None, or None for no images.
+
+        Returns:
+            The N new example ids, in order.
+        """
+        batch = as_batch(embeddings, "add_many")
+        labels = [labels] if isinstance(labels, str) else list(labels)
+        images = [None] * len(labels) if images is None else list(images)
+        if not (len(batch) == len(labels) == len(images)):
+            raise ClassifierError(
+                f"got {len(batch)} embeddings, {len(labels)} labels and {len(images)} images; "
+                "the numbers must match"
+            )
+        labels = [check_name(label) for label in labels]
+        images = [check_image(image) for image in images]
+        with self._lock:
+            rows = normalise(batch, self._store.dim)
+            if len(rows) == 0:
+                return []
+            self._check_room(labels)  # before changing anything, so a failed batch leaves no trace
+            for label in dict.fromkeys(labels):
+                if label not in self._classes:
+                    self._classes.add(label)
+            indices = np.fromiter((self._classes.index(label) for label in labels), np.int32, len(labels))
+            ids = self._store.append(rows, indices, images)
+            for index in indices.tolist():
+                self._classes.counts[index] += 1
+            return ids
+
+    def _check_room(self, labels: list[str]) -> None:
+        wanted: dict[str, int] = {}
+        for label in labels:
+            wanted[label] = wanted.get(label, 0) + 1
+        for label, extra in wanted.items():
+            have = self._classes.counts[self._classes.index(label)] if label in self._classes else 0
+            if have + extra > self.max_examples_per_class:
+                raise ClassifierError(
+                    f"class {label!r} has {have:,} examples and the limit is {self.max_examples_per_class:,} per class; "
+                    "remove some examples first (or raise max_examples_per_class)"
+                )
+
+    def remove(self, example_id: int) -> None:
+        """Remove one example by id (its class stays, possibly empty).
+
+        Raises:
+            ClassifierError: no example has this id.
+        """
+        with self._lock:
+            row = self._store.row_of(example_id)
+            if row is None:
+                raise ClassifierError(f"there is no example with id {example_id!r}")
+            (index,) = self._store.delete_rows(np.array([row])).tolist()
+            self._classes.counts[index] -= 1
+
+    def examples(self, label: str | None = None) -> list[Example]:
+        """Stored examples in insertion order, all or those of one class."""
+        with self._lock:
+            store = self._store
+            order = store.order()
+            if label is not None:
+                order = order[store.classes_at(order) == self._classes.index(label)]
+            classes, ids = store.classes_at(order).tolist(), store.ids_at(order).tolist()
+            names = self._classes.names
+            return [
+                Example(example_id, names[c], store.image_at(row))
+                for example_id, c, row in zip(ids, classes, order.tolist())
+            ]
+
+    def embeddings(self) -> tuple[np.ndarray, list[str], list[int]]:
+        """A copy of the store in insertion order: (float32 [N, D] normalised, labels, ids)."""
+        with self._lock:
+            store = self._store
+            order = store.order()
+            labels = [self._classes.names[i] for i in store.classes_at(order).tolist()]
+            return store.embeddings_at(order), labels, store.ids_at(order).tolist()
+
+    # ---- prediction ----------------------------------------------------------------------------
+
+    def _predict_locked(self, queries: np.ndarray) -> list[Prediction]:
+        classes = list(self._classes.names)
+        if len(self._store) == 0:
+            empty = dict.fromkeys(classes, 0.0)
+            return [Prediction(None, dict(empty), math.nan, (), False) for _ in range(len(queries))]
+        # The lock is held through the matrix product on purpose: rows are moved in place by
+        # remove(), and copying the store per frame would cost as much as the product itself.
+        # The product is short (~1 ms at 10k × 1024) and releases the GIL.
+        sims, rows = self._store.nearest(queries, self.k)
+        all_cls, all_ids = self._store.classes_at(rows).tolist(), self._store.ids_at(rows).tolist()
+        rank = self._classes.rank()
+        predictions = []
+        for sims_i, cls_i, ids_i in zip(sims.tolist(), all_cls, all_ids):
+            confidences, winner = vote_one(sims_i, cls_i, len(classes), rank)
+            best = sims_i[0]
+            unknown = is_unknown(best, self.unknown_threshold)
+            neighbors = tuple(Neighbor(e, classes[c], s) for e, c, s in zip(ids_i, cls_i, sims_i))
+            label = None if unknown else classes[winner]
+            predictions.append(Prediction(label, dict(zip(classes, confidences)), best, neighbors, unknown))
+        return predictions
+
+    def predict(self, embedding: np.ndarray) -> Prediction:
+        """Classify one embedding.
+
+        Args:
+            embedding: 1-D array of D numbers (or shape [1, D]).
+
+        Returns:
+            A `Prediction`: label (None when unknown or empty), per-class confidences summing to 1,
+            the best similarity and the k nearest examples.
+
+        Raises:
+            ClassifierError: wrong size, NaN/inf or all-zero embedding.
+        """
+        query = as_single(embedding)
+        with self._lock:
+            return self._predict_locked(normalise(query, self._store.dim))[0]
+
+    def predict_many(self, embeddings: np.ndarray) -> list[Prediction]:
+        """Classify a batch [M, D]; one matrix product per chunk of queries."""
+        batch = as_batch(embeddings, "predict_many")
+        with self._lock:
+            queries = normalise(batch, self._store.dim)
+            out: list[Prediction] = []
+            step = self.chunk_rows()
+            for start in range(0, len(queries), step):
+                out.extend(self._predict_locked(queries[start : start + step]))
+            return out
+
+    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        """Confidences for a batch [M, D] as an [M, C] array in class order (scikit-learn style).
+
+        Rows sum to 1 (all 0 when there are no examples). `unknown_threshold` does not apply.
+        """
+        batch = as_batch(embeddings, "predict_proba")
+        with self._lock:
+            queries = normalise(batch, self._store.dim)
+            n_classes = len(self._classes)
+            if len(self._store) == 0:
+                return np.zeros((len(queries), n_classes))
+            rank = np.asarray(self._classes.rank())
+            step = self.chunk_rows()
+            parts = []
+            for start in range(0, len(queries), step):
+                sims, rows = self._store.nearest(queries[start : start + step], self.k)
+                parts.append(vote(sims, self._store.classes_at(rows), n_classes, rank)[0])
+            return np.concatenate(parts) if parts else np.zeros((0, n_classes))
+
+    def chunk_rows(self) -> int:
+        """Queries per matrix product, so that the [chunk, N] similarities stay near 64 MB."""
+        return max(1, min(4096, CHUNK_FLOATS // max(len(self._store), 1)))
+
+    # ---- state ---------------------------------------------------------------------------------
+
+    def state(self) -> ClassifierState:
+        """A consistent copy of everything, taken under the lock (for saving and evaluating)."""
+        with self._lock:
+            store = self._store
+            order = store.order()
+            dim = store.dim
+            return ClassifierState(
+                classes=tuple(self._classes.names),
+                embeddings=store.embeddings_at(order) if len(store) else np.zeros((0, dim or 0), np.float32),
+                labels=store.classes_at(order).astype(np.int64),
+                images=tuple(store.image_at(row) for row in order.tolist()),
+                k=self.k,
+                unknown_threshold=self.unknown_threshold,
+                max_examples_per_class=self.max_examples_per_class,
+                dim=dim,
+            )
+
+    @classmethod
+    def from_state(cls, state: ClassifierState) -> "KNNClassifier":
+        """Build a new classifier from a `ClassifierState` (ids are renumbered 0..N-1).
+
+        Raises:
+            ClassifierError: the state is inconsistent (unknown label index, bad names, ...).
+        """
+        clf = cls(state.k, state.unknown_threshold, state.max_examples_per_class)
+        for name in state.classes:
+            clf.add_class(name)
+        labels = np.asarray(state.labels)
+        if labels.ndim != 1 or len(labels) != len(state.embeddings) or len(labels) != len(state.images):
+            raise ClassifierError("the numbers of embeddings, labels and images differ")
+        if len(labels) == 0:
+            return clf
+        if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= len(state.classes):
+            raise ClassifierError("an example refers to a class that does not exist")
+        clf.add_many(state.embeddings, [state.classes[i] for i in labels.tolist()], state.images)
+        return clf
+
+    def copy(self) -> "KNNClassifier":
+        """An independent copy (example ids are kept)."""
+        with self._lock:
+            other = KNNClassifier(self.k, self.unknown_threshold, self.max_examples_per_class)
+            other._classes = self._classes.copy()
+            other._store = self._store.copy()
+            return other
