@@ -22,8 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.common import SHARED, markdown_table, p50_p95, time_calls  # noqa: E402
 from knn import Embedder  # noqa: E402
-from knn.backbones import DEFAULT_BACKBONE, get_backbone  # noqa: E402
-from knn.weights import WeightsUnavailable, cache_dir, resolve_weights  # noqa: E402
+from knn.model.backbones import DEFAULT_BACKBONE, get_backbone  # noqa: E402
+from knn.model.weights import WeightsUnavailable, cache_dir, resolve_weights  # noqa: E402
 
 BACKBONES = [
     "mobilenet_v1_1.0_224",

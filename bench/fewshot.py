@@ -14,7 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import markdown_table, shared_path  # noqa: E402
 from knn import Embedder  # noqa: E402
-from knn.fewshot import METHOD_LABELS, METHODS, embed_folder, few_shot_accuracy  # noqa: E402
+from knn.core.evaluation import METHOD_LABELS, METHODS, few_shot_accuracy  # noqa: E402
+from knn.model.folders import embed_folder  # noqa: E402
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from knn.cli import main
-from knn.folders import natural_key
-from knn.images import read_image
-from knn.project import load_project
+from knn.core.folders import natural_key
+from knn.core.images import read_image
+from knn.core.project import load_project
 from tests.conftest import class_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def test_predict_matches_the_engine(project, folders, embedder):
     assert [Path(line[0]) for line in lines] == files
     clf = load_project(project)
     for (path, label, confidence), f in zip(lines, files):
-        pred = clf.predict(embedder.embed(read_image(f))[0])
+        pred = clf.predict(embedder.embed_one(read_image(f)))
         assert label == pred.label and float(confidence) == pytest.approx(pred.confidences[label], abs=1e-3)
         assert label == f.name.split("_")[0]  # the held-out photos are easy: all right
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import knn
-from knn.images import read_image
+from knn.core.images import read_image
 from tests.conftest import class_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,13 +58,13 @@ def test_same_object_closer_than_different_objects(embedder: knn.Embedder, coil_
 
 def test_any_size_grey_and_rgba(embedder: knn.Embedder, photos):
     photo = photos[2]  # 300×200 RGB
-    base = embedder.embed(photo)[0]
+    base = embedder.embed_one(photo)
     big = np.asarray(
         __import__("PIL.Image", fromlist=["Image"]).fromarray(photo).resize((1920, 1280))
     )
-    assert cosine(embedder.embed(big)[0], base) > 0.95
+    assert cosine(embedder.embed_one(big), base) > 0.95
     rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
-    np.testing.assert_allclose(embedder.embed(rgba)[0], base, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(embedder.embed_one(rgba), base, rtol=1e-5, atol=1e-5)
     grey = photo.mean(axis=2).astype(np.uint8)
     for g in (grey, grey[..., None]):
         e = embedder.embed(g)
@@ -98,7 +98,7 @@ def test_threads_share_one_embedder(embedder: knn.Embedder, photos):
     expected = embedder.embed(photos)
     jobs = [photos[i % len(photos)] for i in range(24)]
     with ThreadPoolExecutor(4) as pool:
-        got = list(pool.map(lambda im: embedder.embed(im)[0], jobs))
+        got = list(pool.map(lambda im: embedder.embed_one(im), jobs))
     for i, e in enumerate(got):
         np.testing.assert_allclose(e, expected[i % len(photos)], rtol=1e-6, atol=1e-6)
 

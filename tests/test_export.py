@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 import knn
-from knn.export import ExportError, build_head, build_model, export_bytes, export_model, read_metadata
-from knn.folders import few_shot_split
-from knn.images import center_crop_resize, read_image
+from knn.model.export import ExportError, build_head, build_model, export_bytes, export_model, read_metadata
+from knn.core.evaluation import few_shot_split
+from knn.core.images import center_crop_resize, read_image
 from tests.conftest import class_files
 
 TOLERANCE = 1e-4
@@ -133,14 +133,14 @@ def test_metadata_in_both_files(exported, taught, embedder):
 def test_export_bytes_runs_in_a_child_process(taught, embedder, exported):
     """The app's download path: TensorFlow stays out of the calling process."""
     steps = []
-    data = export_bytes(taught["clf"], embedder, "keras", progress=lambda text, f: steps.append((text, f)))
+    data = export_bytes(taught["clf"], embedder, "keras", progress=lambda f, text: steps.append((text, f)))
     assert zipfile.ZipFile(io.BytesIO(data)).read("labels.txt").decode().splitlines() == taught["clf"].classes
     assert read_metadata(data) == read_metadata(exported["keras"])
     assert steps and steps[-1][1] == 1.0
 
 
 def test_nothing_half_written_on_failure(taught, embedder, tmp_path, monkeypatch):
-    import knn.export as export
+    import knn.model.export as export
 
     target = tmp_path / "model.keras"
     target.write_bytes(b"the previous model")
@@ -218,7 +218,7 @@ def test_other_backbone_families(backbone, rps_dir, models_dir, tmp_path):
     v2 uses the reference ImageNet weights from ../shared/models; v3 random weights of the right
     architecture (no download here), which test the wiring just as well.
     """
-    from knn.backbones import get_backbone
+    from knn.model.backbones import get_backbone
 
     spec = get_backbone(backbone)
     weights = models_dir / spec.weights_filename

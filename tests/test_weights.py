@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knn import weights
-from knn.backbones import get_backbone
+from knn.model import weights
+from knn.model.backbones import get_backbone
 
 # ImageNet class indices (Keras' 1000-class order).
 TABBY, TIGER_CAT, EGYPTIAN_CAT = 281, 282, 285
@@ -21,9 +21,9 @@ def converted(tmp_path_factory) -> Path:
     """A cold conversion into an empty cache, the way a new machine does it."""
     cache = tmp_path_factory.mktemp("cache")
     env_note = []
-    from knn import build
+    from knn.model.child import BUILD, run_child
 
-    build.run_child(["pypi-weights", str(cache)], lambda text, f: env_note.append((f, text)))
+    run_child(BUILD, ["pypi-weights", str(cache)], lambda f, text: env_note.append((f, text)))
     assert env_note[-1][0] == 1.0, "progress should end at 100%"
     return cache
 
@@ -55,7 +55,7 @@ def test_conversion_matches_reference_weights(converted: Path, models_dir: Path)
 def test_converted_head_recognises_photos(converted: Path, photo: str, accepted: set[int]):
     from skimage import data
 
-    from knn.images import center_crop_resize
+    from knn.core.images import center_crop_resize
 
     spec = get_backbone("mobilenet_v1_1.0_224")
     model = spec.build_keras_model(converted / "mobilenet_v1_1.0_224.weights.h5", include_top=True)
@@ -79,9 +79,9 @@ def test_headless_file_equals_full_model_body(converted: Path):
 def test_tampered_graph_is_refused(tmp_path: Path, monkeypatch):
     bad = tmp_path / "retrained_graph.pb"
     bad.write_bytes(b"not the graph")
-    monkeypatch.setattr(weights, "pypi_graph_path", lambda: bad)
-    from knn import build
+    from knn.model import build
 
+    monkeypatch.setattr(build, "pypi_graph_path", lambda: bad)
     with pytest.raises(SystemExit, match="sha256"):
         build.convert_pypi_graph(tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
@@ -113,7 +113,7 @@ def test_cache_is_used_and_says_where_weights_came_from(converted: Path, monkeyp
 def test_unavailable_weights_name_the_file_and_where_to_put_it(tmp_path: Path):
     """Without the PyPI graph and without internet, the message says what to do."""
     code = (
-        "import importlib.util, knn.weights as w\n"
+        "import importlib.util, knn.model.weights as w\n"
         "w.pypi_graph_path = lambda: None\n"
         "try:\n"
         "    w.resolve_weights()\n"

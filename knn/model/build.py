@@ -1,66 +1,21 @@
-"""Cold-start builds that need TensorFlow, run in a child process that exits when done.
+"""One-off TensorFlow work, run as a child process (`knn.model.child.run_child`) that exits.
 
-The parent (`run_child`) imports nothing heavy; the child (`python -m knn.build ...`) imports
-TensorFlow, writes one file atomically and reports progress as ``@progress <fraction> <text>``
-lines on stdout. So the serving process keeps LiteRT's ~30 MB instead of TensorFlow's ~565 MB.
+    python -m knn.model.build pypi-weights OUT_DIR            convert the nudity sdist's frozen MobileNet v1 graph
+    python -m knn.model.build keras-weights BACKBONE OUT      Keras' weights="imagenet" download, headless
+    python -m knn.model.build litert BACKBONE WEIGHTS OUT     convert the Keras model to a LiteRT flatbuffer
 
-Child commands:
-    pypi-weights OUT_DIR               convert the ``nudity`` sdist's frozen MobileNet v1 graph
-    keras-weights BACKBONE OUT         Keras' ``weights="imagenet"`` download, headless
-    litert BACKBONE WEIGHTS OUT        convert the Keras model to a LiteRT flatbuffer
+Its functions import TensorFlow; the serving process never imports this module.
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from .atomic import atomic_output
-
-Progress = Callable[[str, float], None]
-
-
-class BuildError(RuntimeError):
-    """The child process failed; the message carries the end of its output."""
-
-
-def run_child(
-    args: Sequence[str], progress: Progress | None = None, module: str = "knn.build"
-) -> None:
-    """Run ``python -m MODULE ARGS`` and relay its ``@progress`` lines to `progress`."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=_pythonpath())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    tail: list[str] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("@progress "):
-            _, fraction, text = line.rstrip("\n").split(" ", 2)
-            if progress is not None:
-                progress(text, float(fraction))
-        else:
-            tail = (tail + [line.rstrip()])[-15:]
-    if proc.wait() != 0:
-        raise BuildError("\n".join(tail))
-
-
-def _pythonpath() -> str:
-    here = str(Path(__file__).resolve().parents[1])
-    return os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
-
-
-def _report(fraction: float, text: str) -> None:
-    print(f"@progress {fraction:.3f} {text}", flush=True)
-
-
-# --- child side: everything below imports TensorFlow ---------------------------------------------
+from ..core.atomic import atomic_output
+from .backbones import DEFAULT_BACKBONE, get_backbone
+from .child import report
+from .weights import PYPI_GRAPH_SHA256, PYPI_PACKAGE, file_digest, origin_file, pypi_graph_path
 
 # Keras MobileNet layer -> TF-slim variable scope in the frozen graph.
 def _v1_layer_map() -> dict[str, str]:
@@ -85,19 +40,16 @@ def read_graph_constants(graph_path: Path) -> dict:
 
 def convert_pypi_graph(out_dir: Path) -> None:
     """Write MobileNet v1 1.0/224 weights, with and without the head, from the ``nudity`` graph."""
-    from .backbones import DEFAULT_BACKBONE, get_backbone
-    from .weights import PYPI_GRAPH_SHA256, PYPI_PACKAGE, file_digest, origin_file, pypi_graph_path
-
     graph = pypi_graph_path()
     if graph is None:
         raise SystemExit("The PyPI package nudity==0.2.3 is not installed.")
-    _report(0.05, "Checking the MobileNet graph from PyPI")
+    report(0.05, "Checking the MobileNet graph from PyPI")
     digest = file_digest(graph)
     if digest != PYPI_GRAPH_SHA256:
         raise SystemExit(f"{graph} has sha256 {digest}, expected {PYPI_GRAPH_SHA256}: refusing it.")
-    _report(0.15, "Reading the graph's weights")
+    report(0.15, "Reading the graph's weights")
     consts = read_graph_constants(graph)
-    _report(0.45, "Building Keras MobileNet v1")
+    report(0.45, "Building Keras MobileNet v1")
     spec = get_backbone(DEFAULT_BACKBONE)
     model = spec.build_keras_model(weights=None, include_top=True)
     for layer_name, scope in _v1_layer_map().items():
@@ -109,7 +61,7 @@ def convert_pypi_graph(out_dir: Path) -> None:
     w = consts["MobilenetV1/Logits/Conv2d_1c_1x1/weights"][..., 1:]
     b = consts["MobilenetV1/Logits/Conv2d_1c_1x1/biases"][1:]
     model.get_layer("conv_preds").set_weights([w, b])
-    _report(0.8, "Writing the weights to the cache")
+    report(0.8, "Writing the weights to the cache")
     top = out_dir / f"{spec.id}.weights.h5"
     with atomic_output(top) as tmp:
         model.save_weights(tmp)
@@ -123,37 +75,32 @@ def convert_pypi_graph(out_dir: Path) -> None:
         headless.save_weights(tmp)
     for path in (top, no_top):
         origin_file(path).write_text(f"Google's MobileNet v1 ImageNet weights from the PyPI {PYPI_PACKAGE} graph\n")
-    _report(1.0, "Weights ready")
+    report(1.0, "Weights ready")
 
 
 def download_keras_weights(backbone: str, out: Path) -> None:
     """Keras' own ImageNet download (needs internet), saved headless to `out`."""
-    from .backbones import get_backbone
-    from .weights import origin_file
-
-    _report(0.1, f"Downloading ImageNet weights for {backbone} through Keras")
+    report(0.1, f"Downloading ImageNet weights for {backbone} through Keras")
     model = get_backbone(backbone).build_keras_model(weights="imagenet")
     with atomic_output(out) as tmp:
         model.save_weights(tmp)
     origin_file(out).write_text("Keras' ImageNet weights download\n")
-    _report(1.0, "Weights ready")
+    report(1.0, "Weights ready")
 
 
 def convert_litert(backbone: str, weights: Path, out: Path) -> None:
     """Convert the headless Keras model to a LiteRT flatbuffer with a [1, S, S, 3] float input."""
     import tensorflow as tf
 
-    from .backbones import get_backbone
-
     spec = get_backbone(backbone)
-    _report(0.1, f"Building {backbone} in Keras")
+    report(0.1, f"Building {backbone} in Keras")
     model = spec.build_keras_model(weights=weights)
-    _report(0.4, "Converting to LiteRT")
+    report(0.4, "Converting to LiteRT")
     # A fixed batch of one lets the converter plan every tensor statically.
     signature = [tf.TensorSpec([1, spec.size, spec.size, 3], tf.float32)]
     with atomic_output(out) as tmp:
         model.export(str(tmp), format="litert", input_signature=signature, verbose=False)
-    _report(1.0, "LiteRT model ready")
+    report(1.0, "LiteRT model ready")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

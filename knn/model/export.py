@@ -47,30 +47,26 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from ..core.atomic import atomic_output
+from ..core.voting import MIN_WEIGHT, TIE_TOLERANCE
 from .backbones import BackboneSpec, get_backbone
+from .child import EXPORT, BuildError, Progress, report, run_child
 
-if TYPE_CHECKING:  # keep `import knn.export` free of TensorFlow and Keras
+if TYPE_CHECKING:  # keep `import knn.model.export` free of TensorFlow and Keras
     import keras
 
-    from .classifier import KNNClassifier
+    from ..core.classifier import KNNClassifier
 
 __all__ = ["FORMATS", "ExportError", "build_head", "build_model", "export_bytes", "export_model", "read_metadata"]
-
-Progress = Callable[[str, float], None]
 
 FORMATS = {"keras": ".keras", "tflite": ".tflite"}
 EXPORT_FORMAT = "knn-export"
 EXPORT_VERSION = 1
 OUTPUTS = ("probabilities", "class_index", "similarity")
-
-# The engine's voting constants, shared so the exported head cannot drift from `_vote`: a
-# neighbour's vote is its similarity floored at _MIN_WEIGHT; keys closer than _TIE_TOLERANCE tie.
-from .classifier import _MIN_WEIGHT, _TIE_TOLERANCE  # noqa: E402  (NumPy only, cheap)
-
 
 class ExportError(ValueError):
     """A classifier that cannot be exported, or a bad format; the message is meant for the user."""
@@ -102,7 +98,7 @@ def _spec_and_weights(backbone: Any, weights: str | Path | None) -> tuple[Backbo
     else:
         raise ExportError(f"expected an Embedder, a BackboneSpec or a backbone id, got {type(backbone).__name__}")
     if weights is None:
-        from .weights import resolve_weights
+        from .weights import resolve_weights  # finds a cached file, or converts once in a child
 
         weights = resolve_weights(spec.id).path
     return spec, Path(weights)
@@ -197,7 +193,10 @@ def build_head(classifier: "KNNClassifier") -> "keras.Model":
 
 
 def _knn_head(features, classifier: "KNNClassifier") -> dict[str, Any]:
-    """The engine's `predict` in Keras ops on symbolic [B, D] features; sets the head's weights."""
+    """The engine's `predict` in Keras ops on symbolic [B, D] features; sets the head's weights.
+
+    The rules and constants are knn.core.voting's, so the head cannot drift from the engine.
+    """
     from keras import layers, ops
 
     examples, onehot, classes, k = _head_arrays(classifier)
@@ -211,7 +210,7 @@ def _knn_head(features, classifier: "KNNClassifier") -> dict[str, Any]:
     label_layer.set_weights([onehot])
 
     s = ops.expand_dims(top_sims, -1)
-    votes = ops.sum(member * ops.maximum(s, _MIN_WEIGHT), axis=1)
+    votes = ops.sum(member * ops.maximum(s, MIN_WEIGHT), axis=1)
     probabilities = votes / ops.sum(votes, axis=1, keepdims=True)
     raw = ops.sum(member * s, axis=1)
     # Best similarity per class; classes without a neighbour get -3, below any cosine (>= -1).
@@ -219,7 +218,7 @@ def _knn_head(features, classifier: "KNNClassifier") -> dict[str, Any]:
     candidates = ops.greater(best, -2.0)
     for key in (votes, raw, best):  # the engine's tie-break chain, one key after the other
         top = ops.max(ops.where(candidates, key, -1e9), axis=1, keepdims=True)
-        candidates = ops.logical_and(candidates, ops.greater_equal(key, top - _TIE_TOLERANCE))
+        candidates = ops.logical_and(candidates, ops.greater_equal(key, top - TIE_TOLERANCE))
     # Last resort between indistinguishable classes: the alphabetically first name wins.
     order = np.argsort(np.array(classes, dtype=object), kind="stable")
     preference = np.empty(len(classes), np.int32)
@@ -279,7 +278,7 @@ def export_model(
             when complete, so a failure never leaves half a model under this name.
         fmt: ``"keras"`` or ``"tflite"``; by default taken from `path`'s suffix.
         weights: an explicit backbone weights file (default: the embedder's / resolved).
-        progress: called as ``progress(text, fraction)`` between the steps.
+        progress: called as ``progress(fraction, text)`` between the steps.
 
     Returns:
         The path written.
@@ -287,26 +286,24 @@ def export_model(
     Raises:
         ExportError: no examples, unknown format, or embeddings from another backbone.
     """
-    from .atomic import atomic_output
-
-    report = progress or (lambda text, fraction: None)
+    step = progress or (lambda fraction, text: None)
     fmt = _format_of(fmt or path)
     if fmt == "keras" and Path(path).suffix != ".keras":
         raise ExportError(f"a Keras model's file name must end in .keras (load_model needs it), got {Path(path).name}")
     classifier = classifier.copy()  # one consistent snapshot, even if another thread edits it
     path = Path(path)
     spec, weights_path = _spec_and_weights(backbone, weights)
-    report(f"Building {spec.label} with the KNN head", 0.05)
+    step(0.05, f"Building {spec.label} with the KNN head")
     model = build_model(classifier, spec, weights_path)
     meta = metadata(classifier, spec)
     with atomic_output(path) as tmp:
         if fmt == "keras":
-            report("Saving the Keras model", 0.5)
+            step(0.5, "Saving the Keras model")
             _write_keras(model, meta, tmp)
         else:
-            report("Converting to LiteRT", 0.4)
+            step(0.4, "Converting to LiteRT")
             _write_tflite(model, meta, tmp, spec.size)
-    report("Model exported", 1.0)
+    step(1.0, "Model exported")
     return path
 
 
@@ -320,16 +317,15 @@ def export_bytes(
 ) -> bytes:
     """The exported model as bytes, e.g. for a download button.
 
-    By default the export runs in a child process (``python -m knn.export``) that exits afterwards,
-    so a serving process never takes on TensorFlow (the child peaks at 0.8-1 GB); on two cores it
-    takes ~10 s for `.keras` and ~20 s for `.tflite`. Call it from a worker thread, not per frame.
+    By default the export runs in a child process (``python -m knn.model.export``) that exits
+    afterwards, so a serving process never takes on TensorFlow (its cost: docs/performance.md).
 
     Args:
         classifier: the `KNNClassifier` to export (snapshotted now).
         backbone: the `Embedder` it was taught with, its `BackboneSpec` or its backbone id.
         fmt: ``"keras"`` or ``"tflite"``.
         weights: an explicit backbone weights file (default: the embedder's / resolved).
-        progress: called as ``progress(text, fraction)``.
+        progress: called as ``progress(fraction, text)``.
         in_process: build in this process instead (imports TensorFlow here).
 
     Raises:
@@ -343,7 +339,7 @@ def export_bytes(
         if in_process:
             export_model(classifier, spec, out, fmt, weights_path, progress)
         else:
-            from .project import save_project
+            from ..core.project import save_project
 
             project = Path(tmp) / "project.npz"
             save_project(project, classifier, spec.id)
@@ -368,22 +364,20 @@ def read_metadata(path_or_bytes: str | os.PathLike | bytes) -> dict[str, Any]:
 
 
 def _run_child(args: Sequence[str], progress: Progress | None) -> None:
-    """Run ``python -m knn.export ARGS`` in a child process that exits, so TensorFlow goes with it."""
-    from .build import BuildError, run_child
-
+    """Run ``python -m knn.model.export ARGS`` in a child process that exits, so TensorFlow goes with it."""
     try:
-        run_child(args, progress, module="knn.export")
+        run_child(EXPORT, args, progress)
     except BuildError as exc:
-        raise RuntimeError(f"the export failed:\n{exc}") from None
+        raise RuntimeError(f"the export failed: {exc.message}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Child entry point: ``python -m knn.export PROJECT OUT [--weights FILE]``."""
+    """Child entry point: ``python -m knn.model.export PROJECT OUT [--weights FILE]``."""
     import argparse
 
-    from .project import load_project, read_project_meta
+    from ..core.project import load_project, read_project_meta
 
-    parser = argparse.ArgumentParser(prog="python -m knn.export")
+    parser = argparse.ArgumentParser(prog="python -m knn.model.export")
     parser.add_argument("project")
     parser.add_argument("out")
     parser.add_argument("--weights")
@@ -394,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         read_project_meta(args.project)["backbone"],
         args.out,
         weights=args.weights,
-        progress=lambda text, fraction: print(f"@progress {fraction:.3f} {text}", flush=True),
+        progress=report,
     )
 
 

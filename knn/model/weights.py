@@ -10,7 +10,7 @@ Resolution order for a backbone's headless Keras weights (`<backbone>_no_top.wei
 5. for other backbones: Keras' own ``weights="imagenet"`` download (needs internet);
 6. otherwise `WeightsUnavailable`, naming the file needed and where to put it.
 
-Steps 4 and 5 need TensorFlow, so they run in a child process (`knn.build`) that exits afterwards:
+Steps 4 and 5 need TensorFlow, so they run in a child process (`knn.model.build`) that exits afterwards:
 the serving process never carries TensorFlow's ~565 MB.
 """
 from __future__ import annotations
@@ -20,16 +20,13 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .backbones import DEFAULT_BACKBONE, get_backbone
+from .child import BUILD, BuildError, Progress, run_child
 
 PYPI_PACKAGE = "nudity==0.2.3"
 PYPI_GRAPH = "files/retrained_graph.pb"
 PYPI_GRAPH_SHA256 = "3b90af536f810f5f75e9f6d431bc2e8a3c4fc2ff4f693aa0dd4ae429816f8735"
-
-Progress = Callable[[str, float], None]
-
 
 class WeightsUnavailable(RuntimeError):
     """No weights for the backbone could be found, converted or downloaded."""
@@ -93,17 +90,14 @@ def resolve_weights(
     cached = cache_dir() / name
     if cached.is_file():
         return _found(cached, f"{_origin(cached)} (cache {cached})")
-
-    from . import build  # parent-side helpers only; TensorFlow is imported in the child
-
     if backbone == DEFAULT_BACKBONE and pypi_graph_path() is not None:
-        build.run_child(["pypi-weights", str(cache_dir())], progress)
+        run_child(BUILD, ["pypi-weights", str(cache_dir())], progress)
         return _found(cached, f"{_origin(cached)} (cache {cached}, converted just now)")
     if backbone != DEFAULT_BACKBONE:
         try:
-            build.run_child(["keras-weights", backbone, str(cached)], progress)
-        except build.BuildError as err:
-            raise WeightsUnavailable(_missing_message(name, f"Keras' download failed: {err}")) from err
+            run_child(BUILD, ["keras-weights", backbone, str(cached)], progress)
+        except BuildError as err:
+            raise WeightsUnavailable(_missing_message(name, f"Keras' download failed ({err.message})")) from err
         return _found(cached, f"{_origin(cached)} (cache {cached}, downloaded just now)")
     raise WeightsUnavailable(
         _missing_message(name, f"`pip install {PYPI_PACKAGE}` provides them offline")

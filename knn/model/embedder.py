@@ -6,7 +6,7 @@ Two runtimes give the same embeddings (relative error under 1e-4):
   backbone id and the weights' digest), run by `ai_edge_litert`'s interpreter with XNNPACK and one
   thread per core. Once the weights and the flatbuffer are cached this imports neither TensorFlow nor
   Keras, so the process stays near 100 MB instead of ~960 MB; a cold start builds them in a child
-  process (`knn.build`) that exits.
+  process (`knn.model.build`) that exits.
 - ``"tf"``: one `tf.function` with a fixed input signature around the Keras model.
 
 ``"auto"`` picks LiteRT when it loads and falls back to TensorFlow otherwise.
@@ -16,29 +16,24 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from ..core.images import as_rgb, center_crop_resize
 from .backbones import DEFAULT_BACKBONE, BackboneSpec, get_backbone
-from .images import as_rgb, center_crop_resize
+from .child import BUILD, Progress, run_child
 from .weights import ResolvedWeights, cache_dir, resolve_weights
 
-Progress = Callable[[str, float], None]
 RUNTIMES = ("auto", "litert", "tf")
 
 
-def _cores() -> int:
+def cores() -> int:
+    """CPU cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def _threads() -> int:
-    """Threads per LiteRT invoke: env KNN_THREADS, else one per core."""
-    value = os.environ.get("KNN_THREADS", "").strip()
-    return max(1, int(value)) if value else _cores()
 
 
 class _LiteRTRunner:
@@ -46,15 +41,13 @@ class _LiteRTRunner:
 
     name = "litert"
 
-    def __init__(self, spec: BackboneSpec, weights: ResolvedWeights, progress: Progress | None):
+    def __init__(self, spec: BackboneSpec, weights: ResolvedWeights, progress: Progress | None, threads: int):
         from ai_edge_litert.interpreter import Interpreter
-
-        from . import build
 
         self.path = cache_dir() / "litert" / f"{spec.id}-{weights.digest[:16]}.tflite"
         if not self.path.is_file():
-            build.run_child(["litert", spec.id, str(weights.path), str(self.path)], progress)
-        self._interpreter = Interpreter(model_path=str(self.path), num_threads=_threads())
+            run_child(BUILD, ["litert", spec.id, str(weights.path), str(self.path)], progress)
+        self._interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         output = self._interpreter.get_output_details()[0]
@@ -102,8 +95,9 @@ class Embedder:
         weights: an explicit ``*_no_top.weights.h5`` path; by default they are resolved as
             `knn.weights` describes (env dir, cache, offline PyPI conversion, Keras download).
         runtime: ``"litert"``, ``"tf"`` or ``"auto"`` (LiteRT when it loads).
-        progress: called as ``progress(text, fraction)`` during one-off builds (weight conversion,
+        progress: called as ``progress(fraction, text)`` during one-off builds (weight conversion,
             LiteRT conversion), which take seconds to a minute.
+        threads: threads per LiteRT invoke (default: one per core).
 
     Images are centre-cropped to a square, resized to the model's input size and scaled as the
     family's ``preprocess_input`` does. One image (H×W×3, H×W or H×W×4 uint8, any size) or a batch
@@ -120,6 +114,7 @@ class Embedder:
         weights: str | Path | None = None,
         runtime: str = "auto",
         progress: Progress | None = None,
+        threads: int | None = None,
     ) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
@@ -130,7 +125,7 @@ class Embedder:
             self._runner = _TFRunner(self.spec, self.weights)
         else:
             try:
-                self._runner = _LiteRTRunner(self.spec, self.weights, progress)
+                self._runner = _LiteRTRunner(self.spec, self.weights, progress, threads or cores())
             except ImportError:
                 if runtime == "litert":
                     raise
@@ -181,8 +176,18 @@ class Embedder:
         """One image or a batch -> float32 ``[N, dim]``."""
         return self.embed_preprocessed(self.preprocess(images))
 
+    def embed_one(self, image: np.ndarray) -> np.ndarray:
+        """One image (H×W×3, H×W or H×W×4 uint8) -> its float32 ``[dim]`` embedding."""
+        if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
+            raise ValueError(f"embed_one takes one image (an H×W×3 array), got {_shape_of(image)}; use embed() for a batch")
+        return self.embed(image)[0]
+
     def __repr__(self) -> str:
         return f"Embedder(backbone={self.backbone!r}, runtime={self.runtime!r}, dim={self.dim})"
+
+
+def _shape_of(value: object) -> str:
+    return f"an array of shape {value.shape}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
 
 
 def _as_image_list(images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:

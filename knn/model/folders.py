@@ -1,0 +1,26 @@
+"""Class folders (one subfolder of images per class) through the embedder."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..core.folders import class_folders
+from ..core.images import read_image
+
+
+def embed_folder(
+    embedder, root: str | Path, progress: Callable[[Iterable], Iterable] | None = None
+) -> dict[str, np.ndarray]:
+    """Embed every image of a one-subfolder-per-class folder: class -> float32 [n, D], file order.
+
+    `progress` wraps the iterable of (class, path) pairs, e.g. a tqdm bar.
+    """
+    folders = class_folders(root)
+    files = [(name, path) for name, paths in folders.items() for path in paths]
+    wrap = progress or (lambda it: it)
+    out: dict[str, list[np.ndarray]] = {name: [] for name in folders}
+    for name, path in wrap(files):
+        out[name].append(embedder.embed_one(read_image(path)))
+    return {name: np.stack(rows) for name, rows in out.items()}
