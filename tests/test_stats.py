@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from knn.stats import CaptureClock, RateMeter, Ring, Stats
+from knn.live.stats import CaptureClock, RateMeter, Ring, Stats
 
 
 def test_ring_percentiles_match_numpy_over_the_last_values_only():

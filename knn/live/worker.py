@@ -2,15 +2,9 @@
 
 Each session keeps at most one frame waiting: a newer frame replaces it, since the older one would
 be stale by its turn. A free thread takes the waiting frame of the session served longest ago, so
-sessions share the model evenly and none starves. Camera callbacks only hand frames over and wait
-for the result with a time limit (knn.live), so their video never queues behind other sessions.
-
-Two threads, not one: a frame's job is the model's invoke (which takes turns in the embedder)
-plus converting the frame, classifying and publishing, which need the GIL; while one thread does
-those, the other's frame is in the model, which then rarely waits. A session's frames never
-overlap, so its results stay in order. Measured with 4 sessions on 2 cores (bench/live.py, README):
-callbacks taking turns in the model processed ~41 frames/s in all, unevenly (7.9-12 per session);
-one worker thread 33-36; two 45, evenly.
+sessions share the model evenly and none starves. A session's frames never overlap, so its
+results stay in order. Two threads, not one: while one converts, classifies and draws (work that
+needs the GIL), the other's frame is in the model (docs/performance.md).
 """
 from __future__ import annotations
 
@@ -55,17 +49,6 @@ class ModelWorker:
             self._cond.notify()
         return replaced
 
-    def run_now(self, key: Hashable, job: Job) -> bool:
-        """Run `job` in the caller's thread if a worker thread would be free for it at once (no
-        job waiting, a thread idle, none of `key`'s running); True if it ran. It saves the two
-        thread hand-overs a one-session server would otherwise pay on every frame."""
-        with self._cond:
-            if self._waiting or key in self._running or len(self._running) >= self.threads:
-                return False
-            self._running.add(key)
-        self._execute(key, job)
-        return True
-
     def waiting(self) -> int:
         """How many keys have a job waiting."""
         with self._cond:
@@ -74,7 +57,6 @@ class ModelWorker:
     def _run(self) -> None:
         while True:
             with self._cond:
-                # At most `threads` jobs at once, counting those callers run themselves.
                 while len(self._running) >= self.threads or not (
                     ready := [k for k in self._waiting if k not in self._running]
                 ):

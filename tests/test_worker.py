@@ -1,10 +1,10 @@
-"""ModelWorker: one thread runs every session's frames, newest per session, fairly."""
+"""ModelWorker: its threads run every session's frames, the newest per session, fairly."""
 from __future__ import annotations
 
 import threading
 import time
 
-from knn.model_worker import ModelWorker
+from knn.live.worker import ModelWorker
 
 
 def test_a_newer_job_replaces_a_waiting_one():
@@ -93,16 +93,3 @@ def test_the_key_served_longest_ago_goes_first_and_a_failing_job_stops_nothing()
     while len(order) < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert order[-1] == "after"
-
-
-def test_an_idle_worker_lets_the_caller_run_its_job_and_a_busy_one_queues_it():
-    worker = ModelWorker(name="test-model-worker-4", threads=1)
-    where: list[str] = []
-    assert worker.run_now("a", lambda: where.append(threading.current_thread().name))
-    assert where == [threading.current_thread().name]  # no hand-over when the model is idle
-    gate = threading.Event()
-    worker.submit("b", 0.0, lambda: gate.wait(5))
-    time.sleep(0.05)  # b runs on the worker's only thread
-    assert not worker.run_now("a", lambda: where.append("too many at once"))
-    gate.set()
-    assert where == [threading.current_thread().name]

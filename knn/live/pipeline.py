@@ -1,0 +1,326 @@
+"""One session's camera frames in, captioned results out.
+
+streamlit-webrtc's SENDRECV mode takes a sink for the camera's track and a source for the video it
+sends back (`sink_video_track=`, `source_video_track=`). `CameraSink` is the sink: for each
+decoded camera frame it calls `FramePipeline.on_frame` on aiortc's event loop, which only counts
+the frame and hands it to the shared model worker (knn.live.worker), where a newer frame of the
+session replaces one still waiting. On a worker thread the frame is scaled for the model,
+embedded, classified by the session and captioned; the result goes to `ResultTrack`, the source,
+which gives aiortc's encoder each new result once and nothing in between. So the callback never
+waits, old frames never queue, and no frame is encoded twice.
+
+A frame's capture-to-overlay latency is taken when the encoder takes its result (see
+`stats.CaptureClock`).
+"""
+from __future__ import annotations
+
+import asyncio
+import fractions
+import functools
+import itertools
+import logging
+import threading
+import time
+import weakref
+from typing import Callable, Protocol, Sequence
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from .overlay import FAILED_COLOUR, SWITCHING, Caption, model_input, overlay
+from .stats import CaptureClock, Stats, StatsSummary
+from .worker import MODEL_WORKER, ModelWorker
+
+_LOG = logging.getLogger(__name__)
+_IDS = itertools.count(1)
+
+VIDEO_CLOCK_RATE = 90_000
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+
+
+class EmbedderLike(Protocol):
+    """What the live path needs of an embedder (knn.model.embedder.Embedder)."""
+
+    backbone: str
+    dim: int
+    input_size: int
+
+    def embed(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray: ...
+
+    def embed_one(self, image: np.ndarray) -> np.ndarray: ...
+
+
+class FrameConsumer(Protocol):
+    """What the pipeline asks of its session (knn.live.session.LiveSession)."""
+
+    def frame_embedder(self) -> EmbedderLike | None:
+        """The embedder for camera frames now; None while the backbone is being switched."""
+
+    def accept(self, embedding: np.ndarray, crop: np.ndarray, arrived: float,
+               embedder: EmbedderLike) -> tuple[Caption, float] | None:
+        """Classify a frame's embedding; (caption, KNN seconds), or None if the embedder changed."""
+
+    def notify(self, text: str) -> None:
+        """Something the user should read."""
+
+
+class FramePipeline:
+    """Frames in, captioned frames out, for one session; counts and times every step.
+
+    Args:
+        consumer: the session that classifies embeddings and owns the examples.
+        worker: the model worker shared by the process's sessions.
+    """
+
+    def __init__(self, consumer: FrameConsumer, worker: ModelWorker = MODEL_WORKER) -> None:
+        self.id = next(_IDS)
+        # Back-references are weak: with no reference cycle, a closed session is freed as soon as
+        # Streamlit lets it go, even if a frozen garbage collection never looks at it again.
+        self._consumer = weakref.ref(consumer)
+        self._worker = worker
+        self._lock = threading.Lock()
+        self._stats = Stats()
+        self._clock = CaptureClock()
+        self._last_arrival: float | None = None
+        self._last_processed = -float("inf")  # time.monotonic() of the last frame through the model
+        self._failing = False
+        self.mirror = False
+        self.sink = CameraSink(self)
+        self.output = ResultTrack(weakref.WeakMethod(self._sent))
+
+    # ---- the camera's side: aiortc's event loop ----------------------------------------------
+
+    def on_frame(self, frame: av.VideoFrame) -> None:
+        """A camera frame arrived: count it and hand it to the model worker. Never waits."""
+        now = time.monotonic()
+        with self._lock:
+            self._stats.record_received(1, now)
+            self._last_arrival = now
+            if frame.time is not None:
+                self._clock.arrived(frame.time, now)
+            last_served = self._last_processed
+        job = functools.partial(self._process, frame, now)
+        if self._worker.submit(self.id, last_served, job):  # the waiting frame never reached the model
+            with self._lock:
+                self._stats.record_dropped(1)
+
+    def camera_ended(self) -> None:
+        """The camera's stream ended (STOP, a closed tab): end the stream of results too."""
+        self.output.end_stream()
+
+    # ---- a model worker thread ---------------------------------------------------------------
+
+    def _process(self, frame: av.VideoFrame, arrived: float) -> None:
+        """Embed, classify and caption one frame; publish the result."""
+        consumer = self._consumer()
+        if consumer is None:  # the session is gone
+            return
+        try:
+            embedder = consumer.frame_embedder()
+            if embedder is None:  # the stored examples are being re-embedded for another backbone
+                self.output.publish(overlay(frame, *SWITCHING, self.mirror), None)
+                return
+            crop = model_input(frame, embedder.input_size)
+            t0 = time.perf_counter()
+            embedding = embedder.embed_one(crop)
+            embed_seconds = time.perf_counter() - t0
+            result = consumer.accept(embedding, crop, arrived, embedder)
+            if result is None:  # the backbone changed meanwhile: this embedding means nothing now
+                return
+            caption, knn_seconds = result
+            with self._lock:
+                self._last_processed = time.monotonic()
+                self._failing = False
+                self._stats.record_processed(embed_seconds, knn_seconds, arrived)
+            out = overlay(frame, *caption, self.mirror)
+        except Exception as exc:
+            out = self._failed(consumer, frame, exc)
+        self.output.publish(out, frame.time)
+
+    def _failed(self, consumer: FrameConsumer, frame: av.VideoFrame, exc: Exception) -> av.VideoFrame:
+        """Log a frame's failure once per run of failures, tell the user, caption the frame."""
+        with self._lock:
+            first, self._failing = not self._failing, True
+        if first:
+            _LOG.exception("processing a camera frame failed")
+            consumer.notify(f"Processing a camera frame failed: {exc}")
+        try:
+            return overlay(frame, f"error: {type(exc).__name__}", None, FAILED_COLOUR, False)
+        except Exception:  # the frame itself is unusable: send it as it came
+            return frame
+
+    # ---- the encoder's side ------------------------------------------------------------------
+
+    def _sent(self, capture: float | None) -> None:
+        """The encoder took a result: its capture-to-overlay latency is known now."""
+        if capture is None:
+            return
+        done = time.monotonic()
+        with self._lock:
+            latency = self._clock.latency(capture, done)
+            if latency is not None:
+                self._stats.record_latency(latency)
+
+    # ---- reading -----------------------------------------------------------------------------
+
+    @property
+    def last_arrival(self) -> float | None:
+        """time.monotonic() when the latest camera frame arrived; None before the first."""
+        return self._last_arrival
+
+    def summary(self, now: float) -> StatsSummary:
+        with self._lock:
+            return self._stats.summary(now)
+
+    def latencies(self, since: int) -> tuple[list[float], int, int]:
+        """(latencies in ms recorded after the first `since`, how many of them were lost, total so far)."""
+        with self._lock:
+            values, lost = self._stats.latencies_since(since)
+            return [round(float(v), 2) for v in values], lost, self._stats.latencies_recorded
+
+    def reset_timings(self) -> None:
+        """Forget embedding and KNN timings (another backbone takes another time)."""
+        with self._lock:
+            self._stats.reset_timings()
+
+
+class CameraSink:
+    """streamlit-webrtc's `MediaSink` for the camera: every decoded frame goes to `on_frame`.
+
+    One sink per session, reused across START/STOP: streamlit-webrtc attaches the new stream's
+    track (`addTrack`), starts it, and stops it when the WebRTC session ends.
+    """
+
+    def __init__(self, pipeline: FramePipeline) -> None:
+        self._pipeline = weakref.ref(pipeline)
+        self._track: MediaStreamTrack | None = None
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def addTrack(self, track: MediaStreamTrack) -> None:  # noqa: N802 - streamlit-webrtc's protocol
+        self._track = track
+
+    def hasTrack(self) -> bool:  # noqa: N802
+        return self._track is not None
+
+    def start(self) -> None:
+        if self._track is None:
+            raise RuntimeError("the camera sink has no track to read")
+        if self._task is not None and not self._task.done():
+            return
+        pipeline = self._pipeline()
+        if pipeline is not None:
+            pipeline.output.new_stream()
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._read(self._track))
+
+    def stop(self) -> None:
+        """End reading (any thread: streamlit-webrtc stops sinks from its own threads too)."""
+        task, self._task, self._track = self._task, None, None
+        if task is not None:
+            self._loop.call_soon_threadsafe(task.cancel)
+        self._ended()
+
+    def _ended(self) -> None:
+        pipeline = self._pipeline()
+        if pipeline is not None:
+            pipeline.camera_ended()
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                try:
+                    frame = await track.recv()
+                except MediaStreamError:
+                    return
+                pipeline = self._pipeline()
+                if pipeline is None:  # the session is gone
+                    return
+                try:
+                    pipeline.on_frame(frame)
+                except Exception:  # one bad frame must not end the stream
+                    _LOG.exception("a camera frame could not be handed to the model")
+                del pipeline
+        finally:
+            self._ended()
+
+
+_END = object()
+"""What `ResultTrack.end_stream` leaves for `recv`: the stream of results is over."""
+
+
+class ResultTrack(MediaStreamTrack):
+    """The video sent back: each new result once, nothing in between.
+
+    `publish` (any thread) leaves the newest result for `recv` (aiortc's event loop), replacing
+    one not yet taken; `on_sent` returns the callable told each result's capture time as it goes
+    (a weak method) or None. Timestamps come from the wall clock, so the encoder sees the real pace.
+    When the camera's stream ends, `recv` raises `MediaStreamError` once, which ends aiortc's
+    relay of this track; the track stays live for the next stream.
+    """
+
+    kind = "video"
+
+    def __init__(self, on_sent: Callable[[], Callable[[float | None], None] | None] | None = None) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._pending: tuple[av.VideoFrame, float | None] | object | None = None
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future] | None = None
+        self._on_sent = on_sent
+        self._origin = time.monotonic()
+        self._last_pts = -1
+
+    def publish(self, frame: av.VideoFrame, capture: float | None) -> None:
+        """Offer a result; `capture` is its camera frame's capture time (for latency), or None."""
+        self._put((frame, capture))
+
+    def end_stream(self) -> None:
+        self._put(_END)
+
+    def new_stream(self) -> None:
+        """A camera stream starts: forget an end left over from the previous one."""
+        with self._lock:
+            if self._pending is _END:
+                self._pending = None
+
+    def _put(self, item) -> None:
+        with self._lock:
+            self._pending = item
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            loop, future = waiter
+            loop.call_soon_threadsafe(_resolve, future)
+
+    async def recv(self) -> av.VideoFrame:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            with self._lock:
+                item, self._pending = self._pending, None
+                if item is None:
+                    loop = asyncio.get_running_loop()
+                    future = loop.create_future()
+                    self._waiter = (loop, future)
+            if item is _END:
+                raise MediaStreamError
+            if item is not None:
+                break
+            await future
+        frame, capture = item
+        pts = max(round((time.monotonic() - self._origin) * VIDEO_CLOCK_RATE), self._last_pts + 1)
+        frame.pts, frame.time_base, self._last_pts = pts, VIDEO_TIME_BASE, pts
+        on_sent = self._on_sent() if self._on_sent is not None else None
+        if on_sent is not None:
+            on_sent(capture)
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._put(_END)
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,0 +1,452 @@
+"""One browser session: the teaching facade the page calls, and what the camera last showed.
+
+The page makes one `LiveSession` per browser session and wires its camera to
+`session.pipeline.sink` / `session.pipeline.output` (knn.live.pipeline). Two threads use it: a
+model worker thread calls `accept` with each frame's embedding, and Streamlit's script thread
+calls everything else. The session's state sits behind one lock held only for cheap steps (one
+KNN query, one add); embedding and JPEG encoding happen outside it. The embedder is shared by all
+sessions (it is thread-safe); the examples are this session's alone. A weak registry
+(`live_sessions()`) lets the serving process report the sessions still alive.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import itertools
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..core.classifier import ClassifierError, KNNClassifier, Prediction
+from ..core.images import ImageError, center_crop_resize, decode_jpeg, encode_jpeg, read_image
+from ..model.child import Progress
+from .overlay import Caption, caption
+from .pipeline import EmbedderLike, FramePipeline
+from .recording import Recording
+from .stats import StatsSummary
+from .worker import MODEL_WORKER, ModelWorker
+
+RECORD_SECONDS = 3.0
+"""How long the Record button captures frames by default."""
+MAX_FRAME_AGE = 3.0
+"""Add refuses a frame older than this: the camera has stopped and the user would not expect it."""
+MAX_IMAGE_BYTES = 20 * 1024**2
+"""Largest uploaded image file accepted (the pixel limit of knn.core.images applies as well)."""
+EMBED_BATCH = 16
+"""Images embedded per call when re-embedding or adding uploads: bounds memory, allows progress."""
+
+_SESSIONS: weakref.WeakSet[LiveSession] = weakref.WeakSet()
+_SESSION_IDS = itertools.count(1)
+
+
+def live_sessions() -> list[LiveSession]:
+    """The LiveSession objects alive in this process, oldest first."""
+    return sorted(list(_SESSIONS), key=lambda s: s.id)
+
+
+def streaming_sessions() -> int:
+    """How many sessions in this process received a camera frame in the last `MAX_FRAME_AGE` s."""
+    now = time.monotonic()
+    times = (s.pipeline.last_arrival for s in list(_SESSIONS))
+    return sum(1 for t in times if t is not None and now - t <= MAX_FRAME_AGE)
+
+
+class LiveError(ValueError):
+    """A request the session cannot do right now; the message tells the user what to do."""
+
+
+@dataclass(frozen=True)
+class NeighborView:
+    """A stored example behind the current prediction, with its thumbnail (JPEG)."""
+
+    example_id: int
+    label: str
+    similarity: float
+    image: bytes | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable copy of a session's state, for the page to draw."""
+
+    classes: tuple[str, ...]
+    counts: dict[str, int]
+    n_examples: int
+    prediction: Prediction | None  # None until a frame has been classified
+    neighbors: tuple[NeighborView, ...]
+    frame_age: float | None  # seconds since the latest classified frame; None before the first
+    recording: tuple[str, float, float] | None  # (class, seconds left, duration) while recording
+    stats: StatsSummary
+    notice: str | None  # something the video path wants the user to know
+    backbone: str
+    dim: int
+    k: int
+    unknown_threshold: float | None
+    mirror: bool
+
+    @property
+    def camera_live(self) -> bool:
+        return self.frame_age is not None and self.frame_age <= MAX_FRAME_AGE
+
+
+@dataclass(frozen=True)
+class _Latest:
+    embedding: np.ndarray  # [dim] float32
+    crop: np.ndarray  # input_size² RGB uint8, what Add stores (as JPEG)
+    time: float  # time.monotonic() when it arrived
+    embedder: EmbedderLike  # the embedder that made `embedding`
+
+
+class LiveSession:
+    """A browser session's classifier plus what the camera last showed.
+
+    Args:
+        embedder: shared, thread-safe; `embed`, `embed_one`, `backbone`, `dim`, `input_size` are used.
+        classifier: starts empty (k=3, no unknown threshold) when omitted.
+        classes: classes to create in a new, empty classifier.
+        worker: the model worker the camera's frames go through (the process's shared one).
+    """
+
+    def __init__(
+        self,
+        embedder: EmbedderLike,
+        classifier: KNNClassifier | None = None,
+        classes: Sequence[str] = (),
+        worker: ModelWorker = MODEL_WORKER,
+    ) -> None:
+        self.id = next(_SESSION_IDS)
+        self.created = time.time()
+        self._lock = threading.Lock()
+        self._embedder = embedder
+        self._classifier = classifier if classifier is not None else KNNClassifier(k=3)
+        for label in classes:
+            self._classifier.add_class(label)
+        self._latest: _Latest | None = None
+        self._prediction: Prediction | None = None
+        self._recording: Recording | None = None
+        self._switching = False
+        self._notice: str | None = None
+        self.pipeline = FramePipeline(self, worker)
+        _SESSIONS.add(self)
+
+    # ---- the video path (a model worker thread) ------------------------------------------------
+
+    def frame_embedder(self) -> EmbedderLike | None:
+        with self._lock:
+            return None if self._switching else self._embedder
+
+    def accept(self, embedding: np.ndarray, crop: np.ndarray, arrived: float,
+               embedder: EmbedderLike) -> tuple[Caption, float] | None:
+        """Classify a camera frame's embedding, keep it for Add, record it while recording."""
+        recording = self._recording  # read unlocked to decide on the JPEG; rechecked below
+        jpeg = encode_jpeg(crop, size=crop.shape[0]) if recording and recording.wants(arrived) else None
+        with self._lock:
+            if embedder is not self._embedder or self._switching:
+                return None
+            t0 = time.perf_counter()
+            prediction = self._classifier.predict(embedding)
+            knn_seconds = time.perf_counter() - t0
+            self._latest = _Latest(embedding, crop, arrived, embedder)
+            self._prediction = prediction
+            if self._recording is not None:
+                ended = self._recording.take(self._classifier, embedding, jpeg, arrived)
+                if ended is not None:
+                    self._recording, self._notice = None, ended
+        return caption(prediction), knn_seconds
+
+    def notify(self, text: str) -> None:
+        with self._lock:
+            self._notice = text
+
+    # ---- adding examples -----------------------------------------------------------------------
+
+    def add_latest(self, label: str) -> int:
+        """Add the latest camera frame to class `label`; returns the example id."""
+        with self._lock:
+            self._check_class(label)
+            latest = self._fresh_latest("Add")
+        jpeg = encode_jpeg(latest.crop, size=latest.crop.shape[0])
+        with self._lock:
+            if latest.embedder is not self._embedder:
+                raise LiveError("The backbone changed while adding: press Add again.")
+            self._check_class(label)
+            example_id = self._classifier.add(latest.embedding, label, jpeg)
+            self._repredict()
+            return example_id
+
+    def start_recording(self, label: str, seconds: float = RECORD_SECONDS) -> None:
+        """Add every processed frame to `label` for the next `seconds`."""
+        if not seconds > 0:
+            raise LiveError(f"Recording needs a positive duration, got {seconds}")
+        with self._lock:
+            self._check_class(label)
+            self._fresh_latest("Record")
+            self._recording = Recording(label, time.monotonic() + seconds, seconds)
+            self._notice = None
+
+    def stop_recording(self) -> None:
+        with self._lock:
+            self._recording = None
+
+    def add_images(
+        self, label: str, files: Iterable[tuple[str, bytes]], progress: Progress | None = None
+    ) -> tuple[list[int], list[str]]:
+        """Add uploaded image files to `label`.
+
+        Returns the new example ids and one message per refused file (not an image, damaged,
+        or too large); the other files are still added.
+        """
+        with self._lock:
+            self._check_class(label)
+            embedder = self._embedder
+        size = embedder.input_size
+        crops: list[np.ndarray] = []
+        errors: list[str] = []
+        for name, data in files:
+            if len(data) > MAX_IMAGE_BYTES:
+                errors.append(
+                    f"{name} is {len(data) / 1024**2:.2g} MB; the limit is {MAX_IMAGE_BYTES / 1024**2:.2g} MB per image"
+                )
+                continue
+            try:
+                crops.append(center_crop_resize(read_image(_NamedBytes(data, name)), size))
+            except ImageError as exc:
+                errors.append(str(exc))
+        if not crops:
+            return [], errors
+        embeddings = _embed_in_batches(embedder, crops, progress, "Embedding uploaded images")
+        jpegs = [encode_jpeg(c, size=size) for c in crops]
+        with self._lock:
+            if embedder is not self._embedder:
+                raise LiveError("The backbone changed while adding the images: upload them again.")
+            self._check_class(label)
+            ids = self._classifier.add_many(embeddings, [label] * len(crops), jpegs)
+            self._repredict()
+        return ids, errors
+
+    # ---- classes and settings ------------------------------------------------------------------
+
+    def add_class(self, label: str) -> None:
+        with self._lock:
+            self._classifier.add_class(label)
+            self._repredict()
+
+    def rename_class(self, old: str, new: str) -> None:
+        with self._lock:
+            self._classifier.rename_class(old, new)
+            if self._recording is not None and self._recording.label == old:
+                self._recording.label = new
+            self._repredict()
+
+    def remove_class(self, label: str) -> None:
+        with self._lock:
+            self._stop_recording_into(label)  # adding to a missing class would quietly create it again
+            self._classifier.remove_class(label)
+            self._repredict()
+
+    def clear_class(self, label: str) -> None:
+        with self._lock:
+            self._stop_recording_into(label)
+            self._classifier.clear_class(label)
+            self._repredict()
+
+    def remove_example(self, example_id: int) -> None:
+        with self._lock:
+            self._classifier.remove(example_id)
+            self._repredict()
+
+    def set_k(self, k: int) -> None:
+        with self._lock:
+            self._classifier.k = k
+            self._repredict()
+
+    def set_unknown_threshold(self, threshold: float | None) -> None:
+        with self._lock:
+            self._classifier.unknown_threshold = threshold
+            self._repredict()
+
+    def set_mirror(self, mirror: bool) -> None:
+        self.pipeline.mirror = bool(mirror)
+
+    def replace_classifier(self, classifier: KNNClassifier) -> None:
+        """Use `classifier` (e.g. a restored project) instead of the current one."""
+        with self._lock:
+            if classifier.dim is not None and classifier.dim != self._embedder.dim:
+                raise LiveError(
+                    f"These examples have {classifier.dim}-dimensional embeddings; "
+                    f"{self._embedder.backbone} makes {self._embedder.dim}-dimensional ones."
+                )
+            self._classifier = classifier
+            self._recording = None
+            self._repredict()
+
+    def set_embedder(self, embedder: EmbedderLike, progress: Progress | None = None) -> int:
+        """Switch backbone: re-embed every stored example from its stored image.
+
+        Examples stored without an image cannot be re-embedded and are dropped; returns how many.
+        While this runs camera frames pass through captioned, unclassified. Call it from the page
+        thread (the only thread that edits examples), so nothing is added meanwhile.
+        """
+        with self._lock:
+            if embedder is self._embedder:
+                return 0
+            self._switching = True
+            self._recording = None
+            old = self._classifier
+        try:
+            new, dropped = _re_embedded(old, embedder, progress)
+        except BaseException:
+            with self._lock:
+                self._switching = False
+            raise
+        with self._lock:
+            self._classifier = new
+            self._embedder = embedder
+            self._latest = None
+            self._prediction = None
+            self._switching = False
+        self.pipeline.reset_timings()
+        return dropped
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    @property
+    def classifier(self) -> KNNClassifier:
+        """The current classifier, for reads (it is thread-safe itself); edit through methods here."""
+        return self._classifier
+
+    @property
+    def embedder(self) -> EmbedderLike:
+        return self._embedder
+
+    @property
+    def mirror(self) -> bool:
+        return self.pipeline.mirror
+
+    def snapshot(self, neighbors: bool = True) -> Snapshot:
+        """A consistent copy of the state, taken under the lock, for the page to draw (without the
+        nearest examples' thumbnails when `neighbors` is false)."""
+        now = time.monotonic()
+        with self._lock:
+            clf = self._classifier
+            rec = self._recording
+            recording = (rec.label, rec.deadline - now, rec.seconds) if rec and now < rec.deadline else None
+            counts = clf.counts()
+            snap = Snapshot(
+                classes=tuple(clf.classes),
+                counts=counts,
+                n_examples=sum(counts.values()),
+                prediction=self._prediction,
+                neighbors=(),
+                frame_age=None if self._latest is None else now - self._latest.time,
+                recording=recording,
+                stats=self.pipeline.summary(now),
+                notice=self._notice,
+                backbone=self._embedder.backbone,
+                dim=self._embedder.dim,
+                k=clf.k,
+                unknown_threshold=clf.unknown_threshold,
+                mirror=self.pipeline.mirror,
+            )
+        if not neighbors:
+            return snap
+        # Thumbnails are looked up outside the lock: the classifier has its own.
+        return dataclasses.replace(snap, neighbors=_neighbor_views(clf, snap.prediction))
+
+    def take_notice(self) -> str | None:
+        """The video path's latest notice, once."""
+        with self._lock:
+            notice, self._notice = self._notice, None
+            return notice
+
+    # ---- internals (lock held) -----------------------------------------------------------------
+
+    def _check_class(self, label: str) -> None:
+        if label not in self._classifier.classes:
+            raise LiveError(f"There is no class “{label}” (it may have been renamed or deleted).")
+
+    def _stop_recording_into(self, label: str) -> None:
+        if self._recording is not None and self._recording.label == label:
+            self._recording = None
+
+    def _fresh_latest(self, action: str) -> _Latest:
+        latest = self._latest
+        if latest is None:
+            raise LiveError(
+                f"No camera frame yet: press START on the camera (and allow camera access), "
+                f"then {action}."
+            )
+        if time.monotonic() - latest.time > MAX_FRAME_AGE:
+            raise LiveError(f"The camera is not sending frames (is it stopped?): press START, then {action}.")
+        if latest.embedder is not self._embedder:
+            raise LiveError(f"The backbone just changed: wait for the next frame, then {action}.")
+        return latest
+
+    def _repredict(self) -> None:
+        """Classify the latest frame again, so the page never shows a class that is gone."""
+        if self._latest is not None and self._latest.embedder is self._embedder:
+            self._prediction = self._classifier.predict(self._latest.embedding)
+        else:
+            self._prediction = None
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+
+class _NamedBytes(io.BytesIO):
+    """An uploaded file's bytes; PIL quotes repr(file) in its errors, so make that the file name."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        super().__init__(data)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return repr(self.name)
+
+
+def _embed_in_batches(
+    embedder: EmbedderLike, images: Sequence[np.ndarray], progress: Progress | None, what: str
+) -> np.ndarray:
+    parts = []
+    for start in range(0, len(images), EMBED_BATCH):
+        parts.append(np.asarray(embedder.embed(list(images[start : start + EMBED_BATCH])), np.float32))
+        if progress is not None:
+            done = min(start + EMBED_BATCH, len(images))
+            progress(done / len(images), f"{what}: {done} of {len(images)}")
+    return np.concatenate(parts)
+
+
+def _re_embedded(old: KNNClassifier, embedder: EmbedderLike, progress: Progress | None) -> tuple[KNNClassifier, int]:
+    """A classifier like `old` with every example that has an image embedded by `embedder`;
+    and how many examples had no image."""
+    examples = old.examples()
+    usable = [e for e in examples if e.image is not None]
+    new = KNNClassifier(k=old.k, unknown_threshold=old.unknown_threshold,
+                        max_examples_per_class=old.max_examples_per_class)
+    for label in old.classes:
+        new.add_class(label)
+    if usable:
+        images = [decode_jpeg(e.image) for e in usable]
+        embeddings = _embed_in_batches(embedder, images, progress, "Re-embedding examples")
+        new.add_many(embeddings, [e.label for e in usable], [e.image for e in usable])
+    return new, len(examples) - len(usable)
+
+
+def _neighbor_views(clf: KNNClassifier, prediction: Prediction | None) -> tuple[NeighborView, ...]:
+    if prediction is None or not prediction.neighbors:
+        return ()
+    images: dict[int, bytes | None] = {}
+    for label in {n.label for n in prediction.neighbors}:
+        try:
+            images.update((e.example_id, e.image) for e in clf.examples(label))
+        except ClassifierError:  # the class went away since the prediction
+            pass
+    return tuple(
+        NeighborView(n.example_id, n.label, n.similarity, images.get(n.example_id))
+        for n in prediction.neighbors
+        if n.example_id in images
+    )

@@ -1,0 +1,125 @@
+"""knn.live.pipeline: the camera sink, the shared model worker and the result track, wired as
+streamlit-webrtc wires them (a MediaRelay between the tracks), with the real embedder."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError
+
+from knn.live.pipeline import ResultTrack
+from knn.live.session import LiveSession
+from knn.live.worker import ModelWorker
+from tests.frames import BLUE, RED, Camera, SlowEmbedder, show, solid, wait_until
+
+
+async def _stream(session: LiveSession, camera: Camera, seconds: float) -> list:
+    """Stream `camera` into the session as streamlit-webrtc does (the sink on a relayed camera,
+    the result track relayed twice to the sender); return every frame the sender got."""
+    relay = MediaRelay()
+    sink = session.pipeline.sink
+    sink.addTrack(relay.subscribe(camera.track))
+    sink.start()
+    sender_side = relay.subscribe(relay.subscribe(session.pipeline.output))
+    sent, end = [], time.monotonic() + seconds
+    try:
+        while time.monotonic() < end:
+            sent.append(await asyncio.wait_for(sender_side.recv(), 5))
+    finally:
+        camera.track.stop()  # the browser's camera goes away: the stream of results must end too
+        with pytest.raises(MediaStreamError):
+            while True:
+                await asyncio.wait_for(sender_side.recv(), 5)
+    return sent
+
+
+def test_a_slow_model_on_a_30_fps_camera_sends_each_result_once_and_latency_stays_flat(embedder):
+    session = LiveSession(SlowEmbedder(embedder, 0.08), classes=["red"], worker=ModelWorker("test-stream"))
+    sent = asyncio.run(_stream(session, Camera(RED), 3.0))
+    stats = session.snapshot().stats
+    assert 20 <= stats.frames_processed <= 45  # ~11 a second get through a 90 ms model
+    assert stats.frames_received >= 75  # the camera's pace: nothing backs up into the sink
+    assert stats.frames_dropped >= 30  # the others were replaced while waiting
+    assert stats.frames_received - stats.frames_processed - stats.frames_dropped <= 2  # none lost
+    assert len({id(f) for f in sent}) == len(sent)  # no result sent twice
+    assert stats.frames_processed - 2 <= len(sent) <= stats.frames_processed
+    pts = [f.pts for f in sent]
+    assert pts == sorted(set(pts))  # timestamps keep increasing for the encoder
+    latencies, _, _ = session.pipeline.latencies(0)
+    assert len(latencies) >= len(sent) - 2
+    third = len(latencies) // 3
+    # Flat: a frame waits at most for the one before it; no backlog grows.
+    assert max(latencies) < 300, latencies
+    assert np.mean(latencies[-third:]) < np.mean(latencies[:third]) + 40, latencies
+
+
+def test_the_result_track_serves_the_next_camera_stream_after_one_ends(embedder):
+    session = LiveSession(embedder, classes=["red"], worker=ModelWorker("test-restart"))
+    first = asyncio.run(_stream(session, Camera(RED), 1.0))
+    second = asyncio.run(_stream(session, Camera(BLUE), 1.0))  # STOP, then START again
+    assert first and second
+    assert session.pipeline.output.readyState == "live"
+
+
+def test_on_frame_never_waits_for_a_busy_model_and_its_frame_gets_its_turn(embedder):
+    worker = ModelWorker("test-busy", threads=2)
+    busy = [LiveSession(SlowEmbedder(embedder, 0.3), classes=["red"], worker=worker) for _ in range(2)]
+    other = LiveSession(embedder, classes=["red", "blue"], worker=worker)
+    show(other, solid(BLUE))
+    other.add_latest("blue")
+    show(other, solid(RED))
+    other.add_latest("red")
+    for b in busy:
+        b.pipeline.on_frame(solid(RED))
+    wait_until(lambda: worker.waiting() == 0, 5, "the busy frames to enter the model")
+    t0 = time.monotonic()
+    other.pipeline.on_frame(solid(BLUE))
+    assert time.monotonic() - t0 < 0.05  # handed over, not waited for
+    assert other.snapshot().stats.frames_processed == 2  # still waiting: both threads are busy
+    result = asyncio.run(asyncio.wait_for(other.pipeline.output.recv(), 5))
+    assert result.width == 64
+    assert other.snapshot().prediction.label == "blue"
+    for b in busy:
+        wait_until(lambda: b.snapshot().stats.frames_processed == 1, 5, "the busy frames")
+
+
+def test_frames_during_a_backbone_switch_pass_captioned_and_unclassified(embedder):
+    session = LiveSession(embedder, classes=["red"], worker=ModelWorker("test-switch"))
+    show(session, solid(RED))
+    session.add_latest("red")
+    slower = SlowEmbedder(embedder, 0.5)  # re-embedding the one example takes half a second
+    switch = threading.Thread(target=session.set_embedder, args=(slower,))
+    switch.start()
+    try:
+        wait_until(lambda: session.frame_embedder() is None, 5, "the switch to start")
+        out = show(session, solid(RED, 320, 240))
+        assert out.height == 240
+        assert session.snapshot().stats.frames_processed == 1  # passed through, not classified
+    finally:
+        switch.join()
+    assert session.embedder is slower
+
+
+def test_the_newest_result_replaces_one_not_taken_and_an_end_is_read_once():
+    track = ResultTrack()
+    a, b = solid(RED), solid(BLUE)
+
+    async def run():
+        track.publish(a, None)
+        track.publish(b, None)
+        assert await track.recv() is b  # the encoder never gets a stale result
+        track.end_stream()
+        with pytest.raises(MediaStreamError):
+            await track.recv()
+        track.end_stream()
+        track.new_stream()  # a new camera stream forgets the old one's end
+        track.publish(a, None)
+        return await track.recv()
+
+    assert asyncio.run(run()) is a
+    assert track.readyState == "live"
+    assert b.pts < a.pts

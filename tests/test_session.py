@@ -1,0 +1,331 @@
+"""LiveSession: one browser session's teaching facade, fed camera frames through its pipeline.
+
+Frames go through `session.pipeline.on_frame` (what the camera sink calls) and come back from the
+result track (what aiortc's encoder reads), with the real MobileNet embedder.
+"""
+from __future__ import annotations
+
+import gc
+import io
+import threading
+import time
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+import knn
+import knn.live.session as live
+from knn.core.classifier import ClassifierError, KNNClassifier
+from knn.core.folders import class_folders
+from knn.core.images import center_crop_resize
+from knn.live.overlay import _band, model_input
+from knn.live.session import LiveError, LiveSession
+from knn.live.worker import ModelWorker
+from tests.frames import BLUE, GREEN, RED, SlowEmbedder, photo_frame, show, solid, stamped, wait_until
+
+
+@pytest.fixture()
+def session(embedder) -> LiveSession:
+    return LiveSession(embedder, classes=["red", "blue"], worker=ModelWorker("test-session"))
+
+
+def test_nothing_to_add_before_the_camera_starts(session):
+    with pytest.raises(LiveError, match="press START"):
+        session.add_latest("red")
+    with pytest.raises(LiveError, match="press START"):
+        session.start_recording("red")
+    snap = session.snapshot()
+    assert snap.prediction is None and snap.frame_age is None and not snap.camera_live
+    assert snap.classes == ("red", "blue") and snap.n_examples == 0
+
+
+def test_frame_in_captioned_frame_out_and_add_latest(session, embedder):
+    out = show(session, solid(RED))
+    assert (out.width, out.height) == (64, 48)
+    snap = session.snapshot()
+    assert snap.camera_live and snap.prediction.label is None  # no examples yet
+    assert session.add_latest("red") == 0
+    show(session, solid(BLUE))
+    session.add_latest("blue")
+    show(session, solid(RED))
+    snap = session.snapshot()
+    assert snap.prediction.label == "red"
+    assert snap.counts == {"red": 1, "blue": 1}
+    assert snap.neighbors[0].label == "red" and snap.neighbors[0].image[:2] == b"\xff\xd8"  # a JPEG
+    assert snap.stats.frames_processed == 3 and snap.stats.frames_dropped == 0
+    stored = session.classifier.examples("red")[0].image  # what the model saw: the centre crop
+    side = embedder.input_size
+    assert Image.open(io.BytesIO(stored)).size == (side, side)
+
+
+def test_the_prediction_is_drawn_on_the_returned_frame(session):
+    frame = solid(GREEN, 320, 240)
+    blank = show(session, frame).to_ndarray(format="rgb24")
+    session.add_latest("red")
+    labelled = show(session, frame).to_ndarray(format="rgb24")
+    band = _band(240)
+    below = labelled[band + 2 :].astype(int)
+    assert np.abs(below - np.array(GREEN)).max() < 12  # the picture itself is untouched
+    assert labelled[:band].mean() < blank[band + 2 :].mean()  # a dark caption band
+    assert not np.array_equal(labelled[:band], blank[:band])  # with another caption
+
+
+def test_a_failing_frame_is_reported_and_captioned_not_raised(session, embedder, monkeypatch):
+    """An exception on the video path must stop neither the worker nor the video."""
+
+    def broken(image):
+        raise RuntimeError("model exploded")
+
+    monkeypatch.setattr(embedder, "embed_one", broken)
+    out = show(session, solid(RED))
+    assert (out.width, out.height) == (64, 48)
+    assert "model exploded" in session.take_notice()
+    monkeypatch.undo()
+    show(session, solid(RED))
+    assert session.snapshot().camera_live
+
+
+def test_mirror_flips_the_picture(session):
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[:, :32] = RED  # left half red
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    plain = show(session, frame).to_ndarray(format="rgb24")
+    session.set_mirror(True)
+    mirrored = show(session, frame).to_ndarray(format="rgb24")
+    assert plain[40, 5, 0] > 150 and mirrored[40, 5, 0] < 50
+    assert mirrored[40, 60, 0] > 150
+    assert session.snapshot().mirror
+
+
+def test_add_refuses_a_stale_frame(session, monkeypatch):
+    show(session, solid(RED))
+    monkeypatch.setattr(live, "MAX_FRAME_AGE", 0.0)
+    time.sleep(0.01)
+    with pytest.raises(LiveError, match="not sending frames"):
+        session.add_latest("red")
+
+
+def test_add_to_a_missing_class_is_refused_not_created(session):
+    show(session, solid(RED))
+    with pytest.raises(LiveError, match="no class"):
+        session.add_latest("green")
+    assert session.classifier.classes == ["red", "blue"]
+
+
+def test_recording_adds_frames_until_the_deadline(session):
+    show(session, solid(RED))
+    session.start_recording("red", seconds=1.0)
+    assert session.snapshot().recording[0] == "red"
+    for _ in range(5):
+        show(session, solid(RED))
+    assert session.classifier.counts()["red"] == 5
+    time.sleep(1.05)
+    show(session, solid(RED))
+    snap = session.snapshot()
+    assert snap.recording is None and snap.counts["red"] == 5
+    assert "Recorded 5 examples" in snap.notice
+    assert session.take_notice() and session.take_notice() is None
+
+
+def test_deleting_or_renaming_the_recording_class(session):
+    show(session, solid(BLUE))
+    session.start_recording("blue", seconds=10)
+    session.rename_class("blue", "sky")
+    show(session, solid(BLUE))
+    assert session.classifier.counts() == {"red": 0, "sky": 1}
+    session.remove_class("sky")
+    show(session, solid(BLUE))
+    # Adding to a missing class would create it again; the recording stopped instead.
+    assert session.classifier.classes == ["red"] and session.snapshot().recording is None
+
+
+def test_recording_stops_with_a_message_at_the_class_cap(embedder):
+    session = LiveSession(embedder, KNNClassifier(max_examples_per_class=3), classes=["red"])
+    show(session, solid(RED))
+    session.start_recording("red", seconds=10)
+    for _ in range(5):
+        show(session, solid(RED))
+    snap = session.snapshot()
+    assert snap.counts["red"] == 3 and snap.recording is None
+    assert "stopped after 3 examples" in snap.notice
+
+
+def test_class_edits_repredict_the_latest_frame(session):
+    show(session, solid(RED))
+    session.add_latest("red")
+    assert session.snapshot().prediction.label == "red"
+    session.rename_class("red", "crimson")
+    assert session.snapshot().prediction.label == "crimson"  # without waiting for a frame
+    session.clear_class("crimson")
+    assert session.snapshot().prediction.label is None
+    session.add_latest("blue")
+    (example,) = session.classifier.examples("blue")
+    session.remove_example(example.example_id)
+    assert session.snapshot().n_examples == 0
+    with pytest.raises(ClassifierError):
+        session.add_class("blue")  # duplicate names are the classifier's to refuse
+    session.set_k(1)
+    session.set_unknown_threshold(0.5)
+    snap = session.snapshot()
+    assert (snap.k, snap.unknown_threshold) == (1, 0.5)
+
+
+def test_add_images_refuses_non_images_and_oversized_files(session, monkeypatch):
+    png = _png(RED)
+    monkeypatch.setattr(live, "MAX_IMAGE_BYTES", 10_000)
+    ids, errors = session.add_images(
+        "red", [("notes.txt", b"not an image"), ("huge.png", b"\x89PNG" + bytes(20_000)), ("red.png", png)]
+    )
+    assert len(ids) == 1 and session.classifier.counts()["red"] == 1
+    assert len(errors) == 2
+    assert "notes.txt" in errors[0] and "not an image" in errors[0]
+    assert "huge.png" in errors[1] and "limit" in errors[1]
+    assert "0x" not in errors[0]  # no object addresses in a message for the user
+    ids, errors = session.add_images("red", [("x.txt", b"nope")])
+    assert ids == [] and len(errors) == 1 and errors[0].startswith("x.txt is not an image")
+
+
+def test_replace_classifier_checks_the_embedding_size(session, embedder):
+    other = KNNClassifier()
+    other.add(np.ones(5, np.float32), "five")
+    with pytest.raises(LiveError, match="5-dimensional"):
+        session.replace_classifier(other)
+    good = KNNClassifier(k=1)
+    good.add(np.ones(embedder.dim, np.float32), "ones")
+    session.replace_classifier(good)
+    assert session.snapshot().classes == ("ones",)
+
+
+def test_switching_embedder_re_embeds_every_stored_example(session, embedder):
+    show(session, solid(RED))
+    session.add_latest("red")
+    show(session, solid(BLUE))
+    session.add_latest("blue")
+    session.classifier.add(np.ones(embedder.dim, np.float32), "blue", None)  # no image: cannot be re-embedded
+    other = knn.Embedder()  # another instance of the backbone: the switch must still re-embed
+    steps = []
+    dropped = session.set_embedder(other, lambda fraction, text: steps.append(fraction))
+    assert dropped == 1 and steps[-1] == 1.0
+    assert session.embedder is other
+    assert session.classifier.counts() == {"red": 1, "blue": 1}
+    with pytest.raises(LiveError, match="press START"):  # the old frame's embedding is gone
+        session.add_latest("red")
+    show(session, solid(BLUE))
+    assert session.snapshot().prediction.label == "blue"
+
+
+def test_frames_behind_a_busy_model_are_replaced_and_counted(embedder):
+    session = LiveSession(SlowEmbedder(embedder, 0.3), classes=["red"], worker=ModelWorker("test-drop", threads=1))
+    for _ in range(4):  # the first goes into the model; each later one replaces the one waiting
+        session.pipeline.on_frame(solid(RED))
+    wait_until(lambda: session.snapshot().stats.frames_processed == 2, 10, "two frames through the model")
+    stats = session.snapshot().stats
+    assert (stats.frames_received, stats.frames_processed, stats.frames_dropped) == (4, 2, 2)
+
+
+def test_page_and_video_threads_share_a_session_safely(session):
+    stop = threading.Event()
+    errors = []
+
+    def camera():
+        colours = [RED, BLUE]
+        i = 0
+        while not stop.is_set():
+            try:
+                show(session, solid(colours[i % 2]))
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+            i += 1
+
+    thread = threading.Thread(target=camera)
+    thread.start()
+    try:
+        wait_until(lambda: session.snapshot().camera_live, 10, "the first frame")
+        session.start_recording("red", seconds=0.2)
+        for i in range(50):
+            session.add_latest("blue")
+            snap = session.snapshot()
+            assert sum(snap.counts.values()) == snap.n_examples
+            if i == 25:
+                session.add_class("green")
+                session.remove_class("green")
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors
+    assert session.classifier.counts()["blue"] == 50
+
+
+def test_real_photos_through_the_real_embedder(embedder, rps_dir):
+    """Frames of two hand gestures: examples from the first half of the files, queries from the second."""
+    files = class_folders(rps_dir)
+    session = LiveSession(embedder, classes=["rock", "paper"])
+    for label in ("rock", "paper"):
+        for path in files[label][:60:12]:  # 5 far-apart examples each
+            show(session, photo_frame(path))
+            session.add_latest(label)
+    correct = 0
+    queries = [(label, p) for label in ("rock", "paper") for p in files[label][60::10]]
+    for label, path in queries:
+        show(session, photo_frame(path))
+        correct += session.snapshot().prediction.label == label
+    assert correct / len(queries) >= 0.9
+    stats = session.snapshot().stats
+    assert stats.frames_processed == 10 + len(queries)
+    assert stats.embed_ms_p50 > 0
+
+
+def test_a_freed_session_leaves_the_registry(embedder):
+    session = LiveSession(embedder, classes=["red"])
+    show(session, solid(RED))
+    assert session in live.live_sessions()
+    sid = session.id
+    del session
+    gc.collect()
+    assert sid not in [s.id for s in live.live_sessions()]
+
+
+def test_model_input_is_the_centre_square_as_pil_would_crop_and_resize_it(rps_dir):
+    path = class_folders(rps_dir)["paper"][0]
+    for size in ((640, 480), (480, 640), (300, 300)):
+        frame = photo_frame(path, size)
+        crop = model_input(frame, 224)
+        assert crop.shape == (224, 224, 3) and crop.dtype == np.uint8 and crop.flags.c_contiguous
+        expected = center_crop_resize(frame.to_ndarray(format="rgb24"), 224)
+        assert np.abs(crop.astype(int) - expected).mean() < 4  # libswscale vs PIL rounding
+
+
+def test_model_input_through_the_real_embedder_matches_the_pil_path(embedder, rps_dir):
+    """Scaling the camera frame with PyAV must not move the embeddings."""
+    files = class_folders(rps_dir)
+    for label in ("rock", "paper", "scissors"):
+        frame = photo_frame(files[label][7])
+        a = embedder.embed_one(model_input(frame, embedder.input_size))
+        b = embedder.embed_one(center_crop_resize(frame.to_ndarray(format="rgb24"), embedder.input_size))
+        assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.99
+
+
+def test_the_returned_frame_is_yuv420p_with_only_the_banner_rows_changed(session):
+    """aiortc encodes yuv420p: a frame in that format needs no conversion before its encode."""
+    rng = np.random.default_rng(0)
+    frame = av.VideoFrame.from_ndarray(
+        rng.integers(0, 255, (240, 320, 3), np.uint8), format="rgb24"
+    ).reformat(format="yuv420p")
+    before = frame.to_ndarray()
+    out = show(session, frame)
+    assert out.format.name == "yuv420p" and (out.width, out.height) == (320, 240)
+    band = _band(240)
+    after = out.to_ndarray()
+    y_in, y_out = before.reshape(-1)[: 320 * 240].reshape(240, 320), after.reshape(-1)[: 320 * 240].reshape(240, 320)
+    assert np.array_equal(y_in[band:], y_out[band:]) and not np.array_equal(y_in[:band], y_out[:band])
+    assert np.array_equal(frame.to_ndarray(), before)  # the camera's frame itself is untouched
+    odd = show(session, solid(RED, 63, 47))  # odd sizes have no 4:2:0 planes: drawn in RGB
+    assert (odd.width, odd.height) == (63, 47)
+
+
+def _png(colour) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
