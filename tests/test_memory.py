@@ -4,14 +4,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from knn.memory import fix_mmap_threshold
+from knn.serving.memory import fix_mmap_threshold
 
 
 def test_fixed_threshold_gives_freed_frame_buffers_back():
     """In a fresh process: free a burst of 1 MB buffers and compare RSS with and without the fix."""
     code = """
 import sys, numpy as np, psutil
-from knn.memory import fix_mmap_threshold
+from knn.serving.memory import fix_mmap_threshold
 if sys.argv[1] == "fix":
     assert fix_mmap_threshold()
 proc = psutil.Process()

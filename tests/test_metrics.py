@@ -1,18 +1,20 @@
-"""knn.metrics: the serving process's live numbers, written as JSON for benchmarks and tests."""
+"""knn.serving.metrics: the serving process's live numbers, written as JSON for benchmarks and tests."""
 from __future__ import annotations
 
 import json
 import threading
 import time
 
-import knn.metrics as metrics
-from knn.live import LiveSession
-from tests.test_live import RED, FakeEmbedder, _stamped
+import knn.serving.metrics as metrics
+from knn.live.session import LiveSession
+from knn.live.worker import ModelWorker
+from knn.serving.metrics import session_metrics
+from tests.frames import RED, show, solid, stamped
 
 
-def test_snapshot_has_the_process_and_every_live_session():
-    session = LiveSession(FakeEmbedder(), classes=["red"])
-    session.on_frame(_stamped(RED, 90_000))
+def test_snapshot_has_the_process_and_every_live_session(embedder):
+    session = LiveSession(embedder, classes=["red"])
+    show(session, stamped(solid(RED), 90_000))
     snap = metrics.snapshot({})
     assert snap["rss_mb"] > 10 and snap["cpu_seconds"] > 0 and snap["threads"] >= 1
     assert snap["thread_kinds"]["MainThread"] == 1
@@ -35,13 +37,13 @@ def test_thread_kinds_strip_the_numbers():
             t.join()
 
 
-def test_the_writer_replaces_the_file_every_interval(tmp_path):
+def test_the_writer_replaces_the_file_every_interval(tmp_path, embedder):
     path = tmp_path / "metrics.json"
-    session = LiveSession(FakeEmbedder(), classes=["red"])
+    session = LiveSession(embedder, classes=["red"])
     writer = metrics._Writer(path, interval=0.05)
     writer.start()
     try:
-        session.on_frame(_stamped(RED, 90_000))
+        show(session, stamped(solid(RED), 90_000))
         deadline = time.monotonic() + 5
         seen = []
         while time.monotonic() < deadline and len(seen) < 3:
@@ -57,3 +59,18 @@ def test_the_writer_replaces_the_file_every_interval(tmp_path):
     finally:
         writer.stop()
         writer.join()
+
+
+def test_metrics_report_counters_and_each_latency_once(embedder):
+    session = LiveSession(embedder, classes=["red"], worker=ModelWorker("test-metrics"))
+    for i in range(5):
+        show(session, stamped(solid(RED), 1_000_000 + 3000 * i))
+    m = session_metrics(session)
+    assert (m["frames_received"], m["frames_processed"], m["frames_dropped"]) == (5, 5, 0)
+    assert m["id"] == session.id and m["examples"] == 0 and m["frame_age"] >= 0
+    assert len(m["latencies"]) == 5 and all(v >= 0 for v in m["latencies"])
+    assert m["latency_ms_p95"] >= m["latency_ms_p50"] >= 0
+    again = session_metrics(session, latencies_since=m["latencies_recorded"])
+    assert again["latencies"] == [] and again["latencies_lost"] == 0
+    show(session, solid(RED))  # no timestamp: processed, but no latency to tell
+    assert session_metrics(session, latencies_since=m["latencies_recorded"])["latencies"] == []

@@ -1,14 +1,14 @@
-"""knn.rtc: aiortc's bandwidth estimate for incoming video never falls below the floor; only
-new results are sent back to the browser."""
+"""knn.serving.rtc: aiortc's bandwidth estimate for incoming video never falls below the floor,
+and the adaptation refuses an aiortc it was not checked against, leaving it stock."""
 from __future__ import annotations
 
-import asyncio
-import time
+import logging
+import types
 
 import pytest
 
-from knn.live import LiveSession
-from tests.test_live import FakeEmbedder, _Camera
+from knn.serving.rtc import CHECKED_AIORTC, check_estimator, floor_receive_bitrate
+from knn.serving.settings import MIN_VIDEO_BITRATE
 
 
 def _estimates(estimator_cls) -> list[int]:
@@ -33,101 +33,69 @@ def _estimates(estimator_cls) -> list[int]:
 
 
 @pytest.fixture()
-def aiortc_rate():
-    """aiortc's rate module with its own estimator (the app, run in-process by other tests, may
-    have floored it already); whatever was there is put back afterwards."""
+def receiver():
+    """aiortc's receiver module, with the estimator it builds put back afterwards (the app, run in
+    this process by other tests, may have floored it already)."""
+    from aiortc import rate, rtcrtpreceiver
+
+    before = rtcrtpreceiver.RemoteBitrateEstimator
+    rtcrtpreceiver.RemoteBitrateEstimator = rate.RemoteBitrateEstimator
+    yield rtcrtpreceiver
+    rtcrtpreceiver.RemoteBitrateEstimator = before
+
+
+def test_the_floor_holds_where_aiortc_alone_goes_below_it(receiver):
     from aiortc import rate
 
-    before = rate.RemoteBitrateEstimator.add
-    rate.RemoteBitrateEstimator.add = getattr(before, "__wrapped__", before)
-    yield rate
-    rate.RemoteBitrateEstimator.add = before
-
-
-def test_the_floor_holds_where_aiortc_alone_goes_below_it(aiortc_rate):
-    from knn.rtc import MIN_VIDEO_BITRATE, floor_receive_bitrate
-
-    plain = _estimates(aiortc_rate.RemoteBitrateEstimator)
+    plain = _estimates(receiver.RemoteBitrateEstimator)
     assert plain and min(plain) < MIN_VIDEO_BITRATE  # the estimator alone reads congestion
-    floor_receive_bitrate()
-    floor_receive_bitrate()  # twice: still one floor, not a wrapper of a wrapper
-    floored = _estimates(aiortc_rate.RemoteBitrateEstimator)
+    assert floor_receive_bitrate()
+    assert floor_receive_bitrate()  # twice: still one floor, not a floor of a floor
+    floored_cls = receiver.RemoteBitrateEstimator
+    assert floored_cls.__mro__[1] is rate.RemoteBitrateEstimator
+    floored = _estimates(floored_cls)
     assert floored and min(floored) == MIN_VIDEO_BITRATE
     assert [max(a, MIN_VIDEO_BITRATE) for a in plain] == floored  # only the floor differs
+    assert rate.RemoteBitrateEstimator.add is not floored_cls.add  # aiortc's own class untouched
 
 
-def _send_back(track_cls, seconds: float = 3.0):
-    """Stream a 30 fps camera through `track_cls` into a LiveSession whose model takes 80 ms
-    (about 12 results a second); return every frame the track gave aiortc to send, and the
-    session's processed-frame count."""
-    from streamlit_webrtc.models import CallbackAttachableProcessor
+def test_the_installed_aiortc_is_one_the_adaptation_was_checked_against(receiver):
+    import aiortc
+    from aiortc import rate
 
-    session = LiveSession(FakeEmbedder(delay=0.08), classes=["red"])
-    camera = _Camera()
-    track = track_cls(camera.track, CallbackAttachableProcessor(session.on_frame, session.on_frames, None))
-
-    async def consume() -> list:
-        sent, end = [], time.monotonic() + seconds
-        while time.monotonic() < end:
-            sent.append(await track.recv())
-        return sent
-
-    try:
-        sent = asyncio.run(consume())
-    finally:
-        track.stop()
-    return sent, session.snapshot().stats.frames_processed
+    assert check_estimator(aiortc.__version__, rate, receiver) == []
 
 
-def _has_caption(frame) -> bool:
-    """The caption's band darkens the top of the red camera picture."""
-    rgb = frame.to_ndarray(format="rgb24").astype(float)
-    return rgb[:4].mean() < rgb[-4:].mean() - 20
+class _Changed:
+    """An estimator whose `add` takes other arguments than the one the floor was written for."""
+
+    def add(self, packet, now_ms):
+        return 1000, [1]
 
 
-def test_streamlit_webrtc_alone_resends_the_last_result_with_every_camera_frame():
-    from streamlit_webrtc.process import AsyncVideoProcessTrack
+@pytest.mark.parametrize("version, estimator, problem", [
+    ("1.16.0", _Changed, "takes ['self', 'packet', 'now_ms']"),
+    ("2.0.0", None, "aiortc 2.0.0 is not a version"),
+])
+def test_a_mismatched_aiortc_is_refused_with_a_warning_and_left_stock(version, estimator, problem, caplog):
+    from aiortc import rate as real_rate
 
-    sent, processed = _send_back(AsyncVideoProcessTrack)
-    assert len(sent) >= 75  # the camera's pace
-    results = [f for f in sent if _has_caption(f)]
-    assert len(results) >= 2 * processed  # most of them repeats of the same result
-    assert len({id(f) for f in results}) <= processed
-
-
-def test_only_new_results_are_sent_back_each_once_in_order():
-    from knn.rtc import new_frames_track
-
-    sent, processed = _send_back(new_frames_track())
-    assert 20 <= processed <= 45
-    captioned = [_has_caption(f) for f in sent]
-    first = captioned.index(True)
-    assert all(captioned[first:])  # the camera's own frames only until the first result
-    assert first <= 5
-    results = sent[first:]
-    assert len({id(f) for f in results}) == len(results)  # no result sent twice
-    assert processed - 2 <= len(results) <= processed  # each once (the last may be in flight)
-    pts = [f.pts for f in sent]
-    assert pts == sorted(set(pts))  # timestamps keep increasing for the encoder
+    estimator = estimator or real_rate.RemoteBitrateEstimator
+    rate = types.SimpleNamespace(RemoteBitrateEstimator=estimator)
+    receiver = types.SimpleNamespace(RemoteBitrateEstimator=estimator)
+    with caplog.at_level(logging.WARNING, logger="knn.serving.rtc"):
+        assert floor_receive_bitrate(version=version, rate=rate, receiver=receiver) is False
+    assert receiver.RemoteBitrateEstimator is estimator  # left as it was
+    (record,) = [r for r in caplog.records if r.name == "knn.serving.rtc"]
+    assert problem in record.getMessage() and "left as it is" in record.getMessage()
 
 
-@pytest.fixture()
-def webrtc_module():
-    """streamlit-webrtc's webrtc module with its own track class put back afterwards."""
-    from streamlit_webrtc import webrtc
+def test_a_receiver_that_no_longer_builds_the_estimator_is_refused(caplog):
+    from aiortc import rate as real_rate
 
-    before = webrtc.AsyncVideoProcessTrack
-    yield webrtc
-    webrtc.AsyncVideoProcessTrack = before
-
-
-def test_send_new_frames_only_swaps_the_track_streamlit_webrtc_builds(webrtc_module):
-    from streamlit_webrtc import process
-
-    from knn.rtc import new_frames_track, send_new_frames_only
-
-    send_new_frames_only()
-    send_new_frames_only()  # twice: the same class, not a subclass of a subclass
-    assert webrtc_module.AsyncVideoProcessTrack is new_frames_track()
-    assert new_frames_track().__mro__[1] is process.AsyncVideoProcessTrack
-    assert process.AsyncVideoProcessTrack is not new_frames_track()  # others' imports untouched
+    rate = types.SimpleNamespace(RemoteBitrateEstimator=real_rate.RemoteBitrateEstimator)
+    receiver = types.SimpleNamespace()  # its estimator now comes from elsewhere
+    assert check_estimator(CHECKED_AIORTC[0], rate, receiver) == [
+        "aiortc.rtcrtpreceiver no longer builds aiortc.rate.RemoteBitrateEstimator"]
+    assert floor_receive_bitrate(version=CHECKED_AIORTC[0], rate=rate, receiver=receiver) is False
+    assert not hasattr(receiver, "RemoteBitrateEstimator")

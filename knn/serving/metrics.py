@@ -1,15 +1,15 @@
 """Live metrics of the serving process, written as a JSON file for benchmarks and tests.
 
-When the app runs with env ``KNN_METRICS_FILE=/path/metrics.json`` it calls `start_writer`,
-whose daemon thread replaces that file atomically every ``KNN_METRICS_INTERVAL`` seconds (1 by
-default) with `snapshot()`:
+When the app runs with env ``KNN_METRICS_FILE=/path/metrics.json`` (knn.serving.settings), a
+daemon thread (`start_writer`) replaces that file atomically every ``KNN_METRICS_INTERVAL``
+seconds with `snapshot()`:
 
 - ``time`` (epoch s), ``pid``, ``rss_mb`` (resident memory), ``cpu_seconds`` (user + system since
   the process started), ``threads`` (count) and ``thread_kinds`` (count per thread name with its
   number stripped, e.g. ``async_media_processor``), ``thread_cpu_seconds`` (CPU per thread kind,
   "native" for threads Python did not start), ``heavy_modules`` (which of TensorFlow, Keras,
   pandas, pyarrow, Altair are imported), ``model_worker`` (jobs run and their total seconds,
-  knn.model_worker: busy seconds per second is how loaded the model is);
+  knn.live.worker: busy seconds per second is how loaded the model is);
 - ``sessions``: one entry per `LiveSession` not yet freed (a weak registry: a session whose page
   is gone and whose state Streamlit dropped disappears once Python frees it), with its frame
   counters, rates, embedding/KNN timings, rolling latency p50/p95 and the capture-to-overlay
@@ -20,6 +20,7 @@ once per interval. No Streamlit import.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -32,9 +33,9 @@ from pathlib import Path
 
 import psutil
 
-from .atomic import atomic_output
-from .live import LiveSession, live_sessions
-from .model_worker import MODEL_WORKER
+from ..core.atomic import atomic_output
+from ..live.session import LiveSession, live_sessions
+from ..live.worker import MODEL_WORKER
 
 DEFAULT_INTERVAL = 1.0
 HEAVY_MODULES = ("tensorflow", "keras", "pandas", "pyarrow", "altair")
@@ -63,6 +64,23 @@ def thread_cpu() -> dict[str, float]:
     return {k: round(v, 3) for k, v in sorted(out.items())}
 
 
+def session_metrics(session: LiveSession, latencies_since: int = 0) -> dict:
+    """One session's counters, rates, timings, and the capture-to-overlay latencies (ms) recorded
+    after the first `latencies_since`; pass back `latencies_recorded` next time for newer ones."""
+    snap = session.snapshot(neighbors=False)
+    latencies, lost, recorded = session.pipeline.latencies(latencies_since)
+    return {
+        "id": session.id,
+        "created": session.created,
+        "frame_age": snap.frame_age,
+        "examples": snap.n_examples,
+        **dataclasses.asdict(snap.stats),
+        "latencies": latencies,
+        "latencies_lost": lost,
+        "latencies_recorded": recorded,
+    }
+
+
 def snapshot(latencies_since: dict[LiveSession, int] | None = None) -> dict:
     """The process and its live sessions now. `latencies_since` maps a session to how many of its
     latencies were already reported (updated in place); without it, none are included."""
@@ -74,9 +92,9 @@ def snapshot(latencies_since: dict[LiveSession, int] | None = None) -> dict:
     sessions = []
     for session in live_sessions():
         if latencies_since is None:
-            m = session.metrics(latencies_since=1 << 62)
+            m = session_metrics(session, latencies_since=1 << 62)
         else:
-            m = session.metrics(latencies_since=latencies_since.get(session, 0))
+            m = session_metrics(session, latencies_since=latencies_since.get(session, 0))
             latencies_since[session] = m["latencies_recorded"]
         sessions.append(m)
     return {
@@ -121,16 +139,15 @@ class _Writer(threading.Thread):
         self._stop_event.set()
 
 
-def start_writer(path: str | os.PathLike, interval: float | None = None) -> threading.Thread:
+def start_writer(path: str | os.PathLike, interval: float = DEFAULT_INTERVAL) -> threading.Thread:
     """Start (once per process) the thread that writes `snapshot()` to `path` every `interval` s.
 
-    Freed sessions in reference cycles leave the registry at the app's periodic collection
-    (app.periodic_gc), not here.
+    Freed sessions in reference cycles leave the registry at the periodic collection
+    (knn.serving.memory), not here.
     """
     global _writer
     with _writer_lock:
         if _writer is None or not _writer.is_alive():
-            interval = float(os.environ.get("KNN_METRICS_INTERVAL", DEFAULT_INTERVAL)) if interval is None else interval
             _writer = _Writer(Path(path), interval)
             _writer.start()
         return _writer

@@ -1,0 +1,111 @@
+"""The serving process's settings: one object, read once from the environment.
+
+Every variable is optional; README's table lists them (`VARIABLES` is that table). A value that
+cannot be read is reported in `Settings.problems` and its default is used, so a typo never stops
+the app but is never silent either.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_ICE_SERVERS = ({"urls": ["stun:stun.l.google.com:19302"]},)
+MIN_VIDEO_BITRATE = 150_000
+"""bit/s: the least the server asks a browser to send its camera at (knn.serving.rtc)."""
+
+VARIABLES = (
+    ("KNN_ICE_SERVERS", "Google's public STUN server",
+     "ICE servers for WebRTC as a JSON list of RTCIceServer objects (`st.secrets[\"ice_servers\"]` wins); "
+     "`[]` for loopback"),
+    ("KNN_THREADS", "one per core", "threads per LiteRT invoke"),
+    ("KNN_GC_SECONDS", "30", "seconds between the process's full garbage collections, which free closed sessions"),
+    ("KNN_MIN_BITRATE", str(MIN_VIDEO_BITRATE),
+     "bit/s floor under the video bandwidth the server asks browsers for; 0 turns it off"),
+    ("KNN_METRICS_FILE", "none", "write the process's live metrics to this JSON file"),
+    ("KNN_METRICS_INTERVAL", "1", "seconds between two metrics snapshots"),
+    ("KNN_WEIGHTS_DIR", "none", "a folder of `<backbone>_no_top.weights.h5` files (read by the engine)"),
+    ("KNN_CACHE", "~/.cache/knn", "where converted weights and LiteRT models are kept (read by the engine)"),
+)
+"""(name, default, what it does) of every environment variable the app reads."""
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What an operator can set; see `VARIABLES`.
+
+    Attributes:
+        ice_servers: RTCIceServer dicts from KNN_ICE_SERVERS, or None when unset.
+        threads: LiteRT threads per invoke; None for one per core.
+        gc_seconds, min_bitrate, metrics_file, metrics_interval: as `VARIABLES` says.
+        problems: one message per variable whose value was refused (its default is used).
+    """
+
+    ice_servers: tuple[dict, ...] | None = None
+    threads: int | None = None
+    gc_seconds: float = 30.0
+    min_bitrate: int = MIN_VIDEO_BITRATE
+    metrics_file: Path | None = None
+    metrics_interval: float = 1.0
+    problems: tuple[str, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        problems: list[str] = []
+        values: dict[str, object] = {}
+
+        def read(name: str, attr: str, parse) -> None:
+            text = env.get(name, "").strip()
+            if not text:
+                return
+            try:
+                values[attr] = parse(text)
+            except (ValueError, SettingsError) as exc:
+                problems.append(f"{name}={text!r} is ignored: {exc}")
+
+        read("KNN_ICE_SERVERS", "ice_servers", lambda t: tuple(parse_ice_servers(_json(t), "KNN_ICE_SERVERS")))
+        read("KNN_THREADS", "threads", lambda t: _number(t, int, 1))
+        read("KNN_GC_SECONDS", "gc_seconds", lambda t: _number(t, float, 0.1))
+        read("KNN_MIN_BITRATE", "min_bitrate", lambda t: _number(t, int, 0))
+        read("KNN_METRICS_FILE", "metrics_file", Path)
+        read("KNN_METRICS_INTERVAL", "metrics_interval", lambda t: _number(t, float, 0.05))
+        return cls(**values, problems=tuple(problems))
+
+    def ice_server_list(self, secret: object = None) -> list[dict]:
+        """ICE servers: a secret's value first (st.secrets["ice_servers"]), then KNN_ICE_SERVERS,
+        then Google's public STUN server. Raises SettingsError for a malformed secret."""
+        if secret is not None:
+            return parse_ice_servers(secret, "the ice_servers secret")
+        servers = DEFAULT_ICE_SERVERS if self.ice_servers is None else self.ice_servers
+        return [dict(s) for s in servers]
+
+
+def parse_ice_servers(value: object, where: str) -> list[dict]:
+    """A list of RTCIceServer dicts ({"urls": ..., "username": ..., "credential": ...}); [] is valid."""
+    if not isinstance(value, (list, tuple)) or not all(hasattr(s, "get") and s.get("urls") for s in value):
+        raise SettingsError(f'{where} must be a list of {{"urls": ...}} objects, got {value!r}')
+    return [dict(s) for s in value]
+
+
+def _json(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"not valid JSON ({exc})") from None
+
+
+def _number(text: str, kind: type, least: float) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise SettingsError(f"expected a {'whole ' if kind is int else ''}number") from None
+    if not value >= least:
+        raise SettingsError(f"must be at least {least:g}")
+    return value

@@ -1,0 +1,42 @@
+"""Once per serving process: what keeps live video flowing on a shared server.
+
+Each item was measured with bench/live.py (docs/performance.md): a fixed mmap threshold and a
+periodic, freezing garbage collection (knn.serving.memory), a 1 ms GIL switch interval (a frame
+crosses four threads that each take the GIL), the bandwidth floor (knn.serving.rtc) and, when
+asked for, the metrics writer (knn.serving.metrics).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from .memory import fix_mmap_threshold, start_periodic_gc
+from .settings import Settings
+
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread may hold the GIL while another waits (Python's default is 0.005)."""
+
+
+@dataclass(frozen=True)
+class Started:
+    """What `start` set up, for the page and the metrics."""
+
+    settings: Settings
+    mmap_threshold_fixed: bool
+    bitrate_floor: bool
+
+
+def start(settings: Settings) -> Started:
+    """Apply the process-wide settings and start the background threads (each thread once per
+    process, so a second call only reapplies the settings)."""
+    from .rtc import floor_receive_bitrate
+
+    fixed = fix_mmap_threshold()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    start_periodic_gc(settings.gc_seconds)
+    floored = settings.min_bitrate > 0 and floor_receive_bitrate(settings.min_bitrate)
+    if settings.metrics_file is not None:
+        from .metrics import start_writer
+
+        start_writer(settings.metrics_file, settings.metrics_interval)
+    return Started(settings, fixed, floored)

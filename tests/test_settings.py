@@ -1,0 +1,60 @@
+"""knn.serving.settings: one object from the environment; bad values named, defaults kept."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from knn.serving.settings import MIN_VIDEO_BITRATE, VARIABLES, Settings, SettingsError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_defaults_without_any_variable():
+    s = Settings.from_env({})
+    assert (s.threads, s.gc_seconds, s.min_bitrate, s.metrics_file, s.metrics_interval) == (
+        None, 30.0, MIN_VIDEO_BITRATE, None, 1.0)
+    assert s.problems == ()
+    assert s.ice_server_list() == [{"urls": ["stun:stun.l.google.com:19302"]}]
+
+
+def test_every_variable_is_read():
+    turn = [{"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": "c"}]
+    s = Settings.from_env({
+        "KNN_ICE_SERVERS": json.dumps(turn), "KNN_THREADS": "1", "KNN_GC_SECONDS": "2.5",
+        "KNN_MIN_BITRATE": "0", "KNN_METRICS_FILE": "/tmp/m.json", "KNN_METRICS_INTERVAL": "0.5",
+    })
+    assert s.ice_server_list() == turn
+    assert (s.threads, s.gc_seconds, s.min_bitrate, s.metrics_file, s.metrics_interval) == (
+        1, 2.5, 0, Path("/tmp/m.json"), 0.5)
+    assert Settings.from_env({"KNN_ICE_SERVERS": "[]"}).ice_server_list() == []  # loopback
+
+
+def test_a_secret_comes_before_the_environment():
+    s = Settings.from_env({"KNN_ICE_SERVERS": "[]"})
+    assert s.ice_server_list(secret=[{"urls": "stun:a.example:3478"}]) == [{"urls": "stun:a.example:3478"}]
+    with pytest.raises(SettingsError, match="list of"):
+        s.ice_server_list(secret={"urls": "stun:x"})
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("KNN_ICE_SERVERS", "{not json", "not valid JSON"),
+    ("KNN_ICE_SERVERS", '{"urls": "stun:x"}', "list of"),
+    ("KNN_THREADS", "two", "whole number"),
+    ("KNN_THREADS", "0", "at least 1"),
+    ("KNN_GC_SECONDS", "-1", "at least"),
+    ("KNN_MIN_BITRATE", "fast", "whole number"),
+])
+def test_a_bad_value_is_named_and_its_default_kept(name, value, words):
+    s = Settings.from_env({name: value})
+    (problem,) = s.problems
+    assert problem.startswith(f"{name}={value!r} is ignored") and words in problem
+    assert s == Settings()
+
+
+def test_readme_lists_every_variable():
+    text = README.read_text()
+    listed = set(re.findall(r"`(KNN_[A-Z_]+)`", text))
+    assert {name for name, _, _ in VARIABLES} <= listed
