@@ -1,127 +1,48 @@
 """The page: teach classes from the webcam and watch live predictions.  `streamlit run app.py`
 
-Wiring only. Each browser session gets its own `LiveSession` (knn/live.py) in st.session_state;
-the WebRTC video callback closes over that object and never calls st.*. Widgets call its methods;
-a fragment draws `LiveSession.snapshot()` twice a second without rerunning the page. The embedder
-is loaded once per process and shared by every session.
+Wiring only. Each browser session gets its own `LiveSession` (knn.live.session) in
+st.session_state; its camera goes to `session.pipeline` (knn.live.pipeline), which never calls
+st.*. Widgets call the session's methods; a fragment draws `LiveSession.snapshot()` once a second
+without rerunning the page. The embedder is loaded once per process and shared by every session.
 
 Everything a user typed or uploaded (class and file names) goes through `md()` before Streamlit
-renders it, since labels, captions and messages are Markdown.
+renders it, since labels, captions and messages are Markdown. No bare strings at module level:
+Streamlit's magic would render them on the page.
 """
 from __future__ import annotations
 
 import functools
-import gc
-import os
 import re
-import sys
-import threading
-import time
 
 import pandas as pd
 import psutil
 import streamlit as st
 
 import knn
-from knn.live import MAX_IMAGE_BYTES, RECORD_SECONDS, LiveSession, Snapshot, ice_servers, streaming_sessions
-from knn.export import ExportError, export_bytes
-from knn.project import MAX_PROJECT_BYTES, load_project, project_bytes
+from knn.core.evaluation import leave_one_out
+from knn.core.project import MAX_PROJECT_BYTES, load_project, project_bytes
+from knn.live.session import MAX_IMAGE_BYTES, RECORD_SECONDS, LiveSession, Snapshot, streaming_sessions
+from knn.model.export import ExportError, export_bytes
+from knn.serving.settings import Settings, SettingsError
+from knn.serving.startup import Started, start
 
 START_CLASSES = ("Class 1", "Class 2", "Class 3")
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
 EXAMPLES_PER_PAGE = 24
-REFRESH_SECONDS = float(os.environ.get("KNN_PANEL_SECONDS", "1.0"))
-"""The live panel's redraw period (env KNN_PANEL_SECONDS, for A/B runs). Each redraw reruns the
-fragment on the server and re-renders the page in the browser; the caption on the video itself is
-live. 0.5 s cost 4 open tabs 62% of a core in Chromium (32% at 1 s) and the server 10% (5%), which
-4 streaming sessions on 2 cores need. 10 s instead of 1 s took one session's latency p95 from
-56-67 to 49-52 ms (two A/B pairs), at the price of a stale panel."""
+# The live panel's redraw period; each redraw costs the server and the browser (docs/performance.md),
+# so it slows down while more than BUSY_SESSIONS cameras stream to this process.
+REFRESH_SECONDS = 1.0
 BUSY_REFRESH_SECONDS = 2.0
-"""The period while more than `BUSY_SESSIONS` cameras stream to this server: the redraws are the
-page's largest cost after the video itself, and the cores are better spent on frames then."""
 BUSY_SESSIONS = 2
 
 st.set_page_config(page_title="Webcam KNN classifier", page_icon="📷", layout="wide")
 ss = st.session_state
 
-GC_SECONDS = float(os.environ.get("KNN_GC_SECONDS", "30"))
-"""How often a full garbage collection runs in the serving process (see `periodic_gc`)."""
-
 
 @st.cache_resource(show_spinner=False)
-def periodic_gc(seconds: float) -> threading.Thread:
-    """Collect garbage every `seconds` in a background thread, once per process.
-
-    Streamlit's own `runner.postScriptGC` (off in .streamlit/config.toml) runs a full collection
-    after every script run, i.e. twice a second per session with the live fragment, each holding
-    the GIL for 60-100 ms and stalling every camera callback. Closed sessions are reference
-    cycles (Streamlit's session, its WebRTC worker, the LiveSession): this frees them, and other
-    cyclic garbage, with one such pause per `seconds` instead.
-
-    The first collection also freezes what survives it (`gc.freeze`): the ~150,000 objects of the
-    imported libraries, the model and the page, which live as long as the process. Later
-    collections, this thread's and Python's own, skip them: ~80 ms of GIL held becomes ~1 ms,
-    and the event loop carrying every session's RTP packets no longer stalls, which aiortc's
-    bandwidth estimate read as congestion (Chromium then sent fewer frames; bench/live.py).
-    """
-
-    def run() -> None:
-        frozen = os.environ.get("KNN_GC_FREEZE", "1") == "0"  # "0": A/B runs without it
-        while True:
-            time.sleep(seconds)
-            gc.collect()
-            if not frozen:
-                gc.freeze()
-                frozen = True
-
-    thread = threading.Thread(target=run, name="knn-periodic-gc", daemon=True)
-    thread.start()
-    return thread
-
-
-periodic_gc(GC_SECONDS)
-
-
-SWITCH_INTERVAL = float(os.environ.get("KNN_SWITCH_INTERVAL", "0.001"))
-"""Seconds a thread may hold the GIL while another waits (Python's default is 0.005).
-
-A camera frame crosses four threads (aiortc's decoder, the event loop, streamlit-webrtc's worker,
-the model's), each taking the GIL; while a fragment rerun or a page rerun runs Python, each
-hand-over can wait the full interval. 1 ms instead of 5 ms, interleaved A/B: 1 session p95 41-45
-vs 47-50 ms; 4 sessions 12.7-13.2 vs 11.4-12.3 fps each (bench/results/live-sw*.json).
-"""
-
-
-@st.cache_resource(show_spinner=False)
-def serving_settings() -> dict[str, object]:
-    """Once per process: the settings that keep live video flowing on a shared server, each
-    measured in bench/live.py; env switches turn them off for A/B runs. Returns what was set."""
-    from knn.memory import fix_mmap_threshold
-    from knn.rtc import MIN_VIDEO_BITRATE, floor_receive_bitrate, send_new_frames_only
-
-    def on(name: str) -> bool:
-        return os.environ.get(name, "1") != "0"
-
-    settings: dict[str, object] = {}
-    settings["mmap_threshold_fixed"] = on("KNN_MALLOC_FIX") and fix_mmap_threshold()  # knn/memory.py
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    settings["switch_interval"] = SWITCH_INTERVAL
-    bps = int(os.environ.get("KNN_MIN_BITRATE", MIN_VIDEO_BITRATE))  # knn/rtc.py; 0: none
-    if bps > 0:
-        floor_receive_bitrate(bps)
-    settings["min_video_bitrate"] = bps
-    if on("KNN_NEW_FRAMES_ONLY"):  # knn/rtc.py
-        send_new_frames_only()
-    settings["new_frames_only"] = on("KNN_NEW_FRAMES_ONLY")
-    return settings
-
-
-serving_settings()
-
-if os.environ.get("KNN_METRICS_FILE"):  # monitoring (bench/live.py, tests): see knn/metrics.py
-    from knn.metrics import start_writer
-
-    start_writer(os.environ["KNN_METRICS_FILE"])
+def serving() -> Started:
+    """Once per process: settings from the environment, memory, GC, the bandwidth floor, metrics."""
+    return start(Settings.from_env())
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -153,7 +74,7 @@ def show_messages(where: str | int | None) -> None:
 @st.cache_resource(show_spinner=False)
 def load_embedder(backbone: str) -> knn.Embedder:
     """One embedder per backbone per process, shared by all sessions (it is thread-safe)."""
-    return knn.Embedder(backbone)
+    return knn.Embedder(backbone, threads=serving().settings.threads)
 
 
 def embedder_for(backbone: str) -> knn.Embedder:
@@ -344,13 +265,15 @@ def header() -> None:
         f"Backbone: **{md(spec.label)}** (`{embedder.backbone}`), {embedder.dim}-d embeddings, "
         f"{md(embedder.runtime)} runtime · weights: {md(embedder.weights_source)}"
     )
+    for problem in serving().settings.problems:  # the operator's typo, on every run
+        st.warning(md(problem))
 
 
 def camera() -> None:
-    """The WebRTC camera; frames go to this session's LiveSession on aiortc's thread."""
+    """The WebRTC camera: frames go to this session's pipeline, its results come back."""
     from streamlit_webrtc import WebRtcMode, webrtc_streamer  # looked up per run: tests swap it
 
-    session = live()
+    pipeline = live().pipeline
     webrtc_streamer(
         key="camera",
         mode=WebRtcMode.SENDRECV,
@@ -359,12 +282,8 @@ def camera() -> None:
             "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 30}},
             "audio": False,
         },
-        # Both callbacks end in session.on_frame. In async mode streamlit-webrtc calls the queued
-        # one with every frame that arrived during the previous call; it keeps the newest, as the
-        # library does for a plain video_frame_callback, and counts the rest as dropped.
-        video_frame_callback=session.on_frame,
-        queued_video_frames_callback=session.on_frames,
-        async_processing=True,
+        sink_video_track=pipeline.sink,
+        source_video_track=pipeline.output,
     )
     st.caption(
         "Press **START** and allow camera access. Frames are classified on the server; "
@@ -377,11 +296,12 @@ def configured_ice_servers() -> list[dict]:
         secret = st.secrets.get("ice_servers")
     except Exception:  # no secrets.toml at all: that is the usual case locally
         secret = None
+    settings = serving().settings
     try:
-        return ice_servers(secret)
-    except ValueError as exc:
+        return settings.ice_server_list(secret)
+    except SettingsError as exc:
         st.error(md(f"ICE server setting ignored: {exc}"))
-        return ice_servers(None, env="")  # the default public STUN server
+        return settings.ice_server_list(None)
 
 
 def guidance(snap: Snapshot) -> None:
@@ -602,7 +522,7 @@ def export_model_files(session: LiveSession) -> None:
         bar = st.progress(0.0, text="Starting the export…")
         try:
             data = export_bytes(session.classifier, session.embedder, fmt,
-                                progress=lambda text, fraction: bar.progress(fraction, text=text))
+                                progress=lambda fraction, text: bar.progress(fraction, text=text))
         except (ExportError, RuntimeError) as exc:
             bar.empty()
             st.error(md(f"Could not export: {exc}"))
@@ -658,7 +578,7 @@ def evaluation_view() -> None:
     if sum(1 for n in counts.values() if n >= 1) < 2 or len(clf) < 3:
         st.info("Teach at least two classes (three examples in all) to see how well they separate.")
         return
-    ev = clf.evaluate()
+    ev = leave_one_out(clf)
     st.metric(
         "Leave-one-out accuracy",
         f"{ev.accuracy:.1%}",
@@ -703,6 +623,7 @@ def evaluation_view() -> None:
 
 # ---- the page ------------------------------------------------------------------------------------
 
+serving()
 init_session()
 switch_backbone_if_asked()
 header()

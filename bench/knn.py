@@ -3,7 +3,7 @@
 At 100, 1k, 10k and 100k stored examples (D=1024, random unit vectors: the timing does not depend
 on the values), one query at a time, as the live video loop calls it:
 
-- ours: `knn.classifier.KNNClassifier.predict` (one matrix-vector product over a preallocated
+- ours: `knn.core.classifier.KNNClassifier.predict` (one matrix-vector product over a preallocated
   float32 store, argpartition, similarity-weighted votes, a `Prediction` with neighbours);
 - TF.js-style: the `@tensorflow-models/knn-classifier` design in NumPy: the store is concatenated
   anew on every add, predict sorts all similarities, one unweighted vote per neighbour;
@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import markdown_table, p50_p95, time_calls  # noqa: E402
-from knn.classifier import KNNClassifier  # noqa: E402
+from knn.core.classifier import KNNClassifier  # noqa: E402
 
 DIM = 1024
 N_CLASSES = 50

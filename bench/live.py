@@ -6,7 +6,7 @@
     python bench/live.py --quick               # a smoke run: 1 and 2 sessions, 10 s each
 
 For each session count N a fresh `streamlit run app.py` server starts with its metrics file on
-(env KNN_METRICS_FILE, see knn/metrics.py); one headless Chromium, whose fake camera plays a
+(env KNN_METRICS_FILE, see knn/serving/metrics.py); one headless Chromium, whose fake camera plays a
 640×480, 30 fps .y4m made from the rock/paper/scissors photos in ../shared, opens N browser
 contexts (N users, each its own Streamlit session) and presses START in each. After a warm-up the
 benchmark reads the server's metrics every second for `--seconds` and reports per session:
@@ -14,14 +14,13 @@ benchmark reads the server's metrics every second for `--seconds` and reports pe
 - frames received and processed per second, frames dropped (skipped because a newer frame was
   already waiting), counted by the session's LiveSession on the server;
 - capture-to-overlay latency p50/p95 over the run, and p95 over its first and last 10 s (flat =
-  no growing backlog). Each processed frame's latency is the moment its overlaid frame is returned
-  to streamlit-webrtc minus its capture time. The capture time is the frame's RTP timestamp
-  (`frame.time`, the browser's capture clock), mapped onto the server's clock by the smallest
-  (arrival - capture) seen in that stream (knn.stats.CaptureClock): the quickest frame of the
-  stream is taken to have waited for nothing. So the figure covers the time a frame waits in
-  queues (decoded but not yet taken by the callback) plus its processing, but not the constant part
-  of the transport (browser encode, loopback network, jitter buffer, VP8 decode), nor the wait
-  until streamlit-webrtc sends the result (with the next camera frame, at most 33 ms later);
+  no growing backlog). Each processed frame's latency is the moment aiortc's encoder takes its
+  captioned result (knn.live.pipeline.ResultTrack) minus its capture time. The capture time is
+  the frame's RTP timestamp (`frame.time`, the browser's capture clock), mapped onto the server's
+  clock by the smallest (arrival - capture) seen in that stream (knn.live.stats.CaptureClock): the
+  quickest frame of the stream is taken to have waited for nothing. So the figure covers the time
+  a frame waits for the model plus its processing, but not the constant part of the transport
+  (browser encode, loopback network, jitter buffer, VP8 decode);
 - per run: CPU of the server process (psutil, 100% = one core), its resident memory (RSS) at the
   end of the run, its thread count; Chromium's CPU (all its processes) for context.
 
@@ -54,7 +53,7 @@ def make_video(path: Path) -> Path:
     """640×480, 30 fps: 4 photos each of rock, paper and scissors, each held for 10 frames (4 s loop)."""
     from PIL import Image
 
-    from knn.folders import class_folders
+    from knn.core.folders import class_folders
     from tests.webcam import write_y4m
 
     if path.exists():

@@ -3,11 +3,12 @@
     >>> import knn
     >>> embedder = knn.Embedder()                    # MobileNet v1 1.0/224, weights offline
     >>> clf = knn.KNNClassifier(k=3)
-    >>> clf.add(embedder.embed(photo)[0], "mug")
-    >>> clf.predict(embedder.embed(frame)[0]).label
+    >>> clf.add(embedder.embed_one(photo), "mug")
+    >>> clf.predict(embedder.embed_one(frame)).label
 
 Names are re-exported lazily: ``import knn`` imports neither TensorFlow nor LiteRT, and not even
-the classifier until it is used.
+the classifier until it is used. The rooms: `knn.core` (NumPy and Pillow only), `knn.model`
+(MobileNet), `knn.live` (one browser session), `knn.serving` (the server process).
 """
 from __future__ import annotations
 
@@ -15,30 +16,32 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "Embedder": "embedder",
-    "RUNTIMES": "embedder",
-    "BACKBONES": "backbones",
-    "DEFAULT_BACKBONE": "backbones",
-    "BackboneSpec": "backbones",
-    "WeightsUnavailable": "weights",
-    "resolve_weights": "weights",
-    "cache_dir": "weights",
-    "KNNClassifier": "classifier",
-    "ClassifierError": "classifier",
-    "Prediction": "classifier",
-    "Neighbor": "classifier",
-    "Example": "classifier",
-    "Evaluation": "classifier",
-    "ProjectFileError": "project",
-    "save_project": "project",
-    "load_project": "project",
-    "project_bytes": "project",
-    "ImageError": "images",
-    "read_image": "images",
-    "class_folders": "folders",
-    "export_model": "export",
-    "export_bytes": "export",
-    "ExportError": "export",
+    "Embedder": "model.embedder",
+    "RUNTIMES": "model.embedder",
+    "BACKBONES": "model.backbones",
+    "DEFAULT_BACKBONE": "model.backbones",
+    "BackboneSpec": "model.backbones",
+    "WeightsUnavailable": "model.weights",
+    "resolve_weights": "model.weights",
+    "cache_dir": "model.weights",
+    "export_model": "model.export",
+    "export_bytes": "model.export",
+    "ExportError": "model.export",
+    "KNNClassifier": "core.classifier",
+    "ClassifierError": "core.classifier",
+    "Prediction": "core.classifier",
+    "Neighbor": "core.classifier",
+    "Example": "core.classifier",
+    "Evaluation": "core.evaluation",
+    "leave_one_out": "core.evaluation",
+    "ProjectFileError": "core.project",
+    "save_project": "core.project",
+    "load_project": "core.project",
+    "project_bytes": "core.project",
+    "ImageError": "core.images",
+    "read_image": "core.images",
+    "class_folders": "core.folders",
+    "LiveSession": "live.session",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, Sequence, TextIO
 
 import numpy as np
 
-from .folders import IMAGE_SUFFIXES, class_folders, natural_key
+from .core.folders import IMAGE_SUFFIXES, class_folders, natural_key
 
 PROG = "python -m knn"
 UNKNOWN = "(unknown)"  # printed by `predict` when the best similarity is below the threshold
@@ -108,7 +108,7 @@ def _native_stderr_silenced() -> Iterator[TextIO]:
 
 def _load_project(path: str):
     """(classifier, backbone id) from a project file; ProjectFileError on a bad file."""
-    from .project import load_project, read_project_meta
+    from .core.project import load_project, read_project_meta
 
     project = _existing_file(path, "project file")
     classifier = load_project(project)  # validates everything before the backbone is read
@@ -117,11 +117,11 @@ def _load_project(path: str):
 
 def _embedder(backbone: str, quiet: bool):
     """The engine's embedder; one-off builds report on stderr, LiteRT's start-up line does not."""
-    from .embedder import Embedder
+    from .model.embedder import Embedder
 
     with _native_stderr_silenced() as stderr:
 
-        def report(text: str, fraction: float) -> None:
+        def report(fraction: float, text: str) -> None:
             if not quiet:
                 print(f"{text} ({fraction:.0%})", file=stderr, flush=True)
 
@@ -130,7 +130,7 @@ def _embedder(backbone: str, quiet: bool):
 
 def _read_images(files: Sequence[Path], embedder, strict: bool, quiet: bool, desc: str):
     """Yield (path, rgb image, embedding) for each readable image; warn about (or refuse) the rest."""
-    from .images import ImageError, read_image
+    from .core.images import ImageError, read_image
 
     for path in _progress(files, total=len(files), desc=desc, quiet=quiet):
         try:
@@ -140,7 +140,7 @@ def _read_images(files: Sequence[Path], embedder, strict: bool, quiet: bool, des
                 raise UsageError(str(exc)) from None
             _warn(f"skipping {exc}")
             continue
-        yield path, image, embedder.embed(image)[0]
+        yield path, image, embedder.embed_one(image)
 
 
 def _class_folders(root: Path) -> dict[str, list[Path]]:
@@ -155,7 +155,7 @@ def _read_class_folders(root: Path, embedder, strict: bool, quiet: bool, keep_jp
 
     Only the small stored JPEG (as the app keeps it) is held per image, never the decoded photo.
     """
-    from .images import encode_jpeg
+    from .core.images import encode_jpeg
 
     folders = _class_folders(root)
     files = [path for paths in folders.values() for path in paths]
@@ -202,7 +202,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.project} has no examples to compare with")
     embedder = _embedder(backbone, args.quiet)
     unreadable = 0
-    from .images import ImageError, read_image
+    from .core.images import ImageError, read_image
 
     for path in _progress(files, total=len(files), desc="Predicting", quiet=args.quiet):
         try:
@@ -211,7 +211,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             _warn(str(exc), "error")
             unreadable += 1
             continue
-        pred = classifier.predict(embedder.embed(image)[0])
+        pred = classifier.predict(embedder.embed_one(image))
         label = UNKNOWN if pred.label is None else pred.label
         confidence = max(pred.confidences.values()) if pred.label is None else pred.confidences[pred.label]
         _out(f"{path}\t{label}\t{confidence:.3f}")
@@ -222,8 +222,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_teach(args: argparse.Namespace) -> int:
-    from .classifier import KNNClassifier
-    from .project import save_project
+    from .core.classifier import KNNClassifier
+    from .core.evaluation import leave_one_out
+    from .core.project import save_project
 
     root = _existing_folder(args.folder)
     out = _writable_target(args.output)
@@ -238,7 +239,7 @@ def cmd_teach(args: argparse.Namespace) -> int:
     save_project(out, classifier, embedder.backbone)
     counts = ", ".join(f"{name} {n}" for name, n in classifier.counts().items())
     _out(f"taught {len(classifier.classes)} classes from {len(classifier)} images ({counts})")
-    accuracy = classifier.evaluate().accuracy
+    accuracy = leave_one_out(classifier).accuracy
     if not math.isnan(accuracy):
         _out(f"leave-one-out accuracy {accuracy:.1%} (k={classifier.k}, {embedder.backbone})")
     _out(f"saved {out}")
@@ -254,10 +255,12 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
 
 
 def _evaluate_project(args: argparse.Namespace) -> int:
+    from .core.evaluation import leave_one_out
+
     classifier, backbone = _load_project(args.target)
     if args.k is not None:
         classifier.k = args.k
-    result = classifier.evaluate()
+    result = leave_one_out(classifier)
     if result.n < 2:
         raise UsageError(f"{args.target} has {result.n} example(s); leave-one-out needs at least 2")
     _out(f"leave-one-out accuracy {result.accuracy:.1%} on {result.n} examples "
@@ -274,7 +277,7 @@ def _evaluate_project(args: argparse.Namespace) -> int:
 
 
 def _evaluate_folder(args: argparse.Namespace) -> int:
-    from .fewshot import METHOD_LABELS, few_shot_accuracy
+    from .core.evaluation import METHOD_LABELS, few_shot_accuracy
 
     root = _existing_folder(args.target)
     shots = sorted(set(args.shots or [1, 5, 10]))
@@ -319,7 +322,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .export import ExportError, _format_of, export_model
+    from .model.export import ExportError, _format_of, export_model
 
     out = _writable_target(args.output)
     try:
@@ -332,7 +335,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         bar_format="{percentage:3.0f}%|{bar}| {desc}",
     ) as bar:
 
-        def report(text: str, fraction: float) -> None:
+        def report(fraction: float, text: str) -> None:
             bar.set_description_str(text)
             bar.update(round(100 * fraction) - bar.n)
 
@@ -369,21 +372,30 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .backbones import BACKBONES, DEFAULT_BACKBONE
-
-    formatter = _HelpFormatter
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Teach, evaluate, use and export k-nearest-neighbour image classifiers on MobileNet "
                     "embeddings.",
         epilog="Exit codes: 0 ok, 2 bad input, 1 other failure. Run a command with --help for details.",
-        formatter_class=formatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or build messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_predict, _add_teach, _add_evaluate, _add_export):
+        add(sub)
+    return parser
 
+
+def _backbone_option(p: argparse.ArgumentParser, what: str) -> None:
+    from .model.backbones import BACKBONES, DEFAULT_BACKBONE
+
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=list(BACKBONES), metavar="ID",
+                   help=f"{what} (default {DEFAULT_BACKBONE}); one of: {', '.join(BACKBONES)}")
+
+
+def _add_predict(sub) -> None:
     p = sub.add_parser(
-        "predict", help="classify images with a project", formatter_class=formatter,
+        "predict", help="classify images with a project", formatter_class=_HelpFormatter,
         description="Print one line per image: path, class, confidence (tab-separated). The class is "
                     f"{UNKNOWN} when the best similarity is below the project's unknown threshold. "
                     "Folders are searched recursively for image files.",
@@ -392,25 +404,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", metavar="IMAGE_OR_FOLDER", nargs="+", help="image files and/or folders")
     p.set_defaults(run=cmd_predict)
 
+
+def _add_teach(sub) -> None:
     p = sub.add_parser(
-        "teach", help="build a project from a folder with one subfolder per class", formatter_class=formatter,
+        "teach", help="build a project from a folder with one subfolder per class", formatter_class=_HelpFormatter,
         description="Every subfolder of FOLDER is a class and its image files are the examples. Unreadable "
                     "images are skipped with a warning (--strict: refused); a class with no readable image "
                     "is an error. The project is written atomically.",
     )
     p.add_argument("folder", metavar="FOLDER")
     p.add_argument("-o", "--output", metavar="PROJECT", required=True, help="project file to write (.npz)")
-    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=list(BACKBONES), metavar="ID",
-                   help=f"embedding model (default {DEFAULT_BACKBONE}); one of: {', '.join(BACKBONES)}")
+    _backbone_option(p, "embedding model")
     p.add_argument("-k", type=_positive, default=3, help="neighbours that vote (default 3)")
     p.add_argument("--unknown-threshold", type=_threshold, default=None, metavar="SIM",
                    help="answer unknown when the best cosine similarity is below this (default: never)")
     p.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
     p.set_defaults(run=cmd_teach)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser(
         "evaluate", help="leave-one-out accuracy of a project, or few-shot accuracy on a folder",
-        formatter_class=formatter,
+        formatter_class=_HelpFormatter,
         description="evaluate PROJECT: classify every stored example by all the others (leave-one-out) and "
                     "print per-class accuracy and the confusion matrix.\n\n"
                     "evaluate FOLDER --shots 1 5 10: for each number of examples per class, take them "
@@ -425,13 +440,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="neighbours that vote (default: the project's k; 3 for a folder)")
     p.add_argument("--max-queries", type=_positive, default=None, metavar="N",
                    help="at most N queries per class, spread evenly (folder only)")
-    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=list(BACKBONES), metavar="ID",
-                   help=f"embedding model for a folder (default {DEFAULT_BACKBONE})")
+    _backbone_option(p, "embedding model for a folder")
     p.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
     p.set_defaults(run=cmd_evaluate)
 
+
+def _add_export(sub) -> None:
     p = sub.add_parser(
-        "export", help="export a project as one Keras or LiteRT model", formatter_class=formatter,
+        "export", help="export a project as one Keras or LiteRT model", formatter_class=_HelpFormatter,
         description="Write MobileNet + L2 normalisation + the KNN head as one model: .keras (loads with "
                     "keras.models.load_model, no knn needed) or .tflite (ai_edge_litert). Input: float32 "
                     "[batch, S, S, 3] RGB 0..255, centre-cropped and resized to S (224). Outputs: "
@@ -443,17 +459,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="MODEL", required=True,
                    help="model.keras or model.tflite: the suffix chooses the format")
     p.set_defaults(run=cmd_export)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     args = build_parser().parse_args(argv)  # exits 2 itself on bad usage
-    from .classifier import ClassifierError
-    from .export import ExportError
-    from .images import ImageError
-    from .project import ProjectFileError
+    from .core.classifier import ClassifierError
+    from .model.export import ExportError
+    from .core.images import ImageError
+    from .core.project import ProjectFileError
 
     bad_input = (UsageError, ProjectFileError, ImageError, ClassifierError, ExportError, FileNotFoundError)
     try:

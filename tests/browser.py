@@ -27,7 +27,7 @@ class AppServer:
     Args:
         env: extra environment variables for the server (KNN_ICE_SERVERS is "[]": loopback).
         options: extra `streamlit run` options, e.g. {"server.disconnectedSessionTTL": 2}.
-        metrics: when true the app writes its live metrics (knn.metrics) to `self.metrics_file`
+        metrics: when true the app writes its live metrics (knn.serving.metrics) to `self.metrics_file`
             every `metrics_interval` seconds; `metrics()` reads them.
         log: where the server's output goes (a temporary file by default).
     """
@@ -105,7 +105,7 @@ class AppServer:
             return ""
 
     def metrics(self) -> dict | None:
-        """The app's latest metrics snapshot (see knn.metrics), or None before the first."""
+        """The app's latest metrics snapshot (see knn.serving.metrics), or None before the first."""
         if self.metrics_file is None:
             raise RuntimeError("this server was started without metrics=True")
         try:

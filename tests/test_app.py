@@ -14,9 +14,11 @@ import pytest
 from PIL import Image
 
 import knn
-import knn.live
-from knn.classifier import KNNClassifier
-from knn.project import project_bytes
+import knn.live.session
+from knn.core.classifier import KNNClassifier
+from knn.core.images import encode_jpeg
+from knn.core.project import project_bytes
+from tests.frames import show
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -66,7 +68,7 @@ def png(rgb: np.ndarray) -> bytes:
 def show_camera(at, rgb: np.ndarray) -> None:
     """One camera frame through this session's video callback."""
     frame = av.VideoFrame.from_ndarray(np.asarray(Image.fromarray(rgb).resize((320, 240))), format="rgb24")
-    at.session_state.live.on_frame(frame.reformat(format="yuv420p"))
+    show(at.session_state.live, frame.reformat(format="yuv420p"))
 
 
 RED, BLUE = (200, 30, 30), (30, 30, 200)
@@ -85,9 +87,11 @@ def test_first_visit_explains_what_to_do(at, camera_calls):
 def test_the_camera_is_wired_to_this_sessions_callback(at, camera_calls):
     call = camera_calls[-1]
     live = at.session_state.live
-    assert call["video_frame_callback"] == live.on_frame
-    assert call["queued_video_frames_callback"] == live.on_frames
-    assert call["async_processing"] is True
+    # The camera's frames go to this session's pipeline, its results come back: the same sink and
+    # track the tests drive, nothing else.
+    assert call["sink_video_track"] is live.pipeline.sink
+    assert call["source_video_track"] is live.pipeline.output
+    assert not {"video_frame_callback", "queued_video_frames_callback"} & set(call)
     assert call["rtc_configuration"] == {"iceServers": []}  # from KNN_ICE_SERVERS
     assert call["media_stream_constraints"]["audio"] is False
 
@@ -95,7 +99,10 @@ def test_the_camera_is_wired_to_this_sessions_callback(at, camera_calls):
 def test_default_ice_server_is_public_stun(camera_calls, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
+    import streamlit as st
+
     monkeypatch.delenv("KNN_ICE_SERVERS", raising=False)
+    st.cache_resource.clear()  # the settings are read once per process: read them again
     AppTest.from_file(APP, default_timeout=300).run()
     assert camera_calls[-1]["rtc_configuration"]["iceServers"][0]["urls"][0].startswith("stun:")
 
@@ -172,7 +179,7 @@ def test_upload_images_to_a_class(at, monkeypatch):
 
 
 def test_non_images_and_oversized_uploads_are_refused_with_a_message(at, monkeypatch):
-    monkeypatch.setattr(knn.live, "MAX_IMAGE_BYTES", 50_000)
+    monkeypatch.setattr(knn.live.session, "MAX_IMAGE_BYTES", 50_000)
     big = png(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8))
     assert len(big) > 50_000
     files = [
@@ -196,7 +203,7 @@ def test_project_download_and_restore(at):
     for label in ("cup", "pen"):
         saved.add_class(label)
         for _ in range(3):
-            saved.add(rng.normal(size=dim).astype(np.float32), label, knn.images.encode_jpeg(photo(RED)))
+            saved.add(rng.normal(size=dim).astype(np.float32), label, encode_jpeg(photo(RED)))
     data = project_bytes(saved, backbone)
     at.file_uploader(key="project_upload_0").set_value(("mine.npz", data, "application/octet-stream")).run()
     assert any("Restored mine.npz" in s for s in text(at.success))

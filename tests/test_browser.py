@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from knn.folders import class_folders
+from knn.core.folders import class_folders
 from tests.browser import CHROMIUM, AppServer, Page, launch
 from tests.webcam import read_y4m, write_y4m
 
@@ -62,6 +62,22 @@ def test_fake_webcam_video_is_valid_y4m(videos):
     info, frames = read_y4m(videos["rock"])
     assert (info["W"], info["H"], info["C"]) == ("640", "480", "420jpeg")
     assert len(frames) == 50 and all(len(f) == 640 * 480 * 3 // 2 for f in frames)
+
+
+def test_the_page_opens_with_its_title(app_url, videos):
+    """Nothing stands above the title: Streamlit's magic renders stray module-level strings first."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p, videos["rock"])
+        try:
+            page = Page(browser.new_page(viewport={"width": 1400, "height": 1050}), app_url)
+            main = page.page.locator('[data-testid="stMain"]')
+            assert main.inner_text().strip().splitlines()[0] == "Webcam KNN classifier"
+            first = main.locator('[data-testid="stElementContainer"]').first
+            assert first.locator("h1").inner_text().strip() == "Webcam KNN classifier"
+        finally:
+            browser.close()
 
 
 def test_teach_from_the_camera_and_read_the_live_prediction(app_url, videos, photos):

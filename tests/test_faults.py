@@ -16,13 +16,13 @@ import time
 import pytest
 from PIL import Image
 
-from knn.folders import class_folders
+from knn.core.folders import class_folders
 from tests.browser import CHROMIUM, AppServer, Page, launch
 from tests.webcam import write_y4m
 
 pytestmark = pytest.mark.browser
 
-PER_SESSION_THREADS = ("async_media_processor", "video-decoder")
+PER_SESSION_THREADS = ("video-decoder",)
 """Thread kinds that a streaming session starts and must stop when it ends."""
 
 
@@ -124,13 +124,13 @@ def test_camera_stop_and_restart_while_another_session_streams(app, browser, bas
         wait_processing(app, a.id, b.id)
         a.page.stop_camera()
         # A's worker stops; B's keeps going.
-        app.wait_metrics(lambda m: threads_of(m, "async_media_processor") == 1, "A's worker to stop", 60)
+        app.wait_metrics(lambda m: threads_of(m, "video-decoder") == 1, "A's decoder to stop", 60)
         stopped = processed(app.metrics(), a.id)
         wait_processing(app, b.id)
         assert processed(app.metrics(), a.id) == stopped
         a.page.start_camera()
         wait_processing(app, a.id, b.id)
-        assert threads_of(app.metrics(), "async_media_processor") == 2
+        assert threads_of(app.metrics(), "video-decoder") == 2
     finally:
         a.close()
         b.close()
