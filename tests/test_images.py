@@ -12,6 +12,7 @@ from PIL import Image
 
 from knn.core import images
 from knn.core.images import (
+    read_square,
     MAX_PIXELS,
     ImageError,
     as_rgb,
@@ -142,7 +143,7 @@ def test_read_image_truncated():
 
 def test_read_image_over_max_pixels_refused_before_decoding(monkeypatch):
     monkeypatch.setattr(images, "MAX_PIXELS", 100)
-    with pytest.raises(ImageError, match=r"is 20×10 pixels; the limit is 100"):
+    with pytest.raises(ImageError, match=r"is 20×10 pixels, .* the limit is 100 pixels"):
         read_image(_encode(np.zeros((10, 20, 3), np.uint8)))
     assert read_image(_encode(np.zeros((10, 10, 3), np.uint8))).shape == (10, 10, 3)
 
@@ -159,7 +160,47 @@ def test_read_image_huge_header_is_refused_without_decoding():
     png += chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b"")
     with pytest.raises(ImageError, match="too large|pixels"):
         read_image(png)
-    assert MAX_PIXELS == 40_000_000
+    assert MAX_PIXELS == 25_000_000
+
+
+def test_decoded_bytes_are_limited_by_the_pixel_format(monkeypatch):
+    """Four bytes a pixel for RGBA, one for grey: the same size can be refused in one, read in the other."""
+    from knn.core import limits
+
+    monkeypatch.setattr(images, "MAX_DECODED_BYTES", 300 * 200 * 2)
+    rgba, grey = Image.new("RGBA", (300, 200), (0, 0, 0, 0)), Image.new("L", (300, 200))
+    with pytest.raises(ImageError, match="MB decoded"):
+        read_image(_save(rgba, "PNG"))
+    assert read_image(_save(grey, "PNG")).shape == (200, 300, 3)
+    assert limits.MAX_DECODED_BYTES >= 25_000_000 * 4  # a 25-megapixel RGBA photo fits
+
+
+def test_a_large_jpeg_is_decoded_reduced_for_the_model():
+    """A 6000×4000 photo needed at 224: libjpeg decodes it at 1/8 scale, the square is the same."""
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    photo = np.asarray(Image.fromarray(small).resize((6000, 4000), Image.Resampling.BILINEAR))
+    data = _save(Image.fromarray(photo), "JPEG")
+    reduced = read_image(data, min_side=448)
+    assert 448 <= min(reduced.shape[:2]) < 2 * 448 * 2
+    square = read_square(data, 224)
+    assert square.shape == (224, 224, 3)
+    full = center_crop_resize(read_image(data), 224)
+    assert np.abs(square.astype(int) - full).mean() < 3  # the same picture, within rounding
+
+
+def test_read_square_takes_any_format_reduced_and_upright():
+    rgba = np.zeros((900, 1200, 4), np.uint8)
+    rgba[:, :600] = (255, 0, 0, 255)  # left half opaque red, right half transparent (white)
+    square = read_square(_save(Image.fromarray(rgba), "PNG"), 100)
+    assert square.shape == (100, 100, 3)
+    assert tuple(square[50, 10]) == (255, 0, 0) and tuple(square[50, 90]) == (255, 255, 255)
+
+
+def _save(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
 
 
 # ------------------------------------------------------------------ crop, JPEG

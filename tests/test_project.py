@@ -16,6 +16,9 @@ from numpy.lib import format as npy_format
 from knn.core import project
 from knn.core.classifier import KNNClassifier
 from knn.core.images import decode_jpeg, encode_jpeg
+from knn.core.checks import ClassifierError
+from knn.core.names import normalise_name
+from knn.core.limits import MAX_CLASSES, MAX_DIM, MAX_EXAMPLES, MAX_META_BYTES
 from knn.core.project import (
     FORMAT_VERSION,
     MAX_PROJECT_BYTES,
@@ -122,16 +125,20 @@ def test_round_trip_without_examples(classes):
     assert loaded.classes == classes and len(loaded) == 0 and loaded.dim is None and loaded.k == 2
 
 
+def usable_name(text: str) -> str | None:
+    """The name as the classifier would store it, or None where it refuses the text."""
+    try:
+        return normalise_name(text)
+    except ClassifierError:
+        return None
+
+
 @settings(max_examples=20, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(0, 12),
-    names=st.lists(
-        st.text(st.characters(exclude_categories=("Cc",)), min_size=1, max_size=8).filter(str.strip),
-        min_size=1,
-        max_size=4,
-        unique=True,
-    ),
+    names=st.lists(st.text(min_size=1, max_size=8).map(usable_name).filter(bool), min_size=1, max_size=4,
+                   unique=True),
     k=st.integers(1, 9),
     threshold=st.none() | st.floats(-1, 1),
 )
@@ -187,6 +194,45 @@ def lying_header() -> bytes:
     return out.getvalue()
 
 
+def classes_member(names: list[str], extra: list[int]) -> bytes:
+    """The classes member written by hand as UTF-32 code units, some of which are not Unicode."""
+    arrays = good_arrays()
+    units = [ord(c) for c in "".join(names)] + extra
+    header = io.BytesIO()
+    npy_format.write_array_header_1_0(header, {"descr": f"<U{len(units)}", "fortran_order": False, "shape": (1,)})
+    arrays["meta"] = np.frombuffer(
+        json.dumps(dict(json.loads(arrays["meta"].tobytes()), n_classes=1)).encode(), np.uint8)
+    arrays["labels"] = np.zeros_like(arrays["labels"])
+    good = npz_bytes({k: v for k, v in arrays.items() if k != "classes"} | {"classes": np.array(["x"])})
+    return replace_member(good, "classes.npy", b"\x93NUMPY" + header.getvalue()[6:] + np.array(units, "<u4").tobytes())
+
+
+def replace_member(data: bytes, name: str, content: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, content if info.filename == name else src.read(info))
+    return out.getvalue()
+
+
+def flagged(data: bytes, name: str, encrypted: bool = False, method: int | None = None) -> bytes:
+    """The file with one member marked encrypted or compressed by a method zipfile cannot read."""
+    raw = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        local = archive.getinfo(name).header_offset
+        index = [i.filename for i in archive.infolist()].index(name)
+    central = -1
+    for _ in range(index + 1):
+        central = raw.find(b"PK\x01\x02", central + 1)
+    if encrypted:
+        raw[local + 6] |= 1
+        raw[central + 8] |= 1
+    if method is not None:
+        raw[local + 8 : local + 10] = method.to_bytes(2, "little")
+        raw[central + 10 : central + 12] = method.to_bytes(2, "little")
+    return bytes(raw)
+
+
 def bad_files() -> dict[str, tuple[bytes, str]]:
     good = project_bytes(make_classifier(), BACKBONE)
     arrays = good_arrays()
@@ -223,8 +269,25 @@ def bad_files() -> dict[str, tuple[bytes, str]]:
         "bad offsets": (with_array("image_offsets", bad_offsets), "offsets"),
         "label out of range": (with_array("labels", arrays["labels"] + 10), "class that does not exist"),
         "negative label": (with_array("labels", arrays["labels"] - 10), "class that does not exist"),
-        "repeated class": (with_array("classes", np.array(["a", "a", "b", "c"])), "empty or repeated"),
-        "blank class": (with_array("classes", np.array(["a", " ", "b", "c"])), "empty or repeated"),
+        "repeated class": (with_array("classes", np.array(["a", "a", "b", "c"])), "class names repeat"),
+        "blank class": (with_array("classes", np.array(["a", " ", "b", "c"])), "cannot be empty"),
+        "look-alike classes": (with_array("classes", np.array(["a", " a ", "é", "e\u0301"])), "class names repeat"),
+        "zero-width class": (with_array("classes", np.array(["a", "\u200b", "b", "c"])), "cannot be empty"),
+        "lone surrogate": (classes_member(["rock"], extra=[0xD800]), "must be valid Unicode"),
+        "above U+10FFFF": (classes_member([], extra=[0x110000]), "not valid text"),
+        "line separator": (with_array("classes", np.array(["a", "b\u2028c", "d", "e"])), "separators"),
+        "long class name": (with_array("classes", np.array(["a" * 81, "b", "c", "d"])), "at most 80"),
+        "too many examples": (with_array("embeddings", np.ones((MAX_EXAMPLES + 1, D), np.float32)),
+                              f"{MAX_EXAMPLES + 1:,} examples; a project holds at most {MAX_EXAMPLES:,}"),
+        "too many classes": (with_array("classes", np.array([f"c{i}" for i in range(MAX_CLASSES + 1)])),
+                             f"{MAX_CLASSES + 1} classes; a project has at most {MAX_CLASSES}"),
+        "too wide embeddings": (with_array("embeddings", np.ones((n, MAX_DIM + 1), np.float32)), "values; at most"),
+        "settings too large": (with_meta(pad="x" * 2 * MAX_META_BYTES), "more than a project can hold"),
+        "deeply nested settings": (with_array("meta", np.frombuffer(b"[" * 20_000 + b"]" * 20_000, np.uint8)),
+                                   "settings cannot be read"),
+        "encrypted member": (flagged(good, "meta.npy", encrypted=True), "truncated or damaged"),
+        "unknown compression": (flagged(good, "meta.npy", method=99), "truncated or damaged"),
+        "bad backbone id": (with_meta(backbone="../../etc/passwd"), "'backbone'"),
         "not JPEG": (with_array("image_bytes", np.zeros_like(arrays["image_bytes"])), "not JPEG"),
         "meta not JSON": (with_array("meta", np.frombuffer(b"\xff{oops", np.uint8)), "settings cannot be read"),
         "meta not ours": (with_meta(format="something else"), "not a project file saved by this app"),
@@ -275,14 +338,14 @@ def test_file_over_the_size_limit(tmp_path: Path, monkeypatch):
             load_project(source)
 
 
-def test_zip_bomb_declared_size(monkeypatch):
-    # 20 MB of zeros compress to ~20 kB; the declared uncompressed size gives the game away.
-    clf = KNNClassifier()
-    clf.add(np.ones(4), "a", b"\xff\xd8" + bytes(20 * 1024**2))
-    data = project_bytes(clf, BACKBONE)
+def test_zip_bomb_declared_size():
+    # 200 MB of zeros compress to ~200 kB; the declared uncompressed size gives the game away
+    # before anything is decompressed.
+    arrays = good_arrays()
+    arrays["image_bytes"] = np.zeros(200 * 1024**2, np.uint8)
+    data = npz_bytes(arrays)
     assert len(data) < 1024**2
-    monkeypatch.setattr(project, "MAX_UNPACKED_BYTES", 10 * 1024**2)
-    with pytest.raises(ProjectFileError, match="would unpack to 20 MB"):
+    with pytest.raises(ProjectFileError, match="would unpack image_bytes.npy to 200 MB, more than a project can hold"):
         load_project(data)
 
 

@@ -1,10 +1,10 @@
-"""What the classifier accepts: settings, class names, images and embeddings, each refused with a
-message that says what is wrong (`ClassifierError`)."""
+"""What the classifier accepts: settings, images and embeddings, each refused with a message that
+says what is wrong (`ClassifierError`). Class names: knn.core.names."""
 from __future__ import annotations
 
-import unicodedata
-
 import numpy as np
+
+from .limits import MAX_STORED_JPEG_BYTES
 
 
 class ClassifierError(ValueError):
@@ -34,22 +34,14 @@ def check_cap(cap: object) -> int:
     return int(cap)
 
 
-def check_name(label: object) -> str:
-    if not isinstance(label, str):
-        raise ClassifierError(f"a class name must be text, got {type(label).__name__}")
-    if not label.strip():
-        raise ClassifierError("a class name cannot be empty")
-    if any(unicodedata.category(ch) == "Cc" for ch in label):
-        # Also keeps names exact in a project file: NumPy's fixed-width strings drop trailing NULs.
-        raise ClassifierError(f"a class name cannot contain control characters (newlines, tabs, ...): {label!r}")
-    return label
-
-
 def check_image(image: object) -> bytes | None:
     if image is None:
         return None
     if not isinstance(image, (bytes, bytearray, memoryview)):
         raise ClassifierError(f"an example's image must be JPEG bytes or None, got {type(image).__name__}")
+    if len(image) > MAX_STORED_JPEG_BYTES:  # so that a full session always fits in a project file
+        raise ClassifierError(f"an example's image is {len(image) / 1024:.0f} kB; at most "
+                              f"{MAX_STORED_JPEG_BYTES // 1024} kB are stored (knn.core.images.encode_jpeg keeps to it)")
     return bytes(image) or None
 
 

@@ -2,14 +2,19 @@
 alphabetical rank that breaks the last ties. Not thread-safe: the classifier's lock guards it."""
 from __future__ import annotations
 
-from .checks import ClassifierError, check_name
+from .checks import ClassifierError
+from .limits import MAX_CLASSES
+from .names import normalise_name
 from .voting import name_rank
 
 
 class ClassList:
-    """Class names in creation order; renaming keeps a class's place."""
+    """Class names in creation order, at most `limit` of them; renaming keeps a class's place.
+    Names are looked up and stored normalised (knn.core.names)."""
 
-    def __init__(self, names: list[str] | None = None, counts: list[int] | None = None) -> None:
+    def __init__(self, names: list[str] | None = None, counts: list[int] | None = None,
+                 limit: int = MAX_CLASSES) -> None:
+        self.limit = limit
         self.names: list[str] = list(names or [])
         self.counts: list[int] = list(counts or [0] * len(self.names))
         self._index: dict[str, int] = {}
@@ -24,13 +29,21 @@ class ClassList:
         return len(self.names)
 
     def __contains__(self, label: object) -> bool:
-        return label in self._index
+        return self._find(label) is not None
+
+    def _find(self, label: object) -> int | None:
+        if isinstance(label, str) and label in self._index:
+            return self._index[label]
+        try:
+            return self._index.get(normalise_name(label))
+        except ClassifierError:
+            return None
 
     def index(self, label: str) -> int:
-        try:
-            return self._index[label]
-        except (KeyError, TypeError):
-            raise ClassifierError(f"there is no class named {label!r}") from None
+        found = self._find(label)
+        if found is None:
+            raise ClassifierError(f"there is no class named {label!r}")
+        return found
 
     def rank(self) -> list[int]:
         """Each class's position in alphabetical order (cached until a name changes)."""
@@ -38,23 +51,30 @@ class ClassList:
             self._rank = name_rank(self.names).tolist()
         return self._rank
 
-    def add(self, label: str) -> None:
-        label = check_name(label)
+    def add(self, label: str) -> str:
+        """Add a class at the end; returns its (normalised) name."""
+        label = normalise_name(label)
         if label in self._index:
             raise ClassifierError(f"a class named {label!r} already exists")
+        if len(self.names) >= self.limit:
+            raise ClassifierError(f"there are {len(self.names)} classes, the most one classifier holds; "
+                                  "delete one first")
         self.names.append(label)
         self.counts.append(0)
         self._changed()
+        return label
 
-    def rename(self, old: str, new: str) -> None:
-        new = check_name(new)
+    def rename(self, old: str, new: str) -> str:
+        """Rename a class in place; returns its new (normalised) name."""
+        new = normalise_name(new)
         index = self.index(old)
-        if new == old:
-            return
+        if new == self.names[index]:
+            return new
         if new in self._index:
             raise ClassifierError(f"a class named {new!r} already exists")
         self.names[index] = new
         self._changed()
+        return new
 
     def remove(self, label: str) -> int:
         """Remove a class; returns the index it had (later classes move up one place)."""
@@ -65,4 +85,4 @@ class ClassList:
         return index
 
     def copy(self) -> "ClassList":
-        return ClassList(self.names, self.counts)
+        return ClassList(self.names, self.counts, self.limit)

@@ -27,9 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 import numpy as np
 
-from .checks import (ClassifierError, as_batch, as_single, check_cap, check_image, check_k, check_name,
-                     check_threshold, normalise)
+from .checks import (ClassifierError, as_batch, as_single, check_cap, check_image, check_k, check_threshold,
+                     normalise)
+from .names import normalise_name
 from .classes import ClassList
+from .limits import MAX_CLASSES, MAX_EXAMPLES, MAX_EXAMPLES_PER_CLASS
 from .store import EmbeddingStore
 from .voting import is_unknown, vote, vote_one
 
@@ -113,6 +115,8 @@ class Setting:
 
     def __set__(self, obj, value) -> None:
         setattr(obj, self.attr, self.check(value))
+        if hasattr(obj, "version"):  # a setting changes what the classifier answers
+            obj.version += 1
 
 
 class KNNClassifier:
@@ -126,8 +130,11 @@ class KNNClassifier:
         k: number of neighbours that vote (clipped to the number of stored examples).
         unknown_threshold: when the best cosine similarity is below this, `predict` answers
             unknown (label None). None never answers unknown.
-        max_examples_per_class: adding beyond this raises `ClassifierError`; it bounds memory and
-            keeps predict fast (10,000 examples of 1,024 values are 41 MB, scanned per frame).
+        max_examples_per_class: adding beyond this raises `ClassifierError`.
+        max_examples, max_classes: all classes together, and classes; adding beyond raises
+            `ClassifierError`. They bound memory and the time of every prediction (each query is
+            compared with every example); the defaults are knn.core.limits', which a project
+            file and a browser session share.
 
     Attributes:
         k, unknown_threshold, max_examples_per_class: settable, validated.
@@ -140,11 +147,15 @@ class KNNClassifier:
     # Lowering the cap below a class's count keeps the examples; it only refuses further adds.
     max_examples_per_class = Setting(check_cap)
 
-    def __init__(self, k: int = 3, unknown_threshold: float | None = None, max_examples_per_class: int = 1000):
+    def __init__(self, k: int = 3, unknown_threshold: float | None = None,
+                 max_examples_per_class: int = MAX_EXAMPLES_PER_CLASS, max_examples: int = MAX_EXAMPLES,
+                 max_classes: int = MAX_CLASSES):
         self._lock = threading.RLock()
         self.k, self.unknown_threshold, self.max_examples_per_class = k, unknown_threshold, max_examples_per_class
-        self._classes = ClassList()
+        self.max_examples = check_cap(max_examples)
+        self._classes = ClassList(limit=check_cap(max_classes))
         self._store = EmbeddingStore()
+        self.version = 0  # counts changes to examples, classes and settings: caches compare it
 
     @property
     def dim(self) -> int | None:
@@ -154,6 +165,11 @@ class KNNClassifier:
     def classes(self) -> list[str]:
         with self._lock:
             return list(self._classes.names)
+
+    def has_class(self, label: object) -> bool:
+        """Whether a class of this name (as normalised) exists."""
+        with self._lock:
+            return label in self._classes
 
     def counts(self) -> dict[str, int]:
         """Number of examples per class, in class order."""
@@ -171,24 +187,28 @@ class KNNClassifier:
 
     # ---- classes -------------------------------------------------------------------------------
 
-    def add_class(self, label: str) -> None:
-        """Create an empty class at the end of the class order.
+    def add_class(self, label: str) -> str:
+        """Create an empty class at the end of the class order; returns its normalised name.
 
         Raises:
-            ClassifierError: the name is empty or already used.
+            ClassifierError: the name is empty, not a valid name, already used, or the classes
+                are at their limit.
         """
         with self._lock:
-            self._classes.add(label)
+            self.version += 1
+            return self._classes.add(label)
 
-    def rename_class(self, old: str, new: str) -> None:
-        """Rename a class, keeping its place and its examples."""
+    def rename_class(self, old: str, new: str) -> str:
+        """Rename a class, keeping its place and its examples; returns the new normalised name."""
         with self._lock:
-            self._classes.rename(old, new)
+            self.version += 1
+            return self._classes.rename(old, new)
 
     def remove_class(self, label: str) -> None:
         """Remove a class and all its examples."""
         with self._lock:
             self._store.drop_class(self._classes.remove(label))
+            self.version += 1
 
     def clear_class(self, label: str) -> None:
         """Remove all examples of a class, keeping the (now empty) class."""
@@ -196,12 +216,14 @@ class KNNClassifier:
             index = self._classes.index(label)
             self._store.delete_rows(self._store.rows_of_class(index))
             self._classes.counts[index] = 0
+            self.version += 1
 
     def clear(self) -> None:
         """Remove every example and every class (settings are kept)."""
         with self._lock:
-            self._classes = ClassList()
+            self._classes = ClassList(limit=self._classes.limit)
             self._store.clear()
+            self.version += 1
 
     # ---- examples ------------------------------------------------------------------------------
 
@@ -246,7 +268,7 @@ class KNNClassifier:
                 f"got {len(batch)} embeddings, {len(labels)} labels and {len(images)} images; "
                 "the numbers must match"
             )
-        labels = [check_name(label) for label in labels]
+        labels = [normalise_name(label) for label in labels]
         images = [check_image(image) for image in images]
         with self._lock:
             rows = normalise(batch, self._store.dim)
@@ -260,9 +282,22 @@ class KNNClassifier:
             ids = self._store.append(rows, indices, images)
             for index in indices.tolist():
                 self._classes.counts[index] += 1
+            self.version += 1
             return ids
 
     def _check_room(self, labels: list[str]) -> None:
+        total = len(self._store) + len(labels)
+        if total > self.max_examples:
+            raise ClassifierError(
+                f"this would make {total:,} examples; one classifier holds at most {self.max_examples:,} "
+                "(all classes together): remove some examples first"
+            )
+        new = len({label for label in labels if label not in self._classes})
+        if len(self._classes) + new > self._classes.limit:
+            raise ClassifierError(
+                f"this would make {len(self._classes) + new} classes; one classifier holds at most "
+                f"{self._classes.limit}: delete a class first"
+            )
         wanted: dict[str, int] = {}
         for label in labels:
             wanted[label] = wanted.get(label, 0) + 1
@@ -286,14 +321,17 @@ class KNNClassifier:
                 raise ClassifierError(f"there is no example with id {example_id!r}")
             (index,) = self._store.delete_rows(np.array([row])).tolist()
             self._classes.counts[index] -= 1
+            self.version += 1
 
     def examples(self, label: str | None = None) -> list[Example]:
         """Stored examples in insertion order, all or those of one class."""
         with self._lock:
             store = self._store
-            order = store.order()
-            if label is not None:
-                order = order[store.classes_at(order) == self._classes.index(label)]
+            if label is None:
+                order = store.order()
+            else:  # only this class's rows are sorted: O(N) to find them, not O(N log N) per class
+                rows = store.rows_of_class(self._classes.index(label))
+                order = rows[np.argsort(store.ids_at(rows), kind="stable")]
             classes, ids = store.classes_at(order).tolist(), store.ids_at(order).tolist()
             names = self._classes.names
             return [
@@ -425,7 +463,9 @@ class KNNClassifier:
     def copy(self) -> "KNNClassifier":
         """An independent copy (example ids are kept)."""
         with self._lock:
-            other = KNNClassifier(self.k, self.unknown_threshold, self.max_examples_per_class)
+            other = KNNClassifier(self.k, self.unknown_threshold, self.max_examples_per_class,
+                                  self.max_examples, self._classes.limit)
             other._classes = self._classes.copy()
             other._store = self._store.copy()
+            other.version = self.version
             return other

@@ -2,14 +2,20 @@
 
 Everything that reaches the embedder or the project file goes through here, so the rules live in
 one place: any image PIL reads is accepted (EXIF rotation applied, grey / palette / RGBA / 16-bit
-converted to 8-bit RGB), images over `MAX_PIXELS` are refused before their pixels are decoded, and
+converted to 8-bit RGB); an image whose decoded pixels would exceed `MAX_PIXELS` or
+`MAX_DECODED_BYTES` (knn.core.limits) is refused from its header, before any pixel is decoded; and
 failures raise `ImageError` with a message a user can act on.
+
+`read_square` is what uploads and folders use: the model only needs the centre square at its
+input size, so a JPEG is decoded at a reduced scale (libjpeg's draft mode) and other formats are
+reduced right after decoding, before any conversion copies them.
 
 Examples:
 
 ```python
 rgb = read_image("photo.jpg")            # HxWx3 uint8, upright
-jpeg = encode_jpeg(rgb)                  # 224x224 centre crop, what a project stores
+crop = read_square("photo.jpg", 224)     # 224x224x3: the centre square, as the model sees it
+jpeg = encode_jpeg(crop)                 # what a project stores
 thumb = decode_jpeg(jpeg)
 ```
 """
@@ -23,18 +29,21 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .limits import MAX_DECODED_BYTES, MAX_PIXELS, MAX_STORED_JPEG_BYTES
+
 __all__ = [
     "MAX_PIXELS",
     "ImageError",
     "as_rgb",
     "read_image",
+    "read_square",
     "center_crop_resize",
     "encode_jpeg",
     "decode_jpeg",
 ]
 
-MAX_PIXELS = 40_000_000
-"""Largest image (width × height) accepted: a 40-megapixel photo decodes to 120 MB of RGB."""
+ROWS_PER_STEP = 256
+"""Rows composited at a time: converting a large transparent image never holds a wide copy of it."""
 
 ImageSource = Union[bytes, bytearray, memoryview, str, os.PathLike, BinaryIO]
 
@@ -76,9 +85,12 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     if channels not in (1, 2, 3, 4):
         raise ImageError(f"image has {channels} channels; expected 1 (grey), 2, 3 (RGB) or 4 (RGBA)")
     if channels in (2, 4):  # composite over white: transparent pixels often hold black garbage
-        alpha = image[:, :, -1:].astype(np.uint16)
-        colour = image[:, :, :-1].astype(np.uint16)
-        image = ((colour * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+        out = np.empty((*image.shape[:2], channels - 1), np.uint8)
+        for top in range(0, image.shape[0], ROWS_PER_STEP):
+            rows = image[top : top + ROWS_PER_STEP]
+            alpha = rows[:, :, -1:].astype(np.uint16)
+            out[top : top + ROWS_PER_STEP] = (rows[:, :, :-1] * alpha + 255 * (255 - alpha) + 127) // 255
+        image = out
     if image.shape[2] == 1:
         image = np.repeat(image, 3, axis=2)
     return np.ascontiguousarray(image)
@@ -94,32 +106,49 @@ def _describe(source: object) -> str:
     return "the image data"
 
 
-def _open(source: ImageSource) -> tuple[Image.Image, str]:
+def _open(source: ImageSource, min_side: int | None = None) -> tuple[Image.Image, str]:
+    """The image, header parsed and nothing decoded; a JPEG set to decode at the smallest scale
+    whose shorter side is still at least `min_side`. Its decoded size is checked here."""
     what = _describe(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(bytes(source))
     elif not isinstance(source, (str, os.PathLike)) and not hasattr(source, "read"):
         raise ImageError(f"cannot read an image from a {type(source).__name__}")
     try:
-        # Image.open only parses the header.  PIL's own bomb check runs there (it raises
-        # DecompressionBombError above 2 × Image.MAX_IMAGE_PIXELS); our lower limit is checked
-        # below on the header size, before any pixel is decoded.  We leave PIL's global limit and
-        # the (process-wide, not thread-safe) warning filters alone.
+        # Image.open only parses the header. PIL's own bomb check runs there (above
+        # 2 × Image.MAX_IMAGE_PIXELS); ours, lower, is checked below. PIL's global limit and the
+        # (process-wide, not thread-safe) warning filters are left alone.
         image = Image.open(source)
+        if min_side and image.format == "JPEG":
+            width, height = image.size
+            scale = max(1, min(width, height) // min_side)
+            image.draft("RGB", (max(1, width // scale), max(1, height // scale)))
     except Image.DecompressionBombError:
         raise ImageError(f"{what} is too large to open safely (limit {MAX_PIXELS:,} pixels)") from None
     except FileNotFoundError:
         raise ImageError(f"{what}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # PIL's plug-ins raise many kinds for a damaged header
         raise ImageError(f"{what} is not an image PIL can read ({exc})") from None
     width, height = image.size
-    if width * height > MAX_PIXELS:
+    decoded = width * height * _bytes_per_pixel(image.mode)
+    if width * height > MAX_PIXELS or decoded > MAX_DECODED_BYTES:
         image.close()
         raise ImageError(
-            f"{what} is {width}×{height} pixels; the limit is {MAX_PIXELS:,} pixels "
-            f"({MAX_PIXELS / 1e6:g} megapixels): scale it down first"
+            f"{what} is {width}×{height} pixels, {decoded / 1024**2:,.0f} MB decoded; the limit is "
+            f"{MAX_PIXELS:,} pixels ({MAX_PIXELS / 1e6:g} megapixels) and {MAX_DECODED_BYTES / 1024**2:.0f} MB "
+            "decoded: scale it down first"
         )
     return image, what
+
+
+def _bytes_per_pixel(mode: str) -> int:
+    """What PIL holds per decoded pixel: one byte for 1/L/P, two for 16-bit grey, four otherwise
+    (it stores RGB and every other multi-band mode in 32 bits)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
@@ -131,33 +160,58 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
         lo, hi = float(np.nanmin(grey)), float(np.nanmax(grey))
         scaled = (grey - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(grey)
         return as_rgb(np.nan_to_num(scaled).round().astype(np.uint8))
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if image.mode in ("RGB", "RGBA", "L", "LA"):  # as_rgb takes these as they are: no converted copy
+        return as_rgb(np.asarray(image))
+    has_alpha = image.mode in ("PA", "La", "RGBa") or "transparency" in image.info
     return as_rgb(np.asarray(image.convert("RGBA" if has_alpha else "RGB")))
 
 
-def read_image(data: ImageSource) -> np.ndarray:
+def read_image(data: ImageSource, min_side: int | None = None) -> np.ndarray:
     """Decode an image file to an upright HxWx3 uint8 RGB array.
 
     Args:
         data: encoded bytes, a path, or a binary file object (read from its current position),
             e.g. Streamlit's `UploadedFile`. Any format PIL reads; for animations, the first frame.
+        min_side: when given, the image may come back reduced, its shorter side no less than this
+            (a 4000×3000 photo needed at 224 px comes back about 300 px tall, at a fraction of the
+            memory and time).
 
     Returns:
         The image, EXIF orientation applied (phone photos are stored sideways with a rotation tag).
 
     Raises:
-        ImageError: not an image, truncated or damaged, or larger than `MAX_PIXELS`.
+        ImageError: not an image, truncated or damaged, or larger than the limits
+            (`MAX_PIXELS`, `MAX_DECODED_BYTES`).
     """
-    image, what = _open(data)
+    image, what = _open(data, min_side)
     try:
         with image:
             image.load()
-            image = ImageOps.exif_transpose(image) or image
-            return _to_rgb_array(image)
+            reduced = _reduced(image, min_side)
+            upright = ImageOps.exif_transpose(reduced) or reduced
+            return _to_rgb_array(upright)
     except ImageError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except Exception as exc:  # a damaged image fails in the decoder with many kinds of error
         raise ImageError(f"{what} is truncated or damaged and cannot be decoded ({exc})") from None
+
+
+def read_square(data: ImageSource, size: int) -> np.ndarray:
+    """Decode an image file to its upright centre square at `size`×`size`, RGB uint8: what the
+    model sees of an uploaded photo. Raises ImageError as `read_image` does."""
+    return center_crop_resize(read_image(data, min_side=2 * size), size)
+
+
+def _reduced(image: Image.Image, min_side: int | None) -> Image.Image:
+    """`image` shrunk by a whole factor (box filter) keeping its shorter side >= `min_side`."""
+    if not min_side:
+        return image
+    factor = min(image.size) // min_side
+    if factor < 2 or image.mode not in ("L", "LA", "RGB", "RGBA", "La", "RGBa", "P", "I;16", "I", "F"):
+        return image
+    if image.mode == "P":  # palette indices cannot be averaged
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    return image.reduce(factor)
 
 
 def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -184,24 +238,29 @@ def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def encode_jpeg(image: np.ndarray, size: int = 224, quality: int = 90) -> bytes:
-    """Centre-crop and resize `image` to `size`, then encode it as JPEG.
+    """Centre-crop and resize `image` to `size`, then encode it as JPEG of at most
+    `MAX_STORED_JPEG_BYTES` (a busy picture is encoded again at lower qualities until it fits).
 
     This is what a project stores for each example: enough to draw thumbnails and to re-embed the
-    example after a backbone switch (every backbone offered takes a 224×224 input), at ~10–20 kB.
+    example after a backbone switch, at ~10–20 kB for a camera frame.
 
     Args:
         image: any image `as_rgb` accepts.
         size: side of the stored square in pixels.
-        quality: JPEG quality, 1..95.
+        quality: JPEG quality to start from, 1..95.
 
     Returns:
         The JPEG bytes.
     """
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 95:
         raise ValueError(f"quality must be an integer in 1..95, got {quality!r}")
-    buffer = io.BytesIO()
-    Image.fromarray(center_crop_resize(image, size)).save(buffer, format="JPEG", quality=int(quality))
-    return buffer.getvalue()
+    square = Image.fromarray(center_crop_resize(image, size))
+    for q in (int(quality), *range(min(int(quality), 80) - 10, 0, -10)):
+        buffer = io.BytesIO()
+        square.save(buffer, format="JPEG", quality=max(1, q))
+        if buffer.tell() <= MAX_STORED_JPEG_BYTES:
+            return buffer.getvalue()
+    raise ImageError(f"a {size}×{size} image does not fit in {MAX_STORED_JPEG_BYTES // 1024} kB as JPEG")
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:

@@ -16,10 +16,12 @@ member             dtype, shape    meaning
 =================  ==============  ===================================================
 
 A project file comes from a user's upload, so `load_project` trusts nothing: it checks the size on
-disk, the zip's declared uncompressed sizes (zip bombs), every member's .npy header (dtype, shape,
-no objects) before reading it, then the values. Every problem raises `ProjectFileError` with a
-message for the user. It returns a new classifier, so the caller replaces the old one only once
-loading has succeeded.
+disk, every member's declared uncompressed size against what a full session can hold
+(knn.core.limits: zip bombs, millions of identical rows, megabytes of JSON), every member's .npy
+header (dtype, shape, no objects) before reading it, then the values; class names go through
+knn.core.names. Every problem, whatever the zip, JSON or NumPy parser raises, becomes
+`ProjectFileError` with a message for the user. It returns a new classifier, so the caller
+replaces the old one only once loading has succeeded.
 
 Examples:
 
@@ -35,8 +37,8 @@ import io
 import json
 import math
 import os
+import re
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, Union
 
@@ -45,6 +47,9 @@ from numpy.lib import format as npy_format
 
 from .atomic import write_atomic
 from .classifier import ClassifierError, ClassifierState, KNNClassifier
+from .limits import (MAX_CLASSES, MAX_DIM, MAX_EXAMPLES, MAX_META_BYTES, MAX_NAME_CHARS, MAX_PROJECT_BYTES,
+                     MAX_STORED_JPEG_BYTES, member_limits)
+from .names import normalise_name
 
 __all__ = [
     "FORMAT_VERSION",
@@ -57,10 +62,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-MAX_PROJECT_BYTES = 200 * 1024**2
-MAX_UNPACKED_BYTES = 4 * MAX_PROJECT_BYTES
-"""Largest total declared uncompressed size accepted: embeddings compress by ~10%, JPEGs not at all,
-so a genuine project is never near this; a zip bomb declares (or would produce) far more."""
+_BACKBONE_ID = re.compile(r"[a-z0-9][a-z0-9_.]{0,63}")
 
 _FORMAT_NAME = "knn-project"
 _MEMBERS = {
@@ -203,7 +205,7 @@ def _check_zip(data: bytes, what: str) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+    except Exception:  # zipfile raises many kinds for a damaged directory
         raise ProjectFileError(f"{not_project}; it may be truncated or damaged") from None
     names = [info.filename for info in infos]
     expected = {f"{name}.npy" for name in _MEMBERS}
@@ -211,12 +213,25 @@ def _check_zip(data: bytes, what: str) -> None:
         missing = sorted(expected - set(names))
         detail = f"missing {', '.join(missing)}" if missing else "unexpected contents"
         raise ProjectFileError(f"{not_project}: {detail}")
-    declared = sum(info.file_size for info in infos)
-    if declared > MAX_UNPACKED_BYTES:
-        raise ProjectFileError(
-            f"{what} would unpack to {_mb(declared)}, over the {_mb(MAX_UNPACKED_BYTES)} limit; "
-            "it is not a project this app saved"
-        )
+    limits = member_limits()
+    for info in infos:
+        if info.file_size > limits[info.filename]:
+            raise ProjectFileError(
+                f"{what} would unpack {info.filename} to {_mb(info.file_size)}, more than a project can hold "
+                f"({_mb(limits[info.filename])}: {_LIMIT_WORDS[info.filename]}); it is not a project this app saved"
+            )
+
+
+_LIMIT_WORDS = {
+    "meta.npy": f"{MAX_META_BYTES // 1024} kB of settings",
+    "classes.npy": f"{MAX_CLASSES} classes of up to {MAX_NAME_CHARS} characters",
+    "embeddings.npy": f"{MAX_EXAMPLES:,} examples of up to {MAX_DIM:,} values",
+    "labels.npy": f"{MAX_EXAMPLES:,} examples",
+    "image_bytes.npy": f"{MAX_EXAMPLES:,} images of up to {MAX_STORED_JPEG_BYTES // 1024} kB",
+    "image_offsets.npy": f"{MAX_EXAMPLES:,} examples",
+}
+_MAX_LENGTH = {"meta": MAX_META_BYTES, "classes": MAX_CLASSES, "labels": MAX_EXAMPLES,
+               "image_offsets": MAX_EXAMPLES + 1, "image_bytes": MAX_EXAMPLES * MAX_STORED_JPEG_BYTES}
 
 
 def _check_header(archive: zipfile.ZipFile, name: str, what: str) -> None:
@@ -239,6 +254,22 @@ def _check_header(archive: zipfile.ZipFile, name: str, what: str) -> None:
     if header_len + math.prod(shape) * dtype.itemsize != info.file_size:
         # NumPy allocates the array the header declares before reading: a lying header is a bomb.
         raise ProjectFileError(f"{what} is damaged: {name!r} does not hold the data its header declares")
+    _check_shape(name, shape, dtype, what)
+
+
+def _check_shape(name: str, shape: tuple, dtype: np.dtype, what: str) -> None:
+    """The limits a header's shape must keep (knn.core.limits), before its data is read."""
+    if name == "embeddings":
+        if shape[0] > MAX_EXAMPLES:
+            raise ProjectFileError(f"{what} holds {shape[0]:,} examples; a project holds at most {MAX_EXAMPLES:,}")
+        if shape[1] > MAX_DIM:
+            raise ProjectFileError(f"{what} has embeddings of {shape[1]:,} values; at most {MAX_DIM:,} are possible")
+    elif shape[0] > _MAX_LENGTH[name]:
+        words = {"classes": "classes", "meta": "bytes of settings"}.get(name, "entries")
+        raise ProjectFileError(f"{what} has {shape[0]:,} {words}; a project has at most {_MAX_LENGTH[name]:,}")
+    if name == "classes" and dtype.itemsize // 4 > MAX_NAME_CHARS:
+        raise ProjectFileError(f"{what} has class names of {dtype.itemsize // 4} characters; at most "
+                               f"{MAX_NAME_CHARS} are allowed")
 
 
 def _read_arrays(data: bytes, what: str) -> dict[str, np.ndarray]:
@@ -251,14 +282,20 @@ def _read_arrays(data: bytes, what: str) -> dict[str, np.ndarray]:
             return {name: npz[name] for name in _MEMBERS}
     except ProjectFileError:
         raise
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-        raise ProjectFileError(f"{what} is truncated or damaged and cannot be read ({exc})") from None
+    except Exception as exc:  # an encrypted member, an unknown compression, a bad CRC, ...
+        raise ProjectFileError(f"{what} is truncated or damaged and cannot be read ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """A parser's error in a few words (some repeat a whole header)."""
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "…"
 
 
 def _read_meta(raw: np.ndarray, what: str) -> dict[str, Any]:
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deeply
         raise ProjectFileError(f"{what} is damaged: its settings cannot be read") from None
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT_NAME:
         raise ProjectFileError(f"{what} is not a project file saved by this app")
@@ -282,8 +319,8 @@ def _read_meta(raw: np.ndarray, what: str) -> dict[str, Any]:
     def is_int(v):
         return isinstance(v, int) and not isinstance(v, bool)
 
-    field("backbone", lambda v: isinstance(v, str) and v, "a backbone id")
-    field("dim", lambda v: v is None or (is_int(v) and v >= 1), "a positive whole number")
+    field("backbone", lambda v: isinstance(v, str) and _BACKBONE_ID.fullmatch(v), "a backbone id")
+    field("dim", lambda v: v is None or (is_int(v) and 1 <= v <= MAX_DIM), f"a whole number in 1..{MAX_DIM}")
     field("k", lambda v: is_int(v) and v >= 1, "a whole number of at least 1")
     field(
         "unknown_threshold",
@@ -291,8 +328,8 @@ def _read_meta(raw: np.ndarray, what: str) -> dict[str, Any]:
         "a similarity in -1..1 or null",
     )
     field("max_examples_per_class", lambda v: is_int(v) and v >= 1, "a whole number of at least 1")
-    field("n_examples", lambda v: is_int(v) and v >= 0, "a count")
-    field("n_classes", lambda v: is_int(v) and v >= 0, "a count")
+    field("n_examples", lambda v: is_int(v) and 0 <= v <= MAX_EXAMPLES, f"a count up to {MAX_EXAMPLES:,}")
+    field("n_classes", lambda v: is_int(v) and 0 <= v <= MAX_CLASSES, f"a count up to {MAX_CLASSES}")
     return meta
 
 
@@ -325,9 +362,25 @@ def _check_values(arrays: dict[str, np.ndarray], meta: dict[str, Any], what: str
     ).all()
     if not is_jpeg:  # every stored image starts with the JPEG marker FF D8
         raise ProjectFileError(f"{damaged} some example images are not JPEG data")
-    names = classes.tolist()
-    if any(not name.strip() for name in names) or len(set(names)) != len(names):
-        raise ProjectFileError(f"{damaged} class names are empty or repeated")
+    if (lengths > MAX_STORED_JPEG_BYTES).any():
+        raise ProjectFileError(f"{damaged} an example image is over {MAX_STORED_JPEG_BYTES // 1024} kB")
+
+
+def _class_names(classes: np.ndarray, what: str) -> tuple[str, ...]:
+    """The file's class names, normalised as typed names are (knn.core.names), each once."""
+    try:
+        raw = classes.tolist()
+    except Exception:  # code units that are not Unicode at all (above U+10FFFF)
+        raise ProjectFileError(f"{what} is damaged: its class names are not valid text") from None
+    names = []
+    for name in raw:
+        try:
+            names.append(normalise_name(name))
+        except ClassifierError as exc:
+            raise ProjectFileError(f"{what} holds a class name that cannot be used: {exc}") from None
+    if len(set(names)) != len(names):
+        raise ProjectFileError(f"{what} is damaged: its class names repeat")
+    return tuple(names)
 
 
 def read_project_meta(path_or_file: PathOrFile) -> dict[str, Any]:
@@ -346,8 +399,9 @@ def load_project(path_or_file: PathOrFile, expected_backbone: Any = None) -> KNN
     Args:
         path_or_file: a path, a binary file object read from its current position (e.g.
             Streamlit's `UploadedFile`), or the file's bytes.
-        expected_backbone: the backbone id the app is using (or the embedder); a project made
-            with another backbone is refused, since its embeddings are not comparable.
+        expected_backbone: the backbone id the app is using (or the embedder, whose embedding
+            size is then checked too); a project made with another backbone is refused, since its
+            embeddings are not comparable.
 
     Returns:
         A new `KNNClassifier` with the classes (in order, empty ones too), examples, images, k and
@@ -368,11 +422,18 @@ def load_project(path_or_file: PathOrFile, expected_backbone: Any = None) -> KNN
                 "switch the backbone in Settings first"
             )
     _check_values(arrays, meta, what)
+    dim = getattr(expected_backbone, "dim", None)  # an Embedder: its embeddings must fit too
+    if dim is not None and meta["n_examples"] and meta["dim"] != dim:
+        raise ProjectFileError(
+            f"{what} holds {meta['dim']}-value embeddings but {meta['backbone']} makes {dim}-value ones: "
+            "the file is damaged or was made by another model"
+        )
+    classes = _class_names(arrays["classes"], what)
     offsets, image_bytes = arrays["image_offsets"].tolist(), arrays["image_bytes"]
     images = tuple(bytes(image_bytes[a:b]) or None for a, b in zip(offsets[:-1], offsets[1:]))
     counts = np.bincount(arrays["labels"].astype(np.int64), minlength=1)
     state = ClassifierState(
-        classes=tuple(arrays["classes"].tolist()),
+        classes=classes,
         embeddings=arrays["embeddings"],
         labels=arrays["labels"].astype(np.int64),
         images=images,

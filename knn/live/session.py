@@ -22,8 +22,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..core.classifier import ClassifierError, KNNClassifier, Prediction
-from ..core.images import ImageError, center_crop_resize, decode_jpeg, encode_jpeg, read_image
+from ..core.images import ImageError, decode_jpeg, encode_jpeg, read_square
+from ..core.limits import MAX_IMAGE_BYTES
 from ..model.child import Progress
+from .analysis import Analysis
 from .overlay import Caption, caption
 from .pipeline import EmbedderLike, FramePipeline
 from .recording import Recording
@@ -34,8 +36,6 @@ RECORD_SECONDS = 3.0
 """How long the Record button captures frames by default."""
 MAX_FRAME_AGE = 3.0
 """Add refuses a frame older than this: the camera has stopped and the user would not expect it."""
-MAX_IMAGE_BYTES = 20 * 1024**2
-"""Largest uploaded image file accepted (the pixel limit of knn.core.images applies as well)."""
 EMBED_BATCH = 16
 """Images embedded per call when re-embedding or adding uploads: bounds memory, allows progress."""
 
@@ -131,6 +131,7 @@ class LiveSession:
         self._switching = False
         self._notice: str | None = None
         self.pipeline = FramePipeline(self, worker)
+        self.analysis = Analysis()  # leave-one-out of the examples, off the page's thread
         _SESSIONS.add(self)
 
     # ---- the video path (a model worker thread) ------------------------------------------------
@@ -213,7 +214,7 @@ class LiveSession:
                 )
                 continue
             try:
-                crops.append(center_crop_resize(read_image(_NamedBytes(data, name)), size))
+                crops.append(read_square(_NamedBytes(data, name), size))
             except ImageError as exc:
                 errors.append(str(exc))
         if not crops:
@@ -230,17 +231,21 @@ class LiveSession:
 
     # ---- classes and settings ------------------------------------------------------------------
 
-    def add_class(self, label: str) -> None:
+    def add_class(self, label: str) -> str:
+        """Add a class; returns its name as stored (knn.core.names)."""
         with self._lock:
-            self._classifier.add_class(label)
+            name = self._classifier.add_class(label)
             self._repredict()
+            return name
 
-    def rename_class(self, old: str, new: str) -> None:
+    def rename_class(self, old: str, new: str) -> str:
+        """Rename a class; returns its new name as stored."""
         with self._lock:
-            self._classifier.rename_class(old, new)
+            name = self._classifier.rename_class(old, new)
             if self._recording is not None and self._recording.label == old:
-                self._recording.label = new
+                self._recording.label = name
             self._repredict()
+            return name
 
     def remove_class(self, label: str) -> None:
         with self._lock:
@@ -366,7 +371,7 @@ class LiveSession:
     # ---- internals (lock held) -----------------------------------------------------------------
 
     def _check_class(self, label: str) -> None:
-        if label not in self._classifier.classes:
+        if not self._classifier.has_class(label):
             raise LiveError(f"There is no class “{label}” (it may have been renamed or deleted).")
 
     def _stop_recording_into(self, label: str) -> None:

@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..core.folders import class_folders
-from ..core.images import read_image
+from ..core.images import read_square
 
 
 def embed_folder(
@@ -22,5 +22,5 @@ def embed_folder(
     wrap = progress or (lambda it: it)
     out: dict[str, list[np.ndarray]] = {name: [] for name in folders}
     for name, path in wrap(files):
-        out[name].append(embedder.embed_one(read_image(path)))
+        out[name].append(embedder.embed_one(read_square(path, embedder.input_size)))
     return {name: np.stack(rows) for name, rows in out.items()}
