@@ -130,13 +130,33 @@ def test_metadata_in_both_files(exported, taught, embedder):
         assert set(meta["outputs"]) == {"probabilities", "class_index", "similarity"}
 
 
-def test_export_bytes_runs_in_a_child_process(taught, embedder, exported):
-    """The app's download path: TensorFlow stays out of the calling process."""
-    steps = []
-    data = export_bytes(taught["clf"], embedder, "keras", progress=lambda f, text: steps.append((text, f)))
+def test_export_bytes_runs_in_a_child_process_one_at_a_time(taught, embedder, exported):
+    """The app's download path: TensorFlow stays out of the calling process, and while one model
+    is being built a second request is refused at once instead of starting another ~1 GB child."""
+    import threading
+
+    from knn.model.export import ExportBusy
+
+    steps, results = [], {}
+    started = threading.Event()
+
+    def build():
+        results["data"] = export_bytes(taught["clf"], embedder, "keras",
+                                       progress=lambda f, text: (steps.append((text, f)), started.set()))
+
+    first = threading.Thread(target=build)
+    first.start()
+    try:
+        assert started.wait(120)  # the child reports its first step: the build is under way
+        with pytest.raises(ExportBusy, match="try again"):
+            export_bytes(taught["clf"], embedder, "tflite")
+    finally:
+        first.join()
+    data = results["data"]
     assert zipfile.ZipFile(io.BytesIO(data)).read("labels.txt").decode().splitlines() == taught["clf"].classes
     assert read_metadata(data) == read_metadata(exported["keras"])
     assert steps and steps[-1][1] == 1.0
+    assert export_bytes(taught["clf"], embedder, "keras")[:2] == b"PK"  # free again once it is done
 
 
 def test_nothing_half_written_on_failure(taught, embedder, tmp_path, monkeypatch):

@@ -45,6 +45,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -52,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..core.atomic import atomic_output
+from ..core.limits import MAX_CONCURRENT_EXPORTS
 from ..core.voting import MIN_WEIGHT, TIE_TOLERANCE
 from .backbones import BackboneSpec, get_backbone
 from .child import EXPORT, BuildError, Progress, report, run_child
@@ -61,7 +63,7 @@ if TYPE_CHECKING:  # keep `import knn.model.export` free of TensorFlow and Keras
 
     from ..core.classifier import KNNClassifier
 
-__all__ = ["FORMATS", "ExportError", "build_head", "build_model", "export_bytes", "export_model", "read_metadata"]
+__all__ = ["FORMATS", "ExportBusy", "ExportError", "build_head", "build_model", "export_bytes", "export_model", "read_metadata"]
 
 FORMATS = {"keras": ".keras", "tflite": ".tflite"}
 EXPORT_FORMAT = "knn-export"
@@ -70,6 +72,13 @@ OUTPUTS = ("probabilities", "class_index", "similarity")
 
 class ExportError(ValueError):
     """A classifier that cannot be exported, or a bad format; the message is meant for the user."""
+
+
+class ExportBusy(ExportError):
+    """The server builds as many model files as it may at once; the message says to try later."""
+
+
+_BUILDS = threading.BoundedSemaphore(MAX_CONCURRENT_EXPORTS)
 
 
 def _format_of(fmt_or_path: str | os.PathLike) -> str:
@@ -328,12 +337,29 @@ def export_bytes(
         progress: called as ``progress(fraction, text)``.
         in_process: build in this process instead (imports TensorFlow here).
 
+    At most `MAX_CONCURRENT_EXPORTS` builds run at once in a process (each child takes ~1 GB);
+    another call meanwhile raises `ExportBusy` at once rather than queueing behind them.
+
     Raises:
-        ExportError: no examples or unknown format; RuntimeError when the child process fails.
+        ExportError: no examples or unknown format; ExportBusy (an ExportError) while the process
+            builds as many models as it may; RuntimeError when the child process fails.
     """
     fmt = _format_of(fmt)
     _require_examples(classifier)
     spec, weights_path = _spec_and_weights(backbone, weights)
+    if not _BUILDS.acquire(blocking=False):
+        raise ExportBusy(
+            f"another model file is being built on this server (at most {MAX_CONCURRENT_EXPORTS} at a time, "
+            "each takes about a minute and 1 GB of memory): try again in a minute"
+        )
+    try:
+        return _export_in_tmp(classifier, spec, weights_path, fmt, progress, in_process)
+    finally:
+        _BUILDS.release()
+
+
+def _export_in_tmp(classifier, spec: BackboneSpec, weights_path: Path, fmt: str, progress: Progress | None,
+                   in_process: bool) -> bytes:
     with tempfile.TemporaryDirectory(prefix="knn-export-") as tmp:
         out = Path(tmp) / f"model{FORMATS[fmt]}"
         if in_process:
