@@ -76,12 +76,20 @@ def _existing_folder(path: str) -> Path:
 
 
 def _writable_target(path: str) -> Path:
-    """Check the output's folder exists before any long work starts."""
+    """Check that the output can be written, by writing a file beside it, before any long work."""
+    import tempfile
+
     p = Path(path)
     if p.is_dir():
         raise UsageError(f"{path} is a folder; give a file name to write")
     if not p.parent.is_dir():
         raise UsageError(f"cannot write {path}: the folder {p.parent} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".knn-write-test-", dir=p.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     return p
 
 
@@ -108,11 +116,23 @@ def _native_stderr_silenced() -> Iterator[TextIO]:
 
 def _load_project(path: str):
     """(classifier, backbone id) from a project file; ProjectFileError on a bad file."""
-    from .core.project import load_project, read_project_meta
+    from .core.project import ProjectFileError, load_project, read_project_meta
+    from .model.backbones import BACKBONES
 
     project = _existing_file(path, "project file")
     classifier = load_project(project)  # validates everything before the backbone is read
-    return classifier, read_project_meta(project)["backbone"]
+    backbone = read_project_meta(project)["backbone"]
+    if backbone not in BACKBONES:
+        raise ProjectFileError(f"{path} was made with the backbone {backbone!r}, which this version does not know "
+                               f"(it knows {', '.join(BACKBONES)})")
+    return classifier, backbone
+
+
+def _fits(classifier, embedder, path: str) -> None:
+    """The project's embeddings must be the size the backbone makes (a damaged file might not be)."""
+    if classifier.dim is not None and classifier.dim != embedder.dim:
+        raise UsageError(f"{path} holds {classifier.dim}-value embeddings but {embedder.backbone} makes "
+                         f"{embedder.dim}-value ones: the file is damaged")
 
 
 def _embedder(backbone: str, quiet: bool):
@@ -130,11 +150,11 @@ def _embedder(backbone: str, quiet: bool):
 
 def _read_images(files: Sequence[Path], embedder, strict: bool, quiet: bool, desc: str):
     """Yield (path, rgb image, embedding) for each readable image; warn about (or refuse) the rest."""
-    from .core.images import ImageError, read_image
+    from .core.images import ImageError, read_square
 
     for path in _progress(files, total=len(files), desc=desc, quiet=quiet):
         try:
-            image = read_image(path)
+            image = read_square(path, embedder.input_size)
         except ImageError as exc:
             if strict:
                 raise UsageError(str(exc)) from None
@@ -143,21 +163,40 @@ def _read_images(files: Sequence[Path], embedder, strict: bool, quiet: bool, des
         yield path, image, embedder.embed_one(image)
 
 
-def _class_folders(root: Path) -> dict[str, list[Path]]:
+def _class_folders(root: Path, max_per_class: int | None = None) -> dict[str, list[Path]]:
+    """Class name (normalised as a typed name is) -> its image files; at most `max_per_class`
+    of them, spread evenly over the folder."""
+    from .core.checks import ClassifierError
+    from .core.names import normalise_name
+
     try:
-        return class_folders(root)
+        folders = class_folders(root)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(f"{exc}; expected one subfolder of images per class") from None
+    named: dict[str, list[Path]] = {}
+    for folder, files in folders.items():
+        try:
+            name = normalise_name(folder)
+        except ClassifierError as exc:
+            shown = os.fsencode(folder).decode("utf-8", "backslashreplace")
+            raise UsageError(f"the class folder {shown!r} cannot be a class name ({exc})") from None
+        if name in named:
+            raise UsageError(f"two class folders are both the class {name!r}: merge or rename one")
+        if max_per_class is not None and len(files) > max_per_class:
+            step = len(files) / max_per_class
+            files = [files[int(i * step)] for i in range(max_per_class)]
+        named[name] = files
+    return named
 
 
-def _read_class_folders(root: Path, embedder, strict: bool, quiet: bool, keep_jpegs: bool = False):
-    """class -> (embeddings [n, D], JPEGs or Nones) for every readable image of a class folder tree.
+def _read_class_folders(folders: dict[str, list[Path]], root: Path, embedder, strict: bool, quiet: bool,
+                        keep_jpegs: bool = False):
+    """class -> (embeddings [n, D], JPEGs or Nones) for every readable image of `folders`.
 
     Only the small stored JPEG (as the app keeps it) is held per image, never the decoded photo.
     """
     from .core.images import encode_jpeg
 
-    folders = _class_folders(root)
     files = [path for paths in folders.values() for path in paths]
     label_of = {path: name for name, paths in folders.items() for path in paths}
     out: dict[str, tuple[list[np.ndarray], list[bytes | None]]] = {name: ([], []) for name in folders}
@@ -201,12 +240,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if len(classifier) == 0:
         raise UsageError(f"{args.project} has no examples to compare with")
     embedder = _embedder(backbone, args.quiet)
+    _fits(classifier, embedder, args.project)
     unreadable = 0
-    from .core.images import ImageError, read_image
+    from .core.images import ImageError, read_square
 
     for path in _progress(files, total=len(files), desc="Predicting", quiet=args.quiet):
         try:
-            image = read_image(path)
+            image = read_square(path, embedder.input_size)
         except ImageError as exc:
             _warn(str(exc), "error")
             unreadable += 1
@@ -226,11 +266,19 @@ def cmd_teach(args: argparse.Namespace) -> int:
     from .core.evaluation import leave_one_out
     from .core.project import save_project
 
+    from .core.limits import MAX_CLASSES, MAX_EXAMPLES
+
     root = _existing_folder(args.folder)
     out = _writable_target(args.output)
-    _class_folders(root)  # layout errors before the model loads
+    folders = _class_folders(root, args.max_per_class)  # layout errors and limits before the model loads
+    if len(folders) > MAX_CLASSES:
+        raise UsageError(f"{root} has {len(folders)} class folders; a project holds at most {MAX_CLASSES} classes")
+    total = sum(len(files) for files in folders.values())
+    if total > MAX_EXAMPLES:
+        raise UsageError(f"{root} has {total:,} images; a project holds at most {MAX_EXAMPLES:,} examples: "
+                         f"use --max-per-class {MAX_EXAMPLES // len(folders)}")
     embedder = _embedder(args.backbone, args.quiet)  # argparse checked the id
-    data = _read_class_folders(root, embedder, args.strict, args.quiet, keep_jpegs=True)
+    data = _read_class_folders(folders, root, embedder, args.strict, args.quiet, keep_jpegs=True)
     biggest = max(len(jpegs) for _, jpegs in data.values())
     classifier = KNNClassifier(k=args.k, unknown_threshold=args.unknown_threshold,
                                max_examples_per_class=max(1000, biggest))
@@ -291,7 +339,7 @@ def _evaluate_folder(args: argparse.Namespace) -> int:
             f"(examples from the first half, queries from the second), but {fewest!r} has {len(folders[fewest])}"
         )
     embedder = _embedder(args.backbone, args.quiet)
-    data = _read_class_folders(root, embedder, args.strict, args.quiet)
+    data = _read_class_folders(folders, root, embedder, args.strict, args.quiet)
     embedded = {name: embeddings for name, (embeddings, _) in data.items()}
     k = 3 if args.k is None else args.k
     methods = {"ours": f"ours (k={k}, similarity-weighted)", "nearest": METHOD_LABELS["nearest"]}
@@ -418,6 +466,8 @@ def _add_teach(sub) -> None:
     p.add_argument("-k", type=_positive, default=3, help="neighbours that vote (default 3)")
     p.add_argument("--unknown-threshold", type=_threshold, default=None, metavar="SIM",
                    help="answer unknown when the best cosine similarity is below this (default: never)")
+    p.add_argument("--max-per-class", type=_positive, default=None, metavar="N",
+                   help="take at most N images of each class, spread evenly over its files")
     p.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
     p.set_defaults(run=cmd_teach)
 

@@ -9,6 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from knn.cli import main
@@ -21,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PER_CLASS = 6
 
 
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+def run(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     return subprocess.run([sys.executable, "-m", "knn", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -203,3 +204,58 @@ def test_bad_usage(project, folders, tmp_path):
     result = run("evaluate", folders["teach"], "--shots", "4")
     assert result.returncode == 2 and "at least 8 images per class" in error_line(result)
     assert list(tmp_path.iterdir()) == []
+
+
+def _project_with(tmp_path: Path, backbone: str, dim: int) -> Path:
+    from knn.core.classifier import KNNClassifier
+    from knn.core.project import save_project
+
+    clf = KNNClassifier()
+    clf.add(np.ones(dim, np.float32), "a")
+    path = tmp_path / f"{backbone}-{dim}.npz"
+    save_project(path, clf, backbone)
+    return path
+
+
+def test_a_project_of_an_unknown_backbone_or_the_wrong_width_is_bad_input(folders, tmp_path):
+    result = run("predict", _project_with(tmp_path, "mobilenet_v9_1.0_224", 1024), folders["held_out"])
+    assert result.returncode == 2 and "does not know" in error_line(result)
+    result = run("predict", _project_with(tmp_path, "mobilenet_v1_1.0_224", 512), folders["held_out"])
+    assert result.returncode == 2 and "512-value embeddings" in error_line(result)
+    assert result.stdout == ""
+
+
+MODEL_LOADED = "XNNPACK"
+"""What LiteRT prints when the model loads; KNN_DEBUG=1 lets native start-up lines through."""
+
+
+def test_the_model_loaded_line_shows_when_it_loads(folders, tmp_path):
+    result = run("teach", folders["teach"], "-o", tmp_path / "p.npz", env={"KNN_DEBUG": "1"})
+    assert result.returncode == 0 and MODEL_LOADED in result.stderr
+
+
+def test_a_folder_whose_name_is_not_utf8_is_refused_before_any_embedding(folders, tmp_path):
+    root = tmp_path / "teach"
+    shutil.copytree(folders["teach"], root)
+    os.rename(root / "rock", os.path.join(os.fsencode(root), b"rock\xff"))
+    result = run("teach", root, "-o", tmp_path / "p.npz", env={"KNN_DEBUG": "1"})
+    assert result.returncode == 2
+    line = error_line(result)
+    assert "cannot be a class name" in line and "valid Unicode" in line
+    assert MODEL_LOADED not in result.stderr  # refused before the model loaded
+    assert not (tmp_path / "p.npz").exists()
+
+
+def test_an_output_folder_that_cannot_be_written_is_found_before_any_embedding(folders):
+    """/proc takes no new files, even from root: a stand-in for a read-only disk."""
+    result = run("teach", folders["teach"], "-o", "/proc/p.npz", env={"KNN_DEBUG": "1"})
+    assert result.returncode == 2
+    assert "cannot write /proc/p.npz" in error_line(result)
+    assert MODEL_LOADED not in result.stderr
+
+
+def test_too_many_images_for_a_project_say_how_to_take_fewer(folders, tmp_path, monkeypatch):
+    result = run("teach", folders["teach"], "-o", tmp_path / "p.npz", "--max-per-class", "2")
+    assert result.returncode == 0, result.stderr
+    assert "taught 3 classes from 6 images" in result.stdout
+    assert load_project(tmp_path / "p.npz").counts() == {"paper": 2, "rock": 2, "scissors": 2}
