@@ -19,15 +19,18 @@ import psutil
 import streamlit as st
 
 import knn
-from knn.core.evaluation import leave_one_out
 from knn.core.project import MAX_PROJECT_BYTES, load_project, project_bytes
-from knn.live.session import MAX_IMAGE_BYTES, RECORD_SECONDS, LiveSession, Snapshot, streaming_sessions
+from knn.core.limits import MAX_CLASSES, MAX_IMAGE_BYTES
+from knn.live.session import RECORD_SECONDS, LiveSession, Snapshot, streaming_sessions
 from knn.model.export import ExportError, export_bytes
 from knn.serving.settings import Settings, SettingsError
 from knn.serving.startup import Started, start
 
 START_CLASSES = ("Class 1", "Class 2", "Class 3")
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
+# A page run draws at most this many class cards and example thumbnails, whatever the session
+# holds: Streamlit's cost per keyed widget grows with the number of widgets (docs/performance.md).
+CARDS_PER_PAGE = 10
 EXAMPLES_PER_PAGE = 24
 # The live panel's redraw period; each redraw costs the server and the browser (docs/performance.md),
 # so it slows down while more than BUSY_SESSIONS cameras stream to this process.
@@ -142,17 +145,15 @@ def class_action(action):
 @class_action
 def on_rename(slot: int, old: str) -> None:
     key = f"name_{slot}"
-    new = ss[key].strip()
+    typed = ss[key]
     ss[key] = old  # shown again unless the rename succeeds
-    if new == old:
-        return
     try:
-        live().rename_class(old, new)
+        new = live().rename_class(old, typed)
     except ValueError as exc:
         say("error", f"Cannot rename “{old}”: {exc}", slot)
         return
     ss.slots[new] = ss.slots.pop(old)
-    ss[key] = new
+    ss[key] = new  # as stored: spaces trimmed, Unicode normalised
 
 
 @class_action
@@ -195,7 +196,12 @@ def on_add_class() -> None:
     n = len(taken) + 1
     while f"Class {n}" in taken:
         n += 1
-    live().add_class(f"Class {n}")
+    try:
+        live().add_class(f"Class {n}")
+    except ValueError as exc:  # the class limit
+        say("warning", str(exc), "classes")
+        return
+    ss.class_page = -(-(len(taken) + 1) // CARDS_PER_PAGE)  # the page with the new card
 
 
 def on_delete_example(example_id: int) -> None:
@@ -419,11 +425,19 @@ def sidebar() -> None:
     session = live()
     counts = session.classifier.counts()
     ss.drawn_counts = dict(counts)
+    labels = list(counts)
     with st.sidebar:
         st.header("Classes")
-        for label in list(counts):
+        pages = max(1, -(-len(labels) // CARDS_PER_PAGE))
+        ss.class_page = min(max(1, ss.get("class_page", 1)), pages)
+        if pages > 1:
+            st.number_input(f"Page of {pages} ({len(labels)} classes)", 1, pages, key="class_page")
+        first = (ss.class_page - 1) * CARDS_PER_PAGE
+        for label in labels[first : first + CARDS_PER_PAGE]:
             class_card(label, counts[label])
-        st.button("+ Add class", key="add_class", on_click=on_add_class)
+        st.button("+ Add class", key="add_class", on_click=on_add_class, disabled=len(labels) >= MAX_CLASSES,
+                  help=f"At most {MAX_CLASSES} classes" if len(labels) >= MAX_CLASSES else None)
+        show_messages("classes")
         with st.expander("Settings"):
             settings()
         with st.expander("Project", expanded=False):
@@ -541,44 +555,62 @@ def export_model_files(session: LiveSession) -> None:
 
 def examples_view() -> None:
     clf = live().classifier
+    counts = clf.counts()
     if not len(clf):
         st.info("No examples yet: Add, Record or upload some from the sidebar.")
         return
-    for label in clf.classes:
-        examples = clf.examples(label)
-        st.markdown(f"**{md(label)}** · {len(examples)} example{'s' * (len(examples) != 1)}")
-        if not examples:
-            continue
-        pages = -(-len(examples) // EXAMPLES_PER_PAGE)
-        page = 1
-        if pages > 1:
-            page = st.number_input("Page", 1, pages, 1, key=f"page_{slot_of(label)}", width=160)
-        shown = examples[(page - 1) * EXAMPLES_PER_PAGE : page * EXAMPLES_PER_PAGE]
-        cols = st.columns(8)
-        for i, example in enumerate(shown):
-            with cols[i % 8]:
-                if example.image:
-                    st.image(example.image, width="stretch")
-                else:
-                    st.caption("(no image)")
-                st.button(
-                    "Delete",
-                    key=f"delete_example_{example.example_id}",
-                    on_click=on_delete_example,
-                    args=(example.example_id,),
-                    type="tertiary",
-                )
+    classes = [c for c, n in counts.items() if n]
+    if ss.get("examples_class") not in classes:
+        ss.examples_class = classes[0]
+    label = st.selectbox("Examples of", classes, key="examples_class",
+                         format_func=lambda c: f"{c} ({counts[c]} example{'s' * (counts[c] != 1)})")
+    examples = clf.examples(label)
+    pages = -(-len(examples) // EXAMPLES_PER_PAGE)
+    page = 1
+    if pages > 1:
+        page = st.number_input(f"Page of {pages}", 1, pages, 1, key=f"examples_page_{slot_of(label)}", width=160)
+    shown = examples[(page - 1) * EXAMPLES_PER_PAGE : page * EXAMPLES_PER_PAGE]
+    cols = st.columns(8)
+    for i, example in enumerate(shown):
+        with cols[i % 8]:
+            if example.image:
+                st.image(example.image, width="stretch")
+            else:
+                st.caption("(no image)")
+            st.button(
+                "Delete",
+                key=f"delete_example_{example.example_id}",
+                on_click=on_delete_example,
+                args=(example.example_id,),
+                type="tertiary",
+            )
 
 
 def evaluation_view() -> None:
+    """The Evaluation tab; while its leave-one-out is being computed it checks back every second."""
+    session = live()
+    current = session.analysis.latest(session.classifier)[1]
+    st.fragment(evaluation_body, run_every=None if current else 1.0)(waiting=not current)
+
+
+def evaluation_body(waiting: bool) -> None:
     import altair as alt  # here: it adds ~25 MB to the serving process, paid once someone looks
 
-    clf = live().classifier
+    session = live()
+    clf = session.classifier
     counts = clf.counts()
     if sum(1 for n in counts.values() if n >= 1) < 2 or len(clf) < 3:
         st.info("Teach at least two classes (three examples in all) to see how well they separate.")
         return
-    ev = leave_one_out(clf)
+    result, current = session.analysis.latest(clf)
+    if waiting and current:
+        st.rerun()  # drawn once more by the whole page, which then stops checking
+    if result is None:
+        st.info(f"Classifying each of the {len(clf):,} examples by all the others…")
+        return
+    if not current:
+        st.caption(f"Updating for the {len(clf):,} examples now stored…")
+    ev = result.evaluation
     st.metric(
         "Leave-one-out accuracy",
         f"{ev.accuracy:.1%}",
