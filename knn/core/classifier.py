@@ -31,7 +31,7 @@ from .checks import (ClassifierError, as_batch, as_single, check_cap, check_imag
                      normalise)
 from .names import normalise_name
 from .classes import ClassList
-from .limits import MAX_CLASSES, MAX_EXAMPLES, MAX_EXAMPLES_PER_CLASS
+from .limits import MAX_CLASSES, MAX_EXAMPLES, MAX_EXAMPLES_PER_CLASS, MAX_STORED_VALUES, MAX_VECTORS_PER_EXAMPLE
 from .store import EmbeddingStore
 from .voting import is_unknown, vote, vote_one
 
@@ -71,11 +71,13 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Example:
-    """A stored example: its id, class and JPEG image (or None)."""
+    """A stored example: its id, class, JPEG image (or None) and how many vectors it holds
+    (1, or more with augmentation: its mirror's and crops' embeddings)."""
 
     example_id: int
     label: str
     image: bytes | None
+    vectors: int = 1
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,14 @@ class ClassifierState:
 
     Attributes:
         classes: class names in order.
-        embeddings: float32 [N, D], L2-normalised, in insertion order.
-        labels: int [N] indices into `classes`.
+        embeddings: float32 [R, D], L2-normalised: each example's vectors (its own embedding
+            first), examples in insertion order.
+        labels: int [N] indices into `classes`, one per example.
         images: N JPEG bytes or None.
         k, unknown_threshold, max_examples_per_class: the settings.
         dim: embedding size, None when there are no examples.
+        vectors: int [N], how many of `embeddings` each example has (they sum to R); all 1
+            without augmentation.
     """
 
     classes: tuple[str, ...]
@@ -99,6 +104,16 @@ class ClassifierState:
     unknown_threshold: float | None
     max_examples_per_class: int
     dim: int | None
+    vectors: np.ndarray | None = None
+
+    def vector_counts(self) -> np.ndarray:
+        return np.ones(len(self.labels), np.int64) if self.vectors is None else np.asarray(self.vectors, np.int64)
+
+    def own_embeddings(self) -> np.ndarray:
+        """Each example's own embedding [N, D] (the first of its vectors)."""
+        counts = self.vector_counts()
+        return self.embeddings[np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)] if len(counts) \
+            else self.embeddings[:0]
 
 
 class Setting:
@@ -214,7 +229,7 @@ class KNNClassifier:
         """Remove all examples of a class, keeping the (now empty) class."""
         with self._lock:
             index = self._classes.index(label)
-            self._store.delete_rows(self._store.rows_of_class(index))
+            self._store.delete(self._store.examples_of_class(index))
             self._classes.counts[index] = 0
             self.version += 1
 
@@ -249,13 +264,16 @@ class KNNClassifier:
         embeddings: np.ndarray,
         labels: Sequence[str],
         images: Sequence[bytes | None] | None = None,
+        vectors: Sequence[int] | None = None,
     ) -> list[int]:
         """Store a batch of examples, all or none.
 
         Args:
-            embeddings: [N, D] array.
+            embeddings: [R, D] array: one row per example, or with `vectors` each example's
+                vectors one after the other (its own embedding first, then its augmented views').
             labels: N class names; missing classes are created in order of first appearance.
             images: N JPEG bytes or None, or None for no images.
+            vectors: how many rows each example has (they sum to R); all 1 when omitted.
 
         Returns:
             The N new example ids, in order.
@@ -263,29 +281,39 @@ class KNNClassifier:
         batch = as_batch(embeddings, "add_many")
         labels = [labels] if isinstance(labels, str) else list(labels)
         images = [None] * len(labels) if images is None else list(images)
-        if not (len(batch) == len(labels) == len(images)):
+        counts = [1] * len(labels) if vectors is None else [int(v) for v in vectors]
+        if not (len(counts) == len(labels) == len(images) and sum(counts) == len(batch)):
             raise ClassifierError(
-                f"got {len(batch)} embeddings, {len(labels)} labels and {len(images)} images; "
-                "the numbers must match"
+                f"got {len(batch)} embeddings, {len(labels)} labels, {len(images)} images and {len(counts)} vector "
+                "counts; there must be one label, image and count per example and one embedding per vector"
             )
+        if any(not 1 <= c <= MAX_VECTORS_PER_EXAMPLE for c in counts):
+            raise ClassifierError(f"an example holds 1 to {MAX_VECTORS_PER_EXAMPLE} vectors")
         labels = [normalise_name(label) for label in labels]
         images = [check_image(image) for image in images]
         with self._lock:
             rows = normalise(batch, self._store.dim)
             if len(rows) == 0:
                 return []
-            self._check_room(labels)  # before changing anything, so a failed batch leaves no trace
+            self._check_room(labels, len(rows) * rows.shape[1])  # before any change: a refused batch leaves no trace
             for label in dict.fromkeys(labels):
                 if label not in self._classes:
                     self._classes.add(label)
             indices = np.fromiter((self._classes.index(label) for label in labels), np.int32, len(labels))
-            ids = self._store.append(rows, indices, images)
+            ids = self._store.append(rows, indices, images, counts)
             for index in indices.tolist():
                 self._classes.counts[index] += 1
             self.version += 1
             return ids
 
-    def _check_room(self, labels: list[str]) -> None:
+    def _check_room(self, labels: list[str], values: int) -> None:
+        stored = self._store.vectors * (self._store.dim or 0)
+        if stored + values > MAX_STORED_VALUES:
+            raise ClassifierError(
+                f"this would store {stored + values:,} embedding values; one classifier holds at most "
+                f"{MAX_STORED_VALUES:,} (each frame is compared with all of them): remove some examples, "
+                "or add them without augmentation"
+            )
         total = len(self._store) + len(labels)
         if total > self.max_examples:
             raise ClassifierError(
@@ -310,42 +338,58 @@ class KNNClassifier:
                 )
 
     def remove(self, example_id: int) -> None:
-        """Remove one example by id (its class stays, possibly empty).
+        """Remove one example, all its vectors with it (its class stays, possibly empty).
 
         Raises:
             ClassifierError: no example has this id.
         """
         with self._lock:
-            row = self._store.row_of(example_id)
-            if row is None:
+            if not self._store.has(example_id):
                 raise ClassifierError(f"there is no example with id {example_id!r}")
-            (index,) = self._store.delete_rows(np.array([row])).tolist()
+            (index,) = self._store.delete([int(example_id)])
             self._classes.counts[index] -= 1
+            self.version += 1
+
+    def move(self, example_id: int, label: str) -> None:
+        """Move one example (all its vectors) to another class, created if need be.
+
+        Raises:
+            ClassifierError: no such example, or the class is at its cap.
+        """
+        with self._lock:
+            if not self._store.has(example_id):
+                raise ClassifierError(f"there is no example with id {example_id!r}")
+            name = normalise_name(label)
+            if name not in self._classes:
+                self._check_room([name], 0)
+                self._classes.add(name)
+            index = self._classes.index(name)
+            if self._store.class_of(int(example_id)) == index:
+                return
+            if self._classes.counts[index] + 1 > self.max_examples_per_class:
+                raise ClassifierError(f"class {name!r} already holds {self.max_examples_per_class:,} examples")
+            old = self._store.relabel(int(example_id), index)
+            self._classes.counts[old] -= 1
+            self._classes.counts[index] += 1
             self.version += 1
 
     def examples(self, label: str | None = None) -> list[Example]:
         """Stored examples in insertion order, all or those of one class."""
         with self._lock:
             store = self._store
-            if label is None:
-                order = store.order()
-            else:  # only this class's rows are sorted: O(N) to find them, not O(N log N) per class
-                rows = store.rows_of_class(self._classes.index(label))
-                order = rows[np.argsort(store.ids_at(rows), kind="stable")]
-            classes, ids = store.classes_at(order).tolist(), store.ids_at(order).tolist()
+            ids = store.examples_of_class(None if label is None else self._classes.index(label))
             names = self._classes.names
-            return [
-                Example(example_id, names[c], store.image_at(row))
-                for example_id, c, row in zip(ids, classes, order.tolist())
-            ]
+            return [Example(i, names[store.class_of(i)], store.image_of(i), len(store.vectors_of(i))) for i in ids]
 
     def embeddings(self) -> tuple[np.ndarray, list[str], list[int]]:
-        """A copy of the store in insertion order: (float32 [N, D] normalised, labels, ids)."""
+        """A copy of each example's own embedding in insertion order: (float32 [N, D] normalised,
+        labels, ids). `state()` has every vector."""
         with self._lock:
-            store = self._store
-            order = store.order()
-            labels = [self._classes.names[i] for i in store.classes_at(order).tolist()]
-            return store.embeddings_at(order), labels, store.ids_at(order).tolist()
+            ids = self._store.examples_of_class()
+            names = self._classes.names
+            labels = [names[self._store.class_of(i)] for i in ids]
+            own = np.stack([self._store.vectors_of(i)[0] for i in ids]) if ids else np.zeros((0, self.dim or 0), np.float32)
+            return own, labels, ids
 
     # ---- prediction ----------------------------------------------------------------------------
 
@@ -427,17 +471,19 @@ class KNNClassifier:
         """A consistent copy of everything, taken under the lock (for saving and evaluating)."""
         with self._lock:
             store = self._store
-            order = store.order()
+            ids = store.examples_of_class()
+            rows, counts = store.rows_in_order()
             dim = store.dim
             return ClassifierState(
                 classes=tuple(self._classes.names),
-                embeddings=store.embeddings_at(order) if len(store) else np.zeros((0, dim or 0), np.float32),
-                labels=store.classes_at(order).astype(np.int64),
-                images=tuple(store.image_at(row) for row in order.tolist()),
+                embeddings=store.embeddings_at(rows) if len(store) else np.zeros((0, dim or 0), np.float32),
+                labels=np.fromiter((store.class_of(i) for i in ids), np.int64, len(ids)),
+                images=tuple(store.image_of(i) for i in ids),
                 k=self.k,
                 unknown_threshold=self.unknown_threshold,
                 max_examples_per_class=self.max_examples_per_class,
                 dim=dim,
+                vectors=counts,
             )
 
     @classmethod
@@ -451,13 +497,15 @@ class KNNClassifier:
         for name in state.classes:
             clf.add_class(name)
         labels = np.asarray(state.labels)
-        if labels.ndim != 1 or len(labels) != len(state.embeddings) or len(labels) != len(state.images):
+        counts = state.vector_counts()
+        if labels.ndim != 1 or len(labels) != len(state.images) or len(counts) != len(labels) \
+                or int(counts.sum()) != len(state.embeddings):
             raise ClassifierError("the numbers of embeddings, labels and images differ")
         if len(labels) == 0:
             return clf
         if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= len(state.classes):
             raise ClassifierError("an example refers to a class that does not exist")
-        clf.add_many(state.embeddings, [state.classes[i] for i in labels.tolist()], state.images)
+        clf.add_many(state.embeddings, [state.classes[i] for i in labels.tolist()], state.images, counts.tolist())
         return clf
 
     def copy(self) -> "KNNClassifier":

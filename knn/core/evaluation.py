@@ -17,8 +17,8 @@ from .voting import name_rank, vote
 if TYPE_CHECKING:
     from .classifier import KNNClassifier
 
-__all__ = ["Evaluation", "METHODS", "METHOD_LABELS", "few_shot_accuracy", "few_shot_split", "leave_one_out",
-           "tfjs_predict"]
+__all__ = ["Evaluation", "METHODS", "METHOD_LABELS", "SPLITS", "arc_split", "few_shot_accuracy", "few_shot_split",
+           "leave_one_out", "tfjs_predict", "split_accuracy"]
 
 T = TypeVar("T")
 
@@ -49,21 +49,28 @@ def leave_one_out(classifier: "KNNClassifier") -> Evaluation:
     """Classify every stored example by all the others (the classifier's k and voting).
 
     Works on a snapshot (`classifier.state()`, ~10 ms for 10k examples), so a video thread keeps
-    predicting meanwhile. One matrix product per block of rows with the diagonal masked.
+    predicting meanwhile. One matrix product per block of examples: each example's own embedding
+    against every vector, its own vectors masked, the others' best vector standing for them.
     `unknown_threshold` is ignored: this measures which class is chosen.
     """
     state = classifier.state()
-    classes, emb, truth = list(state.classes), state.embeddings, state.labels
-    n, n_classes = len(emb), len(classes)
+    classes, vectors, truth = list(state.classes), state.embeddings, state.labels
+    counts = state.vector_counts()
+    n, n_classes = len(truth), len(classes)
     k = min(state.k, n - 1)
     rank = name_rank(classes)
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     if n >= 2:
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        own = vectors[starts]
+        grouped = bool((counts > 1).any())
         order_key = np.arange(n)  # insertion order: equal similarities go to the earlier example
-        step = max(1, min(LOO_BLOCK, (1 << 24) // n))
+        step = max(1, min(LOO_BLOCK, (1 << 24) // max(len(vectors), 1)))
         for start in range(0, n, step):
             stop = min(n, start + step)
-            sims = emb[start:stop] @ emb.T
+            sims = own[start:stop] @ vectors.T
+            if grouped:  # each example as similar as its best vector
+                sims = np.maximum.reduceat(sims, starts, axis=1)
             sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not its own neighbour
             part = np.argpartition(sims, n - k, axis=1)[:, n - k :]
             top = np.take_along_axis(sims, part, axis=1)
@@ -89,13 +96,36 @@ def few_shot_split(files: Sequence[T], shots: int, max_queries: int | None = Non
     half = len(files) // 2
     if shots < 1 or shots > half:
         raise ValueError(f"{shots} examples per class needs at least {2 * shots} images, found {len(files)}")
-    first, second = files[:half], files[half:]
-    step = half / shots
-    examples = [first[int(i * step)] for i in range(shots)]
-    if max_queries is not None and len(second) > max_queries:
-        qstep = len(second) / max_queries
-        second = [second[int(i * qstep)] for i in range(max_queries)]
-    return examples, second
+    return _spread(files[:half], shots), _thin(files[half:], max_queries)
+
+
+def arc_split(files: Sequence[T], shots: int, max_queries: int | None = None) -> tuple[list[T], list[T]]:
+    """For a turntable's frames in order (COIL-20: 72 frames, 5° apart): examples from one sixth of
+    the circle (a 60° arc at the start), queries from the half of the circle opposite that arc.
+    The object is then always seen from sides no example showed."""
+    files = list(files)
+    n = len(files)
+    arc = max(1, n // 6)
+    if shots < 1 or shots > arc:
+        raise ValueError(f"{shots} examples per class from a sixth of the turntable needs {6 * shots} frames, "
+                         f"found {n}")
+    centre = (arc - 1) / 2 + n / 2  # opposite the arc's centre
+    first = round(centre - n / 4)
+    opposite = [files[(first + i) % n] for i in range(n // 2)]
+    return _spread(files[:arc], shots), _thin(opposite, max_queries)
+
+
+SPLITS = {"halves": few_shot_split, "arc": arc_split}
+"""How a class's files become examples and queries: `evaluate --split`."""
+
+
+def _spread(files: list[T], count: int) -> list[T]:
+    step = len(files) / count
+    return [files[int(i * step)] for i in range(count)]
+
+
+def _thin(files: list[T], most: int | None) -> list[T]:
+    return files if most is None or len(files) <= most else _spread(files, most)
 
 
 METHODS = ("ours", "tfjs", "nearest")
@@ -121,6 +151,38 @@ def tfjs_predict(examples: np.ndarray, labels: np.ndarray, queries: np.ndarray, 
     votes = np.zeros((len(q), n_classes))
     np.add.at(votes, (np.repeat(np.arange(len(q)), k), labels[nearest].reshape(-1)), 1)
     return votes.argmax(axis=1)  # first maximum: the earliest class wins ties
+
+
+def split_accuracy(
+    examples: dict[str, list[np.ndarray]], queries: dict[str, np.ndarray], method: str = "ours", k: int = 3,
+) -> tuple[float, int]:
+    """(accuracy, number of queries) of one rule for examples and queries already split per class.
+
+    Args:
+        examples: class -> one array per example, its vectors [V, D] (V > 1 with augmentation;
+            the TF.js rule and every example's own embedding is its first vector).
+        queries: class -> query embeddings [Q, D].
+        method: "ours" (k similarity-weighted), "nearest" (k=1) or "tfjs" (the TF.js rule).
+    """
+    from .classifier import KNNClassifier
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    names = list(examples)
+    truth = np.concatenate([[c] * len(queries[name]) for c, name in enumerate(names)]).astype(np.int64)
+    stacked = np.concatenate([queries[name] for name in names])
+    if method == "tfjs":
+        own = np.stack([vectors[0] for name in names for vectors in examples[name]])
+        labels = np.asarray([c for c, name in enumerate(names) for _ in examples[name]])
+        guess = tfjs_predict(own, labels, stacked, k)
+    else:
+        n = sum(len(examples[name]) for name in names)
+        clf = KNNClassifier(k=k if method == "ours" else 1, max_examples_per_class=n, max_examples=max(n, 1))
+        flat = [v for name in names for v in examples[name]]
+        clf.add_many(np.concatenate(flat), [name for name in names for _ in examples[name]],
+                     vectors=[len(v) for v in flat])
+        guess = np.asarray([names.index(p.label) for p in clf.predict_many(stacked)])
+    return float(np.mean(guess == truth)), len(truth)
 
 
 def few_shot_accuracy(

@@ -37,6 +37,7 @@ __all__ = [
     "as_rgb",
     "read_image",
     "read_square",
+    "augmented_views",
     "center_crop_resize",
     "encode_jpeg",
     "decode_jpeg",
@@ -235,6 +236,24 @@ def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
         return np.ascontiguousarray(square)
     resized = Image.fromarray(square).resize((int(size), int(size)), Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.uint8)
+
+
+AUGMENT_CROP = 0.85
+"""The side of each crop an augmented example stores, as a fraction of its square."""
+
+
+def augmented_views(square: np.ndarray) -> list[np.ndarray]:
+    """The 11 views an augmented example stores beside itself: its mirror, five crops of
+    `AUGMENT_CROP` of its side (the four corners and the centre, resized back) and their mirrors.
+    So an object a little off-centre, nearer, or seen from the other side still finds it."""
+    rgb = as_rgb(square)
+    size = rgb.shape[0]
+    side = max(1, round(size * AUGMENT_CROP))
+    far = size - side
+    crops = [rgb[top : top + side, left : left + side]
+             for top, left in ((0, 0), (0, far), (far, 0), (far, far), (far // 2, far // 2))]
+    resized = [center_crop_resize(np.ascontiguousarray(c), size) for c in crops]
+    return [np.ascontiguousarray(rgb[:, ::-1])] + [v for c in resized for v in (c, np.ascontiguousarray(c[:, ::-1]))]
 
 
 def encode_jpeg(image: np.ndarray, size: int = 224, quality: int = 90) -> bytes:

@@ -16,11 +16,17 @@ MAX_EXAMPLES = 5_000
 and one JPEG, and every camera frame is compared with all of them."""
 MAX_EXAMPLES_PER_CLASS = 1_000
 """The default per-class cap (a classifier may set another, up to MAX_EXAMPLES)."""
+MAX_VECTORS_PER_EXAMPLE = 12
+"""Stored vectors per example: its own embedding and, with augmentation, its views'."""
+MAX_STORED_VALUES = 20_000_000
+"""Embedding values stored per session and per file, all vectors together (80 MB of float32):
+every camera frame is compared with all of them. 5,000 examples of MobileNetV2's 1,280 values
+take 6.4 million; augmentation's 12 vectors an example reach the bound at ~1,300 examples."""
 MAX_NAME_CHARS = 80
 """Characters in a class name, after normalisation (knn.core.names)."""
 MAX_DIM = 2_048
 """Values per embedding; the widest backbone offered (MobileNetV2 α 1.4) makes 1,792."""
-MAX_STORED_JPEG_BYTES = 28 * 1024
+MAX_STORED_JPEG_BYTES = 22 * 1024
 """An example's stored image: re-encoded at a lower quality if a busy picture would be larger."""
 MAX_META_BYTES = 64 * 1024
 """A project file's JSON settings; a real one is under 1 kB."""
@@ -44,7 +50,8 @@ def member_limits() -> dict[str, int]:
     return {
         "meta.npy": _NPY_HEADER + MAX_META_BYTES,
         "classes.npy": _NPY_HEADER + MAX_CLASSES * MAX_NAME_CHARS * 4,  # UTF-32
-        "embeddings.npy": _NPY_HEADER + MAX_EXAMPLES * MAX_DIM * 4,
+        "embeddings.npy": _NPY_HEADER + MAX_STORED_VALUES * 4,
+        "vectors.npy": _NPY_HEADER + MAX_EXAMPLES * 8,
         "labels.npy": _NPY_HEADER + MAX_EXAMPLES * 8,
         "image_bytes.npy": _NPY_HEADER + MAX_EXAMPLES * MAX_STORED_JPEG_BYTES,
         "image_offsets.npy": _NPY_HEADER + (MAX_EXAMPLES + 1) * 8,

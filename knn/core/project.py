@@ -8,12 +8,18 @@ member             dtype, shape    meaning
 ``meta``           uint8 [B]       UTF-8 JSON: format, version, backbone, dim, k,
                                    unknown_threshold, max_examples_per_class, counts
 ``classes``        <U{w} [C]       class names in order (classes may be empty)
-``embeddings``     float32 [N, D]  L2-normalised, in insertion order
+``embeddings``     float32 [R, D]  L2-normalised: each example's vectors (its own
+                                   embedding first), examples in insertion order
+``vectors``        int32 [N]       how many of ``embeddings`` each example has (1, or
+                                   more with augmentation); they sum to R
 ``labels``         int32 [N]       index into ``classes``
 ``image_bytes``    uint8 [T]       the N JPEG images, concatenated
 ``image_offsets``  int64 [N + 1]   image i is ``image_bytes[offsets[i]:offsets[i+1]]``
                                    (empty for an example without image)
 =================  ==============  ===================================================
+
+The backbone id names the input size too (``mobilenet_v2_1.0_320``). Format 1 (before
+augmentation) had no ``vectors`` member: one vector per example; it still loads.
 
 A project file comes from a user's upload, so `load_project` trusts nothing: it checks the size on
 disk, every member's declared uncompressed size against what a full session can hold
@@ -48,7 +54,7 @@ from numpy.lib import format as npy_format
 from .atomic import write_atomic
 from .classifier import ClassifierError, ClassifierState, KNNClassifier
 from .limits import (MAX_CLASSES, MAX_DIM, MAX_EXAMPLES, MAX_META_BYTES, MAX_NAME_CHARS, MAX_PROJECT_BYTES,
-                     MAX_STORED_JPEG_BYTES, member_limits)
+                     MAX_STORED_JPEG_BYTES, MAX_STORED_VALUES, MAX_VECTORS_PER_EXAMPLE, member_limits)
 from .names import normalise_name
 
 __all__ = [
@@ -61,7 +67,8 @@ __all__ = [
     "save_project",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READS = (1, 2)
 _BACKBONE_ID = re.compile(r"[a-z0-9][a-z0-9_.]{0,63}")
 
 _FORMAT_NAME = "knn-project"
@@ -70,10 +77,12 @@ _MEMBERS = {
     "meta": ("u", 1, 1),
     "classes": ("U", None, 1),
     "embeddings": ("f", 4, 2),
+    "vectors": ("iu", None, 1),
     "labels": ("iu", None, 1),
     "image_bytes": ("u", 1, 1),
     "image_offsets": ("i", 8, 1),
 }
+_FORMAT_1 = {name for name in _MEMBERS if name != "vectors"}
 
 PathOrFile = Union[str, os.PathLike, BinaryIO, bytes, bytearray, memoryview]
 
@@ -125,6 +134,7 @@ def project_bytes(classifier: KNNClassifier, backbone: Any) -> bytes:
         # Fixed-width unicode; the minimum width 1 keeps a project without classes valid.
         "classes": np.array(state.classes, dtype=f"<U{max([1, *map(len, state.classes)])}"),
         "embeddings": np.ascontiguousarray(state.embeddings, dtype=np.float32),
+        "vectors": state.vector_counts().astype(np.int32),
         "labels": state.labels.astype(np.int32),
         "image_bytes": np.frombuffer(b"".join(images), dtype=np.uint8),
         "image_offsets": offsets,
@@ -209,6 +219,8 @@ def _check_zip(data: bytes, what: str) -> None:
         raise ProjectFileError(f"{not_project}; it may be truncated or damaged") from None
     names = [info.filename for info in infos]
     expected = {f"{name}.npy" for name in _MEMBERS}
+    if set(names) == {f"{name}.npy" for name in _FORMAT_1}:
+        expected = set(names)  # format 1: one vector per example
     if len(names) != len(set(names)) or set(names) != expected:
         missing = sorted(expected - set(names))
         detail = f"missing {', '.join(missing)}" if missing else "unexpected contents"
@@ -225,12 +237,13 @@ def _check_zip(data: bytes, what: str) -> None:
 _LIMIT_WORDS = {
     "meta.npy": f"{MAX_META_BYTES // 1024} kB of settings",
     "classes.npy": f"{MAX_CLASSES} classes of up to {MAX_NAME_CHARS} characters",
-    "embeddings.npy": f"{MAX_EXAMPLES:,} examples of up to {MAX_DIM:,} values",
+    "embeddings.npy": f"{MAX_STORED_VALUES:,} embedding values",
     "labels.npy": f"{MAX_EXAMPLES:,} examples",
+    "vectors.npy": f"{MAX_EXAMPLES:,} examples",
     "image_bytes.npy": f"{MAX_EXAMPLES:,} images of up to {MAX_STORED_JPEG_BYTES // 1024} kB",
     "image_offsets.npy": f"{MAX_EXAMPLES:,} examples",
 }
-_MAX_LENGTH = {"meta": MAX_META_BYTES, "classes": MAX_CLASSES, "labels": MAX_EXAMPLES,
+_MAX_LENGTH = {"meta": MAX_META_BYTES, "classes": MAX_CLASSES, "labels": MAX_EXAMPLES, "vectors": MAX_EXAMPLES,
                "image_offsets": MAX_EXAMPLES + 1, "image_bytes": MAX_EXAMPLES * MAX_STORED_JPEG_BYTES}
 
 
@@ -260,10 +273,14 @@ def _check_header(archive: zipfile.ZipFile, name: str, what: str) -> None:
 def _check_shape(name: str, shape: tuple, dtype: np.dtype, what: str) -> None:
     """The limits a header's shape must keep (knn.core.limits), before its data is read."""
     if name == "embeddings":
-        if shape[0] > MAX_EXAMPLES:
-            raise ProjectFileError(f"{what} holds {shape[0]:,} examples; a project holds at most {MAX_EXAMPLES:,}")
+        if shape[0] > MAX_EXAMPLES * MAX_VECTORS_PER_EXAMPLE:
+            raise ProjectFileError(f"{what} holds {shape[0]:,} vectors; a project holds at most "
+                                   f"{MAX_EXAMPLES:,} examples of up to {MAX_VECTORS_PER_EXAMPLE}")
         if shape[1] > MAX_DIM:
             raise ProjectFileError(f"{what} has embeddings of {shape[1]:,} values; at most {MAX_DIM:,} are possible")
+        if shape[0] * shape[1] > MAX_STORED_VALUES:
+            raise ProjectFileError(f"{what} holds {shape[0] * shape[1]:,} embedding values; a project holds at "
+                                   f"most {MAX_STORED_VALUES:,}")
     elif shape[0] > _MAX_LENGTH[name]:
         words = {"classes": "classes", "meta": "bytes of settings"}.get(name, "entries")
         raise ProjectFileError(f"{what} has {shape[0]:,} {words}; a project has at most {_MAX_LENGTH[name]:,}")
@@ -276,10 +293,14 @@ def _read_arrays(data: bytes, what: str) -> dict[str, np.ndarray]:
     _check_zip(data, what)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for name in _MEMBERS:
+            present = [name for name in _MEMBERS if f"{name}.npy" in archive.namelist()]
+            for name in present:
                 _check_header(archive, name, what)
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {name: npz[name] for name in _MEMBERS}
+            arrays = {name: npz[name] for name in present}
+        if "vectors" not in arrays:  # format 1
+            arrays["vectors"] = np.ones(len(arrays["labels"]), np.int32)
+        return arrays
     except ProjectFileError:
         raise
     except Exception as exc:  # an encrypted member, an unknown compression, a bad CRC, ...
@@ -305,9 +326,9 @@ def _read_meta(raw: np.ndarray, what: str) -> dict[str, Any]:
     if version > FORMAT_VERSION:
         raise ProjectFileError(
             f"{what} uses project format {version}, made by a newer version of this app; "
-            f"this version reads format {FORMAT_VERSION}: update the app"
+            f"this version reads formats {' and '.join(map(str, READS))}: update the app"
         )
-    if version != FORMAT_VERSION:
+    if version not in READS:
         raise ProjectFileError(f"{what} uses project format {version}, which this app does not know")
 
     def field(key: str, check, expected: str):
@@ -340,11 +361,16 @@ def _check_values(arrays: dict[str, np.ndarray], meta: dict[str, Any], what: str
     offsets, image_bytes = arrays["image_offsets"], arrays["image_bytes"]
     if len(classes) != n_classes:
         raise ProjectFileError(f"{damaged} it lists {len(classes)} classes but says it has {n_classes}")
-    if not (len(emb) == len(labels) == n and len(offsets) == n + 1):
+    vectors = arrays["vectors"]
+    if not (len(labels) == len(vectors) == n and len(offsets) == n + 1):
         raise ProjectFileError(
-            f"{damaged} it has {len(emb)} embeddings, {len(labels)} labels and {len(offsets) - 1} images "
+            f"{damaged} it has {len(labels)} labels, {len(vectors)} vector counts and {len(offsets) - 1} images "
             f"for {n} examples"
         )
+    if n and (vectors.min() < 1 or vectors.max() > MAX_VECTORS_PER_EXAMPLE):
+        raise ProjectFileError(f"{damaged} an example has a vector count outside 1..{MAX_VECTORS_PER_EXAMPLE}")
+    if int(vectors.sum()) != len(emb):
+        raise ProjectFileError(f"{damaged} it has {len(emb)} embeddings for {int(vectors.sum())} vectors")
     if n and emb.shape[1] != meta["dim"]:
         raise ProjectFileError(f"{damaged} its embeddings have {emb.shape[1]} values but it says {meta['dim']}")
     if not np.isfinite(emb).all():
@@ -442,6 +468,7 @@ def load_project(path_or_file: PathOrFile, expected_backbone: Any = None) -> KNN
         # A file may hold more than the default cap (a user raised it): never refuse its own data.
         max_examples_per_class=max(meta["max_examples_per_class"], int(counts.max())),
         dim=meta["dim"],
+        vectors=arrays["vectors"].astype(np.int64),
     )
     try:
         return KNNClassifier.from_state(state)

@@ -1,9 +1,14 @@
 """The examples' storage: a growable matrix of normalised embeddings, ids -> rows, nearest(q, k).
 
-A preallocated float32 matrix that doubles when full (adding is amortised O(D)), with parallel
-arrays of class indices and example ids and a list of images. Removing an example moves the last
-row into its place, O(D), so rows are not in insertion order: ids increase with insertion and
-every listing sorts by id. Not thread-safe: the classifier's lock guards it.
+An example is one image the user added and one or more stored vectors: its own embedding, and
+with augmentation those of its mirror and crops too (knn.core.images.augmented_views). An example
+is as similar to a query as its most similar vector, and the k nearest *examples* vote.
+
+A preallocated float32 matrix that doubles when full (adding is amortised O(D) per vector), with
+parallel arrays of class indices and example ids per row, and one image per example. Removing an
+example moves the last rows into its rows' places, O(D) per vector, so rows are in no particular
+order: ids increase with insertion and every listing sorts by id. Not thread-safe: the
+classifier's lock guards it.
 """
 from __future__ import annotations
 
@@ -15,23 +20,30 @@ INITIAL_ROWS = 64
 
 
 class EmbeddingStore:
-    """Rows of (normalised embedding, class index, example id, image)."""
+    """Rows of (normalised embedding, class index, example id); one image per example."""
 
     def __init__(self) -> None:
         self._next_id = 0
         self.clear()
 
     def clear(self) -> None:
-        """Remove every row; an empty store accepts embeddings of any size again. Ids are never reused."""
+        """Remove every example; an empty store accepts embeddings of any size again. Ids are never reused."""
         self._dim: int | None = None
-        self._n = 0
+        self._n = 0  # rows in use
         self._emb = np.zeros((0, 0), dtype=np.float32)
         self._cls = np.zeros(0, dtype=np.int32)
         self._ids = np.zeros(0, dtype=np.int64)
-        self._images: list[bytes | None] = []
-        self._row_of: dict[int, int] = {}
+        self._rows_of: dict[int, list[int]] = {}  # example id -> its rows, its own embedding first
+        self._images: dict[int, bytes | None] = {}
+        self._most_vectors = 1
 
     def __len__(self) -> int:
+        """Examples stored."""
+        return len(self._rows_of)
+
+    @property
+    def vectors(self) -> int:
+        """Vectors stored (rows in use): what each query is compared with."""
         return self._n
 
     @property
@@ -41,24 +53,37 @@ class EmbeddingStore:
 
     # ---- writing ---------------------------------------------------------------------------
 
-    def append(self, rows: np.ndarray, classes: np.ndarray, images: Sequence[bytes | None]) -> list[int]:
-        """Store normalised float32 rows [n, D] with their class indices; returns the new ids."""
+    def append(self, rows: np.ndarray, classes: np.ndarray, images: Sequence[bytes | None],
+               vectors: Sequence[int] | None = None) -> list[int]:
+        """Store examples; returns their new ids.
+
+        Args:
+            rows: normalised float32 [R, D], each example's vectors one after the other.
+            classes: the class index of each of the N examples.
+            images: each example's JPEG or None.
+            vectors: how many of `rows` each example has (all 1 when omitted); they sum to R.
+        """
+        counts = [1] * len(classes) if vectors is None else [int(v) for v in vectors]
         if self._n == 0:
             self._dim = rows.shape[1]
             if self._emb.shape[1] != self._dim:
                 self._emb = np.zeros((0, self._dim), dtype=np.float32)
         start, stop = self._n, self._n + len(rows)
         self._grow(stop)
-        ids = np.arange(self._next_id, self._next_id + len(rows), dtype=np.int64)
+        ids = list(range(self._next_id, self._next_id + len(counts)))
+        owners = np.repeat(np.asarray(ids, np.int64), counts)
         self._emb[start:stop] = rows
-        self._cls[start:stop] = classes
-        self._ids[start:stop] = ids
-        self._images.extend(images)
-        for offset, example_id in enumerate(ids.tolist()):
-            self._row_of[example_id] = start + offset
-        self._next_id += len(rows)
+        self._cls[start:stop] = np.repeat(np.asarray(classes, np.int32), counts)
+        self._ids[start:stop] = owners
+        row = start
+        for example_id, count, image in zip(ids, counts, images):
+            self._rows_of[example_id] = list(range(row, row + count))
+            self._images[example_id] = image
+            row += count
+        self._next_id += len(ids)
         self._n = stop
-        return ids.tolist()
+        self._most_vectors = max(self._most_vectors, *counts) if counts else self._most_vectors
+        return ids
 
     def _grow(self, needed: int) -> None:
         """Make room for `needed` rows, doubling the capacity (amortised O(1) rows copied per add)."""
@@ -76,42 +101,66 @@ class EmbeddingStore:
         ids[: self._n] = self._ids[: self._n]
         self._emb, self._cls, self._ids = emb, cls, ids
 
-    def delete_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Delete rows by moving the last live row into each hole (O(D) per row); returns the
-        deleted rows' class indices."""
-        removed = self._cls[rows].copy()
-        for row in sorted(np.asarray(rows).tolist(), reverse=True):  # descending: a moved row is never a later target
-            last = self._n - 1
-            del self._row_of[int(self._ids[row])]
-            if row != last:
-                self._emb[row] = self._emb[last]
-                self._cls[row] = self._cls[last]
-                self._ids[row] = self._ids[last]
-                self._images[row] = self._images[last]
-                self._row_of[int(self._ids[row])] = row
-            self._images.pop()
-            self._n = last
-        if self._n == 0:
+    def delete(self, example_ids: Sequence[int]) -> list[int]:
+        """Delete examples with all their vectors; returns their class indices."""
+        removed = []
+        for example_id in example_ids:
+            rows = self._rows_of.pop(example_id)
+            self._images.pop(example_id)
+            removed.append(int(self._cls[rows[0]]))
+            for row in sorted(rows, reverse=True):  # descending: a moved row is never a later target
+                self._move_last_into(row)
+        if not self._rows_of:
             self.clear()
+        elif self._most_vectors > 1 and all(len(r) == 1 for r in self._rows_of.values()):
+            self._most_vectors = 1
         return removed
 
+    def _move_last_into(self, row: int) -> None:
+        last = self._n - 1
+        if row != last:
+            self._emb[row] = self._emb[last]
+            self._cls[row] = self._cls[last]
+            moved = int(self._ids[last])
+            self._ids[row] = moved
+            rows = self._rows_of[moved]
+            rows[rows.index(last)] = row
+        self._n = last
+
+    def relabel(self, example_id: int, index: int) -> int:
+        """Move an example (all its vectors) to class `index`; returns the class it had."""
+        rows = self._rows_of[example_id]
+        old = int(self._cls[rows[0]])
+        self._cls[rows] = index
+        return old
+
     def drop_class(self, index: int) -> None:
-        """Delete the rows of class `index`; later classes move up one place."""
-        self.delete_rows(self.rows_of_class(index))
+        """Delete the examples of class `index`; later classes move up one place."""
+        self.delete(self.examples_of_class(index))
         live = self._cls[: self._n]
         live[live > index] -= 1
 
     # ---- reading ---------------------------------------------------------------------------
 
-    def row_of(self, example_id: object) -> int | None:
-        return self._row_of.get(example_id) if isinstance(example_id, (int, np.integer)) else None
+    def has(self, example_id: object) -> bool:
+        return isinstance(example_id, (int, np.integer)) and int(example_id) in self._rows_of
 
-    def rows_of_class(self, index: int) -> np.ndarray:
-        return np.flatnonzero(self._cls[: self._n] == index)
+    def class_of(self, example_id: int) -> int:
+        return int(self._cls[self._rows_of[example_id][0]])
 
-    def order(self) -> np.ndarray:
-        """Live rows sorted by example id, i.e. in insertion order."""
-        return np.argsort(self._ids[: self._n], kind="stable")
+    def image_of(self, example_id: int) -> bytes | None:
+        return self._images[example_id]
+
+    def examples_of_class(self, index: int | None = None) -> list[int]:
+        """Example ids in insertion order, all or those of one class."""
+        if index is None:
+            return sorted(self._rows_of)
+        own_rows = np.flatnonzero(self._cls[: self._n] == index)
+        return sorted({int(i) for i in self._ids[own_rows].tolist()})
+
+    def vectors_of(self, example_id: int) -> np.ndarray:
+        """A copy of the example's vectors [V, D], its own embedding first."""
+        return self._emb[self._rows_of[example_id]]
 
     def classes_at(self, rows: np.ndarray) -> np.ndarray:
         return self._cls[rows]
@@ -119,43 +168,68 @@ class EmbeddingStore:
     def ids_at(self, rows: np.ndarray) -> np.ndarray:
         return self._ids[rows]
 
-    def image_at(self, row: int) -> bytes | None:
-        return self._images[row]
+    def rows_in_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, vectors per example): every example's rows, examples in insertion order."""
+        order = self.examples_of_class()
+        counts = np.fromiter((len(self._rows_of[i]) for i in order), np.int64, len(order))
+        rows = np.fromiter((r for i in order for r in self._rows_of[i]), np.int64, int(counts.sum()))
+        return rows, counts
 
     def embeddings_at(self, rows: np.ndarray) -> np.ndarray:
         """A copy of these rows' embeddings."""
         return self._emb[rows]
 
     def nearest(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows for normalised [M, D] queries, most similar first, equal similarities in id
-        order (so listings do not depend on row order). Returns (sims [M, k] float32, rows [M, k])."""
+        """The k nearest examples for normalised [M, D] queries, most similar first, equal
+        similarities in id order (so listings do not depend on row order). An example is as
+        similar as its most similar vector. Returns (sims [M, k] float32, rows [M, k]): each
+        example's most similar row, through which its class and id are looked up."""
         n = self._n
-        k = min(k, n)
+        examples = len(self._rows_of)
+        k = min(k, examples)
+        # Each example has at most `_most_vectors` rows, so this many nearest rows hold k examples.
+        wide = min(n, k * self._most_vectors)
         if len(queries) == 1:  # the video loop's case: matrix-vector product, 1-D selection
             sims1 = self._emb[:n] @ queries[0]
-            part1 = np.argpartition(sims1, n - k)[n - k :] if k < n else np.arange(n)
+            part1 = np.argpartition(sims1, n - wide)[n - wide :] if wide < n else np.arange(n)
             top1 = sims1[part1]
             order1 = np.lexsort((self._ids[part1], -top1))
-            return top1[order1][None, :], part1[order1][None, :]
-        sims = queries @ self._emb[:n].T
-        if k < n:
-            part = np.argpartition(sims, n - k, axis=1)[:, n - k :]
-            top = np.take_along_axis(sims, part, axis=1)
+            sims, rows = top1[order1][None, :], part1[order1][None, :]
         else:
-            part = np.broadcast_to(np.arange(n), sims.shape)
-            top = sims
-        order = np.lexsort((self._ids[part], -top), axis=1)
-        return np.take_along_axis(top, order, axis=1), np.take_along_axis(part, order, axis=1)
+            all_sims = queries @ self._emb[:n].T
+            if wide < n:
+                part = np.argpartition(all_sims, n - wide, axis=1)[:, n - wide :]
+                top = np.take_along_axis(all_sims, part, axis=1)
+            else:
+                part = np.broadcast_to(np.arange(n), all_sims.shape)
+                top = all_sims
+            order = np.lexsort((self._ids[part], -top), axis=1)
+            sims, rows = np.take_along_axis(top, order, axis=1), np.take_along_axis(part, order, axis=1)
+        if wide == k:
+            return sims, rows
+        return _first_per_example(sims, rows, self._ids, k)
 
     def copy(self) -> "EmbeddingStore":
         """An independent copy (ids kept)."""
         other = EmbeddingStore()
         other._next_id, other._dim, other._n = self._next_id, self._dim, self._n
         other._emb, other._cls, other._ids = self._emb.copy(), self._cls.copy(), self._ids.copy()
-        other._images = list(self._images)
-        other._row_of = dict(self._row_of)
+        other._rows_of = {i: list(r) for i, r in self._rows_of.items()}
+        other._images = dict(self._images)
+        other._most_vectors = self._most_vectors
         return other
 
     @property
     def capacity(self) -> int:
         return self._emb.shape[0]
+
+
+def _first_per_example(sims: np.ndarray, rows: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per query, the first `k` rows of distinct examples (rows come most similar first)."""
+    out_sims = np.empty((len(sims), k), sims.dtype)
+    out_rows = np.empty((len(rows), k), rows.dtype)
+    for q, (sims_q, rows_q) in enumerate(zip(sims, rows)):
+        _, first = np.unique(ids[rows_q], return_index=True)
+        keep = np.sort(first)[:k]
+        out_sims[q], out_rows[q] = sims_q[keep], rows_q[keep]
+    return out_sims, out_rows
