@@ -1,11 +1,19 @@
 """Shared fixtures: the real photos in ../shared and one real embedder per test run."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+# Tests never download: weights come from ../shared/models when it is there (MobileNetV2, the
+# default backbone), else v1 is converted from the PyPI graph. Set for the app servers the browser
+# tests start too, which inherit the environment.
+os.environ["KNN_OFFLINE"] = "1"
+if (SHARED / "models").is_dir():
+    os.environ.setdefault("KNN_WEIGHTS_DIR", str(SHARED / "models"))
 
 
 def _shared(sub: str) -> Path:

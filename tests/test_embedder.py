@@ -33,17 +33,34 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def test_default_embedder(embedder: knn.Embedder):
-    assert embedder.backbone == "mobilenet_v1_1.0_224"
+def test_default_embedder_is_the_best_one_found(embedder: knn.Embedder):
+    # conftest points KNN_WEIGHTS_DIR at ../shared/models, which holds MobileNetV2's weights.
+    assert embedder.backbone == "mobilenet_v2_1.0_224"
     assert embedder.runtime == "litert"
-    assert embedder.dim == 1024 and embedder.input_size == 224
-    assert "nudity==0.2.3" in embedder.weights_source
+    assert embedder.dim == 1280 and embedder.input_size == 224
+    assert "KNN_WEIGHTS_DIR" in embedder.weights_source
+    assert "the default" in embedder.choice_reason
+
+
+def test_default_falls_back_to_v1_from_pypi_offline(tmp_path: Path):
+    """Without MobileNetV2's file and offline, v1 runs (its weights come from PyPI) and says why."""
+    from knn.model.choice import choose_backbone
+
+    code = "from knn.model.choice import choose_backbone; c = choose_backbone(); print(c.backbone); print(c.reason)"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KNN_CACHE": str(tmp_path / "cache"), "KNN_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    backbone, reason = out.stdout.splitlines()
+    assert backbone == "mobilenet_v1_1.0_224"
+    assert "MobileNetV2" in reason and "KNN_OFFLINE" in reason and "PyPI" in reason
+    assert choose_backbone().backbone == "mobilenet_v2_1.0_224"  # this process has KNN_WEIGHTS_DIR
 
 
 def test_runtimes_agree(embedder: knn.Embedder, tf_embedder: knn.Embedder, photos):
     lite = embedder.embed(photos)
     tf = tf_embedder.embed(photos)
-    assert lite.shape == tf.shape == (len(photos), 1024) and lite.dtype == np.float32
+    assert lite.shape == tf.shape == (len(photos), embedder.dim) and lite.dtype == np.float32
     rel = np.linalg.norm(lite - tf, axis=1) / np.linalg.norm(tf, axis=1)
     assert rel.max() < 1e-4
 
@@ -68,14 +85,14 @@ def test_any_size_grey_and_rgba(embedder: knn.Embedder, photos):
     grey = photo.mean(axis=2).astype(np.uint8)
     for g in (grey, grey[..., None]):
         e = embedder.embed(g)
-        assert e.shape == (1, 1024) and np.isfinite(e).all()
+        assert e.shape == (1, embedder.dim) and np.isfinite(e).all()
 
 
 def test_batches_equal_single_images(embedder: knn.Embedder, photos):
     singles = np.concatenate([embedder.embed(p) for p in photos])
     np.testing.assert_allclose(embedder.embed(photos), singles, rtol=1e-6, atol=1e-6)
     same = np.stack([photos[0]] * 3)
-    assert embedder.embed(same).shape == (3, 1024)
+    assert embedder.embed(same).shape == (3, embedder.dim)
 
 
 @pytest.mark.parametrize(
@@ -135,4 +152,4 @@ def test_warm_litert_process_never_imports_tensorflow(embedder: knn.Embedder):
         "print(e.runtime, e.embed(np.zeros((480, 640, 3), np.uint8)).shape,"
         " 'tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
-    assert out.split() == ["litert", "(1,", "1024)", "False", "False"]
+    assert out.split() == ["litert", "(1,", f"{embedder.dim})", "False", "False"]

@@ -105,7 +105,7 @@ def test_resolution_order(tmp_path: Path, monkeypatch, models_dir: Path):
 def test_cache_is_used_and_says_where_weights_came_from(converted: Path, monkeypatch):
     monkeypatch.setenv("KNN_CACHE", str(converted))
     monkeypatch.delenv("KNN_WEIGHTS_DIR", raising=False)
-    found = weights.resolve_weights()
+    found = weights.resolve_weights("mobilenet_v1_1.0_224")
     assert found.path == converted / "mobilenet_v1_1.0_224_no_top.weights.h5"
     assert "nudity==0.2.3" in found.source and "cache" in found.source
 
@@ -115,15 +115,20 @@ def test_unavailable_weights_name_the_file_and_where_to_put_it(tmp_path: Path):
     code = (
         "import importlib.util, knn.model.weights as w\n"
         "w.pypi_graph_path = lambda: None\n"
-        "try:\n"
-        "    w.resolve_weights()\n"
-        "except w.WeightsUnavailable as e:\n"
-        "    print(e)\n"
+        "for backbone in ('mobilenet_v1_1.0_224', 'mobilenet_v2_1.0_320'):\n"
+        "    try:\n"
+        "        w.resolve_weights(backbone)\n"
+        "    except w.WeightsUnavailable as e:\n"
+        "        print(e)\n"
     )
-    env = {"KNN_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {"KNN_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KNN_OFFLINE": "1"}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env,
         cwd=Path(__file__).resolve().parents[1], timeout=120,
     ).stdout
-    assert "mobilenet_v1_1.0_224_no_top.weights.h5" in out
-    assert "KNN_WEIGHTS_DIR" in out and "pip install nudity==0.2.3" in out
+    v1, v2 = out.splitlines()
+    assert "mobilenet_v1_1.0_224_no_top.weights.h5" in v1
+    assert "KNN_WEIGHTS_DIR" in v1 and "pip install nudity==0.2.3" in v1
+    # One file serves every input size; offline, the message says the download needs internet.
+    assert "mobilenet_v2_1.0_224_no_top.weights.h5" in v2
+    assert "KNN_WEIGHTS_DIR" in v2 and "needs internet" in v2

@@ -1,16 +1,29 @@
 """The MobileNet backbones the embedder offers: ids, input sizes and how to build them in Keras.
 
+A backbone's id names its input size: ``mobilenet_v2_1.0_224`` is the fast mode and
+``mobilenet_v2_1.0_320`` the same network and weights seeing 320×320 pixels (the accurate mode:
+headless and average-pooled, the networks take any size). `BACKBONES` lists the networks at their
+native 224; `get_backbone` also takes any of them at a size in `RESOLUTIONS`.
+
 Nothing here imports TensorFlow until `build_keras_model` is called, so the serving process can
 look up a backbone (its id, input size, preprocessing) without paying for TensorFlow.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-DEFAULT_BACKBONE = "mobilenet_v1_1.0_224"
+DEFAULT_BACKBONE = "mobilenet_v2_1.0_224"
+"""The network the app and the CLI use when they can get its weights (knn.model.choice)."""
+FALLBACK_BACKBONE = "mobilenet_v1_1.0_224"
+"""The network used otherwise: its weights are converted offline from a PyPI package."""
+RESOLUTIONS = {224: "fast", 320: "accurate"}
+"""Input sizes offered, and what the page calls them."""
+NATIVE_SIZE = 224
 
 
 @dataclass(frozen=True)
@@ -33,9 +46,24 @@ class BackboneSpec:
     label: str
 
     @property
+    def network(self) -> str:
+        """The id of the network at its native size: what its weights file is named after."""
+        return re.sub(r"_\d+$", f"_{NATIVE_SIZE}", self.id)
+
+    @property
     def weights_filename(self) -> str:
-        """Name of the headless Keras weights file, as `KNN_WEIGHTS_DIR` and the cache hold it."""
-        return f"{self.id}_no_top.weights.h5"
+        """Name of the headless Keras weights file, as `KNN_WEIGHTS_DIR` and the cache hold it
+        (one file for every input size: the weights do not depend on it)."""
+        return f"{self.network}_no_top.weights.h5"
+
+    @property
+    def mode(self) -> str:
+        """"fast" or "accurate" (`RESOLUTIONS`)."""
+        return RESOLUTIONS.get(self.size, f"{self.size} px")
+
+    def at(self, size: int) -> "BackboneSpec":
+        """The same network at another input size."""
+        return get_backbone(re.sub(r"_\d+$", f"_{size}", self.id))
 
     def preprocess(self, batch: np.ndarray) -> np.ndarray:
         """uint8 RGB [N, S, S, 3] -> float32 model input, as the family's `preprocess_input` does.
@@ -89,10 +117,16 @@ BACKBONES: dict[str, BackboneSpec] = _specs()
 
 
 def get_backbone(backbone: str) -> BackboneSpec:
-    """The spec for an id; ValueError listing the valid ids otherwise."""
-    try:
+    """The spec for an id (a network of `BACKBONES` at a size of `RESOLUTIONS`); ValueError
+    listing the valid ids otherwise."""
+    if backbone in BACKBONES:
         return BACKBONES[backbone]
-    except KeyError:
-        raise ValueError(
-            f"Unknown backbone {backbone!r}; choose one of: {', '.join(BACKBONES)}"
-        ) from None
+    match = re.fullmatch(r"(.+)_(\d+)", backbone) if isinstance(backbone, str) else None
+    if match and int(match.group(2)) in RESOLUTIONS and f"{match.group(1)}_{NATIVE_SIZE}" in BACKBONES:
+        native = BACKBONES[f"{match.group(1)}_{NATIVE_SIZE}"]
+        size = int(match.group(2))
+        return dataclasses.replace(native, id=backbone, size=size, label=f"{native.label} · {size} px")
+    sizes = ", ".join(f"_{size} ({mode})" for size, mode in RESOLUTIONS.items())
+    raise ValueError(
+        f"Unknown backbone {backbone!r}; choose one of: {', '.join(BACKBONES)} (each also at {sizes})"
+    ) from None

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..core.atomic import atomic_output
-from .backbones import DEFAULT_BACKBONE, get_backbone
+from .backbones import FALLBACK_BACKBONE, get_backbone
 from .child import report
 from .weights import PYPI_GRAPH_SHA256, PYPI_PACKAGE, file_digest, origin_file, pypi_graph_path
 
@@ -50,7 +50,7 @@ def convert_pypi_graph(out_dir: Path) -> None:
     report(0.15, "Reading the graph's weights")
     consts = read_graph_constants(graph)
     report(0.45, "Building Keras MobileNet v1")
-    spec = get_backbone(DEFAULT_BACKBONE)
+    spec = get_backbone(FALLBACK_BACKBONE)  # the network the PyPI graph holds
     model = spec.build_keras_model(weights=None, include_top=True)
     for layer_name, scope in _v1_layer_map().items():
         kernel_name = "depthwise_weights" if "_depthwise" in scope else "weights"

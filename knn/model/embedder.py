@@ -23,6 +23,7 @@ import numpy as np
 from ..core.images import as_rgb, center_crop_resize
 from .backbones import DEFAULT_BACKBONE, BackboneSpec, get_backbone
 from .child import BUILD, Progress, run_child
+from .choice import choose_backbone
 from .weights import ResolvedWeights, cache_dir, resolve_weights
 
 RUNTIMES = ("auto", "litert", "tf")
@@ -90,10 +91,12 @@ class Embedder:
     """Embeds RGB images with an ImageNet MobileNet, headless, global-average pooled.
 
     Args:
-        backbone: one of `knn.BACKBONES`, e.g. ``"mobilenet_v1_1.0_224"`` (the default, the model
-            the TF.js webcam demo used), ``"mobilenet_v2_1.4_224"``, ``"mobilenet_v3_small_224"``.
+        backbone: a backbone id, e.g. ``"mobilenet_v2_1.0_224"``, ``"mobilenet_v2_1.0_320"`` (the
+            accurate mode), ``"mobilenet_v1_1.0_224"`` (the model the TF.js webcam demo used). By
+            default the best one this machine can get (knn.model.choice; `choice_reason` says
+            why).
         weights: an explicit ``*_no_top.weights.h5`` path; by default they are resolved as
-            `knn.weights` describes (env dir, cache, offline PyPI conversion, Keras download).
+            `knn.model.weights` describes (env dir, cache, offline PyPI conversion, Keras download).
         runtime: ``"litert"``, ``"tf"`` or ``"auto"`` (LiteRT when it loads).
         progress: called as ``progress(fraction, text)`` during one-off builds (weight conversion,
             LiteRT conversion), which take seconds to a minute.
@@ -110,7 +113,7 @@ class Embedder:
 
     def __init__(
         self,
-        backbone: str = DEFAULT_BACKBONE,
+        backbone: str | None = None,
         weights: str | Path | None = None,
         runtime: str = "auto",
         progress: Progress | None = None,
@@ -118,6 +121,12 @@ class Embedder:
     ) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+        if backbone is None and weights is None:
+            choice = choose_backbone(progress=progress)
+            backbone, self.choice_reason = choice.backbone, choice.reason
+        else:
+            backbone = backbone or DEFAULT_BACKBONE
+            self.choice_reason = "chosen"
         self.spec = get_backbone(backbone)
         self.weights = resolve_weights(backbone, weights, progress)
         self._runner: _LiteRTRunner | _TFRunner

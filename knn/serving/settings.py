@@ -20,6 +20,8 @@ VARIABLES = (
     ("KNN_ICE_SERVERS", "Google's public STUN server",
      "ICE servers for WebRTC as a JSON list of RTCIceServer objects (`st.secrets[\"ice_servers\"]` wins); "
      "`[]` for loopback"),
+    ("KNN_BACKBONE", "MobileNetV2 1.0 at 224 where its weights can be had, else v1",
+     "the backbone new sessions start with, e.g. `mobilenet_v2_1.0_320` for the accurate mode"),
     ("KNN_THREADS", "one per core", "threads per LiteRT invoke"),
     ("KNN_GC_SECONDS", "30", "seconds between the process's full garbage collections, which free closed sessions"),
     ("KNN_MIN_BITRATE", str(MIN_VIDEO_BITRATE),
@@ -28,6 +30,8 @@ VARIABLES = (
     ("KNN_METRICS_INTERVAL", "1", "seconds between two metrics snapshots"),
     ("KNN_WEIGHTS_DIR", "none", "a folder of `<backbone>_no_top.weights.h5` files (read by the engine)"),
     ("KNN_CACHE", "~/.cache/knn", "where converted weights and LiteRT models are kept (read by the engine)"),
+    ("KNN_OFFLINE", "0", "`1`: never try Keras' weight download (read by the engine); it is tried only when its "
+     "host answers within 3 s anyway"),
 )
 """(name, default, what it does) of every environment variable the app reads."""
 
@@ -42,12 +46,14 @@ class Settings:
 
     Attributes:
         ice_servers: RTCIceServer dicts from KNN_ICE_SERVERS, or None when unset.
+        backbone: the backbone id sessions start with, or None for the best available.
         threads: LiteRT threads per invoke; None for one per core.
         gc_seconds, min_bitrate, metrics_file, metrics_interval: as `VARIABLES` says.
         problems: one message per variable whose value was refused (its default is used).
     """
 
     ice_servers: tuple[dict, ...] | None = None
+    backbone: str | None = None
     threads: int | None = None
     gc_seconds: float = 30.0
     min_bitrate: int = MIN_VIDEO_BITRATE
@@ -71,6 +77,7 @@ class Settings:
                 problems.append(f"{name}={text!r} is ignored: {exc}")
 
         read("KNN_ICE_SERVERS", "ice_servers", lambda t: tuple(parse_ice_servers(_json(t), "KNN_ICE_SERVERS")))
+        read("KNN_BACKBONE", "backbone", _backbone)
         read("KNN_THREADS", "threads", lambda t: _number(t, int, 1))
         read("KNN_GC_SECONDS", "gc_seconds", lambda t: _number(t, float, 0.1))
         read("KNN_MIN_BITRATE", "min_bitrate", lambda t: _number(t, int, 0))
@@ -92,6 +99,12 @@ def parse_ice_servers(value: object, where: str) -> list[dict]:
     if not isinstance(value, (list, tuple)) or not all(hasattr(s, "get") and s.get("urls") for s in value):
         raise SettingsError(f'{where} must be a list of {{"urls": ...}} objects, got {value!r}')
     return [dict(s) for s in value]
+
+
+def _backbone(text: str) -> str:
+    from ..model.backbones import get_backbone
+
+    return get_backbone(text).id  # ValueError lists the ids
 
 
 def _json(text: str) -> object:
