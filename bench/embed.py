@@ -23,10 +23,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bench.common import SHARED, markdown_table, p50_p95, time_calls  # noqa: E402
 from knn import Embedder  # noqa: E402
 from knn.model.backbones import DEFAULT_BACKBONE, get_backbone  # noqa: E402
+
+os.environ.setdefault("KNN_OFFLINE", "1")  # a benchmark never downloads
 from knn.model.weights import WeightsUnavailable, cache_dir, resolve_weights  # noqa: E402
 
 BACKBONES = [
     "mobilenet_v1_1.0_224",
+    "mobilenet_v1_1.0_320",
+    "mobilenet_v2_1.0_320",
     "mobilenet_v1_0.25_224",
     "mobilenet_v2_1.0_224",
     "mobilenet_v3_small_224",
@@ -49,10 +53,12 @@ def weights_for(backbone: str) -> tuple[Path, str]:
     """Real weights when they resolve offline, else a cached random-init file (speed only)."""
     spec = get_backbone(backbone)
     models = SHARED / "models"
-    if backbone == DEFAULT_BACKBONE or (cache_dir() / spec.weights_filename).is_file():
-        return resolve_weights(backbone).path, "ImageNet"
     if (models / spec.weights_filename).is_file():
         return models / spec.weights_filename, "ImageNet"
+    try:
+        return resolve_weights(backbone).path, "ImageNet"
+    except WeightsUnavailable:
+        pass
     path = cache_dir() / "bench-random" / spec.weights_filename
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)

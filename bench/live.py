@@ -44,7 +44,7 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import ROOT, markdown_table, shared_path  # noqa: E402
+from bench.common import ROOT, SHARED, markdown_table, shared_path  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -360,7 +360,12 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="an environment variable for the server (A/B runs)")
     args = parser.parse_args()
-    server = {"options": dict(o.split("=", 1) for o in args.option), "env": dict(e.split("=", 1) for e in args.env)}
+    # The app's default backbone (MobileNetV2) from ../shared/models, as the tests have it; never a download.
+    base_env = {"KNN_OFFLINE": "1"}
+    if (SHARED / "models").is_dir():
+        base_env["KNN_WEIGHTS_DIR"] = str(SHARED / "models")
+    server = {"options": dict(o.split("=", 1) for o in args.option),
+              "env": {**base_env, **dict(e.split("=", 1) for e in args.env)}}
     if args.report:
         saved = json.loads(args.report.read_text())
         if saved["runs"]:

@@ -135,8 +135,11 @@ def _fits(classifier, embedder, path: str) -> None:
                          f"{embedder.dim}-value ones: the file is damaged")
 
 
-def _embedder(backbone: str, quiet: bool):
-    """The engine's embedder; one-off builds report on stderr, LiteRT's start-up line does not."""
+def _embedder(backbone: str | None, quiet: bool, resolution: int | None = None):
+    """The engine's embedder: `backbone`, or the best this machine has (the reason goes to stderr),
+    at `resolution`. One-off builds report on stderr, LiteRT's start-up line does not."""
+    from .model.backbones import get_backbone
+    from .model.choice import choose_backbone
     from .model.embedder import Embedder
 
     with _native_stderr_silenced() as stderr:
@@ -145,6 +148,13 @@ def _embedder(backbone: str, quiet: bool):
             if not quiet:
                 print(f"{text} ({fraction:.0%})", file=stderr, flush=True)
 
+        if backbone is None:
+            choice = choose_backbone(resolution or 224, progress=report)
+            if not quiet:
+                print(f"using {choice.backbone}: {choice.reason}", file=stderr, flush=True)
+            backbone = choice.backbone
+        elif resolution is not None:
+            backbone = get_backbone(backbone).at(resolution).id
         return Embedder(backbone, progress=report)
 
 
@@ -277,7 +287,7 @@ def cmd_teach(args: argparse.Namespace) -> int:
     if total > MAX_EXAMPLES:
         raise UsageError(f"{root} has {total:,} images; a project holds at most {MAX_EXAMPLES:,} examples: "
                          f"use --max-per-class {MAX_EXAMPLES // len(folders)}")
-    embedder = _embedder(args.backbone, args.quiet)  # argparse checked the id
+    embedder = _embedder(args.backbone, args.quiet, args.resolution)  # argparse checked the id
     data = _read_class_folders(folders, root, embedder, args.strict, args.quiet, keep_jpegs=True)
     biggest = max(len(jpegs) for _, jpegs in data.values())
     classifier = KNNClassifier(k=args.k, unknown_threshold=args.unknown_threshold,
@@ -324,46 +334,131 @@ def _evaluate_project(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_folder(args: argparse.Namespace) -> int:
-    from .core.evaluation import METHOD_LABELS, few_shot_accuracy
+def _evaluate_folders(args: argparse.Namespace) -> int:
+    from .core.evaluation import METHOD_LABELS
+    from .model.backbones import RESOLUTIONS
+    from .model.evaluate import Configuration, evaluate
 
-    root = _existing_folder(args.target)
+    roots = [_existing_folder(target) for target in args.targets]
     shots = sorted(set(args.shots or [1, 5, 10]))
-    if shots[0] < 1:
-        raise UsageError("--shots must be whole numbers of at least 1")
-    folders = _class_folders(root)
-    fewest = min(folders, key=lambda name: len(folders[name]))
-    if 2 * shots[-1] > len(folders[fewest]):
-        raise UsageError(
-            f"{shots[-1]} examples per class needs at least {2 * shots[-1]} images per class "
-            f"(examples from the first half, queries from the second), but {fewest!r} has {len(folders[fewest])}"
-        )
-    embedder = _embedder(args.backbone, args.quiet)
-    data = _read_class_folders(folders, root, embedder, args.strict, args.quiet)
-    embedded = {name: embeddings for name, (embeddings, _) in data.items()}
+    folders = _merged_class_folders(roots)
     k = 3 if args.k is None else args.k
+    if args.compare:
+        configurations = _comparison(args)
+    else:
+        embedder = _embedder(args.backbone, args.quiet, args.resolution)
+        configurations = [Configuration(embedder.backbone, args.augment)]
+        chosen = {embedder.backbone: embedder}
+    needed = sum(len(files) for files in _needed_files(folders, shots, args).values())
+    bar = _progress(None, total=needed * len(configurations), desc="Embedding", quiet=args.quiet)
+
+    def embedder_for(backbone: str):
+        return chosen[backbone] if not args.compare and backbone in chosen else _embedder(backbone, args.quiet)
+
+    def skip(path: Path, exc: Exception) -> None:
+        if args.strict:
+            raise UsageError(str(exc))
+        _warn(f"skipping {exc}")
+
+    try:
+        scores = evaluate(folders, configurations, shots, args.split, args.max_queries, k, embedder_for,
+                          tick=bar.update, skip=skip)
+    except ValueError as exc:  # too few files for the split, or a class left with no readable image
+        raise UsageError(str(exc)) from None
+    finally:
+        bar.close()
+    where = ", ".join(str(r) for r in roots)
+    split = {"halves": "examples from the first half of each class's files, queries from the second half",
+             "arc": "examples from a sixth of each turntable (the first files), queries from the opposite half"}
+    if args.compare:
+        _print_comparison(scores, shots, len(folders), where, split[args.split], k)
+        return 0
     methods = {"ours": f"ours (k={k}, similarity-weighted)", "nearest": METHOD_LABELS["nearest"]}
-    rows = []
-    for n in shots:
-        try:
-            results = {m: few_shot_accuracy(embedded, n, m, k=k, max_queries=args.max_queries) for m in methods}
-        except ValueError as exc:  # a class lost images to unreadable files
-            raise UsageError(str(exc)) from None
-        queries = results["ours"][1]
-        rows.append([n, queries, *[f"{results[m][0]:.1%}" for m in methods]])
-    _out(f"few-shot accuracy on {root} ({len(embedded)} classes, {embedder.backbone}): examples from the "
-         "first half of each class's files, queries from the second half")
+    by = {(s.shots, s.method): s for s in scores}
+    rows = [[n, by[n, "ours"].queries, *[f"{by[n, m].accuracy:.1%}" for m in methods]] for n in shots]
+    config = configurations[0]
+    mode = RESOLUTIONS.get(int(config.backbone.rsplit("_", 1)[1]), "")
+    _out(f"few-shot accuracy on {where} ({len(folders)} classes, {config.label}, {mode} mode): {split[args.split]}")
     _out("")
     _print_table(["examples per class", "queries", *methods.values()], rows)
     return 0
 
 
+def _needed_files(folders: dict[str, list[Path]], shots: list[int], args: argparse.Namespace) -> dict[str, set]:
+    from .model.evaluate import plan
+
+    try:
+        examples_at, queries = plan(folders, shots, args.split, args.max_queries)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return {name: {f for per_class in examples_at.values() for f in per_class[name]} | set(queries[name])
+            for name in folders}
+
+
+def _merged_class_folders(roots: list[Path]) -> dict[str, list[Path]]:
+    """The classes of several folders together; a name in two of them gets its folder's name too."""
+    merged: dict[str, list[Path]] = {}
+    per_root = [(root, _class_folders(root)) for root in roots]
+    seen = [name for _, folders in per_root for name in folders]
+    for root, folders in per_root:
+        for name, files in folders.items():
+            merged[f"{root.name}/{name}" if seen.count(name) > 1 else name] = files
+    return merged
+
+
+def _comparison(args: argparse.Namespace) -> list:
+    """Every backbone this machine has weights for (MobileNetV2 1.0 and v1 1.0) x both input sizes
+    x augmentation off and on."""
+    from .model.backbones import DEFAULT_BACKBONE, FALLBACK_BACKBONE, RESOLUTIONS, get_backbone
+    from .model.evaluate import Configuration
+    from .model.weights import WeightsUnavailable, resolve_weights
+
+    networks = [args.backbone] if args.backbone else [DEFAULT_BACKBONE, FALLBACK_BACKBONE]
+    configurations = []
+    for network in networks:
+        try:
+            resolve_weights(network)
+        except WeightsUnavailable as exc:
+            _warn(f"leaving {network} out of the comparison: {exc}")
+            continue
+        for size in RESOLUTIONS:
+            for augment in (False, True):
+                configurations.append(Configuration(get_backbone(network).at(size).id, augment))
+    if not configurations:
+        raise UsageError("no backbone's weights are on this machine")
+    return configurations
+
+
+def _print_comparison(scores, shots: list[int], n_classes: int, where: str, split: str, k: int) -> None:
+    from .core.evaluation import METHOD_LABELS
+
+    _out(f"few-shot accuracy on {where} ({n_classes} classes): {split}")
+    _out("")
+    header = ["backbone", "input", "augmented examples", "classifier", *[f"{n} per class" for n in shots]]
+    by = {(s.configuration, s.shots, s.method): s for s in scores}
+    configurations = list(dict.fromkeys(s.configuration for s in scores))
+    plain = [c for c in configurations if c.backbone.endswith("_224") and not c.augment] or configurations
+    # The TF.js demo's rule on its own model (v1 at 224) where that was compared.
+    anchor = next((c for c in plain if c.backbone.startswith("mobilenet_v1")), plain[0])
+    rows = [[anchor.backbone.rsplit("_", 1)[0], anchor.backbone.rsplit("_", 1)[1], "no",
+             METHOD_LABELS["tfjs"] + " (the anchor)", *[f"{by[anchor, n, 'tfjs'].accuracy:.1%}" for n in shots]]]
+    for c in configurations:
+        network, size = c.backbone.rsplit("_", 1)
+        rows.append([network, size, "yes" if c.augment else "no", f"ours (k={k})",
+                     *[f"{by[c, n, 'ours'].accuracy:.1%}" for n in shots]])
+    _print_table(header, rows)
+    _out("")
+    _out(f"{by[configurations[0], shots[0], 'ours'].queries} queries in all, the same for every row")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    target = Path(args.target)
-    if target.is_dir():
-        return _evaluate_folder(args)
-    if args.shots:
-        raise UsageError("--shots applies to a folder of class subfolders, not to a project file")
+    targets = [Path(t) for t in args.targets]
+    if all(t.is_dir() for t in targets):
+        return _evaluate_folders(args)
+    if len(targets) > 1 or args.shots or args.compare:
+        raise UsageError("--shots, --compare and several targets apply to folders of class subfolders, "
+                         "not to a project file")
+    args.target = args.targets[0]
     return _evaluate_project(args)
 
 
@@ -435,10 +530,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _backbone_option(p: argparse.ArgumentParser, what: str) -> None:
-    from .model.backbones import BACKBONES, DEFAULT_BACKBONE
+    from .model.backbones import BACKBONES, DEFAULT_BACKBONE, FALLBACK_BACKBONE, RESOLUTIONS
 
-    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=list(BACKBONES), metavar="ID",
-                   help=f"{what} (default {DEFAULT_BACKBONE}); one of: {', '.join(BACKBONES)}")
+    p.add_argument("--backbone", default=None, choices=list(BACKBONES), metavar="ID",
+                   help=f"{what} (default {DEFAULT_BACKBONE} where its weights can be had, else "
+                        f"{FALLBACK_BACKBONE}); one of: {', '.join(BACKBONES)}")
+    p.add_argument("--resolution", type=int, default=None, choices=list(RESOLUTIONS), metavar="PX",
+                   help="input size: " + ", ".join(f"{s} ({m})" for s, m in RESOLUTIONS.items()) + "; default 224")
 
 
 def _add_predict(sub) -> None:
@@ -478,14 +576,22 @@ def _add_evaluate(sub) -> None:
         formatter_class=_HelpFormatter,
         description="evaluate PROJECT: classify every stored example by all the others (leave-one-out) and "
                     "print per-class accuracy and the confusion matrix.\n\n"
-                    "evaluate FOLDER --shots 1 5 10: for each number of examples per class, take them "
-                    "evenly from the first half of each class's files (natural order) and query with the "
+                    "evaluate FOLDER [FOLDER ...] --shots 1 5 10: for each number of examples per class, take "
+                    "them evenly from the first half of each class's files (natural order) and query with the "
                     "second half, since neighbouring frames are near-duplicates; ours beside plain "
-                    "nearest neighbour.",
+                    "nearest neighbour. Only the files the split uses are embedded.",
     )
-    p.add_argument("target", metavar="PROJECT_OR_FOLDER")
+    p.add_argument("targets", metavar="PROJECT_OR_FOLDER", nargs="+",
+                   help="a project file, or folders of class subfolders (their classes are put together)")
     p.add_argument("--shots", type=_positive, nargs="+", metavar="N",
                    help="examples per class, folder only (default 1 5 10)")
+    p.add_argument("--split", choices=["halves", "arc"], default="halves",
+                   help="halves: examples from each class's first half of files, queries from the second; "
+                        "arc: examples from a sixth of a turntable, queries from the opposite half (COIL-20)")
+    p.add_argument("--augment", action="store_true",
+                   help="store each example with its mirror and crops (12 vectors), as the app can")
+    p.add_argument("--compare", action="store_true",
+                   help="every backbone with weights here x 224/320 x augmentation off/on, beside the TF.js rule")
     p.add_argument("-k", type=_positive, default=None,
                    help="neighbours that vote (default: the project's k; 3 for a folder)")
     p.add_argument("--max-queries", type=_positive, default=None, metavar="N",

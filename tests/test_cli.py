@@ -93,7 +93,7 @@ def test_predict_matches_the_engine(project, folders, embedder):
 def test_evaluate_project_and_folder(project, folders):
     result = run("evaluate", project)
     assert result.returncode == 0, result.stderr
-    assert f"on {3 * PER_CLASS} examples (k=3, mobilenet_v1_1.0_224)" in result.stdout
+    assert f"on {3 * PER_CLASS} examples (k=3, mobilenet_v" in result.stdout
     assert "| paper | 6 |" in result.stdout
 
     result = run("evaluate", folders["teach"], "--shots", "1", "3")
@@ -101,6 +101,34 @@ def test_evaluate_project_and_folder(project, folders):
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split(" | ")[0:2] for row in rows] == [["| 1", "9"], ["| 3", "9"]]  # 3 queries × 3 classes
     assert "ours (k=3, similarity-weighted)" in result.stdout and "nearest neighbour" in result.stdout
+
+
+def test_evaluate_compares_configurations_on_several_folders(folders, tmp_path):
+    """Two folders' classes together, every configuration with weights here beside the TF.js rule."""
+    more = tmp_path / "more" / "fist"
+    more.mkdir(parents=True)
+    for f in sorted((folders["teach"] / "rock").iterdir()):
+        shutil.copy(f, more / f.name)
+    result = run("-q", "evaluate", folders["teach"], tmp_path / "more", "--shots", "1", "--compare")
+    assert result.returncode == 0, result.stderr
+    assert "(4 classes)" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| mobilenet")]
+    assert "TF.js knn-classifier rule" in rows[0]
+    configurations = {tuple(cell.strip() for cell in row.split("|")[1:4]) for row in rows[1:]}
+    assert {("mobilenet_v1_1.0", "224", "no"), ("mobilenet_v1_1.0", "320", "yes")} <= configurations
+    assert len(configurations) in (4, 8)  # v1, and MobileNetV2 where ../shared/models has it
+
+
+def test_evaluate_on_a_turntable_arc(coil_dir, tmp_path):
+    root = tmp_path / "coil"
+    root.mkdir()
+    for name in ("obj1", "obj2", "obj3"):
+        (root / name).symlink_to(coil_dir / name)
+    result = run("evaluate", root, "--split", "arc", "--shots", "1", "5", "--max-queries", "6")
+    assert result.returncode == 0, result.stderr
+    assert "a sixth of each turntable" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [row.split(" | ")[0:2] for row in rows] == [["| 1", "18"], ["| 5", "18"]]
 
 
 def test_export_command_writes_a_model_with_its_labels(project, tmp_path):
@@ -200,9 +228,9 @@ def test_bad_usage(project, folders, tmp_path):
     result = run("export", project, "-o", tmp_path / "model.onnx")
     assert result.returncode == 2 and ".keras or a .tflite" in error_line(result)
     result = run("evaluate", project, "--shots", "1")
-    assert result.returncode == 2 and "--shots applies to a folder" in error_line(result)
+    assert result.returncode == 2 and "apply to folders of class subfolders" in error_line(result)
     result = run("evaluate", folders["teach"], "--shots", "4")
-    assert result.returncode == 2 and "at least 8 images per class" in error_line(result)
+    assert result.returncode == 2 and "needs at least 8 images" in error_line(result)
     assert list(tmp_path.iterdir()) == []
 
 
