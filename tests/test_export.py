@@ -231,9 +231,29 @@ def test_head_breaks_an_exact_tie_by_name_like_the_engine():
     np.testing.assert_allclose(out["probabilities"], [[0.5, 0.5]], atol=1e-6)
 
 
-@pytest.mark.parametrize("backbone", ["mobilenet_v2_1.0_224", "mobilenet_v3_small_224"])
+def test_head_follows_the_engine_with_augmented_examples():
+    """Examples of 1 to 12 vectors: the head takes each example's best vector, as the engine does."""
+    rng = np.random.default_rng(11)
+    clf = knn.KNNClassifier(k=3, unknown_threshold=0.1)
+    counts = [1, 12, 5, 12, 1, 3, 12]
+    own = rng.normal(size=(len(counts), 24))
+    for i, count in enumerate(counts):
+        views = own[i] + 0.6 * rng.normal(size=(count - 1, 24))
+        clf.add_many(np.vstack([own[i], views]), [["a", "b", "c"][i % 3]], vectors=[count])
+    vectors = clf.state().embeddings
+    queries = np.concatenate([vectors + 0.05 * rng.normal(size=vectors.shape), rng.normal(size=(200, 24))])
+    out = build_head(clf).predict(queries.astype(np.float32), verbose=0)
+    predictions = clf.predict_many(queries)
+    np.testing.assert_allclose(out["probabilities"], clf.predict_proba(queries), atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(out["class_index"], engine_class_index(clf, predictions))
+    np.testing.assert_allclose(out["similarity"], [p.similarity for p in predictions], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2_1.0_224", "mobilenet_v3_small_224", "mobilenet_v2_1.0_320",
+                                      "mobilenet_v1_1.0_320"])
 def test_other_backbone_families(backbone, rps_dir, models_dir, tmp_path):
-    """v2 rescales in the export's own layer, v3 inside Keras' model: both must match the engine.
+    """v2 rescales in the export's own layer, v3 inside Keras' model, the accurate mode takes
+    320×320 pixels: each must match the engine.
 
     v2 uses the reference ImageNet weights from ../shared/models; v3 random weights of the right
     architecture (no download here), which test the wiring just as well.

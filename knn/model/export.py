@@ -118,15 +118,24 @@ def _require_examples(classifier: "KNNClassifier") -> None:
         raise ExportError("this classifier has no examples yet: teach it something before exporting")
 
 
-def _head_arrays(classifier: "KNNClassifier") -> tuple[np.ndarray, np.ndarray, list[str], int]:
-    """(normalised examples [N, D], one-hot labels [N, C], class names, k clipped to N)."""
+def _head_arrays(classifier: "KNNClassifier") -> tuple[np.ndarray, np.ndarray, list[str], int, int]:
+    """(normalised vectors [N * V, D], one-hot labels [N, C], class names, k clipped to N, V).
+
+    V is the most vectors an example holds; each example's vectors take V consecutive rows, an
+    example with fewer repeating its own embedding (which leaves its best similarity unchanged).
+    """
     _require_examples(classifier)
-    embeddings, labels, _ = classifier.embeddings()
-    classes = classifier.classes
-    index = {name: i for i, name in enumerate(classes)}
-    onehot = np.zeros((len(labels), len(classes)), np.float32)
-    onehot[np.arange(len(labels)), [index[label] for label in labels]] = 1.0
-    return embeddings.astype(np.float32), onehot, classes, min(classifier.k, len(embeddings))
+    state = classifier.state()
+    counts = state.vector_counts()
+    most = int(counts.max())
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    rows = np.empty(len(counts) * most, np.int64)
+    for i, (start, count) in enumerate(zip(starts.tolist(), counts.tolist())):
+        rows[i * most : (i + 1) * most] = [start + j if j < count else start for j in range(most)]
+    onehot = np.zeros((len(counts), len(state.classes)), np.float32)
+    onehot[np.arange(len(counts)), state.labels] = 1.0
+    return (state.embeddings[rows].astype(np.float32), onehot, list(state.classes),
+            min(classifier.k, len(counts)), most)
 
 
 def metadata(classifier: "KNNClassifier", spec: BackboneSpec) -> dict[str, Any]:
@@ -149,6 +158,7 @@ def metadata(classifier: "KNNClassifier", spec: BackboneSpec) -> dict[str, Any]:
         "k": classifier.k,
         "unknown_threshold": classifier.unknown_threshold,
         "n_examples": len(classifier),
+        "vectors_per_example": int(classifier.state().vector_counts().max()) if len(classifier) else 1,
     }
 
 
@@ -208,13 +218,16 @@ def _knn_head(features, classifier: "KNNClassifier") -> dict[str, Any]:
     """
     from keras import layers, ops
 
-    examples, onehot, classes, k = _head_arrays(classifier)
+    vectors, onehot, classes, k, per_example = _head_arrays(classifier)
+    n_examples = len(onehot)
     x = layers.UnitNormalization(name="l2_normalize")(features)
-    sims_layer = layers.Dense(len(examples), use_bias=False, trainable=False, name="similarities")
-    sims = sims_layer(x)  # cosine similarity to every stored example
-    sims_layer.set_weights([examples.T])
+    sims_layer = layers.Dense(len(vectors), use_bias=False, trainable=False, name="similarities")
+    sims = sims_layer(x)  # cosine similarity to every stored vector
+    sims_layer.set_weights([vectors.T])
+    if per_example > 1:  # an example is as similar as its most similar vector
+        sims = ops.max(ops.reshape(sims, (-1, n_examples, per_example)), axis=2)
     top_sims, top_rows = ops.top_k(sims, k)
-    label_layer = layers.Embedding(len(examples), len(classes), trainable=False, name="example_classes")
+    label_layer = layers.Embedding(n_examples, len(classes), trainable=False, name="example_classes")
     member = label_layer(top_rows)  # [B, k, C]: 1 where neighbour j belongs to class c
     label_layer.set_weights([onehot])
 
