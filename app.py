@@ -22,6 +22,9 @@ import knn
 from knn.core.project import MAX_PROJECT_BYTES, load_project, project_bytes
 from knn.core.limits import MAX_CLASSES, MAX_IMAGE_BYTES
 from knn.live.session import RECORD_SECONDS, LiveSession, Snapshot, streaming_sessions
+from knn.core.project import read_project_meta
+from knn.model.backbones import RESOLUTIONS, get_backbone
+from knn.model.choice import BackboneChoice, choose_backbone
 from knn.model.export import ExportError, export_bytes
 from knn.serving.settings import Settings, SettingsError
 from knn.serving.startup import Started, start
@@ -80,6 +83,16 @@ def load_embedder(backbone: str) -> knn.Embedder:
     return knn.Embedder(backbone, threads=serving().settings.threads)
 
 
+@st.cache_resource(show_spinner=False)
+def default_backbone() -> BackboneChoice:
+    """Once per process: the backbone sessions start with, and why: the operator's KNN_BACKBONE,
+    else the best one this machine can get (knn.model.choice)."""
+    configured = serving().settings.backbone
+    if configured:
+        return BackboneChoice(configured, "set by the server's KNN_BACKBONE")
+    return choose_backbone()
+
+
 def embedder_for(backbone: str) -> knn.Embedder:
     with st.spinner(f"Loading {backbone}… (the first time, weights are converted: up to a minute)"):
         return load_embedder(backbone)
@@ -103,15 +116,23 @@ def init_session() -> None:
     if "live" in ss:
         return
     try:
-        embedder = embedder_for(knn.DEFAULT_BACKBONE)
+        with st.spinner("Choosing the backbone… (the first time, weights are converted: up to a minute)"):
+            embedder = embedder_for(default_backbone().backbone)
     except knn.WeightsUnavailable as exc:
         st.error(md(exc))
         st.stop()
     ss.live = LiveSession(embedder, classes=START_CLASSES)
     ss.slots, ss.next_slot, ss.messages = {}, 0, []
     clf = ss.live.classifier
-    ss.k, ss.threshold, ss.mirror = clf.k, 0.0, False
-    ss.record_seconds, ss.backbone = RECORD_SECONDS, embedder.backbone
+    ss.k, ss.threshold, ss.mirror, ss.augment = clf.k, 0.0, False, False
+    ss.record_seconds = RECORD_SECONDS
+    sync_backbone_widgets(embedder.backbone)
+
+
+def sync_backbone_widgets(backbone: str) -> None:
+    """Show `backbone` in the Backbone and Input widgets (after a start, a switch, a restore)."""
+    spec = get_backbone(backbone)
+    ss.network, ss.resolution = spec.network, spec.size
 
 
 def sync_settings() -> None:
@@ -223,37 +244,70 @@ def on_mirror() -> None:
     live().set_mirror(bool(ss.mirror))
 
 
+def on_augment() -> None:
+    live().augment = bool(ss.augment)
+
+
 def on_restore_project(key: str) -> None:
     upload = ss.get(key)
     if upload is None:
         return
     ss.project_nonce = ss.get("project_nonce", 0) + 1  # empty the uploader for the next file
-    session = live()
     try:
-        classifier = load_project(upload, expected_backbone=session.embedder.backbone)
-        session.replace_classifier(classifier)
-    except ValueError as exc:  # ProjectFileError, or embeddings that do not fit
+        data = upload.getvalue()
+        backbone = read_project_meta(data)["backbone"]
+        get_backbone(backbone)
+        classifier = load_project(data)
+    except ValueError as exc:  # ProjectFileError, or a backbone this version does not know
         say("error", f"Could not restore {upload.name}: {exc}. Your classes are unchanged.")
         return
+    ss.restoring = (upload.name, classifier, backbone)  # finished in the page, with a progress bar
+
+
+def restore_if_asked() -> None:
+    """A project was uploaded: use it with its own backbone if this server has it, else re-embed
+    its stored images with the backbone in use."""
+    if "restoring" not in ss:
+        return
+    name, classifier, backbone = ss.pop("restoring")
+    session = live()
+    note = ""
+    try:
+        embedder = embedder_for(backbone)
+    except knn.WeightsUnavailable as exc:
+        embedder = session.embedder
+        note = (f" It was made with {backbone}, which this server cannot load ({exc}); its examples were "
+                f"re-embedded from their images with {embedder.backbone}.")
+    bar = st.progress(0.0, text=f"Re-embedding the examples of {name}…")
+    try:
+        dropped = session.restore(classifier, backbone, embedder, lambda f, text: bar.progress(f, text=text))
+    except ValueError as exc:
+        say("error", f"Could not restore {name}: {exc}. Your classes are unchanged.")
+        return
+    finally:
+        bar.empty()
     ss.slots = {}  # new classes, new widgets
     sync_settings()
-    n = len(classifier)
-    say("success", f"Restored {upload.name}: {len(classifier.classes)} classes, {n} examples.")
+    sync_backbone_widgets(embedder.backbone)
+    clf = session.classifier
+    say("success", f"Restored {name}: {len(clf.classes)} classes, {len(clf)} examples ({embedder.backbone}).{note}")
+    if dropped:
+        say("warning", f"{dropped} examples of {name} had no stored image to re-embed and were left out.")
 
 
 # ---- page parts ----------------------------------------------------------------------------------
 
 def switch_backbone_if_asked() -> None:
-    """The Backbone select box changed: load that model and re-embed the stored examples."""
+    """The Backbone or Input setting changed: load that model and re-embed the stored examples."""
     session = live()
-    wanted = ss.backbone
+    wanted = get_backbone(ss.network).at(int(ss.resolution)).id
     if wanted == session.embedder.backbone:
         return
     try:
         embedder = embedder_for(wanted)
     except knn.WeightsUnavailable as exc:
         say("error", f"Cannot use {wanted}: {exc}")
-        ss.backbone = session.embedder.backbone
+        sync_backbone_widgets(session.embedder.backbone)
         return
     bar = st.progress(0.0, text="Re-embedding the stored examples…")
     dropped = session.set_embedder(embedder, lambda fraction, text: bar.progress(fraction, text=text))
@@ -265,11 +319,14 @@ def switch_backbone_if_asked() -> None:
 
 def header() -> None:
     embedder = live().embedder
-    spec = knn.BACKBONES[embedder.backbone]
+    spec = get_backbone(embedder.backbone)
+    choice = default_backbone()
+    why = choice.reason if embedder.backbone == choice.backbone else "chosen in Settings or by the project"
     st.title("Webcam KNN classifier")
     st.caption(
-        f"Backbone: **{md(spec.label)}** (`{embedder.backbone}`), {embedder.dim}-d embeddings, "
-        f"{md(embedder.runtime)} runtime · weights: {md(embedder.weights_source)}"
+        f"Backbone: **{md(spec.label.split(' · ')[0])}** (`{embedder.backbone}`), {md(spec.mode)} mode "
+        f"({spec.size} px), {embedder.dim}-d embeddings, {md(embedder.runtime)} runtime · why: {md(why)} · "
+        f"weights: {md(embedder.weights_source)}"
     )
     for problem in serving().settings.problems:  # the operator's typo, on every run
         st.warning(md(problem))
@@ -494,9 +551,16 @@ def settings() -> None:
         "Backbone",
         options=list(knn.BACKBONES),
         format_func=lambda b: knn.BACKBONES[b].label,
-        key="backbone",
+        key="network",
         help="Switching re-embeds every stored example from its stored image",
     )
+    st.radio("Input", options=list(RESOLUTIONS), key="resolution", horizontal=True,
+             format_func=lambda size: f"{RESOLUTIONS[size]} ({size} px)",
+             help="Accurate sees 320×320 pixels instead of 224×224: twice the work per frame, better with "
+                  "several examples per class of detailed objects (README's few-shot table)")
+    st.toggle("Augment new examples", key="augment", on_change=on_augment,
+              help="Store each new example with its mirror and five crops (12 vectors): it is also recognised "
+                   "a little off-centre or mirrored. Each Add then costs 12 embeddings.")
     st.toggle("Mirror the preview", key="mirror", on_change=on_mirror)
 
 
@@ -657,6 +721,7 @@ def evaluation_body(waiting: bool) -> None:
 
 serving()
 init_session()
+restore_if_asked()
 switch_backbone_if_asked()
 header()
 sidebar()

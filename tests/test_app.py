@@ -18,6 +18,7 @@ import knn.live.session
 from knn.core.classifier import KNNClassifier
 from knn.core.images import encode_jpeg
 from knn.core.project import project_bytes
+from knn.model.backbones import get_backbone
 from tests.frames import show, wait_until
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -81,7 +82,8 @@ def test_first_visit_explains_what_to_do(at, camera_calls):
     assert any("No examples yet" in t for t in text(at.info))
     assert at.metric[0].label == "Prediction" and at.metric[0].value == "—"  # no frame yet
     caption = " ".join(text(at.caption))
-    assert "mobilenet_v1_1.0_224" in caption and "weights:" in caption
+    backbone = at.session_state.live.embedder.backbone
+    assert backbone in caption and "fast mode" in caption and "why:" in caption and "weights:" in caption
 
 
 def test_the_camera_is_wired_to_this_sessions_callback(at, camera_calls):
@@ -223,13 +225,39 @@ def test_a_bad_project_file_leaves_the_classes_untouched(at):
     assert any("Could not restore broken.npz" in e and "unchanged" in e for e in errors)
     assert [t.value for t in at.text_input] == ["Class 1", "Class 2", "Class 3"]
     assert counts(at)[0] == "1 example"
-    # A project made with another backbone is refused with the engine's own message.
+    # A backbone this version does not know is refused with its name.
     other = KNNClassifier()
     other.add(np.ones(at.session_state.live.embedder.dim, np.float32), "x")
-    data = project_bytes(other, "mobilenet_v2_1.0_224")
-    at.file_uploader(key="project_upload_1").set_value(("v2.npz", data, "application/octet-stream")).run()
-    assert any("mobilenet_v2_1.0_224" in e and "Settings" in e for e in text(at.error))
+    data = project_bytes(other, "mobilenet_v9_1.0_224")
+    at.file_uploader(key="project_upload_1").set_value(("v9.npz", data, "application/octet-stream")).run()
+    assert any("mobilenet_v9_1.0_224" in e and "unchanged" in e for e in text(at.error))
     assert at.session_state.live.classifier.counts()["Class 1"] == 1
+
+
+def test_a_project_of_another_backbone_is_used_with_it_or_re_embedded(at, monkeypatch):
+    """The project's own backbone is loaded when this server has it; otherwise its stored images
+    are embedded again by the backbone in use, with a progress bar."""
+    live = at.session_state.live
+    current = live.embedder.backbone
+    mode = get_backbone(current).at(320).id  # the same network in accurate mode: another embedding space
+    saved = KNNClassifier()
+    for colour, label in ((RED, "red"), (BLUE, "blue")):
+        saved.add(np.ones(live.embedder.dim, np.float32) * (1 + len(label)), label, encode_jpeg(photo(colour)))
+    saved.add(np.ones(live.embedder.dim, np.float32), "blue")  # no image: it cannot be re-embedded
+    at.file_uploader(key="project_upload_0").set_value(
+        ("accurate.npz", project_bytes(saved, mode), "application/octet-stream")).run()
+    assert live.embedder.backbone == mode and len(live.classifier) == 3  # used as it is, with its backbone
+    assert at.radio(key="resolution").value == 320
+    unavailable = "mobilenet_v3_small_224"  # no weights for it here, and no downloads in tests
+    at.file_uploader(key="project_upload_1").set_value(
+        ("v3.npz", project_bytes(saved, unavailable), "application/octet-stream")).run()
+    assert live.embedder.backbone == mode  # kept, and the project re-embedded with it
+    assert live.classifier.counts() == {"red": 1, "blue": 1}
+    assert any("re-embedded" in s and unavailable in s for s in text(at.success))
+    assert any("no stored image" in w for w in text(at.warning))
+    show_camera(at, photo(RED))
+    at.run()
+    assert at.metric[0].value == "red"
 
 
 def test_settings_reach_the_classifier(at):
@@ -270,20 +298,27 @@ def test_evaluation_view(at):
     assert not any("Updating" in c for c in text(at.caption))
 
 
-def test_switching_backbone_re_embeds_the_examples(at, models_dir, monkeypatch):
+@pytest.mark.parametrize("network, resolution, label", [
+    ("mobilenet_v1_1.0_224", 224, "MobileNet v1"),
+    ("mobilenet_v2_1.0_224", 320, "MobileNetV2"),
+])
+def test_switching_backbone_or_mode_re_embeds_the_examples(at, models_dir, network, resolution, label):
     if not (models_dir / "mobilenet_v2_1.0_224_no_top.weights.h5").is_file():
         pytest.skip("../shared/models has no MobileNetV2 weights")
-    monkeypatch.setenv("KNN_WEIGHTS_DIR", str(models_dir))
     for colour, slot in ((RED, 0), (BLUE, 1)):
         show_camera(at, photo(colour))
         at.button(key=f"add_{slot}").click().run()
-    at.selectbox(key="backbone").set_value("mobilenet_v2_1.0_224").run()
+    at.selectbox(key="network").set_value(network)
+    at.radio(key="resolution").set_value(resolution).run()
     assert not at.exception, at.exception
     live = at.session_state.live
-    assert live.embedder.backbone == "mobilenet_v2_1.0_224" and live.classifier.dim == live.embedder.dim
+    wanted = get_backbone(network).at(resolution)
+    assert live.embedder.backbone == wanted.id and live.embedder.input_size == resolution
+    assert live.classifier.dim == live.embedder.dim
     assert live.classifier.counts() == {"Class 1": 1, "Class 2": 1, "Class 3": 0}
     assert any("re-embedded" in s for s in text(at.success))
-    assert "MobileNetV2" in " ".join(text(at.caption))
+    caption = " ".join(text(at.caption))
+    assert label in caption and f"{wanted.mode} mode ({resolution} px)" in caption
     show_camera(at, photo(BLUE))
     at.run()
     assert at.metric[0].value == "Class 2"

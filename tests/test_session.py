@@ -329,3 +329,20 @@ def _png(colour) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), colour).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_augmented_examples_carry_their_views_through_edits_and_a_backbone_switch(session, embedder):
+    session.augment = True
+    show(session, solid(RED))
+    red = session.add_latest("red")
+    show(session, solid(BLUE, 64, 48))
+    session.augment = False
+    blue = session.add_latest("blue")
+    assert {e.example_id: e.vectors for e in session.classifier.examples()} == {red: 12, blue: 1}
+    assert session.classifier.state().embeddings.shape[0] == 13
+    session.classifier.move(red, "blue")  # its views go with it
+    assert session.classifier.counts() == {"red": 0, "blue": 2} and session.classifier.state().embeddings.shape[0] == 13
+    session.set_embedder(knn.Embedder(embedder.backbone))  # re-embedded with its views again
+    assert sorted(e.vectors for e in session.classifier.examples()) == [1, 12]
+    session.remove_example(session.classifier.examples()[0].example_id)
+    assert session.classifier.state().embeddings.shape[0] == 1  # all its vectors went with it

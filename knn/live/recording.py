@@ -21,15 +21,16 @@ class Recording:
         """Whether a frame that arrived then belongs to the recording (its JPEG is worth making)."""
         return arrived < self.deadline
 
-    def take(self, classifier: KNNClassifier, embedding: np.ndarray, jpeg: bytes | None,
+    def take(self, classifier: KNNClassifier, vectors: np.ndarray, jpeg: bytes | None,
              arrived: float) -> str | None:
-        """Add the frame; returns the message that ends the recording, or None while it goes on."""
+        """Add the frame (its vectors [V, D]); returns the message that ends the recording, or
+        None while it goes on."""
         if not self.wants(arrived):
             return f"Recorded {self.added} examples into “{self.label}”."
         if jpeg is None:  # the recording started while this frame was being embedded
             return None
         try:
-            classifier.add(embedding, self.label, jpeg)
+            classifier.add_many(vectors, [self.label], [jpeg], [len(vectors)])
         except ClassifierError as exc:  # e.g. the per-class cap is reached
             return f"Recording into “{self.label}” stopped after {self.added} examples: {exc}"
         self.added += 1

@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..core.classifier import ClassifierError, KNNClassifier, Prediction
-from ..core.images import ImageError, decode_jpeg, encode_jpeg, read_square
+from ..core.images import ImageError, augmented_views, center_crop_resize, decode_jpeg, encode_jpeg, read_square
 from ..core.limits import MAX_IMAGE_BYTES
 from ..model.child import Progress
 from .analysis import Analysis
@@ -130,6 +130,7 @@ class LiveSession:
         self._recording: Recording | None = None
         self._switching = False
         self._notice: str | None = None
+        self.augment = False  # store each new example with its mirror and crops (12 vectors)
         self.pipeline = FramePipeline(self, worker)
         self.analysis = Analysis()  # leave-one-out of the examples, off the page's thread
         _SESSIONS.add(self)
@@ -144,7 +145,10 @@ class LiveSession:
                embedder: EmbedderLike) -> tuple[Caption, float] | None:
         """Classify a camera frame's embedding, keep it for Add, record it while recording."""
         recording = self._recording  # read unlocked to decide on the JPEG; rechecked below
-        jpeg = encode_jpeg(crop, size=crop.shape[0]) if recording and recording.wants(arrived) else None
+        jpeg, vectors = None, embedding[None]
+        if recording and recording.wants(arrived):
+            jpeg = encode_jpeg(crop, size=crop.shape[0])
+            vectors = _vectors(embedder, crop, embedding, self.augment)
         with self._lock:
             if embedder is not self._embedder or self._switching:
                 return None
@@ -154,7 +158,7 @@ class LiveSession:
             self._latest = _Latest(embedding, crop, arrived, embedder)
             self._prediction = prediction
             if self._recording is not None:
-                ended = self._recording.take(self._classifier, embedding, jpeg, arrived)
+                ended = self._recording.take(self._classifier, vectors, jpeg, arrived)
                 if ended is not None:
                     self._recording, self._notice = None, ended
         return caption(prediction), knn_seconds
@@ -171,11 +175,12 @@ class LiveSession:
             self._check_class(label)
             latest = self._fresh_latest("Add")
         jpeg = encode_jpeg(latest.crop, size=latest.crop.shape[0])
+        vectors = _vectors(latest.embedder, latest.crop, latest.embedding, self.augment)
         with self._lock:
             if latest.embedder is not self._embedder:
                 raise LiveError("The backbone changed while adding: press Add again.")
             self._check_class(label)
-            example_id = self._classifier.add(latest.embedding, label, jpeg)
+            (example_id,) = self._classifier.add_many(vectors, [label], [jpeg], [len(vectors)])
             self._repredict()
             return example_id
 
@@ -219,13 +224,14 @@ class LiveSession:
                 errors.append(str(exc))
         if not crops:
             return [], errors
-        embeddings = _embed_in_batches(embedder, crops, progress, "Embedding uploaded images")
+        embeddings, counts = _embed_examples(embedder, crops, [self.augment] * len(crops), progress,
+                                             "Embedding uploaded images")
         jpegs = [encode_jpeg(c, size=size) for c in crops]
         with self._lock:
             if embedder is not self._embedder:
                 raise LiveError("The backbone changed while adding the images: upload them again.")
             self._check_class(label)
-            ids = self._classifier.add_many(embeddings, [label] * len(crops), jpegs)
+            ids = self._classifier.add_many(embeddings, [label] * len(crops), jpegs, counts)
             self._repredict()
         return ids, errors
 
@@ -288,6 +294,24 @@ class LiveSession:
             self._classifier = classifier
             self._recording = None
             self._repredict()
+
+    def restore(self, classifier: KNNClassifier, backbone: str, embedder: EmbedderLike,
+                progress: Progress | None = None) -> int:
+        """Use a restored project's `classifier`, made with `backbone`, with `embedder` from now
+        on: as it is when `embedder` is that backbone, else re-embedded from its stored images
+        (another input size counts as another backbone). Returns how many examples had no image
+        to re-embed and were left out."""
+        dropped = 0
+        if backbone != embedder.backbone:
+            classifier, dropped = _re_embedded(classifier, embedder, progress)
+        with self._lock:
+            self._classifier = classifier
+            self._recording = None
+            if embedder is not self._embedder:
+                self._embedder, self._latest = embedder, None
+                self.pipeline.reset_timings()
+            self._repredict()
+        return dropped
 
     def set_embedder(self, embedder: EmbedderLike, progress: Progress | None = None) -> int:
         """Switch backbone: re-embed every stored example from its stored image.
@@ -425,9 +449,27 @@ def _embed_in_batches(
     return np.concatenate(parts)
 
 
+def _vectors(embedder: EmbedderLike, crop: np.ndarray, embedding: np.ndarray, augment: bool) -> np.ndarray:
+    """An example's vectors [V, D]: its embedding, and with augmentation its views' (V = 12)."""
+    if not augment:
+        return embedding[None]
+    return np.vstack([embedding, np.asarray(embedder.embed(augmented_views(crop)), np.float32)])
+
+
+def _embed_examples(embedder: EmbedderLike, squares: Sequence[np.ndarray], augment: Sequence[bool],
+                    progress: Progress | None, what: str) -> tuple[np.ndarray, list[int]]:
+    """Every example's vectors one after the other, and how many each has (12 where augmented)."""
+    images, counts = [], []
+    for square, views in zip(squares, augment):
+        batch = [square, *augmented_views(square)] if views else [square]
+        images += batch
+        counts.append(len(batch))
+    return _embed_in_batches(embedder, images, progress, what), counts
+
+
 def _re_embedded(old: KNNClassifier, embedder: EmbedderLike, progress: Progress | None) -> tuple[KNNClassifier, int]:
-    """A classifier like `old` with every example that has an image embedded by `embedder`;
-    and how many examples had no image."""
+    """A classifier like `old` with every example that has an image embedded by `embedder` (with
+    its views again where it had them); and how many examples had no image."""
     examples = old.examples()
     usable = [e for e in examples if e.image is not None]
     new = KNNClassifier(k=old.k, unknown_threshold=old.unknown_threshold,
@@ -435,10 +477,12 @@ def _re_embedded(old: KNNClassifier, embedder: EmbedderLike, progress: Progress 
     for label in old.classes:
         new.add_class(label)
     if usable:
-        images = [decode_jpeg(e.image) for e in usable]
-        embeddings = _embed_in_batches(embedder, images, progress, "Re-embedding examples")
-        new.add_many(embeddings, [e.label for e in usable], [e.image for e in usable])
+        squares = [center_crop_resize(decode_jpeg(e.image), embedder.input_size) for e in usable]
+        embeddings, counts = _embed_examples(embedder, squares, [e.vectors > 1 for e in usable], progress,
+                                             "Re-embedding examples")
+        new.add_many(embeddings, [e.label for e in usable], [e.image for e in usable], counts)
     return new, len(examples) - len(usable)
+
 
 
 def _neighbor_views(clf: KNNClassifier, prediction: Prediction | None) -> tuple[NeighborView, ...]:
