@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .limits import MAX_STORED_JPEG_BYTES
+from collections.abc import Sequence
+
+from .limits import MAX_STORED_JPEG_BYTES, MAX_VECTORS_PER_EXAMPLE
 
 
 class ClassifierError(ValueError):
@@ -53,6 +55,24 @@ def as_batch(embeddings: object, what: str) -> np.ndarray:
             "use predict() for a single embedding or reshape(1, -1)"
         )
     return array
+
+
+def as_examples(embeddings: object, labels: Sequence[str] | str, images: Sequence[bytes | None] | None,
+                vectors: Sequence[int] | None) -> tuple[np.ndarray, list, list[bytes | None], list[int]]:
+    """`add_many`'s arguments checked against each other: (embeddings [R, D], N labels, N images,
+    N vector counts summing to R)."""
+    batch = as_batch(embeddings, "add_many")
+    labels = [labels] if isinstance(labels, str) else list(labels)
+    images = [None] * len(labels) if images is None else list(images)
+    counts = [1] * len(labels) if vectors is None else [int(v) for v in vectors]
+    if not (len(counts) == len(labels) == len(images) and sum(counts) == len(batch)):
+        raise ClassifierError(
+            f"got {len(batch)} embeddings, {len(labels)} labels, {len(images)} images and {len(counts)} vector "
+            "counts; there must be one label, image and count per example and one embedding per vector"
+        )
+    if any(not 1 <= c <= MAX_VECTORS_PER_EXAMPLE for c in counts):
+        raise ClassifierError(f"an example holds 1 to {MAX_VECTORS_PER_EXAMPLE} vectors")
+    return batch, labels, [check_image(image) for image in images], counts
 
 
 def as_single(embedding: object) -> np.ndarray:

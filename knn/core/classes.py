@@ -2,6 +2,9 @@
 alphabetical rank that breaks the last ties. Not thread-safe: the classifier's lock guards it."""
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+
 from .checks import ClassifierError
 from .limits import MAX_CLASSES
 from .names import normalise_name
@@ -83,6 +86,21 @@ class ClassList:
         del self.counts[index]
         self._changed()
         return index
+
+    def check_room(self, labels: Sequence[str], per_class: int) -> None:
+        """Refuse (ClassifierError) examples of these normalised `labels` that would make more
+        classes than `limit` or more than `per_class` examples in a class; changes nothing."""
+        new = len({label for label in labels if label not in self})
+        if len(self) + new > self.limit:
+            raise ClassifierError(f"this would make {len(self) + new} classes; one classifier holds at most "
+                                  f"{self.limit}: delete a class first")
+        for label, extra in Counter(labels).items():
+            have = self.counts[self.index(label)] if label in self else 0
+            if have + extra > per_class:
+                raise ClassifierError(
+                    f"class {label!r} has {have:,} examples and the limit is {per_class:,} per class; "
+                    "remove some examples first (or raise max_examples_per_class)"
+                )
 
     def copy(self) -> "ClassList":
         return ClassList(self.names, self.counts, self.limit)

@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 import numpy as np
 
-from .checks import (ClassifierError, as_batch, as_single, check_cap, check_image, check_k, check_threshold,
+from .checks import (ClassifierError, as_batch, as_examples, as_single, check_cap, check_k, check_threshold,
                      normalise)
 from .names import normalise_name
 from .classes import ClassList
-from .limits import MAX_CLASSES, MAX_EXAMPLES, MAX_EXAMPLES_PER_CLASS, MAX_STORED_VALUES, MAX_VECTORS_PER_EXAMPLE
+from .limits import MAX_CLASSES, MAX_EXAMPLES, MAX_EXAMPLES_PER_CLASS, MAX_STORED_VALUES
 from .store import EmbeddingStore
 from .voting import is_unknown, vote, vote_one
 
@@ -108,6 +108,15 @@ class ClassifierState:
 
     def vector_counts(self) -> np.ndarray:
         return np.ones(len(self.labels), np.int64) if self.vectors is None else np.asarray(self.vectors, np.int64)
+
+    def check(self) -> None:
+        """Refuse (ClassifierError) a state whose parts do not agree."""
+        labels, counts = np.asarray(self.labels), self.vector_counts()
+        if labels.ndim != 1 or len(labels) != len(self.images) or len(counts) != len(labels) \
+                or int(counts.sum()) != len(self.embeddings):
+            raise ClassifierError("the numbers of embeddings, labels and images differ")
+        if len(labels) and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= len(self.classes)):
+            raise ClassifierError("an example refers to a class that does not exist")
 
     def own_embeddings(self) -> np.ndarray:
         """Each example's own embedding [N, D] (the first of its vectors)."""
@@ -278,19 +287,8 @@ class KNNClassifier:
         Returns:
             The N new example ids, in order.
         """
-        batch = as_batch(embeddings, "add_many")
-        labels = [labels] if isinstance(labels, str) else list(labels)
-        images = [None] * len(labels) if images is None else list(images)
-        counts = [1] * len(labels) if vectors is None else [int(v) for v in vectors]
-        if not (len(counts) == len(labels) == len(images) and sum(counts) == len(batch)):
-            raise ClassifierError(
-                f"got {len(batch)} embeddings, {len(labels)} labels, {len(images)} images and {len(counts)} vector "
-                "counts; there must be one label, image and count per example and one embedding per vector"
-            )
-        if any(not 1 <= c <= MAX_VECTORS_PER_EXAMPLE for c in counts):
-            raise ClassifierError(f"an example holds 1 to {MAX_VECTORS_PER_EXAMPLE} vectors")
+        batch, labels, images, counts = as_examples(embeddings, labels, images, vectors)
         labels = [normalise_name(label) for label in labels]
-        images = [check_image(image) for image in images]
         with self._lock:
             rows = normalise(batch, self._store.dim)
             if len(rows) == 0:
@@ -320,22 +318,7 @@ class KNNClassifier:
                 f"this would make {total:,} examples; one classifier holds at most {self.max_examples:,} "
                 "(all classes together): remove some examples first"
             )
-        new = len({label for label in labels if label not in self._classes})
-        if len(self._classes) + new > self._classes.limit:
-            raise ClassifierError(
-                f"this would make {len(self._classes) + new} classes; one classifier holds at most "
-                f"{self._classes.limit}: delete a class first"
-            )
-        wanted: dict[str, int] = {}
-        for label in labels:
-            wanted[label] = wanted.get(label, 0) + 1
-        for label, extra in wanted.items():
-            have = self._classes.counts[self._classes.index(label)] if label in self._classes else 0
-            if have + extra > self.max_examples_per_class:
-                raise ClassifierError(
-                    f"class {label!r} has {have:,} examples and the limit is {self.max_examples_per_class:,} per class; "
-                    "remove some examples first (or raise max_examples_per_class)"
-                )
+        self._classes.check_room(labels, self.max_examples_per_class)
 
     def remove(self, example_id: int) -> None:
         """Remove one example, all its vectors with it (its class stays, possibly empty).
@@ -360,14 +343,12 @@ class KNNClassifier:
             if not self._store.has(example_id):
                 raise ClassifierError(f"there is no example with id {example_id!r}")
             name = normalise_name(label)
+            if name in self._classes and self._store.class_of(int(example_id)) == self._classes.index(name):
+                return
+            self._classes.check_room([name], self.max_examples_per_class)  # a move adds no example
             if name not in self._classes:
-                self._check_room([name], 0)
                 self._classes.add(name)
             index = self._classes.index(name)
-            if self._store.class_of(int(example_id)) == index:
-                return
-            if self._classes.counts[index] + 1 > self.max_examples_per_class:
-                raise ClassifierError(f"class {name!r} already holds {self.max_examples_per_class:,} examples")
             old = self._store.relabel(int(example_id), index)
             self._classes.counts[old] -= 1
             self._classes.counts[index] += 1
@@ -385,11 +366,8 @@ class KNNClassifier:
         """A copy of each example's own embedding in insertion order: (float32 [N, D] normalised,
         labels, ids). `state()` has every vector."""
         with self._lock:
-            ids = self._store.examples_of_class()
-            names = self._classes.names
-            labels = [names[self._store.class_of(i)] for i in ids]
-            own = np.stack([self._store.vectors_of(i)[0] for i in ids]) if ids else np.zeros((0, self.dim or 0), np.float32)
-            return own, labels, ids
+            state, ids = self.state(), self._store.examples_of_class()
+        return state.own_embeddings(), [state.classes[i] for i in state.labels.tolist()], ids
 
     # ---- prediction ----------------------------------------------------------------------------
 
@@ -402,17 +380,8 @@ class KNNClassifier:
         # remove(), and copying the store per frame would cost as much as the product itself.
         # The product is short (~1 ms at 10k × 1024) and releases the GIL.
         sims, rows = self._store.nearest(queries, self.k)
-        all_cls, all_ids = self._store.classes_at(rows).tolist(), self._store.ids_at(rows).tolist()
-        rank = self._classes.rank()
-        predictions = []
-        for sims_i, cls_i, ids_i in zip(sims.tolist(), all_cls, all_ids):
-            confidences, winner = vote_one(sims_i, cls_i, len(classes), rank)
-            best = sims_i[0]
-            unknown = is_unknown(best, self.unknown_threshold)
-            neighbors = tuple(Neighbor(e, classes[c], s) for e, c, s in zip(ids_i, cls_i, sims_i))
-            label = None if unknown else classes[winner]
-            predictions.append(Prediction(label, dict(zip(classes, confidences)), best, neighbors, unknown))
-        return predictions
+        return _predictions(sims.tolist(), self._store.classes_at(rows).tolist(), self._store.ids_at(rows).tolist(),
+                            classes, self._classes.rank(), self.unknown_threshold)
 
     def predict(self, embedding: np.ndarray) -> Prediction:
         """Classify one embedding.
@@ -435,12 +404,7 @@ class KNNClassifier:
         """Classify a batch [M, D]; one matrix product per chunk of queries."""
         batch = as_batch(embeddings, "predict_many")
         with self._lock:
-            queries = normalise(batch, self._store.dim)
-            out: list[Prediction] = []
-            step = self.chunk_rows()
-            for start in range(0, len(queries), step):
-                out.extend(self._predict_locked(queries[start : start + step]))
-            return out
+            return [p for chunk in self._chunks(batch) for p in self._predict_locked(chunk)]
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         """Confidences for a batch [M, D] as an [M, C] array in class order (scikit-learn style).
@@ -449,42 +413,30 @@ class KNNClassifier:
         """
         batch = as_batch(embeddings, "predict_proba")
         with self._lock:
-            queries = normalise(batch, self._store.dim)
-            n_classes = len(self._classes)
-            if len(self._store) == 0:
-                return np.zeros((len(queries), n_classes))
-            rank = np.asarray(self._classes.rank())
-            step = self.chunk_rows()
-            parts = []
-            for start in range(0, len(queries), step):
-                sims, rows = self._store.nearest(queries[start : start + step], self.k)
+            n_classes, rank = len(self._classes), np.asarray(self._classes.rank())
+            parts = [np.zeros((0, n_classes))]
+            for chunk in self._chunks(batch):
+                if len(self._store) == 0:
+                    parts.append(np.zeros((len(chunk), n_classes)))
+                    continue
+                sims, rows = self._store.nearest(chunk, self.k)
                 parts.append(vote(sims, self._store.classes_at(rows), n_classes, rank)[0])
-            return np.concatenate(parts) if parts else np.zeros((0, n_classes))
+            return np.concatenate(parts)
 
-    def chunk_rows(self) -> int:
-        """Queries per matrix product, so that the [chunk, N] similarities stay near 64 MB."""
-        return max(1, min(4096, CHUNK_FLOATS // max(len(self._store), 1)))
+    def _chunks(self, batch: np.ndarray):
+        """The batch normalised, in chunks whose [chunk, N] similarities stay near `CHUNK_FLOATS`."""
+        queries = normalise(batch, self._store.dim)
+        step = max(1, min(4096, CHUNK_FLOATS // max(self._store.vectors, 1)))
+        return (queries[start : start + step] for start in range(0, len(queries), step))
 
     # ---- state ---------------------------------------------------------------------------------
 
     def state(self) -> ClassifierState:
         """A consistent copy of everything, taken under the lock (for saving and evaluating)."""
         with self._lock:
-            store = self._store
-            ids = store.examples_of_class()
-            rows, counts = store.rows_in_order()
-            dim = store.dim
-            return ClassifierState(
-                classes=tuple(self._classes.names),
-                embeddings=store.embeddings_at(rows) if len(store) else np.zeros((0, dim or 0), np.float32),
-                labels=np.fromiter((store.class_of(i) for i in ids), np.int64, len(ids)),
-                images=tuple(store.image_of(i) for i in ids),
-                k=self.k,
-                unknown_threshold=self.unknown_threshold,
-                max_examples_per_class=self.max_examples_per_class,
-                dim=dim,
-                vectors=counts,
-            )
+            embeddings, labels, images, vectors = self._store.snapshot()
+            return ClassifierState(tuple(self._classes.names), embeddings, labels, images, self.k,
+                                   self.unknown_threshold, self.max_examples_per_class, self._store.dim, vectors)
 
     @classmethod
     def from_state(cls, state: ClassifierState) -> "KNNClassifier":
@@ -493,19 +445,13 @@ class KNNClassifier:
         Raises:
             ClassifierError: the state is inconsistent (unknown label index, bad names, ...).
         """
+        state.check()
         clf = cls(state.k, state.unknown_threshold, state.max_examples_per_class)
         for name in state.classes:
             clf.add_class(name)
-        labels = np.asarray(state.labels)
-        counts = state.vector_counts()
-        if labels.ndim != 1 or len(labels) != len(state.images) or len(counts) != len(labels) \
-                or int(counts.sum()) != len(state.embeddings):
-            raise ClassifierError("the numbers of embeddings, labels and images differ")
-        if len(labels) == 0:
-            return clf
-        if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= len(state.classes):
-            raise ClassifierError("an example refers to a class that does not exist")
-        clf.add_many(state.embeddings, [state.classes[i] for i in labels.tolist()], state.images, counts.tolist())
+        if len(state.labels):
+            clf.add_many(state.embeddings, [state.classes[i] for i in state.labels.tolist()], state.images,
+                         state.vector_counts().tolist())
         return clf
 
     def copy(self) -> "KNNClassifier":
@@ -517,3 +463,16 @@ class KNNClassifier:
             other._store = self._store.copy()
             other.version = self.version
             return other
+
+
+def _predictions(sims: list, classes_of: list, ids: list, classes: list[str], rank: list[int],
+                 threshold: float | None) -> list[Prediction]:
+    """One `Prediction` per query from its k neighbours' similarities, class indices and ids."""
+    out = []
+    for sims_i, cls_i, ids_i in zip(sims, classes_of, ids):
+        confidences, winner = vote_one(sims_i, cls_i, len(classes), rank)
+        unknown = is_unknown(sims_i[0], threshold)
+        neighbors = tuple(Neighbor(e, classes[c], s) for e, c, s in zip(ids_i, cls_i, sims_i))
+        out.append(Prediction(None if unknown else classes[winner], dict(zip(classes, confidences)), sims_i[0],
+                              neighbors, unknown))
+    return out

@@ -175,9 +175,14 @@ class EmbeddingStore:
         rows = np.fromiter((r for i in order for r in self._rows_of[i]), np.int64, int(counts.sum()))
         return rows, counts
 
-    def embeddings_at(self, rows: np.ndarray) -> np.ndarray:
-        """A copy of these rows' embeddings."""
-        return self._emb[rows]
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray, tuple[bytes | None, ...], np.ndarray]:
+        """Copies in insertion order: (every vector [R, D], class index [N], image per example,
+        vectors per example [N])."""
+        ids = self.examples_of_class()
+        rows, counts = self.rows_in_order()
+        embeddings = self._emb[rows] if len(rows) else np.zeros((0, self._dim or 0), np.float32)
+        classes = np.fromiter((self.class_of(i) for i in ids), np.int64, len(ids))
+        return embeddings, classes, tuple(self._images[i] for i in ids), counts
 
     def nearest(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest examples for normalised [M, D] queries, most similar first, equal
