@@ -20,7 +20,7 @@ import pytest
 import knn
 from knn.model.export import ExportError, build_head, build_model, export_bytes, export_model, read_metadata
 from knn.core.evaluation import few_shot_split
-from knn.core.images import center_crop_resize, read_image
+from knn.core.images import augmented_views, center_crop_resize, read_image
 from tests.conftest import class_files
 
 TOLERANCE = 1e-4
@@ -268,8 +268,14 @@ def test_other_backbone_families(backbone, rps_dir, models_dir, tmp_path):
     embedder = knn.Embedder(backbone, weights=weights, runtime="tf")  # no LiteRT build for a one-off
     clf = knn.KNNClassifier(k=3)
     files = class_files(rps_dir)
+    augment = spec.size != 224  # the accurate mode's examples with their mirrors and crops, as the app can store them
     for name, paths in files.items():
-        clf.add_many(embedder.embed([read_image(f) for f in paths[:40:10]]), [name] * 4)
+        squares = [center_crop_resize(read_image(f), spec.size) for f in paths[:40:10]]
+        if augment:
+            clf.add_many(embedder.embed([v for sq in squares for v in (sq, *augmented_views(sq))]), [name] * 4,
+                         vectors=[12] * 4)
+        else:
+            clf.add_many(embedder.embed(squares), [name] * 4)
     images = [read_image(paths[-1]) for paths in files.values()]
     embeddings = embedder.embed(images)
     pixels = np.stack([center_crop_resize(im, spec.size) for im in images]).astype(np.float32)

@@ -132,3 +132,26 @@ def test_unavailable_weights_name_the_file_and_where_to_put_it(tmp_path: Path):
     # One file serves every input size; offline, the message says the download needs internet.
     assert "mobilenet_v2_1.0_224_no_top.weights.h5" in v2
     assert "KNN_WEIGHTS_DIR" in v2 and "needs internet" in v2
+
+
+def test_the_download_check_fails_fast_and_once(monkeypatch):
+    """Offline, Keras' download is not even tried: one connection attempt per process decides."""
+    import socket
+
+    attempts = []
+
+    def refuse(address, timeout):
+        attempts.append((address, timeout))
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.delenv("KNN_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    weights.downloads_possible.cache_clear()
+    try:
+        for _ in range(3):
+            reachable, why = weights.downloads_possible()
+            assert not reachable and "cannot be reached" in why and "refused" in why
+        assert attempts == [(weights.DOWNLOAD_HOST, weights.DOWNLOAD_CHECK_SECONDS)]
+        assert weights.DOWNLOAD_CHECK_SECONDS <= 5
+    finally:
+        weights.downloads_possible.cache_clear()
