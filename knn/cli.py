@@ -606,7 +606,8 @@ def _add_export(sub) -> None:
         "export", help="export a project as one Keras or LiteRT model", formatter_class=_HelpFormatter,
         description="Write MobileNet + L2 normalisation + the KNN head as one model: .keras (loads with "
                     "keras.models.load_model, no knn needed) or .tflite (ai_edge_litert). Input: float32 "
-                    "[batch, S, S, 3] RGB 0..255, centre-cropped and resized to S (224). Outputs: "
+                    "[batch, S, S, 3] RGB 0..255, centre-cropped and resized to S (224, or 320 for a project in the "
+                    "accurate mode; knn.json says). Outputs: "
                     "probabilities [batch, classes], class_index [batch] (-1 = unknown), similarity "
                     "[batch]. The class names are inside the file: it is also a zip holding labels.txt "
                     "and knn.json.",
