@@ -155,10 +155,11 @@ class KNNClassifier:
         unknown_threshold: when the best cosine similarity is below this, `predict` answers
             unknown (label None). None never answers unknown.
         max_examples_per_class: adding beyond this raises `ClassifierError`.
-        max_examples, max_classes: all classes together, and classes; adding beyond raises
-            `ClassifierError`. They bound memory and the time of every prediction (each query is
-            compared with every example); the defaults are knn.core.limits', which a project
-            file and a browser session share.
+        max_examples, max_classes, max_values: examples of all classes together, classes, and
+            embedding values stored (all vectors); adding beyond raises `ClassifierError`. They
+            bound memory and the time of every prediction (each query is compared with every
+            vector); the defaults are knn.core.limits', which a project file and a browser
+            session share.
 
     Attributes:
         k, unknown_threshold, max_examples_per_class: settable, validated.
@@ -173,10 +174,10 @@ class KNNClassifier:
 
     def __init__(self, k: int = 3, unknown_threshold: float | None = None,
                  max_examples_per_class: int = MAX_EXAMPLES_PER_CLASS, max_examples: int = MAX_EXAMPLES,
-                 max_classes: int = MAX_CLASSES):
+                 max_classes: int = MAX_CLASSES, max_values: int = MAX_STORED_VALUES):
         self._lock = threading.RLock()
         self.k, self.unknown_threshold, self.max_examples_per_class = k, unknown_threshold, max_examples_per_class
-        self.max_examples = check_cap(max_examples)
+        self.max_examples, self.max_values = check_cap(max_examples), check_cap(max_values)
         self._classes = ClassList(limit=check_cap(max_classes))
         self._store = EmbeddingStore()
         self.version = 0  # counts changes to examples, classes and settings: caches compare it
@@ -306,10 +307,10 @@ class KNNClassifier:
 
     def _check_room(self, labels: list[str], values: int) -> None:
         stored = self._store.vectors * (self._store.dim or 0)
-        if stored + values > MAX_STORED_VALUES:
+        if stored + values > self.max_values:
             raise ClassifierError(
                 f"this would store {stored + values:,} embedding values; one classifier holds at most "
-                f"{MAX_STORED_VALUES:,} (each frame is compared with all of them): remove some examples, "
+                f"{self.max_values:,} (each frame is compared with all of them): remove some examples, "
                 "or add them without augmentation"
             )
         total = len(self._store) + len(labels)
@@ -458,7 +459,7 @@ class KNNClassifier:
         """An independent copy (example ids are kept)."""
         with self._lock:
             other = KNNClassifier(self.k, self.unknown_threshold, self.max_examples_per_class,
-                                  self.max_examples, self._classes.limit)
+                                  self.max_examples, self._classes.limit, self.max_values)
             other._classes = self._classes.copy()
             other._store = self._store.copy()
             other.version = self.version
