@@ -26,6 +26,7 @@ from knn.core.project import read_project_meta
 from knn.model.backbones import RESOLUTIONS, get_backbone
 from knn.model.choice import BackboneChoice, choose_backbone
 from knn.model.export import ExportError, export_bytes
+from knn.serving.ice import camera_rtc
 from knn.serving.settings import Settings, SettingsError
 from knn.serving.startup import Started, start
 
@@ -340,7 +341,7 @@ def camera() -> None:
     webrtc_streamer(
         key="camera",
         mode=WebRtcMode.SENDRECV,
-        rtc_configuration={"iceServers": configured_ice_servers()},
+        **camera_rtc(configured_ice_servers(), serving()),
         media_stream_constraints={
             "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 30}},
             "audio": False,
@@ -354,7 +355,8 @@ def camera() -> None:
     )
 
 
-def configured_ice_servers() -> list[dict]:
+def configured_ice_servers() -> list[dict] | None:
+    """The operator's ICE servers (a secret, else KNN_ICE_SERVERS); None: streamlit-webrtc chooses."""
     try:
         secret = st.secrets.get("ice_servers")
     except Exception:  # no secrets.toml at all: that is the usual case locally
