@@ -32,6 +32,21 @@ for i in $(seq 1 "$n"); do
   pids+=("$!")
   export "KNN_APP$i=127.0.0.1:$port"
 done
+# HAProxy's first health checks would find processes still starting and send every user to the
+# first one up: start it once all of them answer.
+python3 - "$first_port" "$n" <<'PY'
+import sys, time, urllib.request
+first, n = int(sys.argv[1]), int(sys.argv[2])
+for port in range(first, first + n):
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        sys.exit(f"the process on port {port} did not start")
+PY
 echo "$n processes ($KNN_THREADS model threads each) behind http://$KNN_LB_BIND" >&2
 haproxy -db -f deploy/haproxy/haproxy.cfg &
 pids+=("$!")
