@@ -184,6 +184,18 @@ def test_upload_images_to_a_class(at, monkeypatch):
     assert at.file_uploader(key="upload_1_1").value == []
 
 
+def test_an_upload_repeated_by_a_stale_rerun_is_added_once(at):
+    """The browser can send the old uploader's files again before it has drawn the fresh one (a
+    rerun from the live panel's timer); Streamlit then calls the old uploader's callback again."""
+    files = [("red1.png", png(photo(RED)), "image/png"), ("red2.png", png(photo((180, 40, 40))), "image/png")]
+    old = at.file_uploader(key="upload_1_0")
+    old.set_value(files).run()
+    assert counts(at)[1] == "2 examples"
+    old.set_value(files).run()  # the stale widget state, once more
+    assert not at.exception, at.exception
+    assert counts(at)[1] == "2 examples"
+
+
 def test_non_images_and_oversized_uploads_are_refused_with_a_message(at, monkeypatch):
     monkeypatch.setattr(knn.live.session, "MAX_IMAGE_BYTES", 50_000)
     big = png(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8))
