@@ -240,8 +240,9 @@ class TurnServer:
                 re.findall(r"session (\d+): peer usage: .*?rb=(\d+), sp=\d+, sb=(\d+)", self.log())}
 
     def over_tcp(self) -> set[str]:
-        """TURN sessions whose client came over TCP (their end is logged as a TCP close)."""
-        return set(re.findall(r"session (\d+): TCP socket closed", self.log()))
+        """TURN sessions whose client came over TCP (coturn names TCP when such a session ends:
+        "TCP socket closed remotely", "TCP socket error", "reason: TCP connection closed")."""
+        return set(re.findall(r"session (\d+): .*\bTCP\b", self.log()))
 
 
 class Balancer:
