@@ -26,6 +26,7 @@ from knn.core.project import read_project_meta
 from knn.model.backbones import RESOLUTIONS, get_backbone
 from knn.model.choice import BackboneChoice, choose_backbone
 from knn.model.export import ExportError, export_bytes
+from knn.serving.ice import camera_rtc
 from knn.serving.settings import Settings, SettingsError
 from knn.serving.startup import Started, start
 
@@ -199,10 +200,22 @@ def on_delete(slot: int, label: str) -> None:
     del ss.slots[label]
 
 
+def first_delivery(key: str) -> bool:
+    """True the first time an uploader's callback runs. Each uploader is used once (its key then
+    changes), but a rerun the browser sends before it has drawn the fresh uploader (the live
+    panel's timer) carries the old one's files again, and Streamlit, which keeps a removed
+    widget's callback, calls it again: the same images would be added twice."""
+    handled = ss.setdefault("handled_uploads", set())
+    if key in handled:
+        return False
+    handled.add(key)
+    return True
+
+
 @class_action
 def on_upload_images(slot: int, label: str, key: str) -> None:
     files = ss.get(key) or []
-    if not files:
+    if not files or not first_delivery(key):
         return
     ss[f"upload_nonce_{slot}"] = ss.get(f"upload_nonce_{slot}", 0) + 1  # a fresh, empty uploader
     ids, errors = live().add_images(label, [(f.name, f.getvalue()) for f in files])
@@ -250,7 +263,7 @@ def on_augment() -> None:
 
 def on_restore_project(key: str) -> None:
     upload = ss.get(key)
-    if upload is None:
+    if upload is None or not first_delivery(key):
         return
     ss.project_nonce = ss.get("project_nonce", 0) + 1  # empty the uploader for the next file
     try:
@@ -340,7 +353,7 @@ def camera() -> None:
     webrtc_streamer(
         key="camera",
         mode=WebRtcMode.SENDRECV,
-        rtc_configuration={"iceServers": configured_ice_servers()},
+        **camera_rtc(configured_ice_servers(), serving()),
         media_stream_constraints={
             "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 30}},
             "audio": False,
@@ -354,7 +367,8 @@ def camera() -> None:
     )
 
 
-def configured_ice_servers() -> list[dict]:
+def configured_ice_servers() -> list[dict] | None:
+    """The operator's ICE servers (a secret, else KNN_ICE_SERVERS); None: streamlit-webrtc chooses."""
     try:
         secret = st.secrets.get("ice_servers")
     except Exception:  # no secrets.toml at all: that is the usual case locally

@@ -4,6 +4,7 @@
     python bench/live.py --sessions 1 --seconds 60
     python bench/live.py --sessions --soak 600 # only the 10-minute soak
     python bench/live.py --quick               # a smoke run: 1 and 2 sessions, 10 s each
+    python bench/live.py --balancer            # 4 sessions through HAProxy over 1, then 2 processes
 
 For each session count N a fresh `streamlit run app.py` server starts with its metrics file on
 (env KNN_METRICS_FILE, see knn/serving/metrics.py); one headless Chromium, whose fake camera plays a
@@ -27,6 +28,10 @@ benchmark reads the server's metrics every second for `--seconds` and reports pe
 `--soak S` streams one session for S seconds and presses Add every `--add-every` seconds (cycling
 through the three classes), and reports memory, frame rate and latency minute by minute; the
 floor is memory at the end within 10% of memory after the first minute.
+
+`--balancer` puts HAProxy with deploy/haproxy/haproxy.cfg (sticky sessions) in front of 1, then
+2 (`--processes`) app processes and runs the largest `--sessions` count through it, reporting
+each session's rates and latency with the process that served it, and each process's CPU.
 
 Run it on a quiet machine (`uptime` load well under 1): the browser shares the cores with the
 server. Results are also written as JSON to bench/results/live-*.json.
@@ -345,6 +350,68 @@ def soak_table(soak: dict) -> str:
             f"({soak['add_failed']} Add clicks not confirmed).")
 
 
+def follow_all(apps: dict, seconds: float, traces: dict, t0: float) -> None:
+    """`follow` for several servers at once: each one's new snapshots into its own trace."""
+    end = time.time() + seconds
+    seen = {name: 0.0 for name in apps}
+    while time.time() < end:
+        for name, app in apps.items():
+            snap = app.metrics()
+            if snap is not None and snap["time"] > seen[name]:
+                seen[name] = snap["time"]
+                traces[name].add(snap, t0)
+        time.sleep(0.2)
+
+
+def run_balanced(n: int, processes: int, seconds: float, warmup: float, video: Path, server: dict) -> dict:
+    """`n` sessions through HAProxy (the shipped deploy/haproxy/haproxy.cfg) over `processes` app processes."""
+    from contextlib import ExitStack
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import AppServer, Balancer
+
+    print(f"{n} session(s) over {processes} process(es) behind HAProxy …", file=sys.stderr, flush=True)
+    with ExitStack() as stack:
+        apps = [stack.enter_context(AppServer(metrics=True, **server)) for _ in range(processes)]
+        lb = stack.enter_context(Balancer(apps))
+        p = stack.enter_context(sync_playwright())
+        browser, pages = open_sessions(p, lb, video, n)  # open_sessions only needs the balancer's url
+        try:
+            placement = [lb.server_of(page.page.context) for page in pages]
+            time.sleep(warmup)
+            traces = {name: Trace() for name in lb.names}
+            t0 = time.time()
+            follow_all(lb.names, 2.0, traces, t0)  # the baseline snapshots
+            follow_all(lb.names, seconds, traces, t0)
+        finally:
+            browser.close()
+    per_process = {name: summarise(placement.count(name), trace) for name, trace in traces.items()
+                   if len(trace.snapshots) > 1}
+    return {"sessions": n, "processes": processes, "placement": placement, "per_process": per_process}
+
+
+def balanced_table(results: list[dict]) -> str:
+    rows, totals = [], []
+    for r in results:
+        layout = f"{r['sessions']} over {r['processes']}"
+        fps = []
+        for name, run in r["per_process"].items():
+            for s in run["per_session"]:
+                fps.append(s["processed_fps"])
+                rows.append([layout, name, s["session"], f"{s['received_fps']:.1f}", f"{s['processed_fps']:.1f}",
+                             f"{s['latency_p50']:.0f}", f"{s['latency_p95']:.0f}", f"{s['embed_ms_p50']:.1f}"])
+        cpu = sum(run["server_cpu_percent"] for run in r["per_process"].values())
+        rss = sum(run["rss_mb"] for run in r["per_process"].values())
+        totals.append([layout, f"{sum(fps):.1f}", f"{min(fps, default=float('nan')):.1f}", f"{cpu:.0f}",
+                       f"{sum(fps) / (cpu / 100):.1f}" if cpu else "-", f"{rss:.0f}"])
+    return (markdown_table(["sessions over processes", "process", "session", "received fps", "processed fps",
+                            "latency p50 ms", "latency p95 ms", "embed p50 ms"], rows) + "\n\n" +
+            markdown_table(["sessions over processes", "processed fps, all sessions", "slowest session fps",
+                            "servers' CPU % (100 = a core)", "processed fps per server core",
+                            "servers' RSS MB"], totals))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, nargs="*", default=[1, 2, 4], help="session counts to run (none: skip)")
@@ -355,6 +422,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 s per count, 3 s warm-up, soak ≤ 60 s")
     parser.add_argument("--label", default="", help="a name for this run's JSON file")
     parser.add_argument("--report", type=Path, metavar="JSON", help="print the tables of a saved run and exit")
+    parser.add_argument("--balancer", action="store_true",
+                        help="the largest --sessions count through HAProxy over each --processes count")
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="--balancer: app processes")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a `streamlit run` option for the server, e.g. runner.postScriptGC=true (A/B runs)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -371,6 +441,9 @@ def main() -> None:
         if saved["runs"]:
             print(f"Live sessions (load average {saved['load_at_start']:.2f} at the start)\n")
             print(sessions_tables(saved["runs"]))
+        if saved.get("balanced"):
+            print("\nThrough HAProxy (deploy/haproxy/haproxy.cfg)\n")
+            print(balanced_table(saved["balanced"]))
         if saved["soak"]:
             print(f"\nSoak: one session, {saved['soak']['seconds']:.0f} s, Add every {saved['soak']['add_every']:.0f} s\n")
             print(soak_table(saved["soak"]))
@@ -381,17 +454,26 @@ def main() -> None:
     video = make_video(RESULTS / "webcam-640x480-30fps.y4m")
     load = psutil.getloadavg()[0]
     print(f"load average {load:.2f} at the start; {psutil.cpu_count()} cores", file=sys.stderr)
-    results = [run_sessions(n, args.seconds, args.warmup, video, server, ramp=n == max(args.sessions) > 1)
-               for n in args.sessions]
+    balanced = [run_balanced(max(args.sessions), k, args.seconds, args.warmup, video, server)
+                for k in args.processes] if args.balancer else []
+    results = [] if args.balancer else [
+        run_sessions(n, args.seconds, args.warmup, video, server, ramp=n == max(args.sessions) > 1)
+        for n in args.sessions]
     soak = run_soak(args.soak, args.add_every, args.warmup, video, server) if args.soak else None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"live-{args.label or stamp}.json"
-    out.write_text(json.dumps({"args": vars(args), "load_at_start": load, "runs": results, "soak": soak}, indent=1))
+    out.write_text(json.dumps({"args": vars(args), "load_at_start": load, "runs": results, "soak": soak,
+                               "balanced": balanced}, indent=1, default=str))
     if results:
         extra = " ".join(f"--{k} {v}" for k, v in [*(("option", o) for o in args.option), *(("env", e) for e in args.env)])
         print(f"\nLive sessions, {args.seconds:.0f} s each after {args.warmup:.0f} s warm-up "
               f"(load average {load:.2f} at the start){' with ' + extra if extra else ''}\n")
         print(sessions_tables(results))
+    if balanced:
+        extra = " ".join(f"--{k} {v}" for k, v in [*(("option", o) for o in args.option), *(("env", e) for e in args.env)])
+        print(f"\nThrough HAProxy (deploy/haproxy/haproxy.cfg), {args.seconds:.0f} s each after {args.warmup:.0f} s "
+              f"warm-up (load average {load:.2f} at the start){' with ' + extra if extra else ''}\n")
+        print(balanced_table(balanced))
     if soak:
         print(f"\nSoak: one session, {args.soak:.0f} s, Add every {args.add_every:.0f} s\n")
         print(soak_table(soak))

@@ -1,14 +1,19 @@
 """Driving the real app in headless Chromium: the server, the browser and one tab as a user sees it.
 
-Shared by the browser tests (tests/test_browser.py, tests/test_faults.py) and the live benchmark
-(bench/live.py). No pytest here: failures are plain exceptions, the tests turn them into skips or
-failures. Chromium plays a .y4m video (tests/webcam.py writes one from photos) as its camera; the
-app runs in a `streamlit run app.py` subprocess with no ICE servers (loopback).
+Shared by the browser tests (tests/test_browser.py, test_faults.py, test_turn.py,
+test_balancer.py) and the live benchmark (bench/live.py). No pytest here: failures are plain
+exceptions, the tests turn them into skips or failures. Chromium plays a .y4m video
+(tests/webcam.py writes one from photos) as its camera; the app runs in a `streamlit run app.py`
+subprocess with no ICE servers (loopback) unless given some, e.g. a `TurnServer`'s; a `Balancer`
+(HAProxy with deploy/haproxy/haproxy.cfg) can stand in front of several.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +24,36 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
+HAPROXY_CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
+
+
+def free_port(kinds=(socket.SOCK_STREAM,)) -> int:
+    """A loopback port free now for each socket kind (TCP, and UDP too for a TURN server)."""
+    while True:
+        with socket.socket(type=kinds[0]) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            for kind in kinds[1:]:
+                with socket.socket(type=kind) as s:
+                    s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+
+
+def find_binary(name: str) -> str | None:
+    """A Debian package's program, also where a non-root PATH does not look (haproxy is in /usr/sbin)."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+
+
+def wait_until(condition, what: str, seconds: float, log=lambda: "") -> None:
+    """Poll `condition()` until true; RuntimeError naming `what` (and `log()`) if it never is."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {seconds} s waiting for {what}\n{log()}")
+        time.sleep(0.2)
 
 
 class AppServer:
@@ -45,9 +80,7 @@ class AppServer:
         tmp = Path(self._tmp.name)
         self.log_path = log or tmp / "streamlit.log"
         self.metrics_file = tmp / "metrics.json" if metrics else None
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {**os.environ, "KNN_ICE_SERVERS": "[]", **(env or {})}
         if self.metrics_file is not None:
@@ -125,6 +158,168 @@ class AppServer:
         raise AssertionError(f"timed out after {seconds} s waiting for {what}; last metrics: {snap}")
 
 
+class TurnServer:
+    """coturn's `turnserver` on loopback with one static user: `with TurnServer() as turn: turn.ice_servers()`.
+
+    Peers on loopback are allowed (the browser, the app and the relay share this machine; coturn
+    refuses them by default), relay addresses are 127.0.0.1, no TLS/DTLS listeners and no admin CLI.
+    Its log (verbose: one line per TURN request, and each allocation's byte counts when it ends)
+    shows what the relay did: `allocations()`, `relayed()`.
+    """
+
+    BINARY = "turnserver"
+
+    def __init__(self) -> None:
+        self.binary = find_binary(self.BINARY)
+        if self.binary is None:
+            raise FileNotFoundError("coturn's turnserver is absent: apt-get install coturn")
+        self._tmp = tempfile.TemporaryDirectory(prefix="knn-turn-")
+        tmp = Path(self._tmp.name)
+        self.log_path = tmp / "turn.log"
+        self.port = free_port((socket.SOCK_DGRAM, socket.SOCK_STREAM))
+        self.username, self.password, self.realm = "knn", secrets.token_hex(8), "knn.test"
+        self._args = [
+            self.binary, "-n",  # no config file: only these options
+            "--listening-ip=127.0.0.1", f"--listening-port={self.port}", "--relay-ip=127.0.0.1",
+            "--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli",
+            "--lt-cred-mech", "--fingerprint", f"--user={self.username}:{self.password}", f"--realm={self.realm}",
+            f"--userdb={tmp / 'turndb'}", f"--pidfile={tmp / 'turn.pid'}",
+            f"--log-file={self.log_path}", "--simple-log", "--no-stdout-log", "--verbose",
+        ]
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "TurnServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: "UDP listener opened" in self.log() or self.process.poll() is not None,
+                       "turnserver to listen", 20, self.log)
+            if self.process.poll() is not None:
+                raise RuntimeError(f"turnserver exited with {self.process.returncode}:\n{self.log()}")
+        except RuntimeError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        self._tmp.cleanup()
+
+    def ice_servers(self, transport: str = "udp") -> list[dict]:
+        """RTCIceServer dicts for this relay, reached over `transport` ("udp" or "tcp")."""
+        return [{"urls": [f"turn:127.0.0.1:{self.port}?transport={transport}"],
+                 "username": self.username, "credential": self.password}]
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def allocations(self) -> set[str]:
+        """Ids of the TURN sessions whose ALLOCATE request succeeded."""
+        return set(re.findall(r"session (\d+): realm <[^>]*> user <[^>]*>: incoming packet ALLOCATE processed, success",
+                              self.log()))
+
+    def relayed(self) -> dict[str, tuple[int, int]]:
+        """Per released allocation (coturn logs its counts then): bytes its relay address received
+        from peers and sent to them."""
+        return {sid: (int(rb), int(sb)) for sid, rb, sb in
+                re.findall(r"session (\d+): peer usage: .*?rb=(\d+), sp=\d+, sb=(\d+)", self.log())}
+
+    def over_tcp(self) -> set[str]:
+        """TURN sessions whose client came over TCP (coturn names TCP when such a session ends:
+        "TCP socket closed remotely", "TCP socket error", "reason: TCP connection closed")."""
+        return set(re.findall(r"session (\d+): .*\bTCP\b", self.log()))
+
+
+class Balancer:
+    """HAProxy with the shipped deploy/haproxy/haproxy.cfg in front of `apps`, on a free loopback port.
+
+    The config reads its addresses from the environment (KNN_LB_BIND, KNN_APP1...), so this runs the
+    very file an operator deploys. `url` is what browsers open; `log()` has one line per request,
+    naming the process (app1, app2, ...) it went to.
+    """
+
+    BINARY = "haproxy"
+
+    def __init__(self, apps: list[AppServer], config: Path = HAPROXY_CONFIG) -> None:
+        self.binary = find_binary(self.BINARY)
+        if self.binary is None:
+            raise FileNotFoundError("haproxy is absent: apt-get install haproxy")
+        self._tmp = tempfile.TemporaryDirectory(prefix="knn-lb-")
+        self.log_path = Path(self._tmp.name) / "haproxy.log"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.names = {f"app{i}": app for i, app in enumerate(apps, 1)}
+        self._env = {**os.environ, "KNN_LB_BIND": f"127.0.0.1:{self.port}",
+                     **{f"KNN_APP{i}": f"127.0.0.1:{app.port}" for i, app in enumerate(apps, 1)}}
+        self._config = config
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Balancer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._log = self.log_path.open("w+")
+        self.process = subprocess.Popen([self.binary, "-db", "-f", str(self._config)], env=self._env,
+                                        stdout=self._log, stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"haproxy exited with {self.process.returncode}:\n{self.log()}")
+            try:  # through the balancer to a process: every one is up once each answered a check
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        try:
+            wait_until(ready, "haproxy to answer", 30, self.log)
+        except RuntimeError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+            self._log.close()
+        self._tmp.cleanup()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def server_of(self, context) -> str:
+        """The process (app1, app2, ...) a browser context is pinned to, from its cookie."""
+        (name,) = [c["value"] for c in context.cookies(self.url) if c["name"] == "KNN_SERVER"]
+        return name
+
+
 def launch(playwright, video: Path):
     """Headless Chromium whose camera plays `video` (read at launch: another video, another browser)."""
     if not CHROMIUM.exists():
@@ -140,6 +335,39 @@ def launch(playwright, video: Path):
             "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}",
         ],
     )
+
+
+RECORD_PEERS = """
+(() => {
+  // Observation only: every RTCPeerConnection the page makes is also kept in window.__knnPeers,
+  // so a test can read its getStats() (which candidates carry the call).
+  const Native = window.RTCPeerConnection;
+  if (!Native || Native.__knnRecorded) return;
+  const peers = (window.__knnPeers = []);
+  class Recorded extends Native {
+    constructor(...args) { super(...args); peers.push(this); }
+  }
+  Recorded.__knnRecorded = true;
+  window.RTCPeerConnection = Recorded;
+})();
+"""
+"""An init script for a browser context (`context.add_init_script(RECORD_PEERS)`): see `Page.ice_pairs`."""
+
+SELECTED_PAIRS = """
+async () => Promise.all((window.__knnPeers || []).map(async (pc) => {
+  const stats = await pc.getStats();
+  let pair = null;
+  stats.forEach((r) => { if (r.type === "transport" && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId); });
+  const local = pair && stats.get(pair.localCandidateId), remote = pair && stats.get(pair.remoteCandidateId);
+  const offered = pc.remoteDescription ? [...pc.remoteDescription.sdp.matchAll(/ typ (\\w+)/g)].map((m) => m[1]) : [];
+  return {state: pc.connectionState, policy: pc.getConfiguration().iceTransportPolicy,
+          remote_offered: [...new Set(offered)].sort(),
+          local: local && local.candidateType, remote: remote && remote.candidateType,
+          local_address: local && `${local.address}:${local.port}`,
+          remote_address: remote && `${remote.address}:${remote.port}`,
+          bytes_sent: pair ? pair.bytesSent : 0, bytes_received: pair ? pair.bytesReceived : 0};
+}))
+"""
 
 
 class Page:
@@ -215,6 +443,22 @@ class Page:
         before = self.count(slot)
         self.page.locator(f'.st-key-class_{slot} input[type="file"]').set_input_files([str(f) for f in files])
         self.wait_for(lambda: self.count(slot) == before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
+
+    def restore_project(self, path: Path, classes: list[str]) -> None:
+        """Upload a project file to the Project section's uploader; wait for its `classes` on the cards."""
+        self.page.locator('[class*="st-key-project_upload_"] input[type="file"]').set_input_files(str(path))
+        self.wait_for(lambda: self.class_names() == classes, f"the classes of {path.name}", 90)
+
+    def class_names(self) -> list[str]:
+        """The class names on the sidebar's cards, in order."""
+        return [box.input_value() for box in self.page.locator('[class*="st-key-name_"] input').all()]
+
+    def ice_pairs(self) -> list[dict]:
+        """For each RTCPeerConnection of the camera component (needs `RECORD_PEERS`): its state,
+        ICE transport policy, the candidate types the server offered in its answer, and the
+        selected candidate pair's types ("host", "srflx", "relay"), addresses and bytes."""
+        frame = self.page.locator('iframe[title*="webrtc"]').first.element_handle().content_frame()
+        return frame.evaluate(SELECTED_PAIRS)
 
     def wait_for(self, condition, what: str, seconds: float) -> None:
         deadline = time.monotonic() + seconds

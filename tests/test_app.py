@@ -94,11 +94,14 @@ def test_the_camera_is_wired_to_this_sessions_callback(at, camera_calls):
     assert call["sink_video_track"] is live.pipeline.sink
     assert call["source_video_track"] is live.pipeline.output
     assert not {"video_frame_callback", "queued_video_frames_callback"} & set(call)
-    assert call["rtc_configuration"] == {"iceServers": []}  # from KNN_ICE_SERVERS
+    # KNN_ICE_SERVERS for both peers (knn.serving.ice)
+    assert call["frontend_rtc_configuration"] == call["server_rtc_configuration"] == {"iceServers": []}
     assert call["media_stream_constraints"]["audio"] is False
 
 
-def test_default_ice_server_is_public_stun(camera_calls, monkeypatch):
+def test_without_ice_servers_streamlit_webrtc_chooses_them(camera_calls, monkeypatch):
+    """No secret, no KNN_ICE_SERVERS: no iceServers key, so streamlit-webrtc picks a provider's TURN
+    relay (from its keys) or Google's public STUN server, for both peers."""
     from streamlit.testing.v1 import AppTest
 
     import streamlit as st
@@ -106,7 +109,8 @@ def test_default_ice_server_is_public_stun(camera_calls, monkeypatch):
     monkeypatch.delenv("KNN_ICE_SERVERS", raising=False)
     st.cache_resource.clear()  # the settings are read once per process: read them again
     AppTest.from_file(APP, default_timeout=300).run()
-    assert camera_calls[-1]["rtc_configuration"]["iceServers"][0]["urls"][0].startswith("stun:")
+    call = camera_calls[-1]
+    assert call["frontend_rtc_configuration"] == call["server_rtc_configuration"] == {}
 
 
 def test_add_without_a_frame_explains_itself(at):
@@ -178,6 +182,18 @@ def test_upload_images_to_a_class(at, monkeypatch):
     assert any("Added 2 images" in s for s in text(at.success))
     # The uploader is emptied for the next batch.
     assert at.file_uploader(key="upload_1_1").value == []
+
+
+def test_an_upload_repeated_by_a_stale_rerun_is_added_once(at):
+    """The browser can send the old uploader's files again before it has drawn the fresh one (a
+    rerun from the live panel's timer); Streamlit then calls the old uploader's callback again."""
+    files = [("red1.png", png(photo(RED)), "image/png"), ("red2.png", png(photo((180, 40, 40))), "image/png")]
+    old = at.file_uploader(key="upload_1_0")
+    old.set_value(files).run()
+    assert counts(at)[1] == "2 examples"
+    old.set_value(files).run()  # the stale widget state, once more
+    assert not at.exception, at.exception
+    assert counts(at)[1] == "2 examples"
 
 
 def test_non_images_and_oversized_uploads_are_refused_with_a_message(at, monkeypatch):

@@ -17,7 +17,8 @@ def test_defaults_without_any_variable():
     assert (s.threads, s.gc_seconds, s.min_bitrate, s.metrics_file, s.metrics_interval) == (
         None, 30.0, MIN_VIDEO_BITRATE, None, 1.0)
     assert s.problems == ()
-    assert s.ice_server_list() == [{"urls": ["stun:stun.l.google.com:19302"]}]
+    assert s.ice_server_list() is None  # streamlit-webrtc chooses (knn.serving.ice)
+    assert s.ice_transport_policy == "all"
 
 
 def test_every_variable_is_read():
@@ -25,8 +26,9 @@ def test_every_variable_is_read():
     s = Settings.from_env({
         "KNN_ICE_SERVERS": json.dumps(turn), "KNN_THREADS": "1", "KNN_GC_SECONDS": "2.5",
         "KNN_MIN_BITRATE": "0", "KNN_METRICS_FILE": "/tmp/m.json", "KNN_METRICS_INTERVAL": "0.5",
+        "KNN_ICE_TRANSPORT_POLICY": "Relay",
     })
-    assert s.ice_server_list() == turn
+    assert s.ice_server_list() == turn and s.ice_transport_policy == "relay"
     assert (s.threads, s.gc_seconds, s.min_bitrate, s.metrics_file, s.metrics_interval) == (
         1, 2.5, 0, Path("/tmp/m.json"), 0.5)
     assert Settings.from_env({"KNN_ICE_SERVERS": "[]"}).ice_server_list() == []  # loopback
@@ -39,6 +41,20 @@ def test_a_secret_comes_before_the_environment():
         s.ice_server_list(secret={"urls": "stun:x"})
 
 
+def test_relay_only_needs_a_turn_server():
+    stun = json.dumps([{"urls": "stun:stun.example.org:3478"}])
+    s = Settings.from_env({"KNN_ICE_SERVERS": stun, "KNN_ICE_TRANSPORT_POLICY": "relay"})
+    (problem,) = s.problems
+    assert "KNN_ICE_TRANSPORT_POLICY='relay' is ignored" in problem and "no turn:" in problem
+    assert s.ice_transport_policy == "all"
+    relay = Settings.from_env({"KNN_ICE_TRANSPORT_POLICY": "relay"})
+    assert relay.problems == () and relay.ice_server_list() is None  # a provider's TURN may come
+    with pytest.raises(SettingsError, match="no turn: or turns: URL"):
+        relay.ice_server_list(secret=json.loads(stun))
+    turns = [{"urls": "turns:turn.example.org:5349?transport=tcp", "username": "u", "credential": "c"}]
+    assert relay.ice_server_list(secret=turns) == turns
+
+
 @pytest.mark.parametrize("name, value, words", [
     ("KNN_ICE_SERVERS", "{not json", "not valid JSON"),
     ("KNN_ICE_SERVERS", '{"urls": "stun:x"}', "list of"),
@@ -46,6 +62,7 @@ def test_a_secret_comes_before_the_environment():
     ("KNN_THREADS", "0", "at least 1"),
     ("KNN_GC_SECONDS", "-1", "at least"),
     ("KNN_MIN_BITRATE", "fast", "whole number"),
+    ("KNN_ICE_TRANSPORT_POLICY", "turn", "one of all, relay"),
 ])
 def test_a_bad_value_is_named_and_its_default_kept(name, value, words):
     s = Settings.from_env({name: value})

@@ -12,14 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-DEFAULT_ICE_SERVERS = ({"urls": ["stun:stun.l.google.com:19302"]},)
+TRANSPORT_POLICIES = ("all", "relay")
+"""W3C RTCIceTransportPolicy values: any candidate, or only a TURN relay's."""
 MIN_VIDEO_BITRATE = 150_000
 """bit/s: the least the server asks a browser to send its camera at (knn.serving.rtc)."""
 
 VARIABLES = (
-    ("KNN_ICE_SERVERS", "Google's public STUN server",
+    ("KNN_ICE_SERVERS", "streamlit-webrtc's choice: Cloudflare or Twilio TURN when their keys are set, else "
+     "Google's public STUN server",
      "ICE servers for WebRTC as a JSON list of RTCIceServer objects (`st.secrets[\"ice_servers\"]` wins); "
      "`[]` for loopback"),
+    ("KNN_ICE_TRANSPORT_POLICY", "all",
+     "`relay`: browsers and the server use only TURN relay candidates, so all video crosses the relay "
+     "(to prove a relay works, or where peers must not see each other's addresses)"),
     ("KNN_BACKBONE", "MobileNetV2 1.0 at 224 where its weights can be had, else v1",
      "the backbone new sessions start with, e.g. `mobilenet_v2_1.0_320` for the accurate mode"),
     ("KNN_THREADS", "one per core", "threads per LiteRT invoke"),
@@ -46,6 +51,7 @@ class Settings:
 
     Attributes:
         ice_servers: RTCIceServer dicts from KNN_ICE_SERVERS, or None when unset.
+        ice_transport_policy: "all" or "relay" (`TRANSPORT_POLICIES`).
         backbone: the backbone id sessions start with, or None for the best available.
         threads: LiteRT threads per invoke; None for one per core.
         gc_seconds, min_bitrate, metrics_file, metrics_interval: as `VARIABLES` says.
@@ -53,6 +59,7 @@ class Settings:
     """
 
     ice_servers: tuple[dict, ...] | None = None
+    ice_transport_policy: str = "all"
     backbone: str | None = None
     threads: int | None = None
     gc_seconds: float = 30.0
@@ -77,21 +84,31 @@ class Settings:
                 problems.append(f"{name}={text!r} is ignored: {exc}")
 
         read("KNN_ICE_SERVERS", "ice_servers", lambda t: tuple(parse_ice_servers(_json(t), "KNN_ICE_SERVERS")))
+        read("KNN_ICE_TRANSPORT_POLICY", "ice_transport_policy", _policy)
         read("KNN_BACKBONE", "backbone", _backbone)
         read("KNN_THREADS", "threads", lambda t: _number(t, int, 1))
         read("KNN_GC_SECONDS", "gc_seconds", lambda t: _number(t, float, 0.1))
         read("KNN_MIN_BITRATE", "min_bitrate", lambda t: _number(t, int, 0))
         read("KNN_METRICS_FILE", "metrics_file", Path)
         read("KNN_METRICS_INTERVAL", "metrics_interval", lambda t: _number(t, float, 0.05))
+        servers = values.get("ice_servers")
+        if values.get("ice_transport_policy") == "relay" and servers is not None and not has_turn(servers):
+            problems.append("KNN_ICE_TRANSPORT_POLICY='relay' is ignored: KNN_ICE_SERVERS has no turn: or "
+                            "turns: URL, and without one no connection could be made")
+            del values["ice_transport_policy"]
         return cls(**values, problems=tuple(problems))
 
-    def ice_server_list(self, secret: object = None) -> list[dict]:
-        """ICE servers: a secret's value first (st.secrets["ice_servers"]), then KNN_ICE_SERVERS,
-        then Google's public STUN server. Raises SettingsError for a malformed secret."""
+    def ice_server_list(self, secret: object = None) -> list[dict] | None:
+        """ICE servers: a secret's value first (st.secrets["ice_servers"]), then KNN_ICE_SERVERS;
+        None when neither is set (streamlit-webrtc then chooses, knn.serving.ice). Raises
+        SettingsError for a malformed secret, or one without a TURN server when only relays may be used."""
         if secret is not None:
-            return parse_ice_servers(secret, "the ice_servers secret")
-        servers = DEFAULT_ICE_SERVERS if self.ice_servers is None else self.ice_servers
-        return [dict(s) for s in servers]
+            servers = parse_ice_servers(secret, "the ice_servers secret")
+            if self.ice_transport_policy == "relay" and not has_turn(servers):
+                raise SettingsError("the ice_servers secret has no turn: or turns: URL, and "
+                                    "KNN_ICE_TRANSPORT_POLICY=relay allows only a TURN relay")
+            return servers
+        return None if self.ice_servers is None else [dict(s) for s in self.ice_servers]
 
 
 def parse_ice_servers(value: object, where: str) -> list[dict]:
@@ -99,6 +116,18 @@ def parse_ice_servers(value: object, where: str) -> list[dict]:
     if not isinstance(value, (list, tuple)) or not all(hasattr(s, "get") and s.get("urls") for s in value):
         raise SettingsError(f'{where} must be a list of {{"urls": ...}} objects, got {value!r}')
     return [dict(s) for s in value]
+
+
+def has_turn(servers: list[dict] | tuple[dict, ...]) -> bool:
+    """Whether any of these RTCIceServer dicts is a TURN relay."""
+    urls = [u for s in servers for u in ([s["urls"]] if isinstance(s["urls"], str) else s["urls"])]
+    return any(str(u).startswith(("turn:", "turns:")) for u in urls)
+
+
+def _policy(text: str) -> str:
+    if text.lower() not in TRANSPORT_POLICIES:
+        raise SettingsError(f"expected one of {', '.join(TRANSPORT_POLICIES)}")
+    return text.lower()
 
 
 def _backbone(text: str) -> str:
