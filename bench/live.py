@@ -4,6 +4,7 @@
     python bench/live.py --sessions 1 --seconds 60
     python bench/live.py --sessions --soak 600 # only the 10-minute soak
     python bench/live.py --quick               # a smoke run: 1 and 2 sessions, 10 s each
+    python bench/live.py --video handheld --sessions 4 8 --without-steady   # steady scenes (issue 13)
 
 For each session count N a fresh `streamlit run app.py` server starts with its metrics file on
 (env KNN_METRICS_FILE, see knn/serving/metrics.py); one headless Chromium, whose fake camera plays a
@@ -28,12 +29,25 @@ benchmark reads the server's metrics every second for `--seconds` and reports pe
 through the three classes), and reports memory, frame rate and latency minute by minute; the
 floor is memory at the end within 10% of memory after the first minute.
 
+`--video handheld` plays a hand-held camera instead (tests/webcam.py `handheld`: six photos held
+1-3 s each under per-frame sensor noise and a few pixels of tremor, each swept out by the next);
+the default video changes photo every third of a second. Either way each tab is first taught its
+video's photos (uploaded into its first three classes), so its prediction names the photo the
+model last saw, and the benchmark also reports, per session, the frames answered (captioned
+results sent back, from the model or reused for a still scene, knn.live.steady), the model
+passes, and how long the prediction took to follow each change of class in the video: the
+video's schedule is known, each answered frame's capture time and prediction come with the
+metrics, and the video's phase in each tab is the one that best fits the predictions of the
+frames the model saw. `--without-steady` runs each count twice, first with every frame sent to
+the model (KNN_STEADY=0), for the ratio of model passes within one run.
+
 Run it on a quiet machine (`uptime` load well under 1): the browser shares the cores with the
 server. Results are also written as JSON to bench/results/live-*.json.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -63,6 +77,51 @@ def make_video(path: Path) -> Path:
     return write_y4m(path, images, width=640, height=480, fps=30, frames_per_image=10)
 
 
+def changing_photos() -> list[tuple[str, Path]]:
+    """`make_video`'s photos in their order, (class, file)."""
+    from knn.core.folders import class_folders
+
+    photos = class_folders(shared_path("data/rps"))
+    return [(label, p) for label in ("rock", "paper", "scissors") for p in photos[label][:40:10]]
+
+
+def make_handheld_video(path: Path) -> Path:
+    """640×480, 30 fps: a hand-held camera (tests/webcam.py `handheld`), its schedule beside it."""
+    from PIL import Image
+
+    from bench.steady import handheld_photos
+    from tests.webcam import write_handheld
+
+    if path.exists() and path.with_suffix(".json").exists():
+        return path
+    picks = handheld_photos()
+    write_handheld(path, [Image.open(p) for _, p in picks], [label for label, _ in picks], seed=1)
+    return path
+
+
+def video_plan(kind: str) -> tuple[Path, list, dict[int, list[Path]]]:
+    """The video for `kind`, its schedule (tests.webcam.Segment list), and the photos to teach per
+    class slot (the video's own photos, so a prediction names the photo the model saw)."""
+    from tests.webcam import Segment, read_schedule
+
+    if kind == "handheld":
+        video = make_handheld_video(RESULTS / "webcam-handheld-640x480-30fps.y4m")
+        from bench.steady import handheld_photos
+
+        picks = handheld_photos()
+        segments = read_schedule(video)[1]
+    else:
+        video = make_video(RESULTS / "webcam-640x480-30fps.y4m")
+        picks = changing_photos()
+        segments = [Segment(10 * i, 10 * i + 10, "hold", i, label) for i, (label, _) in enumerate(picks)]
+    order = list(dict.fromkeys(label for label, _ in picks))
+    teach = {order.index(label): [] for label in order}
+    for label, path in picks:
+        if path not in teach[order.index(label)]:
+            teach[order.index(label)].append(path)
+    return video, segments, teach
+
+
 @dataclass
 class SessionTrace:
     """One server session's numbers over the measured window."""
@@ -71,6 +130,7 @@ class SessionTrace:
     last: dict
     latencies: list[tuple[float, float]] = field(default_factory=list)  # (seconds into the run, ms)
     lost: int = 0
+    answers: list[list] = field(default_factory=list)  # [capture, sent (epoch s), fresh, class] per answered frame
 
 
 @dataclass
@@ -92,6 +152,7 @@ class Trace:
             trace.last = s
             trace.latencies += [(t, v) for v in s["latencies"]]
             trace.lost += s["latencies_lost"]
+            trace.answers += s.get("answers", [])
 
 
 def browser_processes() -> list[psutil.Process]:
@@ -129,9 +190,10 @@ RAMP_SAMPLES = 10
 """Memory ramp: per-second RSS samples taken after each new tab."""
 
 
-def open_sessions(p, app, video: Path, n: int, ramp: list | None = None):
+def open_sessions(p, app, video: Path, n: int, ramp: list | None = None, teach: dict | None = None):
     """Open `n` tabs and press START in each. With a `ramp` list, after each tab wait
-    `RAMP_SETTLE` s, then append the server's RSS (median and max of `RAMP_SAMPLES` per-second samples)."""
+    `RAMP_SETTLE` s, then append the server's RSS (median and max of `RAMP_SAMPLES` per-second samples).
+    `teach` maps a class slot to photos uploaded into it before START."""
     from tests.browser import Page, launch
 
     browser = launch(p, video)
@@ -139,6 +201,8 @@ def open_sessions(p, app, video: Path, n: int, ramp: list | None = None):
     for k in range(1, n + 1):
         context = browser.new_context(viewport={"width": 1400, "height": 1050})
         page = Page(context.new_page(), app.url)
+        for slot, files in (teach or {}).items():
+            page.upload(slot, files)
         page.start_camera()
         pages.append(page)
         if ramp is not None:
@@ -154,7 +218,8 @@ def open_sessions(p, app, video: Path, n: int, ramp: list | None = None):
     return browser, pages
 
 
-def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dict, ramp: bool = False) -> dict:
+def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dict, ramp: bool = False,
+                 teach: dict | None = None, schedule: list | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     from tests.browser import AppServer
@@ -162,7 +227,7 @@ def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dic
     print(f"{n} session(s): starting the app and {n} tab(s) …", file=sys.stderr, flush=True)
     with AppServer(metrics=True, **server) as app, sync_playwright() as p:
         steps: list[dict] | None = [] if ramp else None
-        browser, pages = open_sessions(p, app, video, n, steps)
+        browser, pages = open_sessions(p, app, video, n, steps, teach)
         try:
             time.sleep(warmup)
             trace = Trace()
@@ -175,6 +240,8 @@ def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dic
         finally:
             browser.close()
         result = summarise(n, trace)
+        if schedule is not None:
+            add_steady(result, trace, schedule)
         if any(s["received_fps"] == 0 for s in result["per_session"]):  # a stream stopped: keep the why
             log = RESULTS / f"live-{n}-sessions-{time.strftime('%Y%m%d-%H%M%S')}-server.log"
             log.write_text(app.log())
@@ -226,6 +293,128 @@ def summarise(n: int, trace: Trace) -> dict:
         "thread_kinds": last["thread_kinds"],
         "per_session": sessions,
     }
+
+
+def class_changes(segments: list) -> list[tuple[int, str]]:
+    """(frame, new class) where the video's class changes: a sweep's first frame, or a cut."""
+    out = []
+    for prev, seg in zip([segments[-1], *segments[:-1]], segments):
+        before = prev.label if prev.kind == "hold" else None
+        if seg.kind == "move" and seg.label != before:
+            out.append((seg.start, seg.label))
+        elif seg.kind == "hold" and prev.kind == "hold" and seg.label != prev.label:
+            out.append((seg.start, seg.label))
+    return out
+
+
+def follow_times(answers: list[list], segments: list, fps: int = 30) -> dict | None:
+    """How long each change of class in the video took to show in the predictions.
+
+    The tab's camera plays the video in a loop from an unknown frame. Its phase (and which
+    predicted class name is which photo's class) is the one under which the most fresh answers
+    (frames the model saw, at their capture times) predict the class the video showed then (a
+    sweep's frames count as the photo that fills most of them). Several phases can fit equally
+    (no fresh answer between a change and the first one after it): then the one that puts the
+    changes latest, i.e. the quickest follow any change allows. For each change of class at
+    capture time T (a sweep's first frame, or a cut) the follow time is the first answer captured
+    from T on that predicts the new class, sent time minus T; a change whose class never showed
+    before the next change is counted as missed.
+    """
+    length = segments[-1].end
+    label_at = np.full(length, None, dtype=object)
+    for seg in segments:
+        if seg.kind == "hold":
+            label_at[seg.start:seg.end] = seg.label
+    for seg, before in zip(segments, [segments[-1], *segments[:-1]]):
+        if seg.kind == "move":  # the outgoing photo fills most of the first half of a sweep
+            half = (seg.end - seg.start) // 2
+            label_at[seg.start:seg.start + half] = before.label
+            label_at[seg.start + half:seg.end] = seg.label
+    fresh = [(a[0], a[3]) for a in answers if a[2] and a[3] is not None]
+    if len(fresh) < 10:
+        return None
+    c0 = fresh[0][0]
+    frames = np.round((np.array([c for c, _ in fresh]) - c0) * fps).astype(int)
+    names, classes = sorted({label for _, label in fresh}), sorted({seg.label for seg in segments})
+    if len(names) > len(classes):
+        return None
+    said = np.array([names.index(label) for _, label in fresh])
+    shown = np.array([[classes.index(v) if v is not None else -1 for v in label_at[(frames + phase) % length]]
+                      for phase in range(length)])  # [phase, answer]
+    best_score, best = -1, []
+    for perm in itertools.permutations(range(len(classes)), len(names)):
+        scores = (shown == np.array(perm)[said]).sum(axis=1)
+        top = int(scores.max())
+        if top > best_score:
+            best_score, best = top, [(int(ph), dict(zip(names, (classes[i] for i in perm))))
+                                     for ph in np.flatnonzero(scores == top)]
+        elif top == best_score:
+            best += [(int(ph), dict(zip(names, (classes[i] for i in perm)))) for ph in np.flatnonzero(scores == top)]
+    tied = {ph for ph, _ in best}
+    phase, mapping = next(((ph, m) for ph, m in best if (ph - 1) % length not in tied), best[0])
+    name_of = {v: k for k, v in mapping.items()}
+    times, missed = [], 0
+    start, end = min(a[0] for a in answers) + 1.0, max(a[0] for a in answers) - 1.0
+    changes = class_changes(segments)
+    for m in range(-1, int((end - c0) * fps / length) + 2):
+        for i, (frame, label) in enumerate(changes):
+            t = c0 + (frame - phase + m * length) / fps
+            if not start <= t <= end or label not in name_of:
+                continue
+            nxt = changes[(i + 1) % len(changes)][0] + (m + (i + 1 == len(changes))) * length
+            t_next = c0 + (nxt - phase) / fps
+            sent = [a[1] for a in answers if t <= a[0] < t_next and a[3] == name_of[label]]
+            if sent:
+                times.append(1000 * (min(sent) - t))
+            else:
+                missed += 1
+    return {"agreement": best_score / len(fresh), "phase": phase, "tied_phases": len(tied),
+            "follow_ms": times, "missed": missed}
+
+
+def add_steady(result: dict, trace: Trace, schedule: list) -> None:
+    """Answered and reused frames, the fresh frames' latency and the follow times, per session."""
+    span = result["seconds"]
+    for row, (sid, s) in zip(result["per_session"], sorted(trace.sessions.items())):
+        answered = s.last.get("frames_answered", 0) - s.first.get("frames_answered", 0)
+        reused = s.last.get("frames_reused", 0) - s.first.get("frames_reused", 0)
+        fresh_lat = [1000 * (a[1] - a[0]) for a in s.answers if a[2]]
+        follow = follow_times(s.answers, schedule) or {"follow_ms": [], "missed": 0, "agreement": float("nan")}
+        row.update({"answered_fps": answered / span, "reused_fps": reused / span,
+                    "fresh_latency_p95": _p(fresh_lat, 95), "follow_ms": follow["follow_ms"],
+                    "follow_missed": follow["missed"], "fit_agreement": follow["agreement"]})
+    result["model_passes_per_s"] = sum(r["processed_fps"] for r in result["per_session"])
+
+
+def steady_table(results: list[dict]) -> str:
+    """Answered frames, model passes and follow times per session; the ratio of model passes
+    between a run without and with steady scenes of the same count."""
+    rows = []
+    for r in results:
+        if "model_passes_per_s" not in r:
+            continue
+        for i, s in enumerate(r["per_session"], 1):
+            follow = s["follow_ms"]
+            rows.append([r.get("video", "changing"), r["sessions"], "on" if r.get("steady", True) else "off", i,
+                         f"{s['received_fps']:.1f}", f"{s['answered_fps']:.1f}", f"{s['processed_fps']:.1f}",
+                         f"{s['reused_fps']:.1f}", f"{s['latency_p95']:.0f}", f"{s['fresh_latency_p95']:.0f}",
+                         f"{_p(follow, 50):.0f} / {max(follow, default=float('nan')):.0f} ({len(follow)}, {s['follow_missed']} missed)",
+                         f"{s['fit_agreement']:.2f}"])
+    table = markdown_table(
+        ["video", "sessions", "steady", "session", "received fps", "answered fps", "model passes/s", "reused fps",
+         "latency p95 ms", "fresh latency p95 ms", "follow ms p50 / max (changes)", "fit"], rows)
+    lines = []
+    for r in results:
+        if "model_passes_per_s" not in r:
+            continue
+        line = (f"{r.get('video', 'changing')}, {r['sessions']} sessions, steady "
+                f"{'on' if r.get('steady', True) else 'off'}: {r['model_passes_per_s']:.1f} model passes/s in all")
+        base = next((b for b in results if b is not r and b.get("steady", True) is False and r.get("steady", True)
+                     and b["sessions"] == r["sessions"] and b.get("video") == r.get("video")), None)
+        if base is not None:
+            line += f", {base['model_passes_per_s'] / r['model_passes_per_s']:.1f}× fewer than without"
+        lines.append(line)
+    return table + "\n\n" + "\n".join(lines)
 
 
 def sessions_tables(results: list[dict]) -> str:
@@ -355,6 +544,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 s per count, 3 s warm-up, soak ≤ 60 s")
     parser.add_argument("--label", default="", help="a name for this run's JSON file")
     parser.add_argument("--report", type=Path, metavar="JSON", help="print the tables of a saved run and exit")
+    parser.add_argument("--video", choices=("changing", "handheld"), default="changing",
+                        help="the fake camera: a photo every 1/3 s, or photos held 1-3 s by a hand (steady scenes)")
+    parser.add_argument("--without-steady", action="store_true",
+                        help="run each count first with every frame sent to the model (KNN_STEADY=0)")
+    parser.add_argument("--no-ramp", action="store_true", help="skip the memory ramp (tabs join one at a time)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a `streamlit run` option for the server, e.g. runner.postScriptGC=true (A/B runs)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -371,6 +565,9 @@ def main() -> None:
         if saved["runs"]:
             print(f"Live sessions (load average {saved['load_at_start']:.2f} at the start)\n")
             print(sessions_tables(saved["runs"]))
+            if any("model_passes_per_s" in r for r in saved["runs"]):
+                print("\nAnswered frames, model passes and how fast the prediction followed each change of class\n")
+                print(steady_table(saved["runs"]))
         if saved["soak"]:
             print(f"\nSoak: one session, {saved['soak']['seconds']:.0f} s, Add every {saved['soak']['add_every']:.0f} s\n")
             print(soak_table(saved["soak"]))
@@ -378,11 +575,16 @@ def main() -> None:
     if args.quick:
         args.seconds, args.warmup, args.soak = 10, 3, min(args.soak, 60)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    video = make_video(RESULTS / "webcam-640x480-30fps.y4m")
+    video, schedule, teach = video_plan(args.video)
     load = psutil.getloadavg()[0]
     print(f"load average {load:.2f} at the start; {psutil.cpu_count()} cores", file=sys.stderr)
-    results = [run_sessions(n, args.seconds, args.warmup, video, server, ramp=n == max(args.sessions) > 1)
-               for n in args.sessions]
+    results = []
+    for n in args.sessions:
+        for steady in ([False, True] if args.without_steady else [True]):
+            env = server["env"] if steady else {**server["env"], "KNN_STEADY": "0"}
+            result = run_sessions(n, args.seconds, args.warmup, video, {**server, "env": env},
+                                  ramp=not args.no_ramp and n == max(args.sessions) > 1, teach=teach, schedule=schedule)
+            results.append({**result, "video": args.video, "steady": steady})
     soak = run_soak(args.soak, args.add_every, args.warmup, video, server) if args.soak else None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"live-{args.label or stamp}.json"
@@ -392,6 +594,8 @@ def main() -> None:
         print(f"\nLive sessions, {args.seconds:.0f} s each after {args.warmup:.0f} s warm-up "
               f"(load average {load:.2f} at the start){' with ' + extra if extra else ''}\n")
         print(sessions_tables(results))
+        print("\nAnswered frames, model passes and how fast the prediction followed each change of class\n")
+        print(steady_table(results))
     if soak:
         print(f"\nSoak: one session, {args.soak:.0f} s, Add every {args.add_every:.0f} s\n")
         print(soak_table(soak))

@@ -27,6 +27,11 @@ def solid(colour, width: int = 64, height: int = 48) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
 
 
+def grey(level: int, width: int = 64, height: int = 48) -> av.VideoFrame:
+    """A camera frame of one grey; greys a few levels apart are different scenes (knn.live.steady)."""
+    return solid((level, level, level), width, height)
+
+
 def stamped(frame: av.VideoFrame, pts: int) -> av.VideoFrame:
     """The frame with an RTP-like capture timestamp (90 kHz), as aiortc's decoder gives it."""
     frame.pts, frame.time_base = pts, fractions.Fraction(1, 90_000)
@@ -75,10 +80,11 @@ class SlowEmbedder:
 
 
 class Camera:
-    """A 30 fps aiortc track of one colour, as a browser's decoded camera arrives: each frame
-    stamped with its capture time on a 90 kHz clock; MediaStreamError once stopped."""
+    """A 30 fps aiortc track, as a browser's decoded camera arrives: one colour, or with `changing`
+    another grey every frame (a scene that never holds still: the model sees every frame it can);
+    each frame stamped with its capture time on a 90 kHz clock; MediaStreamError once stopped."""
 
-    def __init__(self, colour=RED, fps: float = 30.0):
+    def __init__(self, colour=RED, fps: float = 30.0, changing: bool = False):
         from aiortc import MediaStreamTrack
         from aiortc.mediastreams import MediaStreamError
 
@@ -95,6 +101,7 @@ class Camera:
                 await asyncio.sleep(max(0.0, self.origin + self.frames / fps - time.monotonic()))
                 if self.readyState != "live":
                     raise MediaStreamError
-                return stamped(solid(colour), round((time.monotonic() - self.origin) * 90_000))
+                shown = (self.frames * 37 % 256,) * 3 if changing else colour  # 256 greys, never two alike in a row
+                return stamped(solid(shown), round((time.monotonic() - self.origin) * 90_000))
 
         self.track = Track()

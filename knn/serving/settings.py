@@ -26,6 +26,9 @@ VARIABLES = (
     ("KNN_GC_SECONDS", "30", "seconds between the process's full garbage collections, which free closed sessions"),
     ("KNN_MIN_BITRATE", str(MIN_VIDEO_BITRATE),
      "bit/s floor under the video bandwidth the server asks browsers for; 0 turns it off"),
+    ("KNN_STEADY", "1", "`1`: a camera frame that barely differs from the last one the model saw reuses its "
+     "prediction (the model still sees each camera twice a second); `0`: every frame goes to the model, "
+     "for scenes whose smallest changes must show at once"),
     ("KNN_METRICS_FILE", "none", "write the process's live metrics to this JSON file"),
     ("KNN_METRICS_INTERVAL", "1", "seconds between two metrics snapshots"),
     ("KNN_WEIGHTS_DIR", "none", "a folder of `<backbone>_no_top.weights.h5` files (read by the engine)"),
@@ -48,7 +51,7 @@ class Settings:
         ice_servers: RTCIceServer dicts from KNN_ICE_SERVERS, or None when unset.
         backbone: the backbone id sessions start with, or None for the best available.
         threads: LiteRT threads per invoke; None for one per core.
-        gc_seconds, min_bitrate, metrics_file, metrics_interval: as `VARIABLES` says.
+        gc_seconds, min_bitrate, steady, metrics_file, metrics_interval: as `VARIABLES` says.
         problems: one message per variable whose value was refused (its default is used).
     """
 
@@ -57,6 +60,7 @@ class Settings:
     threads: int | None = None
     gc_seconds: float = 30.0
     min_bitrate: int = MIN_VIDEO_BITRATE
+    steady: bool = True
     metrics_file: Path | None = None
     metrics_interval: float = 1.0
     problems: tuple[str, ...] = field(default=(), compare=False)
@@ -81,6 +85,7 @@ class Settings:
         read("KNN_THREADS", "threads", lambda t: _number(t, int, 1))
         read("KNN_GC_SECONDS", "gc_seconds", lambda t: _number(t, float, 0.1))
         read("KNN_MIN_BITRATE", "min_bitrate", lambda t: _number(t, int, 0))
+        read("KNN_STEADY", "steady", _flag)
         read("KNN_METRICS_FILE", "metrics_file", Path)
         read("KNN_METRICS_INTERVAL", "metrics_interval", lambda t: _number(t, float, 0.05))
         return cls(**values, problems=tuple(problems))
@@ -112,6 +117,12 @@ def _json(text: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SettingsError(f"not valid JSON ({exc})") from None
+
+
+def _flag(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise SettingsError("expected 0 or 1")
+    return text == "1"
 
 
 def _number(text: str, kind: type, least: float) -> float:
