@@ -15,6 +15,10 @@ from typing import Mapping
 DEFAULT_ICE_SERVERS = ({"urls": ["stun:stun.l.google.com:19302"]},)
 MIN_VIDEO_BITRATE = 150_000
 """bit/s: the least the server asks a browser to send its camera at (knn.serving.rtc)."""
+MAX_VIDEO_BITRATE = 500_000
+"""bit/s: the most the server sends the captioned video back at (knn.serving.rtc): aiortc's own
+start value; the camera's picture came in at 150-600 kbit/s, so more buys little but costs the
+encoder up to twice the time per frame (docs/performance.md)."""
 
 VARIABLES = (
     ("KNN_ICE_SERVERS", "Google's public STUN server",
@@ -26,6 +30,8 @@ VARIABLES = (
     ("KNN_GC_SECONDS", "30", "seconds between the process's full garbage collections, which free closed sessions"),
     ("KNN_MIN_BITRATE", str(MIN_VIDEO_BITRATE),
      "bit/s floor under the video bandwidth the server asks browsers for; 0 turns it off"),
+    ("KNN_MAX_BITRATE", str(MAX_VIDEO_BITRATE),
+     "bit/s ceiling on the captioned video the server sends back; 0 leaves aiortc's own (1.5 Mbit/s)"),
     ("KNN_STEADY", "1", "`1`: a camera frame that barely differs from the last one the model saw reuses its "
      "prediction (the model still sees each camera twice a second); `0`: every frame goes to the model, "
      "for scenes whose smallest changes must show at once"),
@@ -51,7 +57,7 @@ class Settings:
         ice_servers: RTCIceServer dicts from KNN_ICE_SERVERS, or None when unset.
         backbone: the backbone id sessions start with, or None for the best available.
         threads: LiteRT threads per invoke; None for one per core.
-        gc_seconds, min_bitrate, steady, metrics_file, metrics_interval: as `VARIABLES` says.
+        gc_seconds, min_bitrate, max_bitrate, steady, metrics_file, metrics_interval: as `VARIABLES` says.
         problems: one message per variable whose value was refused (its default is used).
     """
 
@@ -60,6 +66,7 @@ class Settings:
     threads: int | None = None
     gc_seconds: float = 30.0
     min_bitrate: int = MIN_VIDEO_BITRATE
+    max_bitrate: int = MAX_VIDEO_BITRATE
     steady: bool = True
     metrics_file: Path | None = None
     metrics_interval: float = 1.0
@@ -85,6 +92,7 @@ class Settings:
         read("KNN_THREADS", "threads", lambda t: _number(t, int, 1))
         read("KNN_GC_SECONDS", "gc_seconds", lambda t: _number(t, float, 0.1))
         read("KNN_MIN_BITRATE", "min_bitrate", lambda t: _number(t, int, 0))
+        read("KNN_MAX_BITRATE", "max_bitrate", lambda t: _number(t, int, 0))
         read("KNN_STEADY", "steady", _flag)
         read("KNN_METRICS_FILE", "metrics_file", Path)
         read("KNN_METRICS_INTERVAL", "metrics_interval", lambda t: _number(t, float, 0.05))

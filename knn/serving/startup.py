@@ -2,8 +2,8 @@
 
 Each item was measured with bench/live.py (docs/performance.md): a fixed mmap threshold and a
 periodic, freezing garbage collection (knn.serving.memory), a 1 ms GIL switch interval (a frame
-crosses four threads that each take the GIL), the bandwidth floor (knn.serving.rtc) and, when
-asked for, the metrics writer (knn.serving.metrics).
+crosses four threads that each take the GIL), the bandwidth floor and the send ceiling
+(knn.serving.rtc) and, when asked for, the metrics writer (knn.serving.metrics).
 """
 from __future__ import annotations
 
@@ -24,19 +24,21 @@ class Started:
     settings: Settings
     mmap_threshold_fixed: bool
     bitrate_floor: bool
+    bitrate_cap: bool = False
 
 
 def start(settings: Settings) -> Started:
     """Apply the process-wide settings and start the background threads (each thread once per
     process, so a second call only reapplies the settings)."""
-    from .rtc import floor_receive_bitrate
+    from .rtc import cap_send_bitrate, floor_receive_bitrate
 
     fixed = fix_mmap_threshold()
     sys.setswitchinterval(SWITCH_INTERVAL)
     start_periodic_gc(settings.gc_seconds)
     floored = settings.min_bitrate > 0 and floor_receive_bitrate(settings.min_bitrate)
+    capped = settings.max_bitrate > 0 and cap_send_bitrate(settings.max_bitrate)
     if settings.metrics_file is not None:
         from .metrics import start_writer
 
         start_writer(settings.metrics_file, settings.metrics_interval)
-    return Started(settings, fixed, floored)
+    return Started(settings, fixed, floored, capped)
