@@ -324,9 +324,9 @@ def follow_times(answers: list[list], segments: list, fps: int = 30) -> dict | N
     """How long each change of class in the video took to show in the predictions.
 
     The tab's camera plays the video in a loop from an unknown frame. Its phase (and which
-    predicted class name is which photo's class) is the one under which the most fresh answers
-    (frames the model saw, at their capture times) predict the class the video showed then (a
-    sweep's frames count as the photo that fills most of them). Several phases can fit equally
+    predicted class name is which photo's class) is the one under which the most frames the model
+    saw (each answer names the capture time of the frame the model saw for it) predict the class
+    the video showed then (a sweep's frames count as the photo that fills most of them). Several phases can fit equally
     (no fresh answer between a change and the first one after it): then the one that puts the
     changes latest, i.e. the quickest follow any change allows. For each change of class at
     capture time T (a sweep's first frame, or a cut) the follow time is the first answer captured
@@ -343,7 +343,8 @@ def follow_times(answers: list[list], segments: list, fps: int = 30) -> dict | N
             half = (seg.end - seg.start) // 2
             label_at[seg.start:seg.start + half] = before.label
             label_at[seg.start + half:seg.end] = seg.label
-    fresh = [(a[0], a[3]) for a in answers if a[2] and a[3] is not None]
+    seen = {(a[4] if len(a) > 4 and a[4] is not None else a[0], a[3]) for a in answers if (a[2] or len(a) > 4)}
+    fresh = sorted((c, label) for c, label in seen if label is not None)
     if len(fresh) < 10:
         return None
     c0 = fresh[0][0]

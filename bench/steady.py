@@ -38,20 +38,21 @@ CODINGS = ((640, 480, 150_000), (320, 240, 150_000))
 sends 640×480 or scales down to 320×240 when its estimate is low."""
 
 
-def handheld_photos() -> list[tuple[str, Path]]:
-    """The hand-held video's photos, (class, file): two of each gesture, alternating, so every change
-    of photo changes the class."""
+def handheld_photos(count: int = 3) -> list[tuple[str, Path]]:
+    """Photos for a hand-held video, (class, file): the gestures in turn, so every change of
+    photo changes the class. bench/live.py's video shows three (one per class: a tab taught
+    those three names each one surely), the threshold's measurement six."""
     from knn.core.folders import class_folders
 
     files = class_folders(shared_path("data/rps"))
     picks = [("rock", 10), ("paper", 30), ("scissors", 50), ("rock", 70), ("paper", 90), ("scissors", 110)]
-    return [(label, files[label][i]) for label, i in picks]
+    return [(label, files[label][i]) for label, i in picks[:count]]
 
 
 def photos() -> tuple[list, list[str]]:
     from PIL import Image
 
-    picks = handheld_photos()
+    picks = handheld_photos(6)
     return [Image.open(path) for _, path in picks], [label for label, _ in picks]
 
 

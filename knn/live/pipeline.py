@@ -79,6 +79,7 @@ class _Result:
     capture: float | None  # the camera frame's capture time (frame.time), for latency
     fresh: bool | None  # from the model, reused (a still scene), or None: no answer (an error)
     label: str | None
+    source: float | None  # the capture time of the frame the model saw for this answer
 
 
 class FramePipeline:
@@ -107,6 +108,7 @@ class FramePipeline:
         self._last_arrival: float | None = None
         self._last_processed = -float("inf")  # time.monotonic() of the last frame through the model
         self._newest_out = -float("inf")  # arrival of the newest frame published: the video never steps back
+        self._waiting_answers: float | None = None  # arrival of the frame waiting in the worker to be answered
         self._failing = False
         self.mirror = False
         self.sink = CameraSink(self)
@@ -115,8 +117,8 @@ class FramePipeline:
     # ---- the camera's side: aiortc's event loop ----------------------------------------------
 
     def on_frame(self, frame: av.VideoFrame) -> None:
-        """A camera frame arrived: caption a still one with the last answer, else hand it to the
-        model worker. Never waits."""
+        """A camera frame arrived: caption a still one with the last answer, hand any other to
+        the model worker (and, twice a second, a still one too, to refresh the answer). Never waits."""
         now = self._clock()
         thumb = thumbnail(frame) if self._steady else None  # tens of µs: the luma plane summed in 16×16 blocks
         with self._lock:
@@ -124,15 +126,14 @@ class FramePipeline:
             self._last_arrival = now
             if frame.time is not None:
                 self._capture_clock.arrived(frame.time, now)
-            answer = self._gate.on_arrival(thumb, now)
-            last_served = self._last_processed
-        if answer is not None:  # no model and no worker: the caption is drawn right here
+            answer, ask = self._gate.on_arrival(thumb, now)
+            if ask:  # under the lock: what waits in the worker is known when a newer job replaces it
+                job = functools.partial(self._process, frame, now, thumb, publish=answer is None)
+                if self._worker.submit(self.id, self._last_processed, job) and self._waiting_answers is not None:
+                    self._stats.record_dropped(1)  # the waiting frame never reached the model
+                self._waiting_answers = now if answer is None else None
+        if answer is not None:  # a still scene: captioned right here, no model, no worker thread
             self._answer_again(frame, answer, now)
-            return
-        job = functools.partial(self._process, frame, now, thumb)
-        if self._worker.submit(self.id, last_served, job):  # the waiting frame never reached the model
-            with self._lock:
-                self._stats.record_dropped(1)
 
     def camera_ended(self) -> None:
         """The camera's stream ended (STOP, a closed tab): end the stream of results too."""
@@ -146,39 +147,55 @@ class FramePipeline:
 
     # ---- a model worker thread ---------------------------------------------------------------
 
-    def _process(self, frame: av.VideoFrame, arrived: float, thumb: np.ndarray | None) -> None:
-        """Embed, classify and caption one frame; publish the result."""
+    def _process(self, frame: av.VideoFrame, arrived: float, thumb: np.ndarray | None, publish: bool = True) -> None:
+        """Embed, classify and caption one frame; publish the result, unless the frame was already
+        answered (a still frame sent to refresh the answer: only the answer is renewed)."""
         consumer = self._consumer()
         if consumer is None:  # the session is gone
             return
         with self._lock:  # while this frame waited, the model may have answered one just like it
+            if self._waiting_answers == arrived:
+                self._waiting_answers = None
             answer = self._gate.before_model(thumb, arrived)
             generation = self._gate.generation
         if answer is not None:
-            self._answer_again(frame, answer, arrived)
+            if publish:
+                self._answer_again(frame, answer, arrived)
             return
         try:
-            embedder = consumer.frame_embedder()
-            if embedder is None:  # the stored examples are being re-embedded for another backbone
-                self._publish(overlay(frame, *SWITCHING, self.mirror), frame, arrived, _Result(frame.time, None, None))
+            result = self._classify(consumer, frame, arrived, thumb, generation)
+            if result is None or not publish:
                 return
-            crop = model_input(frame, embedder.input_size)
-            t0 = time.perf_counter()
-            embedding = embedder.embed_one(crop)
-            embed_seconds = time.perf_counter() - t0
-            result = consumer.accept(embedding, crop, arrived, embedder)
-            if result is None:  # the backbone changed meanwhile: this embedding means nothing now
-                return
-            caption, knn_seconds, label = result
-            with self._lock:
-                self._last_processed = time.monotonic()
-                self._failing = False
-                self._stats.record_processed(embed_seconds, knn_seconds, arrived)
-                self._gate.learn(Answer(thumb, caption, label, arrived), generation)
-            out, done = overlay(frame, *caption, self.mirror), _Result(frame.time, True, label)
+            caption, label, answered = result
+            out = overlay(frame, *caption, self.mirror)
+            done = _Result(frame.time, True, label, frame.time) if answered else _Result(None, None, None, None)
         except Exception as exc:
-            out, done = self._failed(consumer, frame, exc), _Result(frame.time, None, None)
-        self._publish(out, frame, arrived, done)
+            out, done = self._failed(consumer, frame, exc), _Result(frame.time, None, None, None)
+            if not publish:
+                return
+        self._publish(out, arrived, done)
+
+    def _classify(self, consumer: FrameConsumer, frame: av.VideoFrame, arrived: float, thumb: np.ndarray | None,
+                  generation: int) -> tuple[Caption, str | None, bool] | None:
+        """(caption, class, True): the model's answer for the frame, learnt as the session's; None
+        if the backbone changed meanwhile; while it is being switched, (its caption, None, False)."""
+        embedder = consumer.frame_embedder()
+        if embedder is None:  # the stored examples are being re-embedded for another backbone
+            return SWITCHING, None, False
+        crop = model_input(frame, embedder.input_size)
+        t0 = time.perf_counter()
+        embedding = embedder.embed_one(crop)
+        embed_seconds = time.perf_counter() - t0
+        result = consumer.accept(embedding, crop, arrived, embedder)
+        if result is None:  # the backbone changed meanwhile: this embedding means nothing now
+            return None
+        caption, knn_seconds, label = result
+        with self._lock:
+            self._last_processed = time.monotonic()
+            self._failing = False
+            self._stats.record_processed(embed_seconds, knn_seconds, arrived)
+            self._gate.learn(Answer(thumb, caption, label, arrived, frame.time), generation)
+        return caption, label, True
 
     def _answer_again(self, frame: av.VideoFrame, answer: Answer, arrived: float) -> None:
         """Caption a still frame with the answer the model gave a frame just like it."""
@@ -187,13 +204,13 @@ class FramePipeline:
         except Exception as exc:
             consumer = self._consumer()
             if consumer is not None:
-                self._publish(self._failed(consumer, frame, exc), frame, arrived, _Result(frame.time, None, None))
+                self._publish(self._failed(consumer, frame, exc), arrived, _Result(frame.time, None, None, None))
             return
         with self._lock:
             self._stats.record_reused(arrived)
-        self._publish(out, frame, arrived, _Result(frame.time, False, answer.label))
+        self._publish(out, arrived, _Result(frame.time, False, answer.label, answer.capture))
 
-    def _publish(self, out: av.VideoFrame, frame: av.VideoFrame, arrived: float, result: _Result) -> None:
+    def _publish(self, out: av.VideoFrame, arrived: float, result: _Result) -> None:
         """Offer a result to the encoder unless a newer frame's already went (a model pass can
         finish after the still frames behind it were answered: its picture is older)."""
         with self._lock:  # held while publishing: two threads publish, in arrival order
@@ -222,8 +239,8 @@ class FramePipeline:
             return
         done = self._clock()
         with self._lock:
-            capture = None if result.capture is None else self._capture_clock.aligned(result.capture)
-            self._stats.record_answered(done, capture, result.fresh, result.label)
+            capture, source = (None if t is None else self._capture_clock.aligned(t) for t in (result.capture, result.source))
+            self._stats.record_answered(done, capture, result.fresh, result.label, source)
 
     # ---- reading -----------------------------------------------------------------------------
 

@@ -152,9 +152,10 @@ class StatsSummary:
     answered_fps: float = 0.0
 
 
-Answer = tuple[float, float, bool, "str | None"]
+Answer = tuple[float, float, bool, "str | None", "float | None"]
 """One answered frame: (capture time, sent time) on this process's monotonic clock, fresh (from
-the model) or reused, and the predicted class (None: unknown, no examples, or no prediction)."""
+the model) or reused, the predicted class (None: unknown, no examples, or no prediction), and the
+capture time of the frame the model saw for it (its own when fresh)."""
 
 
 class Stats:
@@ -197,14 +198,16 @@ class Stats:
         self.frames_reused += 1
         self._reused.tick(time.monotonic() if now is None else now)
 
-    def record_answered(self, now: float, capture: float | None, fresh: bool, label: str | None) -> None:
+    def record_answered(self, now: float, capture: float | None, fresh: bool, label: str | None,
+                        source: float | None = None) -> None:
         """The encoder took a result at `now`; `capture` is its frame's capture time on this
-        process's clock when known (then its latency is recorded too)."""
+        process's clock when known (then its latency is recorded too), `source` that of the frame
+        the model saw for it."""
         self.frames_answered += 1
         self._answered.tick(now)
         if capture is not None:
             self._latency_ms.record((now - capture) * 1000.0)
-            self._answers.append((capture, now, fresh, label))
+            self._answers.append((capture, now, fresh, label, source))
             self.answers_logged += 1
 
     def record_latency(self, seconds: float) -> None:

@@ -58,7 +58,8 @@ class Answer:
     thumb: np.ndarray | None  # None when steady scenes are off
     caption: Caption
     label: str | None
-    arrived: float  # time.monotonic() when its frame arrived
+    arrived: float  # the pipeline's clock when its frame arrived
+    capture: float | None = None  # its frame's capture time (frame.time), for the metrics
 
 
 class SteadyGate:
@@ -75,15 +76,21 @@ class SteadyGate:
         self._asked = -float("inf")  # arrival time of the newest frame handed to the model
         self.generation = 0  # bumped by forget(): answers of an older generation are stale
 
-    def on_arrival(self, thumb: np.ndarray | None, now: float) -> Answer | None:
-        """A frame arrived: the answer it may reuse, or None: then it goes to the model (counted
-        as asked, so the still frames after it reuse the standing answer while it is embedded).
-        A frame without a thumbnail (steady scenes off) always goes to the model."""
+    def on_arrival(self, thumb: np.ndarray | None, now: float) -> tuple[Answer | None, bool]:
+        """A frame arrived: (the answer it reuses or None, whether the model must see it).
+
+        A still frame reuses the answer; if the model last saw a frame `refresh` or more ago, it
+        also goes to the model, which renews the answer for the frames after it. Any other frame
+        (and one without a thumbnail: steady scenes off) goes to the model to be answered; the
+        still frames after it keep the standing answer meanwhile.
+        """
         answer = self._answer
-        if answer is not None and now - self._asked < self.refresh and self._still(thumb, answer):
-            return answer
+        still = answer is not None and self._still(thumb, answer)
+        due = now - self._asked >= self.refresh
+        if still and not due:
+            return answer, False
         self._asked = now
-        return None
+        return (answer if still else None), True
 
     def before_model(self, thumb: np.ndarray | None, arrived: float) -> Answer | None:
         """The model is about to take a frame that waited: an answer given meanwhile, to a frame

@@ -16,8 +16,8 @@ seconds with `snapshot()`:
   dropped, answered = taken by the encoder), rates, embedding/KNN timings, rolling latency
   p50/p95, the capture-to-overlay latencies (ms) of the frames answered since the previous
   snapshot (see `stats.CaptureClock`), and those frames as ``answers``: [capture time, sent time
-  (epoch s), 1 if fresh else 0, the predicted class or null], so a benchmark can tell when the
-  prediction followed a change of scene.
+  (epoch s), 1 if fresh else 0, the predicted class or null, the capture time of the frame the
+  model saw for it], so a benchmark can tell when the prediction followed a change of scene.
 
 Nothing runs per frame: the thread reads what `Stats` already records, under each session's lock,
 once per interval. No Streamlit import.
@@ -85,7 +85,8 @@ def session_metrics(session: LiveSession, latencies_since: int = 0, answers_sinc
         "latencies": latencies,
         "latencies_lost": lost,
         "latencies_recorded": recorded,
-        "answers": [[round(c + to_epoch, 4), round(s + to_epoch, 4), int(f), label] for c, s, f, label in answers],
+        "answers": [[round(c + to_epoch, 4), round(s + to_epoch, 4), int(f), label,
+                     None if src is None else round(src + to_epoch, 4)] for c, s, f, label, src in answers],
         "answers_lost": answers_lost,
         "answers_logged": logged,
     }
