@@ -29,17 +29,18 @@ benchmark reads the server's metrics every second for `--seconds` and reports pe
 through the three classes), and reports memory, frame rate and latency minute by minute; the
 floor is memory at the end within 10% of memory after the first minute.
 
-`--video handheld` plays a hand-held camera instead (tests/webcam.py `handheld`: six photos held
-1-3 s each under per-frame sensor noise and a few pixels of tremor, each swept out by the next);
-the default video changes photo every third of a second. Either way each tab is first taught its
-video's photos (uploaded into its first three classes), so its prediction names the photo the
-model last saw, and the benchmark also reports, per session, the frames answered (captioned
-results sent back, from the model or reused for a still scene, knn.live.steady), the model
-passes, and how long the prediction took to follow each change of class in the video: the
-video's schedule is known, each answered frame's capture time and prediction come with the
-metrics, and the video's phase in each tab is the one that best fits the predictions of the
-frames the model saw. `--without-steady` runs each count twice, first with every frame sent to
-the model (KNN_STEADY=0), for the ratio of model passes within one run.
+`--video handheld` plays a hand-held camera instead (tests/webcam.py `handheld`: a rock, paper
+and scissors photo, each held 1-3 s under per-frame sensor noise and a few pixels of tremor, then
+swept out by the next); the default video changes photo every third of a second. With `--teach`
+(always with `--video handheld`) each tab is first taught its video's photos (uploaded into its
+first three classes), so its prediction names the photo the model last saw, and the benchmark
+also reports, per session, the frames answered (captioned results sent back, from the model or
+reused for a still scene, knn.live.steady), the model passes, and how long the prediction took
+to follow each change of class in the video: the video's schedule is known, each answered
+frame's capture time and prediction come with the metrics, and the video's phase in each tab is
+the one that best fits the predictions of the frames the model saw. `--without-steady` runs each
+count twice, first with every frame sent to the model (KNN_STEADY=0), for the ratio of model
+passes within one run.
 
 Run it on a quiet machine (`uptime` load well under 1): the browser shares the cores with the
 server. Results are also written as JSON to bench/results/live-*.json.
@@ -190,16 +191,26 @@ RAMP_SAMPLES = 10
 """Memory ramp: per-second RSS samples taken after each new tab."""
 
 
-def teach_class(page, slot: int, files: list[Path]) -> None:
-    """Upload `files` into the class at `slot`, once more if the page lost the first try (a
-    loaded machine can drop an upload's rerun); the class ends with exactly these examples."""
-    for attempt in range(2):
-        before = page.count(slot)
+def teach_class(page, slot: int, files: list[Path], attempts: int = 3) -> None:
+    """Upload `files` into the class at `slot` and wait for the live panel's count of stored
+    examples to grow by as many (the panel redraws every second or two; the sidebar's count
+    waits for a full rerun, which a loaded server can leave for later). Uploaded again only if
+    none arrived within a minute."""
+    def stored() -> int:
+        return int(page.stat("examples stored").split()[0])
+
+    for attempt in range(attempts):
+        page.page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
+        before = stored()
+        page.page.locator(f'.st-key-class_{slot} input[type="file"]').set_input_files([str(f) for f in files])
         try:
-            page.upload(slot, files)
+            page.wait_for(lambda: stored() >= before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
             return
         except AssertionError:
-            if attempt or page.count(slot) > before:
+            if attempt == attempts - 1 or stored() > before:
+                shot = RESULTS / f"upload-failed-{time.strftime('%Y%m%d-%H%M%S')}.png"
+                page.page.screenshot(path=str(shot), full_page=True)
+                print(f"an upload failed; the page: {shot}", file=sys.stderr, flush=True)
                 raise
 
 
@@ -253,8 +264,7 @@ def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dic
         finally:
             browser.close()
         result = summarise(n, trace)
-        if schedule is not None:
-            add_steady(result, trace, schedule)
+        add_steady(result, trace, schedule)
         if any(s["received_fps"] == 0 for s in result["per_session"]):  # a stream stopped: keep the why
             log = RESULTS / f"live-{n}-sessions-{time.strftime('%Y%m%d-%H%M%S')}-server.log"
             log.write_text(app.log())
@@ -386,14 +396,16 @@ def follow_times(answers: list[list], segments: list, fps: int = 30) -> dict | N
             "follow_ms": times, "missed": missed}
 
 
-def add_steady(result: dict, trace: Trace, schedule: list) -> None:
-    """Answered and reused frames, the fresh frames' latency and the follow times, per session."""
+def add_steady(result: dict, trace: Trace, schedule: list | None) -> None:
+    """Answered and reused frames, the fresh frames' latency and (with the video's schedule, when
+    the tabs were taught its photos) the follow times, per session."""
     span = result["seconds"]
     for row, (sid, s) in zip(result["per_session"], sorted(trace.sessions.items())):
         answered = s.last.get("frames_answered", 0) - s.first.get("frames_answered", 0)
         reused = s.last.get("frames_reused", 0) - s.first.get("frames_reused", 0)
         fresh_lat = [1000 * (a[1] - a[0]) for a in s.answers if a[2]]
-        follow = follow_times(s.answers, schedule) or {"follow_ms": [], "missed": 0, "agreement": float("nan")}
+        follow = (schedule and follow_times(s.answers, schedule)) or {"follow_ms": [], "missed": 0,
+                                                                       "agreement": float("nan")}
         reused_lat = [1000 * (a[1] - a[0]) for a in s.answers if not a[2]]
         row.update({"answered_fps": answered / span, "reused_fps": reused / span,
                     "fresh_latency_p95": _p(fresh_lat, 95), "reused_latency_p95": _p(reused_lat, 95),
@@ -415,7 +427,8 @@ def steady_table(results: list[dict]) -> str:
             rows.append([r.get("video", "changing"), r["sessions"], "on" if r.get("steady", True) else "off", i,
                          f"{s['received_fps']:.1f}", f"{s['answered_fps']:.1f}", f"{s['processed_fps']:.1f}",
                          f"{s['reused_fps']:.1f}", f"{s['latency_p95']:.0f}", f"{s['fresh_latency_p95']:.0f}",
-                         f"{_p(follow, 50):.0f} / {max(follow, default=float('nan')):.0f} ({len(follow)}, {s['follow_missed']} missed)",
+                         f"{_p(follow, 50):.0f} / {max(follow):.0f} ({len(follow)}, {s['follow_missed']} missed)"
+                         if follow else "-",
                          f"{s['fit_agreement']:.2f}"])
     table = markdown_table(
         ["video", "sessions", "steady", "session", "received fps", "answered fps", "model passes/s", "reused fps",
@@ -566,6 +579,9 @@ def main() -> None:
     parser.add_argument("--without-steady", action="store_true",
                         help="run each count first with every frame sent to the model (KNN_STEADY=0)")
     parser.add_argument("--no-ramp", action="store_true", help="skip the memory ramp (tabs join one at a time)")
+    parser.add_argument("--teach", action="store_true",
+                        help="upload the video's photos into each tab's classes first and report how fast the "
+                             "prediction follows the video (always with --video handheld)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a `streamlit run` option for the server, e.g. runner.postScriptGC=true (A/B runs)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -593,6 +609,8 @@ def main() -> None:
         args.seconds, args.warmup, args.soak = 10, 3, min(args.soak, 60)
     RESULTS.mkdir(parents=True, exist_ok=True)
     video, schedule, teach = video_plan(args.video)
+    if not (args.teach or args.video == "handheld"):
+        teach = schedule = None
     load = psutil.getloadavg()[0]
     print(f"load average {load:.2f} at the start; {psutil.cpu_count()} cores", file=sys.stderr)
     results = []

@@ -2,27 +2,29 @@
 
 A user holding an object still sends ~30 nearly identical frames a second. Each camera frame is
 reduced, on arrival, to a 16×16 grey thumbnail of the square the model sees (box means of the Y
-plane: ~30-70 µs, no conversion). If its mean absolute difference from the thumbnail of the last
-frame the model answered is under `STILL_MAD`, and the model saw a frame of this session less
-than `REFRESH_SECONDS` ago, the frame is captioned with that answer instead of going to the
-model. So a still scene costs two model passes a second, and any change that moves the thumbnail
-is embedded as soon as it arrives; a change too small to move it is still seen within 0.5 s.
-docs/performance.md has the measurements behind both constants.
+plane: ~25-70 µs, no conversion). If its mean absolute difference from the thumbnail of the last
+frame the model answered is under `STILL_MAD`, the frame is captioned with that answer instead
+of going to the model; once every `REFRESH_SECONDS` such a frame also goes to the model, which
+renews the answer for the frames after it. So a still scene costs two model passes a second,
+any change that moves the thumbnail is embedded as soon as it arrives, and a change too small to
+move it is still seen within 0.5 s. docs/performance.md has the measurements behind the constants.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import av
 import numpy as np
 
 from .overlay import Caption
 
 THUMB_SIDE = 16
-"""Thumbnail cells per side: each averages ~900 pixels of a 480-line frame, so sensor noise
-(σ 4 per pixel) moves a cell by ~0.13 levels, while a swapped object moves whole cells."""
+"""Thumbnail cells per side: each averages ~900 pixels of a 480-line frame, so per-pixel sensor
+noise averages out (σ 4 moves a cell by ~0.13 levels), while another object moves whole cells."""
 STILL_MAD = 5.0
-"""Grey levels: hand-held noise and tremor after VP8 stay under ~1.5, a swapped photo moves the
-thumbnail by 6 or more (docs/performance.md, `bench/steady.py`)."""
+"""Grey levels: sensor noise alone (σ up to 8, after VP8) moves the thumbnail by at most 1.1, with
+a hand's 3-5 px of tremor by at most 4.0; another photo moves it by 9.7 or more
+(docs/performance.md, `bench/steady.py`)."""
 REFRESH_SECONDS = 0.5
 """The model sees a frame of every streaming session at least this often, however still: a
 change too small for the thumbnail (or a changed classifier) shows within half a second."""
