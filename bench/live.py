@@ -224,6 +224,7 @@ def open_sessions(p, app, video: Path, n: int, ramp: list | None = None, teach: 
     pages = []
     for k in range(1, n + 1):
         context = browser.new_context(viewport={"width": 1400, "height": 1050})
+        context.add_init_script(PC_TRACKER)
         page = Page(context.new_page(), app.url)
         for slot, files in (teach or {}).items():
             teach_class(page, slot, files)
@@ -261,17 +262,86 @@ def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dic
             b0 = cpu_seconds(browsers)
             follow(app, seconds, trace, t0)
             trace.browser_cpu = 100 * (cpu_seconds(browsers) - b0) / (trace.snapshots[-1]["time"] - t0)
+            lost = stalled(trace)
+            if lost:  # a stream stopped: keep what the browser and the server saw of it
+                stem = RESULTS / f"live-{n}-sessions-{time.strftime('%Y%m%d-%H%M%S')}"
+                keep_lost_stream(stem, app, pages, trace, lost)
         finally:
             browser.close()
         result = summarise(n, trace)
         add_steady(result, trace, schedule)
-        if any(s["received_fps"] == 0 for s in result["per_session"]):  # a stream stopped: keep the why
-            log = RESULTS / f"live-{n}-sessions-{time.strftime('%Y%m%d-%H%M%S')}-server.log"
-            log.write_text(app.log())
-            print(f"a session received no frames; the server's log: {log}", file=sys.stderr, flush=True)
     if steps:
         result["ramp"] = steps
     return result
+
+
+PC_TRACKER = """
+(() => {
+  const Original = window.RTCPeerConnection;
+  if (!Original || Original.tracked) return;
+  window.peerConnections = [];
+  const Tracked = function (...args) { const pc = new Original(...args); window.peerConnections.push(pc); return pc; };
+  Tracked.prototype = Original.prototype;
+  Tracked.tracked = true;
+  Object.setPrototypeOf(Tracked, Original);
+  window.RTCPeerConnection = Tracked;
+})();
+"""
+"""Kept in every tab's frames: each RTCPeerConnection the page makes, for `rtc_stats` (diagnosis only)."""
+
+RTC_STATS = """
+async () => {
+  const keep = ['type', 'kind', 'frameWidth', 'frameHeight', 'framesPerSecond', 'framesSent', 'framesEncoded',
+    'framesDecoded', 'framesReceived', 'framesDropped', 'qualityLimitationReason', 'targetBitrate', 'bytesSent',
+    'bytesReceived', 'availableOutgoingBitrate', 'pliCount', 'nackCount', 'keyFramesEncoded', 'keyFramesDecoded',
+    'packetsLost', 'frames', 'freezeCount', 'state', 'timestamp'];
+  const out = [];
+  for (const pc of (window.peerConnections || [])) {
+    const report = await pc.getStats();
+    const rows = [];
+    report.forEach(r => { if (['outbound-rtp', 'inbound-rtp', 'media-source', 'transport'].includes(r.type))
+      rows.push(Object.fromEntries(Object.entries(r).filter(([k]) => keep.includes(k)))); });
+    out.push({connection: pc.connectionState, ice: pc.iceConnectionState, signaling: pc.signalingState,
+              senders: pc.getSenders().map(s => s.track && {kind: s.track.kind, state: s.track.readyState, muted: s.track.muted}),
+              stats: rows});
+  }
+  return out;
+}
+"""
+
+
+def rtc_stats(page) -> list:
+    """Chromium's view of every peer connection in the tab (getStats), frame by frame."""
+    out = []
+    for frame in page.page.frames:
+        try:
+            out += frame.evaluate(RTC_STATS)
+        except Exception as exc:  # a frame without the tracker, or one going away
+            out.append({"frame": frame.url, "error": str(exc)[:200]})
+    return out
+
+
+def stalled(trace: Trace, seconds: float = 3.0) -> list[int]:
+    """Sessions whose camera delivered no frame in the last `seconds` of the run."""
+    last = trace.snapshots[-1]
+    before = next((x for x in reversed(trace.snapshots) if x["time"] <= last["time"] - seconds), trace.snapshots[0])
+    then = {y["id"]: y["frames_received"] for y in before["sessions"]}
+    return [y["id"] for y in last["sessions"] if y["id"] in then and y["frames_received"] == then[y["id"]]]
+
+
+def keep_lost_stream(stem: Path, app, pages: list, trace: Trace, lost: list[int]) -> None:
+    """A session received no frames in the measured window: keep the server's log, each session's
+    frames received per snapshot, and Chromium's getStats of every tab (twice, 2 s apart)."""
+    stem.with_name(stem.name + "-server.log").write_text(app.log())
+    received = {sid: [(round(x["time"] - trace.snapshots[0]["time"], 1), y["frames_received"])
+                      for x in trace.snapshots for y in x["sessions"] if y["id"] == sid] for sid in trace.sessions}
+    browser = [[rtc_stats(page) for page in pages]]
+    time.sleep(2.0)
+    browser.append([rtc_stats(page) for page in pages])
+    stem.with_name(stem.name + "-lost.json").write_text(json.dumps(
+        {"lost_sessions": lost, "frames_received": received, "tabs_getstats": browser}, indent=1))
+    print(f"session(s) {lost} received no frames; the server's log and the browser's view: {stem}-*",
+          file=sys.stderr, flush=True)
 
 
 def _p(values: list[float], q: float) -> float:
