@@ -197,7 +197,10 @@ def teach_class(page, slot: int, files: list[Path], attempts: int = 3) -> None:
     waits for a full rerun, which a loaded server can leave for later). Uploaded again only if
     none arrived within a minute."""
     def stored() -> int:
-        return int(page.stat("examples stored").split()[0])
+        value: list[int] = []
+        page.wait_for(lambda: value.append(int(page.stat("examples stored").split()[0])) or True,
+                      "the live panel", 30)  # it can be caught mid-redraw
+        return value[-1]
 
     for attempt in range(attempts):
         page.page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
