@@ -122,7 +122,7 @@ def init_session() -> None:
     except knn.WeightsUnavailable as exc:
         st.error(md(exc))
         st.stop()
-    ss.live = LiveSession(embedder, classes=START_CLASSES)
+    ss.live = LiveSession(embedder, classes=START_CLASSES, steady=serving().settings.steady)
     ss.slots, ss.next_slot, ss.messages = {}, 0, []
     clf = ss.live.classifier
     ss.k, ss.threshold, ss.mirror, ss.augment = clf.k, 0.0, False, False
@@ -463,8 +463,11 @@ def stats_table(snap: Snapshot) -> None:
     rss = psutil.Process().memory_info().rss
     store = snap.n_examples * snap.dim * 4
     rows = {
-        "frames/s received · processed": f"{s.received_fps:.1f} · {s.processed_fps:.1f}",
-        "frames received · processed · dropped": f"{s.frames_received} · {s.frames_processed} · {s.frames_dropped}",
+        "frames/s received · answered": f"{s.received_fps:.1f} · {s.answered_fps:.1f}",
+        # fresh: the model saw the frame; reused: a still scene kept the last answer (knn.live.steady)
+        "answered frames/s fresh · reused": f"{s.processed_fps:.1f} · {s.reused_fps:.1f}",
+        "frames received · fresh · reused · dropped":
+            f"{s.frames_received} · {s.frames_processed} · {s.frames_reused} · {s.frames_dropped}",
         "embedding time p50 · p95": f"{_ms(s.embed_ms_p50)} · {_ms(s.embed_ms_p95)}",
         "KNN time p50 · p95": f"{_ms(s.knn_ms_p50)} · {_ms(s.knn_ms_p95)}",
         "examples stored": f"{snap.n_examples} ({store / 1024**2:.1f} MB of embeddings)",

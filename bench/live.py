@@ -5,6 +5,7 @@
     python bench/live.py --sessions --soak 600 # only the 10-minute soak
     python bench/live.py --quick               # a smoke run: 1 and 2 sessions, 10 s each
     python bench/live.py --balancer            # 4 sessions through HAProxy over 1, then 2 processes
+    python bench/live.py --video handheld --sessions 4 8 --without-steady   # steady scenes (issue 13)
 
 For each session count N a fresh `streamlit run app.py` server starts with its metrics file on
 (env KNN_METRICS_FILE, see knn/serving/metrics.py); one headless Chromium, whose fake camera plays a
@@ -33,12 +34,26 @@ floor is memory at the end within 10% of memory after the first minute.
 2 (`--processes`) app processes and runs the largest `--sessions` count through it, reporting
 each session's rates and latency with the process that served it, and each process's CPU.
 
+`--video handheld` plays a hand-held camera instead (tests/webcam.py `handheld`: a rock, paper
+and scissors photo, each held 1-3 s under per-frame sensor noise and a few pixels of tremor, then
+swept out by the next); the default video changes photo every third of a second. With `--teach`
+(always with `--video handheld`) each tab is first taught its video's photos (uploaded into its
+first three classes), so its prediction names the photo the model last saw, and the benchmark
+also reports, per session, the frames answered (captioned results sent back, from the model or
+reused for a still scene, knn.live.steady), the model passes, and how long the prediction took
+to follow each change of class in the video: the video's schedule is known, each answered
+frame's capture time and prediction come with the metrics, and the video's phase in each tab is
+the one that best fits the predictions of the frames the model saw. `--without-steady` runs each
+count twice, first with every frame sent to the model (KNN_STEADY=0), for the ratio of model
+passes within one run.
+
 Run it on a quiet machine (`uptime` load well under 1): the browser shares the cores with the
 server. Results are also written as JSON to bench/results/live-*.json.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -68,6 +83,51 @@ def make_video(path: Path) -> Path:
     return write_y4m(path, images, width=640, height=480, fps=30, frames_per_image=10)
 
 
+def changing_photos() -> list[tuple[str, Path]]:
+    """`make_video`'s photos in their order, (class, file)."""
+    from knn.core.folders import class_folders
+
+    photos = class_folders(shared_path("data/rps"))
+    return [(label, p) for label in ("rock", "paper", "scissors") for p in photos[label][:40:10]]
+
+
+def make_handheld_video(path: Path) -> Path:
+    """640×480, 30 fps: a hand-held camera (tests/webcam.py `handheld`), its schedule beside it."""
+    from PIL import Image
+
+    from bench.steady import handheld_photos
+    from tests.webcam import write_handheld
+
+    if path.exists() and path.with_suffix(".json").exists():
+        return path
+    picks = handheld_photos()
+    write_handheld(path, [Image.open(p) for _, p in picks], [label for label, _ in picks], seed=1)
+    return path
+
+
+def video_plan(kind: str) -> tuple[Path, list, dict[int, list[Path]]]:
+    """The video for `kind`, its schedule (tests.webcam.Segment list), and the photos to teach per
+    class slot (the video's own photos, so a prediction names the photo the model saw)."""
+    from tests.webcam import Segment, read_schedule
+
+    if kind == "handheld":
+        video = make_handheld_video(RESULTS / "webcam-handheld-640x480-30fps.y4m")
+        from bench.steady import handheld_photos
+
+        picks = handheld_photos()
+        segments = read_schedule(video)[1]
+    else:
+        video = make_video(RESULTS / "webcam-640x480-30fps.y4m")
+        picks = changing_photos()
+        segments = [Segment(10 * i, 10 * i + 10, "hold", i, label) for i, (label, _) in enumerate(picks)]
+    order = list(dict.fromkeys(label for label, _ in picks))
+    teach = {order.index(label): [] for label in order}
+    for label, path in picks:
+        if path not in teach[order.index(label)]:
+            teach[order.index(label)].append(path)
+    return video, segments, teach
+
+
 @dataclass
 class SessionTrace:
     """One server session's numbers over the measured window."""
@@ -76,6 +136,7 @@ class SessionTrace:
     last: dict
     latencies: list[tuple[float, float]] = field(default_factory=list)  # (seconds into the run, ms)
     lost: int = 0
+    answers: list[list] = field(default_factory=list)  # [capture, sent (epoch s), fresh, class] per answered frame
 
 
 @dataclass
@@ -97,6 +158,7 @@ class Trace:
             trace.last = s
             trace.latencies += [(t, v) for v in s["latencies"]]
             trace.lost += s["latencies_lost"]
+            trace.answers += s.get("answers", [])
 
 
 def browser_processes() -> list[psutil.Process]:
@@ -134,16 +196,46 @@ RAMP_SAMPLES = 10
 """Memory ramp: per-second RSS samples taken after each new tab."""
 
 
-def open_sessions(p, app, video: Path, n: int, ramp: list | None = None):
+def teach_class(page, slot: int, files: list[Path], attempts: int = 3) -> None:
+    """Upload `files` into the class at `slot` and wait for the live panel's count of stored
+    examples to grow by as many (the panel redraws every second or two; the sidebar's count
+    waits for a full rerun, which a loaded server can leave for later). Uploaded again only if
+    none arrived within a minute."""
+    def stored() -> int:
+        value: list[int] = []
+        page.wait_for(lambda: value.append(int(page.stat("examples stored").split()[0])) or True,
+                      "the live panel", 30)  # it can be caught mid-redraw
+        return value[-1]
+
+    for attempt in range(attempts):
+        page.page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
+        before = stored()
+        page.page.locator(f'.st-key-class_{slot} input[type="file"]').set_input_files([str(f) for f in files])
+        try:
+            page.wait_for(lambda: stored() >= before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
+            return
+        except AssertionError:
+            if attempt == attempts - 1 or stored() > before:
+                shot = RESULTS / f"upload-failed-{time.strftime('%Y%m%d-%H%M%S')}.png"
+                page.page.screenshot(path=str(shot), full_page=True)
+                print(f"an upload failed; the page: {shot}", file=sys.stderr, flush=True)
+                raise
+
+
+def open_sessions(p, app, video: Path, n: int, ramp: list | None = None, teach: dict | None = None):
     """Open `n` tabs and press START in each. With a `ramp` list, after each tab wait
-    `RAMP_SETTLE` s, then append the server's RSS (median and max of `RAMP_SAMPLES` per-second samples)."""
+    `RAMP_SETTLE` s, then append the server's RSS (median and max of `RAMP_SAMPLES` per-second samples).
+    `teach` maps a class slot to photos uploaded into it before START."""
     from tests.browser import Page, launch
 
     browser = launch(p, video)
     pages = []
     for k in range(1, n + 1):
         context = browser.new_context(viewport={"width": 1400, "height": 1050})
+        context.add_init_script(PC_TRACKER)
         page = Page(context.new_page(), app.url)
+        for slot, files in (teach or {}).items():
+            teach_class(page, slot, files)
         page.start_camera()
         pages.append(page)
         if ramp is not None:
@@ -159,7 +251,8 @@ def open_sessions(p, app, video: Path, n: int, ramp: list | None = None):
     return browser, pages
 
 
-def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dict, ramp: bool = False) -> dict:
+def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dict, ramp: bool = False,
+                 teach: dict | None = None, schedule: list | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     from tests.browser import AppServer
@@ -167,7 +260,7 @@ def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dic
     print(f"{n} session(s): starting the app and {n} tab(s) …", file=sys.stderr, flush=True)
     with AppServer(metrics=True, **server) as app, sync_playwright() as p:
         steps: list[dict] | None = [] if ramp else None
-        browser, pages = open_sessions(p, app, video, n, steps)
+        browser, pages = open_sessions(p, app, video, n, steps, teach)
         try:
             time.sleep(warmup)
             trace = Trace()
@@ -177,16 +270,86 @@ def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dic
             b0 = cpu_seconds(browsers)
             follow(app, seconds, trace, t0)
             trace.browser_cpu = 100 * (cpu_seconds(browsers) - b0) / (trace.snapshots[-1]["time"] - t0)
+            lost = stalled(trace)
+            if lost:  # a stream stopped: keep what the browser and the server saw of it
+                stem = RESULTS / f"live-{n}-sessions-{time.strftime('%Y%m%d-%H%M%S')}"
+                keep_lost_stream(stem, app, pages, trace, lost)
         finally:
             browser.close()
         result = summarise(n, trace)
-        if any(s["received_fps"] == 0 for s in result["per_session"]):  # a stream stopped: keep the why
-            log = RESULTS / f"live-{n}-sessions-{time.strftime('%Y%m%d-%H%M%S')}-server.log"
-            log.write_text(app.log())
-            print(f"a session received no frames; the server's log: {log}", file=sys.stderr, flush=True)
+        add_steady(result, trace, schedule)
     if steps:
         result["ramp"] = steps
     return result
+
+
+PC_TRACKER = """
+(() => {
+  const Original = window.RTCPeerConnection;
+  if (!Original || Original.tracked) return;
+  window.peerConnections = [];
+  const Tracked = function (...args) { const pc = new Original(...args); window.peerConnections.push(pc); return pc; };
+  Tracked.prototype = Original.prototype;
+  Tracked.tracked = true;
+  Object.setPrototypeOf(Tracked, Original);
+  window.RTCPeerConnection = Tracked;
+})();
+"""
+"""Kept in every tab's frames: each RTCPeerConnection the page makes, for `rtc_stats` (diagnosis only)."""
+
+RTC_STATS = """
+async () => {
+  const keep = ['type', 'kind', 'frameWidth', 'frameHeight', 'framesPerSecond', 'framesSent', 'framesEncoded',
+    'framesDecoded', 'framesReceived', 'framesDropped', 'qualityLimitationReason', 'targetBitrate', 'bytesSent',
+    'bytesReceived', 'availableOutgoingBitrate', 'pliCount', 'nackCount', 'keyFramesEncoded', 'keyFramesDecoded',
+    'packetsLost', 'frames', 'freezeCount', 'state', 'timestamp'];
+  const out = [];
+  for (const pc of (window.peerConnections || [])) {
+    const report = await pc.getStats();
+    const rows = [];
+    report.forEach(r => { if (['outbound-rtp', 'inbound-rtp', 'media-source', 'transport'].includes(r.type))
+      rows.push(Object.fromEntries(Object.entries(r).filter(([k]) => keep.includes(k)))); });
+    out.push({connection: pc.connectionState, ice: pc.iceConnectionState, signaling: pc.signalingState,
+              senders: pc.getSenders().map(s => s.track && {kind: s.track.kind, state: s.track.readyState, muted: s.track.muted}),
+              stats: rows});
+  }
+  return out;
+}
+"""
+
+
+def rtc_stats(page) -> list:
+    """Chromium's view of every peer connection in the tab (getStats), frame by frame."""
+    out = []
+    for frame in page.page.frames:
+        try:
+            out += frame.evaluate(RTC_STATS)
+        except Exception as exc:  # a frame without the tracker, or one going away
+            out.append({"frame": frame.url, "error": str(exc)[:200]})
+    return out
+
+
+def stalled(trace: Trace, seconds: float = 3.0) -> list[int]:
+    """Sessions whose camera delivered no frame in the last `seconds` of the run."""
+    last = trace.snapshots[-1]
+    before = next((x for x in reversed(trace.snapshots) if x["time"] <= last["time"] - seconds), trace.snapshots[0])
+    then = {y["id"]: y["frames_received"] for y in before["sessions"]}
+    return [y["id"] for y in last["sessions"] if y["id"] in then and y["frames_received"] == then[y["id"]]]
+
+
+def keep_lost_stream(stem: Path, app, pages: list, trace: Trace, lost: list[int]) -> None:
+    """A session received no frames in the measured window: keep the server's log, each session's
+    frames received per snapshot, and Chromium's getStats of every tab (twice, 2 s apart)."""
+    stem.with_name(stem.name + "-server.log").write_text(app.log())
+    received = {sid: [(round(x["time"] - trace.snapshots[0]["time"], 1), y["frames_received"])
+                      for x in trace.snapshots for y in x["sessions"] if y["id"] == sid] for sid in trace.sessions}
+    browser = [[rtc_stats(page) for page in pages]]
+    time.sleep(2.0)
+    browser.append([rtc_stats(page) for page in pages])
+    stem.with_name(stem.name + "-lost.json").write_text(json.dumps(
+        {"lost_sessions": lost, "frames_received": received, "tabs_getstats": browser}, indent=1))
+    print(f"session(s) {lost} received no frames; the server's log and the browser's view: {stem}-*",
+          file=sys.stderr, flush=True)
 
 
 def _p(values: list[float], q: float) -> float:
@@ -231,6 +394,135 @@ def summarise(n: int, trace: Trace) -> dict:
         "thread_kinds": last["thread_kinds"],
         "per_session": sessions,
     }
+
+
+def class_changes(segments: list) -> list[tuple[int, str]]:
+    """(frame, new class) where the video's class changes: a sweep's first frame, or a cut."""
+    out = []
+    for prev, seg in zip([segments[-1], *segments[:-1]], segments):
+        before = prev.label if prev.kind == "hold" else None
+        if seg.kind == "move" and seg.label != before:
+            out.append((seg.start, seg.label))
+        elif seg.kind == "hold" and prev.kind == "hold" and seg.label != prev.label:
+            out.append((seg.start, seg.label))
+    return out
+
+
+def follow_times(answers: list[list], segments: list, fps: int = 30) -> dict | None:
+    """How long each change of class in the video took to show in the predictions.
+
+    The tab's camera plays the video in a loop from an unknown frame. Its phase (and which
+    predicted class name is which photo's class) is the one under which the most frames the model
+    saw (each answer names the capture time of the frame the model saw for it) predict the class
+    the video showed then (a sweep's frames count as the photo that fills most of them). Several phases can fit equally
+    (no fresh answer between a change and the first one after it): then the one that puts the
+    changes latest, i.e. the quickest follow any change allows. For each change of class at
+    capture time T (a sweep's first frame, or a cut) the follow time is the first answer captured
+    from T on that predicts the new class, sent time minus T; a change whose class never showed
+    before the next change is counted as missed.
+    """
+    length = segments[-1].end
+    label_at = np.full(length, None, dtype=object)
+    for seg in segments:
+        if seg.kind == "hold":
+            label_at[seg.start:seg.end] = seg.label
+    for seg, before in zip(segments, [segments[-1], *segments[:-1]]):
+        if seg.kind == "move":  # the outgoing photo fills most of the first half of a sweep
+            half = (seg.end - seg.start) // 2
+            label_at[seg.start:seg.start + half] = before.label
+            label_at[seg.start + half:seg.end] = seg.label
+    seen = {(a[4] if len(a) > 4 and a[4] is not None else a[0], a[3]) for a in answers if (a[2] or len(a) > 4)}
+    fresh = sorted((c, label) for c, label in seen if label is not None)
+    if len(fresh) < 10:
+        return None
+    c0 = fresh[0][0]
+    frames = np.round((np.array([c for c, _ in fresh]) - c0) * fps).astype(int)
+    names, classes = sorted({label for _, label in fresh}), sorted({seg.label for seg in segments})
+    if len(names) > len(classes):
+        return None
+    said = np.array([names.index(label) for _, label in fresh])
+    shown = np.array([[classes.index(v) if v is not None else -1 for v in label_at[(frames + phase) % length]]
+                      for phase in range(length)])  # [phase, answer]
+    best_score, best = -1, []
+    for perm in itertools.permutations(range(len(classes)), len(names)):
+        scores = (shown == np.array(perm)[said]).sum(axis=1)
+        top = int(scores.max())
+        if top > best_score:
+            best_score, best = top, [(int(ph), dict(zip(names, (classes[i] for i in perm))))
+                                     for ph in np.flatnonzero(scores == top)]
+        elif top == best_score:
+            best += [(int(ph), dict(zip(names, (classes[i] for i in perm)))) for ph in np.flatnonzero(scores == top)]
+    tied = {ph for ph, _ in best}
+    phase, mapping = next(((ph, m) for ph, m in best if (ph - 1) % length not in tied), best[0])
+    name_of = {v: k for k, v in mapping.items()}
+    times, missed = [], 0
+    start, end = min(a[0] for a in answers) + 1.0, max(a[0] for a in answers) - 1.0
+    changes = class_changes(segments)
+    for m in range(-1, int((end - c0) * fps / length) + 2):
+        for i, (frame, label) in enumerate(changes):
+            t = c0 + (frame - phase + m * length) / fps
+            if not start <= t <= end or label not in name_of:
+                continue
+            nxt = changes[(i + 1) % len(changes)][0] + (m + (i + 1 == len(changes))) * length
+            t_next = c0 + (nxt - phase) / fps
+            sent = [a[1] for a in answers if t <= a[0] < t_next and a[3] == name_of[label]]
+            if sent:
+                times.append(1000 * (min(sent) - t))
+            else:
+                missed += 1
+    return {"agreement": best_score / len(fresh), "phase": phase, "tied_phases": len(tied),
+            "follow_ms": times, "missed": missed}
+
+
+def add_steady(result: dict, trace: Trace, schedule: list | None) -> None:
+    """Answered and reused frames, the fresh frames' latency and (with the video's schedule, when
+    the tabs were taught its photos) the follow times, per session."""
+    span = result["seconds"]
+    for row, (sid, s) in zip(result["per_session"], sorted(trace.sessions.items())):
+        answered = s.last.get("frames_answered", 0) - s.first.get("frames_answered", 0)
+        reused = s.last.get("frames_reused", 0) - s.first.get("frames_reused", 0)
+        fresh_lat = [1000 * (a[1] - a[0]) for a in s.answers if a[2]]
+        follow = (schedule and follow_times(s.answers, schedule)) or {"follow_ms": [], "missed": 0,
+                                                                       "agreement": float("nan")}
+        reused_lat = [1000 * (a[1] - a[0]) for a in s.answers if not a[2]]
+        row.update({"answered_fps": answered / span, "reused_fps": reused / span,
+                    "fresh_latency_p95": _p(fresh_lat, 95), "reused_latency_p95": _p(reused_lat, 95),
+                    "follow_ms": follow["follow_ms"], "follow_missed": follow["missed"],
+                    "fit_agreement": follow["agreement"], "fit_phase": follow.get("phase"),
+                    "answers": s.answers})
+    result["model_passes_per_s"] = sum(r["processed_fps"] for r in result["per_session"])
+
+
+def steady_table(results: list[dict]) -> str:
+    """Answered frames, model passes and follow times per session; the ratio of model passes
+    between a run without and with steady scenes of the same count."""
+    rows = []
+    for r in results:
+        if "model_passes_per_s" not in r:
+            continue
+        for i, s in enumerate(r["per_session"], 1):
+            follow = s["follow_ms"]
+            rows.append([r.get("video", "changing"), r["sessions"], "on" if r.get("steady", True) else "off", i,
+                         f"{s['received_fps']:.1f}", f"{s['answered_fps']:.1f}", f"{s['processed_fps']:.1f}",
+                         f"{s['reused_fps']:.1f}", f"{s['latency_p95']:.0f}", f"{s['fresh_latency_p95']:.0f}",
+                         f"{_p(follow, 50):.0f} / {max(follow):.0f} ({len(follow)}, {s['follow_missed']} missed)"
+                         if follow else "-",
+                         f"{s['fit_agreement']:.2f}"])
+    table = markdown_table(
+        ["video", "sessions", "steady", "session", "received fps", "answered fps", "model passes/s", "reused fps",
+         "latency p95 ms", "fresh latency p95 ms", "follow ms p50 / max (changes)", "fit"], rows)
+    lines = []
+    for r in results:
+        if "model_passes_per_s" not in r:
+            continue
+        line = (f"{r.get('video', 'changing')}, {r['sessions']} sessions, steady "
+                f"{'on' if r.get('steady', True) else 'off'}: {r['model_passes_per_s']:.1f} model passes/s in all")
+        base = next((b for b in results if b is not r and b.get("steady", True) is False and r.get("steady", True)
+                     and b["sessions"] == r["sessions"] and b.get("video") == r.get("video")), None)
+        if base is not None:
+            line += f", {base['model_passes_per_s'] / r['model_passes_per_s']:.1f}× fewer than without"
+        lines.append(line)
+    return table + "\n\n" + "\n".join(lines)
 
 
 def sessions_tables(results: list[dict]) -> str:
@@ -425,6 +717,14 @@ def main() -> None:
     parser.add_argument("--balancer", action="store_true",
                         help="the largest --sessions count through HAProxy over each --processes count")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="--balancer: app processes")
+    parser.add_argument("--video", choices=("changing", "handheld"), default="changing",
+                        help="the fake camera: a photo every 1/3 s, or photos held 1-3 s by a hand (steady scenes)")
+    parser.add_argument("--without-steady", action="store_true",
+                        help="run each count first with every frame sent to the model (KNN_STEADY=0)")
+    parser.add_argument("--no-ramp", action="store_true", help="skip the memory ramp (tabs join one at a time)")
+    parser.add_argument("--teach", action="store_true",
+                        help="upload the video's photos into each tab's classes first and report how fast the "
+                             "prediction follows the video (always with --video handheld)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a `streamlit run` option for the server, e.g. runner.postScriptGC=true (A/B runs)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -444,6 +744,9 @@ def main() -> None:
         if saved.get("balanced"):
             print("\nThrough HAProxy (deploy/haproxy/haproxy.cfg)\n")
             print(balanced_table(saved["balanced"]))
+            if any("model_passes_per_s" in r for r in saved["runs"]):
+                print("\nAnswered frames, model passes and how fast the prediction followed each change of class\n")
+                print(steady_table(saved["runs"]))
         if saved["soak"]:
             print(f"\nSoak: one session, {saved['soak']['seconds']:.0f} s, Add every {saved['soak']['add_every']:.0f} s\n")
             print(soak_table(saved["soak"]))
@@ -451,14 +754,20 @@ def main() -> None:
     if args.quick:
         args.seconds, args.warmup, args.soak = 10, 3, min(args.soak, 60)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    video = make_video(RESULTS / "webcam-640x480-30fps.y4m")
+    video, schedule, teach = video_plan(args.video)
+    if not (args.teach or args.video == "handheld"):
+        teach = schedule = None
     load = psutil.getloadavg()[0]
     print(f"load average {load:.2f} at the start; {psutil.cpu_count()} cores", file=sys.stderr)
     balanced = [run_balanced(max(args.sessions), k, args.seconds, args.warmup, video, server)
                 for k in args.processes] if args.balancer else []
-    results = [] if args.balancer else [
-        run_sessions(n, args.seconds, args.warmup, video, server, ramp=n == max(args.sessions) > 1)
-        for n in args.sessions]
+    results = []
+    for n in ([] if args.balancer else args.sessions):
+        for steady in ([False, True] if args.without_steady else [True]):
+            env = server["env"] if steady else {**server["env"], "KNN_STEADY": "0"}
+            result = run_sessions(n, args.seconds, args.warmup, video, {**server, "env": env},
+                                  ramp=not args.no_ramp and n == max(args.sessions) > 1, teach=teach, schedule=schedule)
+            results.append({**result, "video": args.video, "steady": steady})
     soak = run_soak(args.soak, args.add_every, args.warmup, video, server) if args.soak else None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"live-{args.label or stamp}.json"
@@ -469,6 +778,8 @@ def main() -> None:
         print(f"\nLive sessions, {args.seconds:.0f} s each after {args.warmup:.0f} s warm-up "
               f"(load average {load:.2f} at the start){' with ' + extra if extra else ''}\n")
         print(sessions_tables(results))
+        print("\nAnswered frames, model passes and how fast the prediction followed each change of class\n")
+        print(steady_table(results))
     if balanced:
         extra = " ".join(f"--{k} {v}" for k, v in [*(("option", o) for o in args.option), *(("env", e) for e in args.env)])
         print(f"\nThrough HAProxy (deploy/haproxy/haproxy.cfg), {args.seconds:.0f} s each after {args.warmup:.0f} s "

@@ -403,8 +403,8 @@ class Page:
         self._component().get_by_role("button", name="START").wait_for(timeout=20_000)
 
     def camera_live(self) -> bool:
-        """Frames are being processed now: the rate on the live panel is above zero."""
-        return self.prediction() != "—" and self.processed_fps() > 0
+        """Frames are being answered now: the rate on the live panel is above zero."""
+        return self.prediction() != "—" and self.answered_fps() > 0
 
     def prediction(self) -> str:
         return self.page.locator('.st-key-live_prediction [data-testid="stMetricValue"]').first.inner_text().strip()
@@ -424,9 +424,15 @@ class Page:
                     return lines[i + 1]
         raise AssertionError(f"no {name!r} on the live panel: {lines}")
 
-    def processed_fps(self) -> float:
-        """The live panel's processed frames per second (measured over its last 2 s)."""
+    def answered_fps(self) -> float:
+        """The live panel's answered frames per second (captioned results sent back, from the
+        model or reused for a still scene; measured over its last 2 s)."""
         return float(self.stat("frames/s received").split("·")[-1])
+
+    def fresh_and_reused_fps(self) -> tuple[float, float]:
+        """The live panel's answered frames per second that the model saw, and that reused its answer."""
+        fresh, reused = self.stat("answered frames/s").split("·")
+        return float(fresh), float(reused)
 
     def count(self, slot: int) -> int:
         text = self.page.locator(f'.st-key-class_{slot} [data-testid="stCaptionContainer"]').first.inner_text()

@@ -27,6 +27,20 @@ def solid(colour, width: int = 64, height: int = 48) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
 
 
+def grey(level: int, width: int = 64, height: int = 48) -> av.VideoFrame:
+    """A camera frame of one grey; greys a few levels apart are different scenes (knn.live.steady)."""
+    return solid((level, level, level), width, height)
+
+
+def halves(left: int, right: int, width: int = 64, height: int = 48) -> av.VideoFrame:
+    """A camera frame grey `left` on its left half and `right` on its right half. `Camera(changing=
+    True)` steps them by 37 and 97 levels (mod 256) a frame: any two of its first 120 frames
+    differ by 10 grey levels or more on average, never still (knn.live.steady)."""
+    rgb = np.zeros((height, width, 3), np.uint8)
+    rgb[:, : width // 2], rgb[:, width // 2 :] = left, right
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+
+
 def stamped(frame: av.VideoFrame, pts: int) -> av.VideoFrame:
     """The frame with an RTP-like capture timestamp (90 kHz), as aiortc's decoder gives it."""
     frame.pts, frame.time_base = pts, fractions.Fraction(1, 90_000)
@@ -75,10 +89,11 @@ class SlowEmbedder:
 
 
 class Camera:
-    """A 30 fps aiortc track of one colour, as a browser's decoded camera arrives: each frame
-    stamped with its capture time on a 90 kHz clock; MediaStreamError once stopped."""
+    """A 30 fps aiortc track, as a browser's decoded camera arrives: one colour, or with `changing`
+    other greys every frame (`halves`: a scene that never holds still, the model sees every frame it can);
+    each frame stamped with its capture time on a 90 kHz clock; MediaStreamError once stopped."""
 
-    def __init__(self, colour=RED, fps: float = 30.0):
+    def __init__(self, colour=RED, fps: float = 30.0, changing: bool = False):
         from aiortc import MediaStreamTrack
         from aiortc.mediastreams import MediaStreamError
 
@@ -95,6 +110,7 @@ class Camera:
                 await asyncio.sleep(max(0.0, self.origin + self.frames / fps - time.monotonic()))
                 if self.readyState != "live":
                     raise MediaStreamError
-                return stamped(solid(colour), round((time.monotonic() - self.origin) * 90_000))
+                frame = solid(colour) if not changing else halves(self.frames * 37 % 256, self.frames * 97 % 256)
+                return stamped(frame, round((time.monotonic() - self.origin) * 90_000))
 
         self.track = Track()

@@ -18,7 +18,7 @@ TURN = [{"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": 
 
 
 def started(policy: str = "all", server_relay: bool = False) -> Started:
-    return Started(Settings(ice_transport_policy=policy), True, True, server_relay)
+    return Started(Settings(ice_transport_policy=policy), True, True, server_relay=server_relay)
 
 
 def test_the_same_servers_for_both_peers_and_the_policy_where_it_can_go():

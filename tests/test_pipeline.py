@@ -39,7 +39,7 @@ async def _stream(session: LiveSession, camera: Camera, seconds: float) -> list:
 
 def test_a_slow_model_on_a_30_fps_camera_sends_each_result_once_and_latency_stays_flat(embedder):
     session = LiveSession(SlowEmbedder(embedder, 0.08), classes=["red"], worker=ModelWorker("test-stream"))
-    sent = asyncio.run(_stream(session, Camera(RED), 3.0))
+    sent = asyncio.run(_stream(session, Camera(changing=True), 3.0))  # no frame like the last: none reused
     stats = session.snapshot().stats
     assert 20 <= stats.frames_processed <= 45  # ~11 a second get through a 90 ms model
     assert stats.frames_received >= 75  # the camera's pace: nothing backs up into the sink

@@ -1,13 +1,16 @@
 """knn.serving.rtc: aiortc's bandwidth estimate for incoming video never falls below the floor,
-and the adaptation refuses an aiortc it was not checked against, leaving it stock."""
+its encoder for the video sent back never aims above the ceiling, and both adaptations refuse an
+aiortc they were not checked against, leaving it stock."""
 from __future__ import annotations
 
+import fractions
 import logging
 import types
 
+import numpy as np
 import pytest
 
-from knn.serving.rtc import CHECKED_AIORTC, check_estimator, floor_receive_bitrate
+from knn.serving.rtc import CHECKED_AIORTC, cap_send_bitrate, check_estimator, check_sender, floor_receive_bitrate
 from knn.serving.settings import MIN_VIDEO_BITRATE
 
 
@@ -99,3 +102,61 @@ def test_a_receiver_that_no_longer_builds_the_estimator_is_refused(caplog):
         "aiortc.rtcrtpreceiver no longer builds aiortc.rate.RemoteBitrateEstimator"]
     assert floor_receive_bitrate(version=CHECKED_AIORTC[0], rate=rate, receiver=receiver) is False
     assert not hasattr(receiver, "RemoteBitrateEstimator")
+
+
+@pytest.fixture()
+def sender():
+    """aiortc's sender module, with the encoder factory it uses put back afterwards."""
+    import aiortc.codecs
+    from aiortc import rtcrtpsender
+
+    before = rtcrtpsender.get_encoder
+    rtcrtpsender.get_encoder = aiortc.codecs.get_encoder
+    yield rtcrtpsender
+    rtcrtpsender.get_encoder = before
+
+
+def _vp8():
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    return RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+
+
+def test_the_ceiling_caps_what_the_video_encoder_aims_at_and_encodes(sender):
+    import av
+    from aiortc.codecs.vpx import Vp8Encoder
+
+    stock = sender.get_encoder(_vp8())
+    stock.target_bitrate = 1_200_000
+    assert stock.target_bitrate == 1_200_000  # aiortc alone follows the estimate up to 1.5 Mbit/s
+    assert cap_send_bitrate(300_000)
+    assert cap_send_bitrate(300_000)  # twice: still one cap, not a cap of a cap
+    encoder = sender.get_encoder(_vp8())
+    assert isinstance(encoder, Vp8Encoder) and type(encoder).__mro__[1] is Vp8Encoder
+    assert encoder.target_bitrate == 300_000  # aiortc starts at 500 kbit/s: capped from the start
+    encoder.target_bitrate = 1_200_000  # the browser's estimate climbs
+    assert encoder.target_bitrate == 300_000
+    encoder.target_bitrate = 260_000  # under the cap it still follows
+    assert encoder.target_bitrate == 260_000
+    frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
+    frame.pts, frame.time_base = 0, fractions.Fraction(1, 90_000)
+    payloads, _ = encoder.encode(frame)
+    assert payloads and encoder.codec.bit_rate == 260_000
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    opus = sender.get_encoder(RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111))
+    assert not hasattr(type(opus), "cap_bps")  # no bitrate to cap: left stock
+
+
+def test_a_sender_that_no_longer_uses_get_encoder_is_refused(sender, caplog):
+    import aiortc
+    import aiortc.codecs
+
+    assert check_sender(aiortc.__version__, aiortc.codecs, sender) == []
+    other = types.SimpleNamespace(get_encoder=lambda codec: None)
+    assert check_sender(CHECKED_AIORTC[0], aiortc.codecs, other) == [
+        "aiortc.rtcrtpsender no longer builds its encoders with aiortc.codecs.get_encoder"]
+    with caplog.at_level(logging.WARNING, logger="knn.serving.rtc"):
+        assert cap_send_bitrate(300_000, version="2.0.0", codecs=aiortc.codecs, sender=sender) is False
+    assert sender.get_encoder is aiortc.codecs.get_encoder  # left as it was
+    assert any("not a version" in r.getMessage() for r in caplog.records)

@@ -23,7 +23,7 @@ from knn.core.images import center_crop_resize
 from knn.live.overlay import _band, model_input
 from knn.live.session import LiveError, LiveSession
 from knn.live.worker import ModelWorker
-from tests.frames import BLUE, GREEN, RED, SlowEmbedder, photo_frame, show, solid, stamped, wait_until
+from tests.frames import BLUE, GREEN, RED, SlowEmbedder, grey, photo_frame, show, solid, stamped, wait_until
 
 
 @pytest.fixture()
@@ -118,8 +118,8 @@ def test_recording_adds_frames_until_the_deadline(session):
     show(session, solid(RED))
     session.start_recording("red", seconds=1.0)
     assert session.snapshot().recording[0] == "red"
-    for _ in range(5):
-        show(session, solid(RED))
+    for i in range(5):  # five different scenes: each one embedded and recorded
+        show(session, grey(40 + 30 * i))
     assert session.classifier.counts()["red"] == 5
     time.sleep(1.05)
     show(session, solid(RED))
@@ -145,8 +145,8 @@ def test_recording_stops_with_a_message_at_the_class_cap(embedder):
     session = LiveSession(embedder, KNNClassifier(max_examples_per_class=3), classes=["red"])
     show(session, solid(RED))
     session.start_recording("red", seconds=10)
-    for _ in range(5):
-        show(session, solid(RED))
+    for i in range(5):
+        show(session, grey(40 + 30 * i))
     snap = session.snapshot()
     assert snap.counts["red"] == 3 and snap.recording is None
     assert "stopped after 3 examples" in snap.notice
@@ -218,8 +218,8 @@ def test_switching_embedder_re_embeds_every_stored_example(session, embedder):
 
 def test_frames_behind_a_busy_model_are_replaced_and_counted(embedder):
     session = LiveSession(SlowEmbedder(embedder, 0.3), classes=["red"], worker=ModelWorker("test-drop", threads=1))
-    for _ in range(4):  # the first goes into the model; each later one replaces the one waiting
-        session.pipeline.on_frame(solid(RED))
+    for i in range(4):  # the first goes into the model; each later one replaces the one waiting
+        session.pipeline.on_frame(grey(40 + 30 * i))
     wait_until(lambda: session.snapshot().stats.frames_processed == 2, 10, "two frames through the model")
     stats = session.snapshot().stats
     assert (stats.frames_received, stats.frames_processed, stats.frames_dropped) == (4, 2, 2)

@@ -16,6 +16,7 @@ def test_defaults_without_any_variable():
     s = Settings.from_env({})
     assert (s.threads, s.gc_seconds, s.min_bitrate, s.metrics_file, s.metrics_interval) == (
         None, 30.0, MIN_VIDEO_BITRATE, None, 1.0)
+    assert s.steady is True
     assert s.problems == ()
     assert s.ice_server_list() is None  # streamlit-webrtc chooses (knn.serving.ice)
     assert s.ice_transport_policy == "all"
@@ -26,9 +27,10 @@ def test_every_variable_is_read():
     s = Settings.from_env({
         "KNN_ICE_SERVERS": json.dumps(turn), "KNN_THREADS": "1", "KNN_GC_SECONDS": "2.5",
         "KNN_MIN_BITRATE": "0", "KNN_METRICS_FILE": "/tmp/m.json", "KNN_METRICS_INTERVAL": "0.5",
-        "KNN_ICE_TRANSPORT_POLICY": "Relay",
+        "KNN_ICE_TRANSPORT_POLICY": "Relay", "KNN_STEADY": "0",
     })
     assert s.ice_server_list() == turn and s.ice_transport_policy == "relay"
+    assert s.steady is False
     assert (s.threads, s.gc_seconds, s.min_bitrate, s.metrics_file, s.metrics_interval) == (
         1, 2.5, 0, Path("/tmp/m.json"), 0.5)
     assert Settings.from_env({"KNN_ICE_SERVERS": "[]"}).ice_server_list() == []  # loopback
@@ -63,6 +65,7 @@ def test_relay_only_needs_a_turn_server():
     ("KNN_GC_SECONDS", "-1", "at least"),
     ("KNN_MIN_BITRATE", "fast", "whole number"),
     ("KNN_ICE_TRANSPORT_POLICY", "turn", "one of all, relay"),
+    ("KNN_STEADY", "yes", "0 or 1"),
 ])
 def test_a_bad_value_is_named_and_its_default_kept(name, value, words):
     s = Settings.from_env({name: value})

@@ -2,8 +2,10 @@
 
 streamlit-webrtc's SENDRECV mode takes a sink for the camera's track and a source for the video it
 sends back (`sink_video_track=`, `source_video_track=`). `CameraSink` is the sink: for each
-decoded camera frame it calls `FramePipeline.on_frame` on aiortc's event loop, which only counts
-the frame and hands it to the shared model worker (knn.live.worker), where a newer frame of the
+decoded camera frame it calls `FramePipeline.on_frame` on aiortc's event loop, which counts the
+frame and asks the session's `SteadyGate` (knn.live.steady) whether it looks like the last frame
+the model answered. A still frame is captioned with that answer right there (no model, no worker
+thread); any other goes to the shared model worker (knn.live.worker), where a newer frame of the
 session replaces one still waiting. On a worker thread the frame is scaled for the model,
 embedded, classified by the session and captioned; the result goes to `ResultTrack`, the source,
 which gives aiortc's encoder each new result once and nothing in between. So the callback never
@@ -22,6 +24,7 @@ import logging
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
 import av
@@ -30,7 +33,9 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from .overlay import FAILED_COLOUR, SWITCHING, Caption, model_input, overlay
+from .stats import Answer as StatsAnswer
 from .stats import CaptureClock, Stats, StatsSummary
+from .steady import Answer, SteadyGate, thumbnail
 from .worker import MODEL_WORKER, ModelWorker
 
 _LOG = logging.getLogger(__name__)
@@ -59,11 +64,22 @@ class FrameConsumer(Protocol):
         """The embedder for camera frames now; None while the backbone is being switched."""
 
     def accept(self, embedding: np.ndarray, crop: np.ndarray, arrived: float,
-               embedder: EmbedderLike) -> tuple[Caption, float] | None:
-        """Classify a frame's embedding; (caption, KNN seconds), or None if the embedder changed."""
+               embedder: EmbedderLike) -> tuple[Caption, float, str | None] | None:
+        """Classify a frame's embedding; (caption, KNN seconds, class or None), or None if the
+        embedder changed."""
 
     def notify(self, text: str) -> None:
         """Something the user should read."""
+
+
+@dataclass(frozen=True)
+class _Result:
+    """What the encoder is told of a result as it takes it."""
+
+    capture: float | None  # the camera frame's capture time (frame.time), for latency
+    fresh: bool | None  # from the model, reused (a still scene), or None: no answer (an error)
+    label: str | None
+    source: float | None  # the capture time of the frame the model saw for this answer
 
 
 class FramePipeline:
@@ -72,19 +88,27 @@ class FramePipeline:
     Args:
         consumer: the session that classifies embeddings and owns the examples.
         worker: the model worker shared by the process's sessions.
+        clock: seconds, monotonic: when frames arrive (tests drive it).
+        steady: reuse the last answer for still frames (False: every frame to the model).
     """
 
-    def __init__(self, consumer: FrameConsumer, worker: ModelWorker = MODEL_WORKER) -> None:
+    def __init__(self, consumer: FrameConsumer, worker: ModelWorker = MODEL_WORKER,
+                 clock: Callable[[], float] = time.monotonic, steady: bool = True) -> None:
         self.id = next(_IDS)
         # Back-references are weak: with no reference cycle, a closed session is freed as soon as
         # Streamlit lets it go, even if a frozen garbage collection never looks at it again.
         self._consumer = weakref.ref(consumer)
         self._worker = worker
+        self._clock = clock
         self._lock = threading.Lock()
         self._stats = Stats()
-        self._clock = CaptureClock()
+        self._capture_clock = CaptureClock()
+        self._steady = steady
+        self._gate = SteadyGate()
         self._last_arrival: float | None = None
         self._last_processed = -float("inf")  # time.monotonic() of the last frame through the model
+        self._newest_out = -float("inf")  # arrival of the newest frame published: the video never steps back
+        self._waiting_answers: float | None = None  # arrival of the frame waiting in the worker to be answered
         self._failing = False
         self.mirror = False
         self.sink = CameraSink(self)
@@ -93,51 +117,107 @@ class FramePipeline:
     # ---- the camera's side: aiortc's event loop ----------------------------------------------
 
     def on_frame(self, frame: av.VideoFrame) -> None:
-        """A camera frame arrived: count it and hand it to the model worker. Never waits."""
-        now = time.monotonic()
+        """A camera frame arrived: caption a still one with the last answer, hand any other to
+        the model worker (and, twice a second, a still one too, to refresh the answer). Never waits."""
+        now = self._clock()
+        thumb = thumbnail(frame) if self._steady else None  # tens of µs: the luma plane summed in 16×16 blocks
         with self._lock:
             self._stats.record_received(1, now)
             self._last_arrival = now
             if frame.time is not None:
-                self._clock.arrived(frame.time, now)
-            last_served = self._last_processed
-        job = functools.partial(self._process, frame, now)
-        if self._worker.submit(self.id, last_served, job):  # the waiting frame never reached the model
-            with self._lock:
-                self._stats.record_dropped(1)
+                self._capture_clock.arrived(frame.time, now)
+            answer, ask = self._gate.on_arrival(thumb, now)
+            if ask:  # under the lock: what waits in the worker is known when a newer job replaces it
+                job = functools.partial(self._process, frame, now, thumb, publish=answer is None)
+                if self._worker.submit(self.id, self._last_processed, job) and self._waiting_answers is not None:
+                    self._stats.record_dropped(1)  # the waiting frame never reached the model
+                self._waiting_answers = now if answer is None else None
+        if answer is not None:  # a still scene: captioned right here, no model, no worker thread
+            self._answer_again(frame, answer, now)
 
     def camera_ended(self) -> None:
         """The camera's stream ended (STOP, a closed tab): end the stream of results too."""
         self.output.end_stream()
 
+    def forget_answer(self) -> None:
+        """The last answer no longer holds (the examples or settings changed): the next frame
+        goes to the model."""
+        with self._lock:
+            self._gate.forget()
+
     # ---- a model worker thread ---------------------------------------------------------------
 
-    def _process(self, frame: av.VideoFrame, arrived: float) -> None:
-        """Embed, classify and caption one frame; publish the result."""
+    def _process(self, frame: av.VideoFrame, arrived: float, thumb: np.ndarray | None, publish: bool = True) -> None:
+        """Embed, classify and caption one frame; publish the result, unless the frame was already
+        answered (a still frame sent to refresh the answer: only the answer is renewed)."""
         consumer = self._consumer()
         if consumer is None:  # the session is gone
             return
+        with self._lock:  # while this frame waited, the model may have answered one just like it
+            if self._waiting_answers == arrived:
+                self._waiting_answers = None
+            answer = self._gate.before_model(thumb, arrived)
+            generation = self._gate.generation
+        if answer is not None:
+            if publish:
+                self._answer_again(frame, answer, arrived)
+            return
         try:
-            embedder = consumer.frame_embedder()
-            if embedder is None:  # the stored examples are being re-embedded for another backbone
-                self.output.publish(overlay(frame, *SWITCHING, self.mirror), None)
+            result = self._classify(consumer, frame, arrived, thumb, generation)
+            if result is None or not publish:
                 return
-            crop = model_input(frame, embedder.input_size)
-            t0 = time.perf_counter()
-            embedding = embedder.embed_one(crop)
-            embed_seconds = time.perf_counter() - t0
-            result = consumer.accept(embedding, crop, arrived, embedder)
-            if result is None:  # the backbone changed meanwhile: this embedding means nothing now
-                return
-            caption, knn_seconds = result
-            with self._lock:
-                self._last_processed = time.monotonic()
-                self._failing = False
-                self._stats.record_processed(embed_seconds, knn_seconds, arrived)
+            caption, label, answered = result
             out = overlay(frame, *caption, self.mirror)
+            done = _Result(frame.time, True, label, frame.time) if answered else _Result(None, None, None, None)
         except Exception as exc:
-            out = self._failed(consumer, frame, exc)
-        self.output.publish(out, frame.time)
+            out, done = self._failed(consumer, frame, exc), _Result(frame.time, None, None, None)
+            if not publish:
+                return
+        self._publish(out, arrived, done)
+
+    def _classify(self, consumer: FrameConsumer, frame: av.VideoFrame, arrived: float, thumb: np.ndarray | None,
+                  generation: int) -> tuple[Caption, str | None, bool] | None:
+        """(caption, class, True): the model's answer for the frame, learnt as the session's; None
+        if the backbone changed meanwhile; while it is being switched, (its caption, None, False)."""
+        embedder = consumer.frame_embedder()
+        if embedder is None:  # the stored examples are being re-embedded for another backbone
+            return SWITCHING, None, False
+        crop = model_input(frame, embedder.input_size)
+        t0 = time.perf_counter()
+        embedding = embedder.embed_one(crop)
+        embed_seconds = time.perf_counter() - t0
+        result = consumer.accept(embedding, crop, arrived, embedder)
+        if result is None:  # the backbone changed meanwhile: this embedding means nothing now
+            return None
+        caption, knn_seconds, label = result
+        with self._lock:
+            self._last_processed = time.monotonic()
+            self._failing = False
+            self._stats.record_processed(embed_seconds, knn_seconds, arrived)
+            self._gate.learn(Answer(thumb, caption, label, arrived, frame.time), generation)
+        return caption, label, True
+
+    def _answer_again(self, frame: av.VideoFrame, answer: Answer, arrived: float) -> None:
+        """Caption a still frame with the answer the model gave a frame just like it."""
+        try:
+            out = overlay(frame, *answer.caption, self.mirror)
+        except Exception as exc:
+            consumer = self._consumer()
+            if consumer is not None:
+                self._publish(self._failed(consumer, frame, exc), arrived, _Result(frame.time, None, None, None))
+            return
+        with self._lock:
+            self._stats.record_reused(arrived)
+        self._publish(out, arrived, _Result(frame.time, False, answer.label, answer.capture))
+
+    def _publish(self, out: av.VideoFrame, arrived: float, result: _Result) -> None:
+        """Offer a result to the encoder unless a newer frame's already went (a model pass can
+        finish after the still frames behind it were answered: its picture is older)."""
+        with self._lock:  # held while publishing: two threads publish, in arrival order
+            if arrived < self._newest_out:
+                return
+            self._newest_out = arrived
+            self.output.publish(out, result)
 
     def _failed(self, consumer: FrameConsumer, frame: av.VideoFrame, exc: Exception) -> av.VideoFrame:
         """Log a frame's failure once per run of failures, tell the user, caption the frame."""
@@ -153,21 +233,20 @@ class FramePipeline:
 
     # ---- the encoder's side ------------------------------------------------------------------
 
-    def _sent(self, capture: float | None) -> None:
-        """The encoder took a result: its capture-to-overlay latency is known now."""
-        if capture is None:
+    def _sent(self, result: _Result | None) -> None:
+        """The encoder took a result: it is answered, and its capture-to-overlay latency is known."""
+        if result is None or result.fresh is None:
             return
-        done = time.monotonic()
+        done = self._clock()
         with self._lock:
-            latency = self._clock.latency(capture, done)
-            if latency is not None:
-                self._stats.record_latency(latency)
+            capture, source = (None if t is None else self._capture_clock.aligned(t) for t in (result.capture, result.source))
+            self._stats.record_answered(done, capture, result.fresh, result.label, source)
 
     # ---- reading -----------------------------------------------------------------------------
 
     @property
     def last_arrival(self) -> float | None:
-        """time.monotonic() when the latest camera frame arrived; None before the first."""
+        """The clock's time when the latest camera frame arrived; None before the first."""
         return self._last_arrival
 
     def summary(self, now: float) -> StatsSummary:
@@ -179,6 +258,13 @@ class FramePipeline:
         with self._lock:
             values, lost = self._stats.latencies_since(since)
             return [round(float(v), 2) for v in values], lost, self._stats.latencies_recorded
+
+    def answers(self, since: int) -> tuple[list[StatsAnswer], int, int]:
+        """(answered frames logged after the first `since`: capture and sent times on the clock,
+        fresh, class; how many of them were lost; total so far)."""
+        with self._lock:
+            answers, lost = self._stats.answers_since(since)
+            return answers, lost, self._stats.answers_logged
 
     def reset_timings(self) -> None:
         """Forget embedding and KNN timings (another backbone takes another time)."""
@@ -255,26 +341,26 @@ class ResultTrack(MediaStreamTrack):
     """The video sent back: each new result once, nothing in between.
 
     `publish` (any thread) leaves the newest result for `recv` (aiortc's event loop), replacing
-    one not yet taken; `on_sent` returns the callable told each result's capture time as it goes
-    (a weak method) or None. Timestamps come from the wall clock, so the encoder sees the real pace.
+    one not yet taken; `on_sent` returns the callable told each result's `info` as it goes (a weak
+    method) or None. Timestamps come from the wall clock, so the encoder sees the real pace.
     When the camera's stream ends, `recv` raises `MediaStreamError` once, which ends aiortc's
     relay of this track; the track stays live for the next stream.
     """
 
     kind = "video"
 
-    def __init__(self, on_sent: Callable[[], Callable[[float | None], None] | None] | None = None) -> None:
+    def __init__(self, on_sent: Callable[[], Callable[[object], None] | None] | None = None) -> None:
         super().__init__()
         self._lock = threading.Lock()
-        self._pending: tuple[av.VideoFrame, float | None] | object | None = None
+        self._pending: tuple[av.VideoFrame, object] | object | None = None
         self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future] | None = None
         self._on_sent = on_sent
         self._origin = time.monotonic()
         self._last_pts = -1
 
-    def publish(self, frame: av.VideoFrame, capture: float | None) -> None:
-        """Offer a result; `capture` is its camera frame's capture time (for latency), or None."""
-        self._put((frame, capture))
+    def publish(self, frame: av.VideoFrame, info: object = None) -> None:
+        """Offer a result; `info` (what the pipeline knows of it) goes to `on_sent` when it is taken."""
+        self._put((frame, info))
 
     def end_stream(self) -> None:
         self._put(_END)
@@ -308,12 +394,12 @@ class ResultTrack(MediaStreamTrack):
             if item is not None:
                 break
             await future
-        frame, capture = item
+        frame, info = item
         pts = max(round((time.monotonic() - self._origin) * VIDEO_CLOCK_RATE), self._last_pts + 1)
         frame.pts, frame.time_base, self._last_pts = pts, VIDEO_TIME_BASE, pts
         on_sent = self._on_sent() if self._on_sent is not None else None
         if on_sent is not None:
-            on_sent(capture)
+            on_sent(info)
         return frame
 
     def stop(self) -> None:

@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class Snapshot:
 class _Latest:
     embedding: np.ndarray  # [dim] float32
     crop: np.ndarray  # input_size² RGB uint8, what Add stores (as JPEG)
-    time: float  # time.monotonic() when it arrived
+    time: float  # the session's clock when it arrived
     embedder: EmbedderLike  # the embedder that made `embedding`
 
 
@@ -109,6 +109,9 @@ class LiveSession:
         classifier: starts empty (k=3, no unknown threshold) when omitted.
         classes: classes to create in a new, empty classifier.
         worker: the model worker the camera's frames go through (the process's shared one).
+        clock: monotonic seconds for frame times, recordings and ages (tests drive it).
+        steady: a still camera frame reuses the last answer (knn.live.steady); False: the model
+            sees every frame it can.
     """
 
     def __init__(
@@ -117,6 +120,8 @@ class LiveSession:
         classifier: KNNClassifier | None = None,
         classes: Sequence[str] = (),
         worker: ModelWorker = MODEL_WORKER,
+        clock: Callable[[], float] = time.monotonic,
+        steady: bool = True,
     ) -> None:
         self.id = next(_SESSION_IDS)
         self.created = time.time()
@@ -131,7 +136,8 @@ class LiveSession:
         self._switching = False
         self._notice: str | None = None
         self.augment = False  # store each new example with its mirror and crops (12 vectors)
-        self.pipeline = FramePipeline(self, worker)
+        self._clock = clock
+        self.pipeline = FramePipeline(self, worker, clock, steady)
         self.analysis = Analysis()  # leave-one-out of the examples, off the page's thread
         _SESSIONS.add(self)
 
@@ -142,8 +148,11 @@ class LiveSession:
             return None if self._switching else self._embedder
 
     def accept(self, embedding: np.ndarray, crop: np.ndarray, arrived: float,
-               embedder: EmbedderLike) -> tuple[Caption, float] | None:
-        """Classify a camera frame's embedding, keep it for Add, record it while recording."""
+               embedder: EmbedderLike) -> tuple[Caption, float, str | None] | None:
+        """Classify a camera frame's embedding, keep it for Add, record it while recording.
+
+        Only frames the model embedded come here: a still frame that reused an answer is neither
+        kept for Add nor recorded (it would be a copy of the frame before it)."""
         recording = self._recording  # read unlocked to decide on the JPEG; rechecked below
         jpeg, vectors = None, embedding[None]
         if recording and recording.wants(arrived):
@@ -161,7 +170,7 @@ class LiveSession:
                 ended = self._recording.take(self._classifier, vectors, jpeg, arrived)
                 if ended is not None:
                     self._recording, self._notice = None, ended
-        return caption(prediction), knn_seconds
+        return caption(prediction), knn_seconds, prediction.label
 
     def notify(self, text: str) -> None:
         with self._lock:
@@ -191,7 +200,7 @@ class LiveSession:
         with self._lock:
             self._check_class(label)
             self._fresh_latest("Record")
-            self._recording = Recording(label, time.monotonic() + seconds, seconds)
+            self._recording = Recording(label, self._clock() + seconds, seconds)
             self._notice = None
 
     def stop_recording(self) -> None:
@@ -326,6 +335,7 @@ class LiveSession:
             self._switching = True
             self._recording = None
             old = self._classifier
+            self.pipeline.forget_answer()  # still frames must not keep the old backbone's answer
         try:
             new, dropped = _re_embedded(old, embedder, progress)
         except BaseException:
@@ -338,6 +348,7 @@ class LiveSession:
             self._latest = None
             self._prediction = None
             self._switching = False
+            self.pipeline.forget_answer()
         self.pipeline.reset_timings()
         return dropped
 
@@ -359,7 +370,7 @@ class LiveSession:
     def snapshot(self, neighbors: bool = True) -> Snapshot:
         """A consistent copy of the state, taken under the lock, for the page to draw (without the
         nearest examples' thumbnails when `neighbors` is false)."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             clf = self._classifier
             rec = self._recording
@@ -409,14 +420,16 @@ class LiveSession:
                 f"No camera frame yet: press START on the camera (and allow camera access), "
                 f"then {action}."
             )
-        if time.monotonic() - latest.time > MAX_FRAME_AGE:
+        if self._clock() - latest.time > MAX_FRAME_AGE:
             raise LiveError(f"The camera is not sending frames (is it stopped?): press START, then {action}.")
         if latest.embedder is not self._embedder:
             raise LiveError(f"The backbone just changed: wait for the next frame, then {action}.")
         return latest
 
     def _repredict(self) -> None:
-        """Classify the latest frame again, so the page never shows a class that is gone."""
+        """Classify the latest frame again, so the page never shows a class that is gone, and
+        have the next camera frame classified anew, so the video's caption follows too."""
+        self.pipeline.forget_answer()
         if self._latest is not None and self._latest.embedder is self._embedder:
             self._prediction = self._classifier.predict(self._latest.embedding)
         else:

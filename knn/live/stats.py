@@ -1,14 +1,20 @@
 """Rolling live-video statistics: timings (p50/p95), frame rates, dropped frames and latency.
 
-Recording happens once per video frame on the WebRTC worker thread, so it only writes into
-preallocated NumPy ring buffers (no allocation per frame). Summaries are computed on demand by
-the page, a few times a second. Not thread-safe by itself: the owner (LiveSession) serialises
+A camera frame is received, then either embedded by the model (processed: a fresh answer),
+answered with the last answer because the scene is still (reused, knn.live.steady), replaced
+while waiting for the model (dropped), or, rarely, replaced by a newer result before the encoder
+took it. Answered frames are the results the encoder took: what the user sees.
+
+Recording happens once per video frame, so it only writes into preallocated NumPy ring buffers
+(the answers' log keeps one small tuple per frame, bounded). Summaries are computed on demand by
+the page, a few times a second. Not thread-safe by itself: the owner (FramePipeline) serialises
 calls with its lock.
 """
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,6 +122,10 @@ class CaptureClock:
             self._offset = offset
         self._last = (capture, arrival)
 
+    def aligned(self, capture: float) -> float | None:
+        """The capture time on this process's clock; None before any arrival."""
+        return None if self._offset is None else capture + self._offset
+
     def latency(self, capture: float, done: float) -> float | None:
         """Seconds from the frame's (aligned) capture to `done`; None before any arrival."""
         if self._offset is None:
@@ -136,6 +146,16 @@ class StatsSummary:
     knn_ms_p95: float
     latency_ms_p50: float = math.nan  # capture-to-overlay (see CaptureClock), last `size` frames
     latency_ms_p95: float = math.nan
+    frames_reused: int = 0  # answered with the last answer: the scene was still
+    frames_answered: int = 0  # results the encoder took (fresh or reused)
+    reused_fps: float = 0.0
+    answered_fps: float = 0.0
+
+
+Answer = tuple[float, float, bool, "str | None", "float | None"]
+"""One answered frame: (capture time, sent time) on this process's monotonic clock, fresh (from
+the model) or reused, the predicted class (None: unknown, no examples, or no prediction), and the
+capture time of the frame the model saw for it (its own when fresh)."""
 
 
 class Stats:
@@ -147,9 +167,15 @@ class Stats:
         self._latency_ms = Ring(size)
         self._received = RateMeter(window, size)
         self._processed = RateMeter(window, size)
+        self._reused = RateMeter(window, size)
+        self._answered = RateMeter(window, size)
+        self._answers: deque[Answer] = deque(maxlen=size)
+        self.answers_logged = 0
         self.frames_received = 0
         self.frames_processed = 0
         self.frames_dropped = 0
+        self.frames_reused = 0
+        self.frames_answered = 0
 
     def record_received(self, n: int = 1, now: float | None = None) -> None:
         """`n` frames arrived from the camera (processed or not)."""
@@ -167,9 +193,33 @@ class Stats:
         self._embed_ms.record(embed_seconds * 1000.0)
         self._knn_ms.record(knn_seconds * 1000.0)
 
+    def record_reused(self, now: float | None = None) -> None:
+        """One frame was answered with the last answer (a still scene)."""
+        self.frames_reused += 1
+        self._reused.tick(time.monotonic() if now is None else now)
+
+    def record_answered(self, now: float, capture: float | None, fresh: bool, label: str | None,
+                        source: float | None = None) -> None:
+        """The encoder took a result at `now`; `capture` is its frame's capture time on this
+        process's clock when known (then its latency is recorded too), `source` that of the frame
+        the model saw for it."""
+        self.frames_answered += 1
+        self._answered.tick(now)
+        if capture is not None:
+            self._latency_ms.record((now - capture) * 1000.0)
+            self._answers.append((capture, now, fresh, label, source))
+            self.answers_logged += 1
+
     def record_latency(self, seconds: float) -> None:
-        """A processed frame's capture-to-overlay latency."""
+        """An answered frame's capture-to-overlay latency."""
         self._latency_ms.record(seconds * 1000.0)
+
+    def answers_since(self, count: int) -> tuple[list[Answer], int]:
+        """The answers logged (those with a capture time) after the first `count`, oldest first,
+        and how many of them the bounded log no longer holds."""
+        new = max(0, self.answers_logged - count)
+        kept = list(self._answers)[-new:] if new else []
+        return kept, new - len(kept)
 
     @property
     def latencies_recorded(self) -> int:
@@ -202,6 +252,10 @@ class Stats:
             knn_ms_p95=k95,
             latency_ms_p50=l50,
             latency_ms_p95=l95,
+            frames_reused=self.frames_reused,
+            frames_answered=self.frames_answered,
+            reused_fps=self._reused.rate(now),
+            answered_fps=self._answered.rate(now),
         )
 
     def reset_timings(self) -> None:

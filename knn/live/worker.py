@@ -54,6 +54,11 @@ class ModelWorker:
         with self._cond:
             return len(self._waiting)
 
+    def busy(self) -> int:
+        """How many jobs are waiting or running."""
+        with self._cond:
+            return len(self._waiting) + len(self._running)
+
     def _run(self) -> None:
         while True:
             with self._cond:

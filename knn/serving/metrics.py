@@ -12,8 +12,12 @@ seconds with `snapshot()`:
   knn.live.worker: busy seconds per second is how loaded the model is);
 - ``sessions``: one entry per `LiveSession` not yet freed (a weak registry: a session whose page
   is gone and whose state Streamlit dropped disappears once Python frees it), with its frame
-  counters, rates, embedding/KNN timings, rolling latency p50/p95 and the capture-to-overlay
-  latencies (ms) of the frames processed since the previous snapshot (see `stats.CaptureClock`).
+  counters (received, processed = fresh from the model, reused = a still scene's last answer,
+  dropped, answered = taken by the encoder), rates, embedding/KNN timings, rolling latency
+  p50/p95, the capture-to-overlay latencies (ms) of the frames answered since the previous
+  snapshot (see `stats.CaptureClock`), and those frames as ``answers``: [capture time, sent time
+  (epoch s), 1 if fresh else 0, the predicted class or null, the capture time of the frame the
+  model saw for it], so a benchmark can tell when the prediction followed a change of scene.
 
 Nothing runs per frame: the thread reads what `Stats` already records, under each session's lock,
 once per interval. No Streamlit import.
@@ -64,11 +68,14 @@ def thread_cpu() -> dict[str, float]:
     return {k: round(v, 3) for k, v in sorted(out.items())}
 
 
-def session_metrics(session: LiveSession, latencies_since: int = 0) -> dict:
-    """One session's counters, rates, timings, and the capture-to-overlay latencies (ms) recorded
-    after the first `latencies_since`; pass back `latencies_recorded` next time for newer ones."""
+def session_metrics(session: LiveSession, latencies_since: int = 0, answers_since: int = 0) -> dict:
+    """One session's counters, rates, timings, and the capture-to-overlay latencies (ms) and
+    answers recorded after the first `latencies_since` / `answers_since`; pass back
+    `latencies_recorded` / `answers_logged` next time for newer ones."""
     snap = session.snapshot(neighbors=False)
     latencies, lost, recorded = session.pipeline.latencies(latencies_since)
+    answers, answers_lost, logged = session.pipeline.answers(answers_since)
+    to_epoch = time.time() - time.monotonic()  # the pipeline's clock is the monotonic one
     return {
         "id": session.id,
         "created": session.created,
@@ -78,12 +85,16 @@ def session_metrics(session: LiveSession, latencies_since: int = 0) -> dict:
         "latencies": latencies,
         "latencies_lost": lost,
         "latencies_recorded": recorded,
+        "answers": [[round(c + to_epoch, 4), round(s + to_epoch, 4), int(f), label,
+                     None if src is None else round(src + to_epoch, 4)] for c, s, f, label, src in answers],
+        "answers_lost": answers_lost,
+        "answers_logged": logged,
     }
 
 
-def snapshot(latencies_since: dict[LiveSession, int] | None = None) -> dict:
+def snapshot(latencies_since: dict[LiveSession, tuple[int, int]] | None = None) -> dict:
     """The process and its live sessions now. `latencies_since` maps a session to how many of its
-    latencies were already reported (updated in place); without it, none are included."""
+    latencies and answers were already reported (updated in place); without it, none are included."""
     proc = psutil.Process()
     with proc.oneshot():
         rss = proc.memory_info().rss
@@ -92,10 +103,11 @@ def snapshot(latencies_since: dict[LiveSession, int] | None = None) -> dict:
     sessions = []
     for session in live_sessions():
         if latencies_since is None:
-            m = session_metrics(session, latencies_since=1 << 62)
+            m = session_metrics(session, latencies_since=1 << 62, answers_since=1 << 62)
         else:
-            m = session_metrics(session, latencies_since=latencies_since.get(session, 0))
-            latencies_since[session] = m["latencies_recorded"]
+            latencies, answers = latencies_since.get(session, (0, 0))
+            m = session_metrics(session, latencies_since=latencies, answers_since=answers)
+            latencies_since[session] = (m["latencies_recorded"], m["answers_logged"])
         sessions.append(m)
     return {
         "time": time.time(),
@@ -124,7 +136,7 @@ class _Writer(threading.Thread):
         super().__init__(name="knn-metrics-writer", daemon=True)
         self.path = path
         self.interval = interval
-        self._since: weakref.WeakKeyDictionary[LiveSession, int] = weakref.WeakKeyDictionary()
+        self._since: weakref.WeakKeyDictionary[LiveSession, tuple[int, int]] = weakref.WeakKeyDictionary()
         self._stop_event = threading.Event()
 
     def run(self) -> None:

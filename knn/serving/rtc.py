@@ -1,4 +1,4 @@
-"""The one adaptation of a library's internals: a floor under aiortc's receive-bandwidth estimate.
+"""Adaptations of aiortc: a floor under its receive-bandwidth estimate, a ceiling on what it sends.
 
 aiortc estimates each incoming video stream's bandwidth from packet arrival times taken on its
 event loop (Google's delay-based REMB estimator) and tells the browser the result. On a busy
@@ -13,14 +13,23 @@ aiortc has no setting for this, so `floor_receive_bitrate` makes its receivers b
 only after `check_estimator` finds the installed aiortc to be a version this was read against,
 with the class, the method signature and the receiver's use of it as expected; otherwise it logs
 one warning and aiortc stays as it is.
+
+The other direction: aiortc's video encoder follows the browser's bandwidth estimate for the
+video sent back up to 1.5 Mbit/s, re-creating the encoder (a keyframe) at every change of more
+than 10%. On a fast network (loopback, a LAN) it climbs there within seconds, although the
+picture it re-encodes came in at 150-600 kbit/s, and the encoder's time per frame grows with the
+bitrate (docs/performance.md). `cap_send_bitrate` makes the senders' encoders (built by
+`aiortc.rtcrtpsender.get_encoder`) subclasses whose `target_bitrate` never exceeds the cap, after
+the same kind of version check (`check_sender`).
 """
 from __future__ import annotations
 
 import inspect
 import logging
+from functools import lru_cache
 from types import ModuleType
 
-from .settings import MIN_VIDEO_BITRATE
+from .settings import MAX_VIDEO_BITRATE, MIN_VIDEO_BITRATE
 
 _LOG = logging.getLogger(__name__)
 
@@ -84,3 +93,81 @@ def floored_estimator(estimator: type, bps: int) -> type:
             return max(int(bitrate), self.floor_bps), ssrcs
 
     return FlooredRemoteBitrateEstimator
+
+
+def check_sender(version: str, codecs: ModuleType, sender: ModuleType) -> list[str]:
+    """What keeps the ceiling from applying to this aiortc; empty when it fits."""
+    problems = []
+    if version not in CHECKED_AIORTC:
+        problems.append(f"aiortc {version} is not a version this was checked against ({', '.join(CHECKED_AIORTC)})")
+    stock = getattr(codecs, "get_encoder", None)
+    if not callable(stock):
+        problems.append("aiortc.codecs.get_encoder is missing")
+    built = getattr(sender, "get_encoder", None)
+    if built is not stock and getattr(built, "stock", None) is not stock:
+        problems.append("aiortc.rtcrtpsender no longer builds its encoders with aiortc.codecs.get_encoder")
+    vp8 = getattr(getattr(codecs, "vpx", None), "Vp8Encoder", None)
+    rate = getattr(vp8, "target_bitrate", None)
+    if not (isinstance(rate, property) and rate.fset is not None):
+        problems.append("aiortc.codecs.vpx.Vp8Encoder has no settable target_bitrate")
+    return problems
+
+
+def cap_send_bitrate(bps: int = MAX_VIDEO_BITRATE, *, version: str | None = None,
+                     codecs: ModuleType | None = None, sender: ModuleType | None = None) -> bool:
+    """Make aiortc's video encoders never aim above `bps` (idempotent; the last cap wins).
+
+    The keyword arguments name what to adapt (the installed aiortc by default; tests pass others).
+    Returns True if the cap applies, False (after one logged warning) if aiortc is left stock.
+    """
+    if codecs is None or sender is None or version is None:
+        import aiortc
+        import aiortc.codecs
+        from aiortc import rtcrtpsender
+
+        version, codecs, sender = aiortc.__version__, aiortc.codecs, rtcrtpsender
+    problems = check_sender(version, codecs, sender)
+    if problems:
+        _LOG.warning("Not capping aiortc's send bitrate (%s); aiortc is left as it is.", "; ".join(problems))
+        return False
+    sender.get_encoder = capped_get_encoder(codecs.get_encoder, bps)
+    return True
+
+
+def capped_get_encoder(get_encoder, bps: int):
+    """`get_encoder` whose encoders with a `target_bitrate` never aim above `bps`."""
+    stock = getattr(get_encoder, "stock", get_encoder)  # applying twice caps once
+
+    def get_capped_encoder(codec):
+        encoder = stock(codec)
+        rate = getattr(type(encoder), "target_bitrate", None)
+        if isinstance(rate, property) and rate.fset is not None:
+            encoder = capped_encoder(type(encoder), bps)()
+        return encoder
+
+    get_capped_encoder.stock, get_capped_encoder.cap_bps = stock, bps
+    return get_capped_encoder
+
+
+@lru_cache(maxsize=None)
+def capped_encoder(encoder: type, bps: int) -> type:
+    """A subclass of an aiortc encoder whose `target_bitrate` is at most `bps`."""
+    rate: property = encoder.target_bitrate
+
+    class CappedEncoder(encoder):
+        cap_bps = bps
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.target_bitrate = self.target_bitrate  # its start value, capped
+
+        @property
+        def target_bitrate(self) -> int:
+            return rate.fget(self)
+
+        @target_bitrate.setter
+        def target_bitrate(self, bitrate: int) -> None:
+            rate.fset(self, min(int(bitrate), self.cap_bps))
+
+    CappedEncoder.__name__ = CappedEncoder.__qualname__ = f"Capped{encoder.__name__}"
+    return CappedEncoder

@@ -16,6 +16,10 @@ TRANSPORT_POLICIES = ("all", "relay")
 """W3C RTCIceTransportPolicy values: any candidate, or only a TURN relay's."""
 MIN_VIDEO_BITRATE = 150_000
 """bit/s: the least the server asks a browser to send its camera at (knn.serving.rtc)."""
+MAX_VIDEO_BITRATE = 500_000
+"""bit/s: the most the server sends the captioned video back at (knn.serving.rtc): aiortc's own
+start value; the camera's picture came in at 150-600 kbit/s, so more buys little but costs the
+encoder up to twice the time per frame (docs/performance.md)."""
 
 VARIABLES = (
     ("KNN_ICE_SERVERS", "streamlit-webrtc's choice: Cloudflare or Twilio TURN when their keys are set, else "
@@ -31,6 +35,11 @@ VARIABLES = (
     ("KNN_GC_SECONDS", "30", "seconds between the process's full garbage collections, which free closed sessions"),
     ("KNN_MIN_BITRATE", str(MIN_VIDEO_BITRATE),
      "bit/s floor under the video bandwidth the server asks browsers for; 0 turns it off"),
+    ("KNN_MAX_BITRATE", str(MAX_VIDEO_BITRATE),
+     "bit/s ceiling on the captioned video the server sends back; 0 leaves aiortc's own (1.5 Mbit/s)"),
+    ("KNN_STEADY", "1", "`1`: a camera frame that barely differs from the last one the model saw reuses its "
+     "prediction (the model still sees each camera twice a second); `0`: every frame goes to the model, "
+     "for scenes whose smallest changes must show at once"),
     ("KNN_METRICS_FILE", "none", "write the process's live metrics to this JSON file"),
     ("KNN_METRICS_INTERVAL", "1", "seconds between two metrics snapshots"),
     ("KNN_WEIGHTS_DIR", "none", "a folder of `<backbone>_no_top.weights.h5` files (read by the engine)"),
@@ -54,7 +63,7 @@ class Settings:
         ice_transport_policy: "all" or "relay" (`TRANSPORT_POLICIES`).
         backbone: the backbone id sessions start with, or None for the best available.
         threads: LiteRT threads per invoke; None for one per core.
-        gc_seconds, min_bitrate, metrics_file, metrics_interval: as `VARIABLES` says.
+        gc_seconds, min_bitrate, max_bitrate, steady, metrics_file, metrics_interval: as `VARIABLES` says.
         problems: one message per variable whose value was refused (its default is used).
     """
 
@@ -64,6 +73,8 @@ class Settings:
     threads: int | None = None
     gc_seconds: float = 30.0
     min_bitrate: int = MIN_VIDEO_BITRATE
+    max_bitrate: int = MAX_VIDEO_BITRATE
+    steady: bool = True
     metrics_file: Path | None = None
     metrics_interval: float = 1.0
     problems: tuple[str, ...] = field(default=(), compare=False)
@@ -89,6 +100,8 @@ class Settings:
         read("KNN_THREADS", "threads", lambda t: _number(t, int, 1))
         read("KNN_GC_SECONDS", "gc_seconds", lambda t: _number(t, float, 0.1))
         read("KNN_MIN_BITRATE", "min_bitrate", lambda t: _number(t, int, 0))
+        read("KNN_MAX_BITRATE", "max_bitrate", lambda t: _number(t, int, 0))
+        read("KNN_STEADY", "steady", _flag)
         read("KNN_METRICS_FILE", "metrics_file", Path)
         read("KNN_METRICS_INTERVAL", "metrics_interval", lambda t: _number(t, float, 0.05))
         servers = values.get("ice_servers")
@@ -141,6 +154,12 @@ def _json(text: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SettingsError(f"not valid JSON ({exc})") from None
+
+
+def _flag(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise SettingsError("expected 0 or 1")
+    return text == "1"
 
 
 def _number(text: str, kind: type, least: float) -> float:

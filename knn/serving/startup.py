@@ -2,9 +2,9 @@
 
 Each item was measured with bench/live.py (docs/performance.md): a fixed mmap threshold and a
 periodic, freezing garbage collection (knn.serving.memory), a 1 ms GIL switch interval (a frame
-crosses four threads that each take the GIL), the bandwidth floor (knn.serving.rtc) and, when
-asked for, the server's relay-only ICE policy (knn.serving.ice) and the metrics writer
-(knn.serving.metrics).
+crosses four threads that each take the GIL), the bandwidth floor and the send ceiling
+(knn.serving.rtc) and, when asked for, the server's relay-only ICE policy (knn.serving.ice) and
+the metrics writer (knn.serving.metrics).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class Started:
     settings: Settings
     mmap_threshold_fixed: bool
     bitrate_floor: bool
+    bitrate_cap: bool = False
     server_relay: bool = False
     """KNN_ICE_TRANSPORT_POLICY=relay reaches the server's peer too (knn.serving.ice)."""
 
@@ -33,15 +34,16 @@ def start(settings: Settings) -> Started:
     """Apply the process-wide settings and start the background threads (each thread once per
     process, so a second call only reapplies the settings)."""
     from .ice import keep_server_transport_policy
-    from .rtc import floor_receive_bitrate
+    from .rtc import cap_send_bitrate, floor_receive_bitrate
 
     fixed = fix_mmap_threshold()
     sys.setswitchinterval(SWITCH_INTERVAL)
     start_periodic_gc(settings.gc_seconds)
     floored = settings.min_bitrate > 0 and floor_receive_bitrate(settings.min_bitrate)
     server_relay = settings.ice_transport_policy == "relay" and keep_server_transport_policy()
+    capped = settings.max_bitrate > 0 and cap_send_bitrate(settings.max_bitrate)
     if settings.metrics_file is not None:
         from .metrics import start_writer
 
         start_writer(settings.metrics_file, settings.metrics_interval)
-    return Started(settings, fixed, floored, server_relay)
+    return Started(settings, fixed, floored, bitrate_cap=capped, server_relay=server_relay)
