@@ -94,6 +94,7 @@ class ClassifierState:
         dim: embedding size, None when there are no examples.
         vectors: int [N], how many of `embeddings` each example has (they sum to R); all 1
             without augmentation.
+        ids: int [N], the examples' ids in the classifier (None in a state read from a file).
     """
 
     classes: tuple[str, ...]
@@ -105,6 +106,7 @@ class ClassifierState:
     max_examples_per_class: int
     dim: int | None
     vectors: np.ndarray | None = None
+    ids: np.ndarray | None = None
 
     def vector_counts(self) -> np.ndarray:
         return np.ones(len(self.labels), np.int64) if self.vectors is None else np.asarray(self.vectors, np.int64)
@@ -484,6 +486,7 @@ class KNNClassifier:
                 max_examples_per_class=self.max_examples_per_class,
                 dim=dim,
                 vectors=counts,
+                ids=np.asarray(ids, np.int64),
             )
 
     @classmethod
