@@ -346,3 +346,38 @@ def test_augmented_examples_carry_their_views_through_edits_and_a_backbone_switc
     assert sorted(e.vectors for e in session.classifier.examples()) == [1, 12]
     session.remove_example(session.classifier.examples()[0].example_id)
     assert session.classifier.state().embeddings.shape[0] == 1  # all its vectors went with it
+
+
+def test_move_example_moves_it_and_repredicts(session):
+    show(session, solid(RED))
+    moved = session.add_latest("blue")  # a red frame filed under blue by mistake
+    show(session, solid(BLUE))
+    session.add_latest("blue")
+    show(session, solid(RED))
+    assert session.snapshot().prediction.label == "blue"
+    session.move_example(moved, "red")
+    assert session.classifier.counts() == {"red": 1, "blue": 1}
+    assert session.snapshot().prediction.label == "red"  # the latest frame, classified again
+    with pytest.raises(LiveError, match="no class"):
+        session.move_example(moved, "green")
+    with pytest.raises(ClassifierError, match="no example"):
+        session.move_example(12345, "red")
+
+
+def test_a_frame_between_two_classes_for_a_few_seconds_is_reported(session, monkeypatch):
+    from knn.core.coach import HESITATION_SECONDS
+
+    clock = [1000.0]
+    monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
+    purple = (120, 20, 120)
+    for colour, label in ((RED, "red"), (BLUE, "blue"), ((150, 20, 90), "red"), ((90, 20, 150), "blue")):
+        show(session, solid(colour))
+        session.add_latest(label)
+    show(session, solid(purple))  # as near to one class as to the other
+    assert session.snapshot().hesitation is None  # the clock starts
+    clock[0] += HESITATION_SECONDS
+    show(session, solid(purple))  # still undecided
+    best, second, seconds = session.snapshot().hesitation
+    assert {best, second} == {"red", "blue"} and seconds == HESITATION_SECONDS
+    session.add_latest(best)  # the user answered: ask again only after another wait
+    assert session.snapshot().hesitation is None

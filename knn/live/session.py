@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..core.classifier import ClassifierError, KNNClassifier, Prediction
+from ..core.coach import Hesitation
 from ..core.images import ImageError, augmented_views, center_crop_resize, decode_jpeg, encode_jpeg, read_square
 from ..core.limits import MAX_IMAGE_BYTES
 from ..model.child import Progress
@@ -82,6 +83,7 @@ class Snapshot:
     recording: tuple[str, float, float] | None  # (class, seconds left, duration) while recording
     stats: StatsSummary
     notice: str | None  # something the video path wants the user to know
+    hesitation: tuple[str, str, float] | None  # (best, second, seconds) while the camera wavers between two
     backbone: str
     dim: int
     k: int
@@ -130,6 +132,7 @@ class LiveSession:
         self._recording: Recording | None = None
         self._switching = False
         self._notice: str | None = None
+        self._hesitation = Hesitation()  # sampled by snapshot(), on the page's thread, not per frame
         self.augment = False  # store each new example with its mirror and crops (12 vectors)
         self.pipeline = FramePipeline(self, worker)
         self.analysis = Analysis()  # leave-one-out of the examples, off the page's thread
@@ -182,6 +185,7 @@ class LiveSession:
             self._check_class(label)
             (example_id,) = self._classifier.add_many(vectors, [label], [jpeg], [len(vectors)])
             self._repredict()
+            self._hesitation.reset()
             return example_id
 
     def start_recording(self, label: str, seconds: float = RECORD_SECONDS) -> None:
@@ -268,6 +272,13 @@ class LiveSession:
     def remove_example(self, example_id: int) -> None:
         with self._lock:
             self._classifier.remove(example_id)
+            self._repredict()
+
+    def move_example(self, example_id: int, label: str) -> None:
+        """Move one example (all its vectors) to class `label`, which must exist."""
+        with self._lock:
+            self._check_class(label)
+            self._classifier.move(example_id, label)
             self._repredict()
 
     def set_k(self, k: int) -> None:
@@ -365,16 +376,21 @@ class LiveSession:
             rec = self._recording
             recording = (rec.label, rec.deadline - now, rec.seconds) if rec and now < rec.deadline else None
             counts = clf.counts()
+            frame_age = None if self._latest is None else now - self._latest.time
+            live = (self._prediction is not None and self._prediction.label is not None
+                    and frame_age is not None and frame_age <= MAX_FRAME_AGE)
+            hesitation = self._hesitation.update(self._prediction.confidences if live else None, now)
             snap = Snapshot(
                 classes=tuple(clf.classes),
                 counts=counts,
                 n_examples=sum(counts.values()),
                 prediction=self._prediction,
                 neighbors=(),
-                frame_age=None if self._latest is None else now - self._latest.time,
+                frame_age=frame_age,
                 recording=recording,
                 stats=self.pipeline.summary(now),
                 notice=self._notice,
+                hesitation=hesitation,
                 backbone=self._embedder.backbone,
                 dim=self._embedder.dim,
                 k=clf.k,
