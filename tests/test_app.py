@@ -6,6 +6,7 @@ configured it; camera frames are fed to the session's callback directly, as aior
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import av
@@ -51,7 +52,9 @@ def text(elements) -> list[str]:
 
 
 def counts(at) -> list[str]:
-    return [c for c in text(at.sidebar.caption) if c.endswith(("example", "examples"))]
+    """Each class card's count, e.g. "2 examples" (the card may add " · 100% recognised")."""
+    found = (re.match(r"\d+ examples?\b", c) for c in text(at.sidebar.caption))
+    return [m.group(0) for m in found if m]
 
 
 def photo(colour, size=(96, 72)) -> np.ndarray:
@@ -81,9 +84,12 @@ def test_first_visit_explains_what_to_do(at, camera_calls):
     assert any("Press **START** under the camera" in t for t in text(at.info))
     assert any("No examples yet" in t for t in text(at.info))
     assert at.metric[0].label == "Prediction" and at.metric[0].value == "—"  # no frame yet
-    caption = " ".join(text(at.caption))
+    (caption,) = [c for c in at.caption if c.value.startswith("Backbone:")]
     backbone = at.session_state.live.embedder.backbone
-    assert backbone in caption and "fast mode" in caption and "why:" in caption and "weights:" in caption
+    assert backbone in caption.value and "fast mode (224 px)" in caption.value
+    assert "why:" in caption.proto.help and "weights:" in caption.proto.help
+    # The live panel says it too, beside the prediction.
+    assert any(c.value.endswith("fast input (224 px)") for c in at.caption)
 
 
 def test_the_camera_is_wired_to_this_sessions_callback(at, camera_calls):

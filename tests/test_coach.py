@@ -123,3 +123,27 @@ def test_real_photos_a_class_taught_with_another_class_photos_is_a_named_confuse
     tip = next(t for t in result.tips() if "are nearer to" in t)
     assert f"{result.confused.count} of 10 examples of “{result.confused.label}”" in tip
     assert result.accuracy("rock") == 1.0 and result.accuracy("cup") < 0.8
+
+
+def test_two_similar_photos_filed_wrong_together_are_both_flagged(embedder, rps_dir, rps_embedded):
+    """Wrong labels come in batches: two consecutive rock photos, each the other's nearest."""
+    rock = class_folders(rps_dir)["rock"][100:102]
+    pair = np.asarray(embedder.embed([center_crop_resize(read_image(p), embedder.input_size) for p in rock]))
+    clf = KNNClassifier()
+    clf.add_many(rps_embedded["rock"][:10], ["rock"] * 10)
+    clf.add_many(rps_embedded["paper"][:10], ["paper"] * 10)
+    wrong = clf.add_many(pair, ["paper"] * 2)
+    clf.add_many(rps_embedded["scissors"][:10], ["scissors"] * 10)
+    result = _coach(clf)
+    assert {s.example_id: s.nearer_to[0] for s in result.suspects} == dict.fromkeys(wrong, "rock")
+
+
+def test_a_pair_cut_off_from_their_class_is_flagged_but_not_a_normal_member():
+    rng = np.random.default_rng(4)
+    a, b = 3 * rng.standard_normal(32), 3 * rng.standard_normal(32)
+    clf = KNNClassifier()
+    clf.add_many(_cluster(rng, a, 10, 1.0), ["a"] * 10)
+    clf.add_many(_cluster(rng, b, 10, 1.0), ["b"] * 10)
+    twin = b + rng.standard_normal(32)
+    wrong = clf.add_many(np.stack([twin, twin + 0.05 * rng.standard_normal(32)]), ["a", "a"])
+    assert {s.example_id for s in _coach(clf).suspects} == set(wrong)

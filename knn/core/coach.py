@@ -6,9 +6,9 @@ N x N matrix:
 - each class's leave-one-out accuracy (how often its examples are recognised by the others);
 - the most confused pair of classes: how many examples of one have their nearest example in the
   other ("7 of 20 examples of mug are nearer to cup");
-- examples that look mislabelled: their nearest others all belong to other classes, while the rest
-  of their own class holds together (when a third of a class or more points to one other class,
-  that is a confused pair, not a few wrong labels);
+- examples that look mislabelled: their nearest others belong to other classes (all of them, or
+  all but one as cut off from the class as itself), while the rest of their own class holds together (when a third of a class or more
+  points to one other class, that is a confused pair, not a few wrong labels);
 - classes with fewer than `FEW_EXAMPLES` examples, and classes whose examples are near-duplicates of
   each other (a Record of a still scene): their mean pairwise similarity, from the norm of the sum
   of their normalised embeddings, is at least `SAME_SCENE_SIMILARITY`.
@@ -27,14 +27,15 @@ import numpy as np
 from .classifier import ClassifierState
 from .evaluation import Evaluation, evaluate_neighbours
 from .neighbours import Neighbours, example_ids
-from .voting import name_rank, vote
+from .voting import name_rank, vote_one
 
 FEW_EXAMPLES = 3
 """A class with fewer examples than this is told to get more."""
 SUSPECT_NEIGHBOURS = 4
-"""An example none of whose this many nearest others is of its own class looks mislabelled; the
-class they vote for is where it may belong. (Rock-paper-scissors photos: a paper photo put in rock
-has paper and scissors photos nearest, so "all of one other class" would miss it.)"""
+"""An example none of whose this many nearest others is of its own class looks mislabelled (or
+one is, itself as cut off: wrong labels come in batches of similar photos); the class they vote
+for is where it may belong. They need not agree on one class (rock-paper-scissors: a paper photo
+filed under rock has paper and scissors photos nearest)."""
 SUSPECT_SHARE = 1 / 3
 """When more than this share of a class points to one other class, the two are confused, and no
 example of it is called mislabelled."""
@@ -119,8 +120,9 @@ class Coaching:
         return tips
 
     def accuracy(self, label: str) -> float:
-        """The class's leave-one-out accuracy; nan when it has fewer than 2 examples."""
-        if self.counts.get(label, 0) < 2:
+        """The class's leave-one-out accuracy; nan with fewer than FEW_EXAMPLES examples (with two and
+        k = 3, the one other example is outvoted: 0% would say nothing)."""
+        if self.counts.get(label, 0) < FEW_EXAMPLES:
             return math.nan
         return self.evaluation.per_class.get(label, math.nan)
 
@@ -183,12 +185,21 @@ def _suspects(state: ClassifierState, labels: np.ndarray, neighbours: Neighbours
         return ()
     index, sims = neighbours.index[:, :width], neighbours.sims[:, :width]
     near = labels[index]
-    # None of its nearest is of its own class, which had room to show up (two other examples at least).
-    candidate = ~(near == labels[:, None]).any(axis=1) & (per_class[labels] >= FEW_EXAMPLES)
+    # None of its nearest is of its own class, which had room to show up (four others at least); or
+    # one is, and that one is as cut off from the class (two similar photos filed wrong together).
+    same = near == labels[:, None]
+    own = same.sum(axis=1)
+    partner = index[np.arange(len(labels)), same.argmax(axis=1)]
+    candidate = ((own == 0) | ((own == 1) & (own[partner] <= 1))) & (per_class[labels] > SUSPECT_NEIGHBOURS)
     found = np.flatnonzero(candidate)
     if not len(found):
         return ()
-    confidences, other = vote(sims[found], near[found], len(per_class), name_rank(state.classes))
+    # Where it may belong: its other-class neighbours vote (a handful of rows: plain Python).
+    rank = name_rank(state.classes).tolist()
+    votes = [vote_one(*zip(*[(float(sim), int(c)) for sim, c in zip(sims[i], near[i]) if c != labels[i]]),
+                      len(per_class), rank) for i in found]
+    confidences = np.asarray([v[0] for v in votes]).reshape(len(found), len(per_class))
+    other = np.asarray([v[1] for v in votes], np.int64)
     agreeing = (near[found] == other[:, None]).sum(axis=1)
     # Many examples of one class nearer to another, or the two mixed both ways: the classes are
     # confused, not a few examples mislabelled.
