@@ -134,8 +134,9 @@ def test_two_similar_photos_filed_wrong_together_are_both_flagged(embedder, rps_
     clf.add_many(rps_embedded["paper"][:10], ["paper"] * 10)
     wrong = clf.add_many(pair, ["paper"] * 2)
     clf.add_many(rps_embedded["scissors"][:10], ["scissors"] * 10)
-    result = _coach(clf)
-    assert {s.example_id: s.nearer_to[0] for s in result.suspects} == dict.fromkeys(wrong, "rock")
+    flagged = {s.example_id: s.nearer_to[0] for s in _coach(clf).suspects}
+    assert {i: flagged.get(i) for i in wrong} == dict.fromkeys(wrong, "rock")
+    assert len(flagged) <= 3  # a paper photo much like scissors may be shown too, not half the set
 
 
 def test_a_pair_cut_off_from_their_class_is_flagged_but_not_a_normal_member():

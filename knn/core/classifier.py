@@ -112,8 +112,11 @@ class ClassifierState:
         return np.ones(len(self.labels), np.int64) if self.vectors is None else np.asarray(self.vectors, np.int64)
 
     def own_embeddings(self) -> np.ndarray:
-        """Each example's own embedding [N, D] (the first of its vectors)."""
+        """Each example's own embedding [N, D] (the first of its vectors); `embeddings` itself, not
+        a copy, when every example has one vector."""
         counts = self.vector_counts()
+        if len(counts) == len(self.embeddings):
+            return self.embeddings
         return self.embeddings[np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)] if len(counts) \
             else self.embeddings[:0]
 

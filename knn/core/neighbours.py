@@ -19,8 +19,9 @@ import numpy as np
 
 from .classifier import ClassifierState
 
-BLOCK_FLOATS = 1 << 22
-"""Similarities per matrix product (16 MB of float32): bounds the transient memory of a pass."""
+BLOCK_FLOATS = 1 << 20
+"""Similarities per matrix product (4 MB of float32, plus their selection's indices): bounds the
+transient memory of a pass."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class _Layout:
         self.counts = state.vector_counts()
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
         self.vectors = state.embeddings
-        self.own = self.vectors[self.starts] if len(self.counts) else self.vectors[:0]
+        self.own = state.own_embeddings()
         self.grouped = bool((self.counts > 1).any())
         self.ids = example_ids(state)
 
@@ -91,8 +92,10 @@ def _top(sims: np.ndarray, cand_ids: np.ndarray, cand_pos: np.ndarray, m: int) -
     `cand_ids` / `cand_pos` give each column's example id and position: [T] shared or [b, T] per row.
     """
     b, t = sims.shape
+    if m == 0:
+        return np.zeros((b, 0), np.int64), np.zeros((b, 0), np.float32)
     if t > m:
-        part = np.argpartition(-sims, m - 1, axis=1)[:, :m]
+        part = np.argpartition(sims, t - m, axis=1)[:, t - m :]
         sims = np.take_along_axis(sims, part, axis=1)
         cand_ids = cand_ids[part] if cand_ids.ndim == 1 else np.take_along_axis(cand_ids, part, axis=1)
         cand_pos = cand_pos[part] if cand_pos.ndim == 1 else np.take_along_axis(cand_pos, part, axis=1)
