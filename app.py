@@ -21,7 +21,7 @@ import streamlit as st
 import knn
 from knn.core.project import MAX_PROJECT_BYTES, load_project, project_bytes
 from knn.core.limits import MAX_CLASSES, MAX_IMAGE_BYTES
-from knn.core.coach import Coaching
+from knn.core.coach import Coaching, Suspect
 from knn.live.session import RECORD_SECONDS, LiveSession, Snapshot, streaming_sessions
 from knn.core.project import read_project_meta
 from knn.model.backbones import RESOLUTIONS, get_backbone
@@ -38,6 +38,10 @@ CARDS_PER_PAGE = 10
 EXAMPLES_PER_PAGE = 24
 KEYED_CLASSES = 9  # keys 1-9 add to classes 1-9, Shift+1-9 record
 SUSPECTS_SHOWN = 6
+THUMBNAIL_PX = 96
+# Keyboard hints mean nothing on a touch screen, and there they would make each class's buttons
+# wider than a phone's half width.
+TOUCH_CSS = "<style>@media (hover: none), (max-width: 640px) {.st-key-quick_add kbd {display: none;}}</style>"
 # The live panel's redraw period; each redraw costs the server and the browser (docs/performance.md),
 # so it slows down while more than BUSY_SESSIONS cameras stream to this process.
 REFRESH_SECONDS = 1.0
@@ -261,6 +265,11 @@ def on_delete_example(example_id: int) -> None:
         live().remove_example(example_id)
     except ValueError:  # already gone (a second click before the page redrew)
         pass
+
+
+@user_action
+def on_keep_example(example_id: int) -> None:
+    ss.setdefault("kept_examples", set()).add(example_id)
 
 
 @user_action
@@ -543,12 +552,13 @@ def why(snap: Snapshot) -> None:
     if not snap.neighbors:
         return
     st.markdown("**Why this answer:** the nearest stored examples")
-    cols = st.columns(max(len(snap.neighbors), 3))
-    for col, n in zip(cols, snap.neighbors):
-        with col:
-            if n.image:
-                st.image(n.image, width="stretch")
-            st.caption(md(f"{n.label} · similarity {n.similarity:.2f}"))
+    # A row that wraps, not columns: columns stack on a phone, one full-width picture each.
+    with st.container(horizontal=True, gap="small"):
+        for n in snap.neighbors:
+            with st.container(width=THUMBNAIL_PX):
+                if n.image:
+                    st.image(n.image, width="stretch")
+                st.caption(md(f"{n.label} · similarity {n.similarity:.2f}"))
 
 
 def quick_add() -> None:
@@ -556,13 +566,14 @@ def quick_add() -> None:
     them (Streamlit ignores them while a text box has the focus), and on a phone they are reachable
     without opening the sidebar."""
     labels = live().classifier.classes[:KEYED_CLASSES]
+    st.html(TOUCH_CSS)
     with st.container(horizontal=True, gap="small", key="quick_add"):
         for n, label in enumerate(labels, 1):
             slot = slot_of(label)
             with st.container(horizontal=True, gap=None, width="content", key=f"quick_{slot}"):
                 st.button(md(label), icon=":material/add:", key=f"quick_add_{slot}", on_click=on_add, args=(slot,), kwargs={"where": "main"},
                           shortcut=str(n), help=md(f"Add the current frame to “{label}” (key {n})"))
-                st.button("", icon=":material/fiber_manual_record:", key=f"quick_record_{slot}", on_click=on_record, args=(slot,),
+                st.button("", icon=":material/radio_button_checked:", key=f"quick_record_{slot}", on_click=on_record, args=(slot,),
                           kwargs={"where": "main"}, shortcut=f"Shift+{n}",
                           help=md(f"Record frames into “{label}” for {ss.record_seconds:g} s (Shift+{n})"))
     if len(live().classifier.classes) > KEYED_CLASSES:
@@ -614,20 +625,29 @@ def coach_view(coached: Coaching | None) -> None:
 
 def suspects(coached: Coaching) -> None:
     """Examples that look mislabelled, each with one-click fixes."""
-    shown = [s for s in coached.suspects if s.label in ss.slots][:SUSPECTS_SHOWN]
+    kept = ss.setdefault("kept_examples", set())
+    shown = [s for s in coached.suspects if s.label in ss.slots and s.example_id not in kept][:SUSPECTS_SHOWN]
     if not shown:
         return
-    cols = st.columns(SUSPECTS_SHOWN)
-    for col, s in zip(cols, shown):
-        with col, st.container(key=f"suspect_{s.example_id}"):
-            if s.image:
-                st.image(s.image, width="stretch")
-            st.caption(md(f"in “{s.label}”, nearer to “{s.nearer_to[0]}”"))
-            for label in s.nearer_to[:2]:
-                st.button(md(f"Move to “{label}”"), key=f"move_{s.example_id}_{ss.slots.get(label, label)}",
-                          on_click=on_move_example, args=(s.example_id, label), width="stretch")
+    with st.container(horizontal=True, gap="small"):
+        for s in shown:
+            suspect_card(s)
+
+
+def suspect_card(s: Suspect) -> None:
+    """A mislabelled-looking example: its picture, where it is, and one click to fix it."""
+    with st.container(key=f"suspect_card_{s.example_id}", width=2 * THUMBNAIL_PX, border=True):
+        if s.image:
+            st.image(s.image, width="stretch")
+        st.caption(md(f"in “{s.label}”, nearer to “{s.nearer_to[0]}”"))
+        for label in s.nearer_to[:2]:
+            st.button(md(f"Move to “{label}”"), key=f"move_{s.example_id}_{ss.slots.get(label, label)}",
+                      on_click=on_move_example, args=(s.example_id, label), width="stretch")
+        with st.container(horizontal=True, gap="small"):
             st.button("Delete", key=f"suspect_delete_{s.example_id}", on_click=on_delete_example,
-                      args=(s.example_id,), width="stretch", type="tertiary")
+                      args=(s.example_id,), type="tertiary")
+            st.button("It is right", key=f"keep_{s.example_id}", on_click=on_keep_example, args=(s.example_id,),
+                      type="tertiary", help="Leave it in its class and stop showing it here")
 
 
 def sidebar(coached: Coaching | None) -> None:

@@ -6,10 +6,11 @@ class, never an N x N matrix:
 - each class's leave-one-out accuracy (how often its examples are recognised by the others);
 - the most confused pair of classes: how many examples of one have their nearest example in the
   other ("7 of 20 examples of mug are nearer to cup");
-- examples that look mislabelled: their nearest others belong to other classes (at most one is
-  of their own: wrong labels come in batches of similar photos, each the other's nearest), and on
-  average they are more like another class's examples than their own class's. When over a third
-  of a class is more like another class, the two are confused, not a few examples mislabelled;
+- examples that look mislabelled: none of their nearest others is of their own class (or one is,
+  and it is itself as cut off, since wrong labels come in batches of similar photos, or all the
+  others are of one class), in a class that otherwise
+  holds together and is not simply mixed with the class they look like (that is a confused pair,
+  not a few examples mislabelled);
 - classes with fewer than `FEW_EXAMPLES` examples, and classes whose examples are near-duplicates of
   each other (a Record of a still scene): their mean pairwise similarity, from the norm of the sum
   of their normalised embeddings, is at least `SAME_SCENE_SIMILARITY`.
@@ -33,12 +34,16 @@ from .voting import name_rank, vote_one
 FEW_EXAMPLES = 3
 """A class with fewer examples than this is told to get more."""
 SUSPECT_NEIGHBOURS = 4
-"""An example with at most one of its own class among this many nearest others, and more like
-another class than its own on average, looks mislabelled. Its other-class neighbours need not
-agree (rock-paper-scissors: a paper photo filed under rock has paper and scissors photos nearest)."""
+"""An example none of whose this many nearest others is of its own class looks mislabelled (or one
+is, and either that one is itself as cut off or the others are all of one class). The others need
+not agree (rock-paper-scissors: a paper photo filed under
+rock has paper and scissors photos nearest); they vote for where it may belong."""
 SUSPECT_SHARE = 1 / 3
-"""When more than this share of a class is more like one other class than its own (either way),
-the two are confused, and no example of either is called mislabelled."""
+"""When more than this share of a class is cut off like that, the class does not hold together (it
+is confused with others), and none of its examples is called mislabelled."""
+MIXED_SHARE = 1 / 4
+"""Two classes each with this share of examples whose nearest is in the other are one mixed pair:
+no example of either is called mislabelled for the other."""
 CONFUSED_SHARE = 0.1
 """The most confused pair becomes a tip once this share of a class is nearer to the other."""
 MOST_SUSPECTS = 12
@@ -142,14 +147,12 @@ def coach(state: ClassifierState, neighbours: Neighbours) -> Coaching:
     per_class = np.bincount(labels, minlength=len(classes)) if len(labels) else np.zeros(len(classes), np.int64)
     counts = dict(zip(classes, per_class.tolist()))
     nearer = _nearer_counts(labels, neighbours, len(classes))
-    own = state.own_embeddings()
-    sums = _class_sums(own, labels, len(classes))
-    evaluation = evaluate_neighbours(state, neighbours)
+    sums = _class_sums(state.own_embeddings(), labels, len(classes))
     return Coaching(
-        evaluation=evaluation,
+        evaluation=evaluate_neighbours(state, neighbours),
         counts=counts,
         confused=_most_confused(nearer, classes, per_class),
-        suspects=_suspects(state, labels, neighbours, per_class, _class_means(own, labels, sums, per_class)),
+        suspects=_suspects(state, labels, neighbours, per_class, nearer),
         few=tuple(c for c in classes if 0 < counts[c] < FEW_EXAMPLES),
         empty=tuple(c for c in classes if counts[c] == 0),
         same_scene=_same_scene(classes, sums, per_class),
@@ -162,23 +165,6 @@ def _class_sums(own: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarr
     for c in np.unique(labels).tolist():  # one class's rows at a time: no float64 copy of them all
         sums[c] = own[labels == c].sum(axis=0, dtype=np.float64)
     return sums
-
-
-def _class_means(own: np.ndarray, labels: np.ndarray, sums: np.ndarray, per_class: np.ndarray) -> np.ndarray:
-    """[N, C]: each example's mean similarity to the examples of each class, itself left out of
-    its own (nan where a class has no other example). One [N, D] x [D, C] product, in blocks."""
-    n = len(labels)
-    means = np.empty((n, len(per_class)))
-    class_sums = sums.T.astype(np.float32)  # float32 product: ~1e-6 off, 2x faster
-    step = max(1, (1 << 22) // max(len(per_class), 1))
-    for start in range(0, n, step):
-        means[start : start + step] = own[start : start + step] @ class_sums
-    rows = np.arange(n)
-    means[rows, labels] -= 1.0  # its own similarity with itself (embeddings are normalised)
-    others = np.broadcast_to(per_class.astype(np.float64), (n, len(per_class))).copy()
-    others[rows, labels] -= 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(others > 0, means / np.maximum(others, 1), np.nan)
 
 
 def _nearer_counts(labels: np.ndarray, neighbours: Neighbours, n_classes: int) -> np.ndarray:
@@ -204,52 +190,49 @@ def _most_confused(nearer: np.ndarray, classes: list[str], per_class: np.ndarray
 
 
 def _suspects(state: ClassifierState, labels: np.ndarray, neighbours: Neighbours, per_class: np.ndarray,
-              means: np.ndarray) -> tuple[Suspect, ...]:
-    """Examples that both their nearest others and the classes as a whole place elsewhere."""
+              nearer: np.ndarray) -> tuple[Suspect, ...]:
+    """Examples cut off from their class among their nearest others, in classes that otherwise
+    hold together and are not simply mixed with the class they look like."""
     width = min(SUSPECT_NEIGHBOURS, neighbours.width)
     if width < SUSPECT_NEIGHBOURS or not len(labels):
         return ()
     index, sims = neighbours.index[:, :width], neighbours.sims[:, :width]
     near = labels[index]
-    rows = np.arange(len(labels))
-    # The class each example is most like on average (nan: a class without another example).
-    elsewhere = np.where(np.isnan(means), -np.inf, means)
-    elsewhere[rows, labels] = -np.inf
-    likest = elsewhere.argmax(axis=1)
-    closer = elsewhere[rows, likest] > np.nan_to_num(means[rows, labels], nan=-np.inf)
-    # Two classes whose examples are often more like the other class than their own are confused.
-    drift = np.zeros((len(per_class), len(per_class)), np.int64)
-    np.add.at(drift, (labels[closer], likest[closer]), 1)
-    share = drift / np.maximum(per_class[:, None], 1)
-    confused = (share > SUSPECT_SHARE) | (share.T > SUSPECT_SHARE)
-    # Its nearest others are mostly of another class (at most one of its own), and so is it on average.
-    own = (near == labels[:, None]).sum(axis=1)
-    candidate = (own <= 1) & closer & ~confused[labels, likest] & (per_class[labels] > SUSPECT_NEIGHBOURS)
-    found = np.flatnonzero(candidate)
-    if not len(found):
-        return ()
-    gap = elsewhere[found, likest[found]] - means[found, labels[found]]
-    ids = example_ids(state)
-    order = np.lexsort((ids[found], -gap))[:MOST_SUSPECTS]
+    # Two classes each with a good share of examples whose nearest is in the other are one mixed
+    # pair: kin. An example near its class's kin is confused, not mislabelled.
+    share = nearer / np.maximum(per_class[:, None], 1)
+    kin = ((share >= MIXED_SHARE) & (share.T >= MIXED_SHARE)) | np.eye(len(per_class), dtype=bool)
+    same = kin[labels[:, None], near]
+    own = same.sum(axis=1)
+    partner = index[np.arange(len(labels)), same.argmax(axis=1)]  # its one kin neighbour, if any
+    # None of its nearest is of its class (or kin); or one is, and either it is itself as cut off
+    # (wrong labels come in batches of similar photos, each the other's nearest) or all the others
+    # are of one class.
+    others = np.where(same, -1, near)
+    one_class = (others[:, :, None] == others[:, None, :]) & (others[:, :, None] >= 0)
+    cut_off = (own == 0) | ((own == 1) & ((own[partner] <= 1) | (one_class.sum(axis=2).max(axis=1) == width - 1)))
+    holds = np.bincount(labels[cut_off], minlength=len(per_class)) <= SUSPECT_SHARE * per_class
+    found = np.flatnonzero(cut_off & holds[labels] & (per_class[labels] > SUSPECT_NEIGHBOURS))
     rank = name_rank(state.classes).tolist()
-    return tuple(_suspect(state, int(ids[found[j]]), int(found[j]), near[found[j]], sims[found[j]],
-                          int(likest[found[j]]), rank) for j in order)
+    ids = example_ids(state)
+    suspects = [_suspect(state, int(ids[i]), int(i), near[i][~same[i]], sims[i][~same[i]], rank) for i in found]
+    suspects.sort(key=lambda s: (-s.agreeing, s.example_id))
+    return tuple(suspects[:MOST_SUSPECTS])
 
 
 def _suspect(state: ClassifierState, example_id: int, i: int, near: np.ndarray, sims: np.ndarray,
-             likest: int, rank: list[int]) -> Suspect:
-    """Where it may belong: the vote of its other-class neighbours first, then the class it is most
-    like on average."""
+             rank: list[int]) -> Suspect:
+    """Where it may belong: the classes its other nearest examples (`near`, not of its class or kin)
+    vote for, best first."""
     own = state.labels[i]
-    pairs = [(float(sim), int(c)) for sim, c in zip(sims, near) if c != own]
+    pairs = [(float(sim), int(c)) for sim, c in zip(sims, near)]
     confidences, winner = vote_one([p[0] for p in pairs], [p[1] for p in pairs], len(state.classes), rank)
     order = [winner, *[c for c in np.argsort(-np.asarray(confidences), kind="stable").tolist()
                        if confidences[c] > 0 and c != winner]]
-    if likest not in order:
-        order.append(likest)
     agreeing = sum(1 for _, c in pairs if c == winner)
     image = state.images[i] if i < len(state.images) else None
-    return Suspect(example_id, state.classes[own], tuple(state.classes[c] for c in order), agreeing, len(sims), image)
+    return Suspect(example_id, state.classes[own], tuple(state.classes[c] for c in order), agreeing,
+                   SUSPECT_NEIGHBOURS, image)
 
 
 def _same_scene(classes: list[str], sums: np.ndarray, per_class: np.ndarray) -> dict[str, float]:
