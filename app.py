@@ -21,6 +21,7 @@ import streamlit as st
 import knn
 from knn.core.project import MAX_PROJECT_BYTES, load_project, project_bytes
 from knn.core.limits import MAX_CLASSES, MAX_IMAGE_BYTES
+from knn.core.coach import Coaching, Suspect
 from knn.live.session import RECORD_SECONDS, LiveSession, Snapshot, streaming_sessions
 from knn.core.project import read_project_meta
 from knn.model.backbones import RESOLUTIONS, get_backbone
@@ -36,6 +37,12 @@ IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
 # holds: Streamlit's cost per keyed widget grows with the number of widgets (docs/performance.md).
 CARDS_PER_PAGE = 10
 EXAMPLES_PER_PAGE = 24
+KEYED_CLASSES = 9  # keys 1-9 add to classes 1-9, Shift+1-9 record
+SUSPECTS_SHOWN = 6
+THUMBNAIL_PX = 96
+# Keyboard hints mean nothing on a touch screen, and there they would make each class's buttons
+# wider than a phone's half width.
+TOUCH_CSS = "<style>@media (hover: none), (max-width: 640px) {.st-key-quick_add kbd {display: none;}}</style>"
 # The live panel's redraw period; each redraw costs the server and the browser (docs/performance.md),
 # so it slows down while more than BUSY_SESSIONS cameras stream to this process.
 REFRESH_SECONDS = 1.0
@@ -63,19 +70,43 @@ def md(text: object) -> str:
 
 
 def say(kind: str, text: str, where: str | int = "main") -> None:
-    """Queue a message (success/info/warning/error) for the next run, shown at `where`."""
-    ss.setdefault("messages", []).append((where, kind, text))
+    """Show a message (success/info/warning/error) at `where` ("main": the slot under the camera;
+    a class's slot: its card) until the user's next action or a click on Dismiss."""
+    ss.message_seq = ss.get("message_seq", 0) + 1
+    ss.setdefault("messages", []).append((ss.message_seq, where, kind, text))
+
+
+def begin_action() -> None:
+    """A new user action: the previous action's messages have been read."""
+    ss.messages = []
 
 
 def show_messages(where: str | int | None) -> None:
-    """Show the messages queued for `where` (None: all that are left, e.g. of a deleted class)."""
-    keep = []
-    for place, kind, text in ss.get("messages", []):
-        if where is None or place == where:
-            getattr(st, kind)(md(text))
-        else:
-            keep.append((place, kind, text))
-    ss.messages = keep
+    """Draw the messages for `where` (None: every one not drawn elsewhere this run, e.g. of a deleted
+    class or a card on another page) and a Dismiss button; they stay until the next action."""
+    drawn = ss.setdefault("drawn_messages", set())
+    mine = [m for m in ss.get("messages", []) if (m[1] == where if where is not None else m[0] not in drawn)]
+    for seq, _, kind, text in mine:
+        getattr(st, kind)(md(text))
+        drawn.add(seq)
+    if mine:
+        st.button("Dismiss", key=f"dismiss_{where if where is not None else 'main'}", type="tertiary",
+                  on_click=dismiss, args=(tuple(m[0] for m in mine),))
+
+
+def dismiss(seqs: tuple[int, ...]) -> None:
+    ss.messages = [m for m in ss.get("messages", []) if m[0] not in seqs]
+
+
+def user_action(callback):
+    """A widget callback that is a user action: it starts by clearing the last action's messages."""
+
+    @functools.wraps(callback)
+    def wrapped(*args, **kwargs):
+        begin_action()
+        return callback(*args, **kwargs)
+
+    return wrapped
 
 
 @st.cache_resource(show_spinner=False)
@@ -123,7 +154,7 @@ def init_session() -> None:
         st.error(md(exc))
         st.stop()
     ss.live = LiveSession(embedder, classes=START_CLASSES, steady=serving().settings.steady)
-    ss.slots, ss.next_slot, ss.messages = {}, 0, []
+    ss.slots, ss.next_slot, ss.messages, ss.message_seq = {}, 0, [], 0
     clf = ss.live.classifier
     ss.k, ss.threshold, ss.mirror, ss.augment = clf.k, 0.0, False, False
     ss.record_seconds = RECORD_SECONDS
@@ -145,21 +176,23 @@ def sync_settings() -> None:
 # ---- callbacks (run before the page, in the script thread) ---------------------------------------
 
 def class_action(action):
-    """Make a class card's callback: `action(slot, label)`; engine refusals become messages.
+    """Make a class's callback: `action(slot, label)`; engine refusals become messages on the card,
+    or at `where` (the buttons under the camera say them there, the sidebar may be folded away).
 
     It does nothing when the card's class is already gone (a second click on Delete can arrive
     before the page has redrawn).
     """
 
     @functools.wraps(action)
-    def callback(slot: int, *args) -> None:
+    def callback(slot: int, *args, where: str | int | None = None) -> None:
+        begin_action()
         label = next((name for name, s in ss.slots.items() if s == slot), None)
         if label is None:
             return
         try:
             action(slot, label, *args)
         except ValueError as exc:  # LiveError, ClassifierError, ...: the message says what to do
-            say("warning", str(exc), slot)
+            say("warning", str(exc), slot if where is None else where)
 
     return callback
 
@@ -225,6 +258,7 @@ def on_upload_images(slot: int, label: str, key: str) -> None:
         say("error", f"Refused: {error}", slot)
 
 
+@user_action
 def on_add_class() -> None:
     taken = set(live().classifier.classes)
     n = len(taken) + 1
@@ -238,6 +272,7 @@ def on_add_class() -> None:
     ss.class_page = -(-(len(taken) + 1) // CARDS_PER_PAGE)  # the page with the new card
 
 
+@user_action
 def on_delete_example(example_id: int) -> None:
     try:
         live().remove_example(example_id)
@@ -245,22 +280,42 @@ def on_delete_example(example_id: int) -> None:
         pass
 
 
+@user_action
+def on_keep_example(example_id: int) -> None:
+    ss.setdefault("kept_examples", set()).add(example_id)
+
+
+@user_action
+def on_move_example(example_id: int, label: str) -> None:
+    try:
+        live().move_example(example_id, label)
+    except ValueError as exc:  # the example or the class went away meanwhile
+        say("warning", f"Could not move the example: {exc}")
+        return
+    st.toast(md(f"Moved the example to “{label}”"))
+
+
+@user_action
 def on_k() -> None:
     live().set_k(int(ss.k))
 
 
+@user_action
 def on_threshold() -> None:
     live().set_unknown_threshold(float(ss.threshold) or None)
 
 
+@user_action
 def on_mirror() -> None:
     live().set_mirror(bool(ss.mirror))
 
 
+@user_action
 def on_augment() -> None:
     live().augment = bool(ss.augment)
 
 
+@user_action
 def on_restore_project(key: str) -> None:
     upload = ss.get(key)
     if upload is None or not first_delivery(key):
@@ -331,18 +386,25 @@ def switch_backbone_if_asked() -> None:
 
 
 def header() -> None:
+    """The title, a slot for the backbone caption (filled by `backbone_caption` once a switch or a
+    restore is done) and one for the operator's typos: a fixed number of elements, always."""
+    st.title("Webcam KNN classifier")
+    ss.caption_slot = st.empty()
+    with st.container(key="operator_problems"):
+        for problem in serving().settings.problems:  # the operator's typo, on every run
+            st.warning(md(problem))
+
+
+def backbone_caption() -> None:
     embedder = live().embedder
     spec = get_backbone(embedder.backbone)
     choice = default_backbone()
     why = choice.reason if embedder.backbone == choice.backbone else "chosen in Settings or by the project"
-    st.title("Webcam KNN classifier")
-    st.caption(
-        f"Backbone: **{md(spec.label.split(' · ')[0])}** (`{embedder.backbone}`), {md(spec.mode)} mode "
-        f"({spec.size} px), {embedder.dim}-d embeddings, {md(embedder.runtime)} runtime · why: {md(why)} · "
-        f"weights: {md(embedder.weights_source)}"
+    ss.caption_slot.caption(
+        f"Backbone: **{md(spec.label.split(' · ')[0])}** (`{embedder.backbone}`), {md(spec.mode)} mode ({spec.size} px)",
+        help=f"{embedder.dim}-d embeddings, {md(embedder.runtime)} runtime · why: {md(why)} · "
+             f"weights: {md(embedder.weights_source)}",
     )
-    for problem in serving().settings.problems:  # the operator's typo, on every run
-        st.warning(md(problem))
 
 
 def camera() -> None:
@@ -369,6 +431,7 @@ def camera() -> None:
 
 def configured_ice_servers() -> list[dict] | None:
     """The operator's ICE servers (a secret, else KNN_ICE_SERVERS); None: streamlit-webrtc chooses."""
+    ss.ice_problem = None
     try:
         secret = st.secrets.get("ice_servers")
     except Exception:  # no secrets.toml at all: that is the usual case locally
@@ -376,8 +439,8 @@ def configured_ice_servers() -> list[dict] | None:
     settings = serving().settings
     try:
         return settings.ice_server_list(secret)
-    except SettingsError as exc:
-        st.error(md(f"ICE server setting ignored: {exc}"))
+    except SettingsError as exc:  # said under the camera (`notices`): nothing may stand above it
+        ss.ice_problem = f"ICE server setting ignored: {exc}"
         return settings.ice_server_list(None)
 
 
@@ -393,8 +456,9 @@ def guidance(snap: Snapshot) -> None:
         )
     elif not with_examples:
         st.info(
-            "Show the camera something and press **Add** (one frame) or **Record** (a few seconds) "
-            "under a class in the sidebar. Then do the same for another class."
+            "Show the camera something and press a class's **+** button under the camera (one frame; "
+            "keys 1–9) or its **⏺** button (a few seconds; Shift+1–9), or Add / Record on its card in the "
+            "sidebar. Then do the same for another class."
         )
     elif len(with_examples) == 1:
         st.info("Now teach a second class: one class alone always wins.")
@@ -428,6 +492,11 @@ def live_panel_body() -> None:
         else:
             st.metric("Prediction", md(pred.label))
             st.caption(f"confidence {pred.confidences[pred.label]:.0%} · best similarity {pred.similarity:.2f}")
+        spec = get_backbone(snap.backbone)
+        st.caption(f"{md(spec.label.split(' · ')[0])} · {md(spec.mode)} input ({spec.size} px)",
+                   help="Change the backbone and the input mode in the sidebar's Settings")
+    if snap.hesitation:
+        hesitation_hint(*snap.hesitation)
     if snap.recording:
         label, seconds_left, seconds = snap.recording
         st.progress(
@@ -451,11 +520,24 @@ def live_panel_body() -> None:
     stats_table(snap)
     why(snap)
     # Recording adds examples in the callback; redraw the page once it ends so the sidebar's
-    # counts catch up (a full rerun per refresh while recording would be wasteful).
-    if snap.recording is None and snap.counts != ss.get("drawn_counts"):
+    # counts catch up (a full rerun per refresh while recording would be wasteful), and when the
+    # coach has a new analysis for the cards and the coach's panel.
+    if snap.recording is None and (snap.counts != ss.get("drawn_counts") or coach_is_new(session)):
         st.rerun()
     if panel_period() != ss.get("panel_period"):  # cameras started or stopped elsewhere
         st.rerun()
+
+
+def hesitation_hint(best: str, second: str, seconds: float) -> None:
+    """The camera has wavered between two classes: ask for the frame where it belongs."""
+    with st.container(key="hesitation"):
+        st.info(md(f"Undecided between “{best}” and “{second}” for {seconds:.0f} s. If the camera shows "
+                   f"one of them, add this frame to it:"))
+        with st.container(horizontal=True, gap="small"):
+            for label in (best, second):
+                if label in ss.slots:
+                    st.button(md(f"Add to “{label}”"), key=f"hesitation_add_{ss.slots[label]}", on_click=on_add,
+                              args=(ss.slots[label],), kwargs={"where": "main"})
 
 
 def stats_table(snap: Snapshot) -> None:
@@ -487,15 +569,105 @@ def why(snap: Snapshot) -> None:
     if not snap.neighbors:
         return
     st.markdown("**Why this answer:** the nearest stored examples")
-    cols = st.columns(max(len(snap.neighbors), 3))
-    for col, n in zip(cols, snap.neighbors):
-        with col:
-            if n.image:
-                st.image(n.image, width="stretch")
-            st.caption(md(f"{n.label} · similarity {n.similarity:.2f}"))
+    # A row that wraps, not columns: columns stack on a phone, one full-width picture each.
+    with st.container(horizontal=True, gap="small"):
+        for n in snap.neighbors:
+            with st.container(width=THUMBNAIL_PX):
+                if n.image:
+                    st.image(n.image, width="stretch")
+                st.caption(md(f"{n.label} · similarity {n.similarity:.2f}"))
 
 
-def sidebar() -> None:
+def quick_add() -> None:
+    """Add and Record for the first nine classes under the camera: keys 1-9 and Shift+1-9 press
+    them (Streamlit ignores them while a text box has the focus), and on a phone they are reachable
+    without opening the sidebar."""
+    labels = live().classifier.classes[:KEYED_CLASSES]
+    st.html(TOUCH_CSS)
+    with st.container(horizontal=True, gap="small", key="quick_add"):
+        for n, label in enumerate(labels, 1):
+            slot = slot_of(label)
+            with st.container(horizontal=True, gap=None, width="content", key=f"quick_{slot}"):
+                st.button(md(label), icon=":material/add:", key=f"quick_add_{slot}", on_click=on_add, args=(slot,), kwargs={"where": "main"},
+                          shortcut=str(n), help=md(f"Add the current frame to “{label}” (key {n})"))
+                st.button("", icon=":material/radio_button_checked:", key=f"quick_record_{slot}", on_click=on_record, args=(slot,),
+                          kwargs={"where": "main"}, shortcut=f"Shift+{n}",
+                          help=md(f"Record frames into “{label}” for {ss.record_seconds:g} s (Shift+{n})"))
+    if len(live().classifier.classes) > KEYED_CLASSES:
+        st.caption(f"Classes after the {KEYED_CLASSES}th: Add and Record on their cards in the sidebar.")
+
+
+def coach_key(session: LiveSession, version: int) -> tuple[int, int]:
+    return id(session.classifier), version
+
+
+def coach_is_new(session: LiveSession) -> bool:
+    """The analysis has a current result the page has not drawn yet."""
+    result, current = session.analysis.latest(session.classifier)
+    return current and coach_key(session, result.version) != ss.get("drawn_coach")
+
+
+def coaching() -> Coaching | None:
+    """The latest coaching, current or not (None before the first); queues one when it is stale."""
+    session = live()
+    result, current = session.analysis.latest(session.classifier)
+    if current:
+        ss.drawn_coach = coach_key(session, result.version)
+    ss.coach_current = current
+    return None if result is None else result.coaching
+
+
+def coach_view(coached: Coaching | None) -> None:
+    """What to teach next, from the stored examples (knn.core.coach, computed in the background)."""
+    counts = live().classifier.counts()
+    with st.container(key="coach", border=True):
+        st.markdown("**Coach** · what would make the classifier better")
+        if sum(1 for n in counts.values() if n) < 2:
+            st.caption("Once two classes have examples, the coach says what to teach next: which classes are "
+                       "confused, which examples look mislabelled, which need more variety.")
+            return
+        if coached is None:
+            st.caption(f"Looking at the {sum(counts.values()):,} examples…")
+            return
+        tips = coached.tips()
+        for tip in tips:
+            st.markdown("- " + md(tip))
+        if not tips:
+            st.success(f"Every class is recognised by its other examples "
+                       f"(leave-one-out {coached.evaluation.accuracy:.0%}). Now try it on new views of each.")
+        if not ss.coach_current:
+            st.caption("Updating for the examples now stored…")
+        suspects(coached)
+
+
+def suspects(coached: Coaching) -> None:
+    """Examples that look mislabelled, each with one-click fixes."""
+    kept = ss.setdefault("kept_examples", set())
+    shown = [s for s in coached.suspects if s.label in ss.slots and s.example_id not in kept][:SUSPECTS_SHOWN]
+    if not shown:
+        return
+    with st.container(horizontal=True, gap="small"):
+        for s in shown:
+            suspect_card(s)
+
+
+def suspect_card(s: Suspect) -> None:
+    """A mislabelled-looking example: its picture, where it is, and one click to fix it."""
+    with st.container(key=f"suspect_card_{s.example_id}", width=2 * THUMBNAIL_PX, border=True):
+        if s.image:
+            st.image(s.image, width="stretch")
+        st.caption(md(f"in “{s.label}”, nearer to “{s.nearer_to[0]}”"))
+        for label in s.nearer_to[:2]:
+            st.button(md(f"Move to “{label}”"), key=f"move_{s.example_id}_{ss.slots.get(label, label)}",
+                      on_click=on_move_example, args=(s.example_id, label), width="stretch")
+        with st.container(horizontal=True, gap="small"):
+            st.button("Delete", key=f"suspect_delete_{s.example_id}", on_click=on_delete_example,
+                      args=(s.example_id,), type="tertiary")
+            st.button("It is right", key=f"keep_{s.example_id}", on_click=on_keep_example, args=(s.example_id,),
+                      type="tertiary", help="Leave it in its class and stop showing it here")
+
+
+def sidebar(coached: Coaching | None) -> None:
     session = live()
     counts = session.classifier.counts()
     ss.drawn_counts = dict(counts)
@@ -508,7 +680,7 @@ def sidebar() -> None:
             st.number_input(f"Page of {pages} ({len(labels)} classes)", 1, pages, key="class_page")
         first = (ss.class_page - 1) * CARDS_PER_PAGE
         for label in labels[first : first + CARDS_PER_PAGE]:
-            class_card(label, counts[label])
+            class_card(label, counts[label], coached)
         st.button("+ Add class", key="add_class", on_click=on_add_class, disabled=len(labels) >= MAX_CLASSES,
                   help=f"At most {MAX_CLASSES} classes" if len(labels) >= MAX_CLASSES else None)
         show_messages("classes")
@@ -518,14 +690,18 @@ def sidebar() -> None:
             project()
 
 
-def class_card(label: str, count: int) -> None:
+def class_card(label: str, count: int, coached: Coaching | None) -> None:
     slot = slot_of(label)
     with st.container(border=True, key=f"class_{slot}"):
         name_key = f"name_{slot}"
         if name_key not in ss:
             ss[name_key] = label
         st.text_input("Class name", key=name_key, on_change=on_rename, args=(slot,), label_visibility="collapsed")
-        st.caption(f"{count} example{'s' * (count != 1)}")
+        accuracy = coached.accuracy(label) if coached is not None else float("nan")
+        recognised = "" if accuracy != accuracy else f" · {accuracy:.0%} recognised"  # nan: under 2 examples
+        st.caption(f"{count} example{'s' * (count != 1)}{recognised}",
+                   help="Recognised: how many of its examples the other examples classify as this class "
+                        "(leave-one-out), updated whenever the examples change" if recognised else None)
         with st.container(horizontal=True, gap="small"):
             st.button("Add", key=f"add_{slot}", on_click=on_add, args=(slot,), help="Add the current camera frame")
             st.button(
@@ -614,16 +790,18 @@ def export_model_files(session: LiveSession) -> None:
                    horizontal=True, key="export_format")
     if st.button("Build model file", key="build_export",
                  help="MobileNet + the KNN head as one model; the class names are inside it"):
+        begin_action()
         bar = st.progress(0.0, text="Starting the export…")
         try:
             data = export_bytes(session.classifier, session.embedder, fmt,
                                 progress=lambda fraction, text: bar.progress(fraction, text=text))
         except (ExportError, RuntimeError) as exc:
-            bar.empty()
-            st.error(md(f"Could not export: {exc}"))
+            say("error", f"Could not export: {exc}", "project")
         else:
-            bar.empty()
             ss.export = (fmt, data, session.classifier.counts())
+        finally:
+            bar.empty()
+    show_messages("project")
     built = ss.get("export")
     if built is not None:
         built_fmt, data, counts = built
@@ -735,19 +913,35 @@ def evaluation_body(waiting: bool) -> None:
 
 
 # ---- the page ------------------------------------------------------------------------------------
+# The camera component must keep its place in the element tree on every run: moving it (an element
+# more or less anywhere before it) remounts it, which drops the WebRTC connection. So everything
+# above it is a fixed number of elements, and whatever comes and goes (messages, progress bars,
+# the quick buttons) sits in containers after it, filled once the work they show is done.
 
 serving()
 init_session()
-restore_if_asked()
-switch_backbone_if_asked()
+ss.drawn_messages = set()
 header()
-sidebar()
-show_messages(None)  # after the sidebar took its own
 cam_col, panel_col = st.columns([3, 2], gap="large")
 with cam_col:
     camera()
+    quick = st.container(key="quick")
+    notices = st.container(key="notices")
+with notices:
+    restore_if_asked()
+    switch_backbone_if_asked()
+backbone_caption()
+coached = coaching()
+sidebar(coached)
+with notices:
+    if ss.get("ice_problem"):
+        st.error(md(ss.ice_problem))
+    show_messages(None)  # after the sidebar took its own
+with quick:
+    quick_add()
 with panel_col:
     live_panel()
+coach_view(coached)
 examples_tab, evaluation_tab = st.tabs(["Examples", "Evaluation"], key="view", on_change="rerun")
 if examples_tab.open:
     with examples_tab:

@@ -58,7 +58,7 @@ def page_seconds(n_classes: int, per_class: int, runs: int) -> float:
     at = AppTest.from_string(WRAPPER.format(app=APP), default_timeout=600)
     at.run()
     session = at.session_state.live
-    session.replace_classifier(classifier(n_classes, per_class, session.embedder.dim))
+    session.restore(classifier(n_classes, per_class, session.embedder.dim), session.embedder.backbone, session.embedder)
     if "slots" in at.session_state:
         at.session_state.slots = {}
     at.run()  # the first run with the new classes builds their widgets

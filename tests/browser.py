@@ -56,6 +56,9 @@ def wait_until(condition, what: str, seconds: float, log=lambda: "") -> None:
         time.sleep(0.2)
 
 
+CAMERA_IFRAME = 'iframe[title*="webrtc"]'
+
+
 class AppServer:
     """`streamlit run app.py` on a free port; `with AppServer() as app: app.url`.
 
@@ -145,6 +148,16 @@ class AppServer:
             return json.loads(self.metrics_file.read_text())
         except (OSError, ValueError):  # not written yet (it is replaced atomically)
             return None
+
+    def session_ids(self) -> set[int]:
+        """The LiveSessions alive in the server now (none before the first page ran)."""
+        snap = self.metrics()
+        return set() if snap is None else {s["id"] for s in snap["sessions"]}
+
+    def session(self, sid: int) -> dict | None:
+        """One LiveSession's latest figures (frames_processed, examples, ...), None once it is gone."""
+        snap = self.metrics()
+        return None if snap is None else next((s for s in snap["sessions"] if s["id"] == sid), None)
 
     def wait_metrics(self, condition, what: str, seconds: float) -> dict:
         """Poll the metrics until `condition(snapshot)` holds; AssertionError with the last one if not."""
@@ -320,10 +333,16 @@ class Balancer:
         return name
 
 
-def launch(playwright, video: Path):
-    """Headless Chromium whose camera plays `video` (read at launch: another video, another browser)."""
+def launch(playwright, video: Path | None, cameras: int = 1):
+    """Headless Chromium whose camera plays `video` (read at launch: another video, another browser).
+
+    Without a video it has `cameras` fake cameras playing Chromium's own moving test pattern
+    (a file is one camera only), e.g. a phone's front and back camera.
+    """
     if not CHROMIUM.exists():
         raise FileNotFoundError(f"{CHROMIUM} is absent: install Debian's chromium")
+    fake = ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"] if video \
+        else [f"--use-fake-device-for-media-stream=device-count={cameras}"]
     return playwright.chromium.launch(
         executable_path=str(CHROMIUM),
         args=[
@@ -332,7 +351,7 @@ def launch(playwright, video: Path):
             # Several tabs stream at once: keep those in the background running at full speed.
             "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
             "--disable-backgrounding-occluded-windows",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}",
+            *fake,
         ],
     )
 
@@ -380,7 +399,7 @@ class Page:
         page.wait_for_selector(".st-key-live_prediction", timeout=120_000)
 
     def _component(self):
-        return self.page.frame_locator('iframe[title*="webrtc"]').first
+        return self.page.frame_locator(CAMERA_IFRAME).first
 
     def start_camera(self) -> None:
         """Press START; once more if no frame arrives (a click during a rerun can get lost)."""
@@ -397,6 +416,18 @@ class Page:
                 stop = component.get_by_role("button", name="STOP")
                 if stop.count():
                     stop.click()
+
+    def camera_stopped(self) -> bool:
+        """START is showing: the camera is not streaming (it stopped, or the component remounted)."""
+        return self._component().get_by_role("button", name="START").count() > 0
+
+    def mark_camera(self) -> None:
+        """Tag the camera component's iframe; a remount (which drops the stream) replaces it."""
+        self.page.locator(CAMERA_IFRAME).first.evaluate("frame => { frame.knnMark = true; }")
+
+    def camera_unmoved(self) -> bool:
+        """The tagged iframe is still the camera component's (it was never remounted)."""
+        return bool(self.page.locator(CAMERA_IFRAME).first.evaluate("frame => frame.knnMark === true"))
 
     def stop_camera(self) -> None:
         self._component().get_by_role("button", name="STOP").click()
@@ -437,6 +468,16 @@ class Page:
     def count(self, slot: int) -> int:
         text = self.page.locator(f'.st-key-class_{slot} [data-testid="stCaptionContainer"]').first.inner_text()
         return int(text.split()[0])
+
+    def button(self, key: str):
+        """The button a widget `key` names (Streamlit also renders a hidden copy to measure it)."""
+        return self.page.locator(f".st-key-{key} button:visible").first
+
+    def sidebar_section(self, title: str) -> None:
+        """Open a sidebar expander (Settings, Project) unless it is open."""
+        summary = self.page.locator('[data-testid="stSidebar"] summary', has_text=title).first
+        if summary.locator("xpath=..").get_attribute("open") is None:
+            summary.click()
 
     def add(self, slot: int, times: int = 1, pause: float = 0.4) -> None:
         for i in range(times):

@@ -6,6 +6,8 @@ configured it; camera frames are fed to the session's callback directly, as aior
 from __future__ import annotations
 
 import io
+import re
+import time
 from pathlib import Path
 
 import av
@@ -51,7 +53,9 @@ def text(elements) -> list[str]:
 
 
 def counts(at) -> list[str]:
-    return [c for c in text(at.sidebar.caption) if c.endswith(("example", "examples"))]
+    """Each class card's count, e.g. "2 examples" (the card may add " · 100% recognised")."""
+    found = (re.match(r"\d+ examples?\b", c) for c in text(at.sidebar.caption))
+    return [m.group(0) for m in found if m]
 
 
 def photo(colour, size=(96, 72)) -> np.ndarray:
@@ -81,9 +85,12 @@ def test_first_visit_explains_what_to_do(at, camera_calls):
     assert any("Press **START** under the camera" in t for t in text(at.info))
     assert any("No examples yet" in t for t in text(at.info))
     assert at.metric[0].label == "Prediction" and at.metric[0].value == "—"  # no frame yet
-    caption = " ".join(text(at.caption))
+    (caption,) = [c for c in at.caption if c.value.startswith("Backbone:")]
     backbone = at.session_state.live.embedder.backbone
-    assert backbone in caption and "fast mode" in caption and "why:" in caption and "weights:" in caption
+    assert backbone in caption.value and "fast mode (224 px)" in caption.value
+    assert "why:" in caption.proto.help and "weights:" in caption.proto.help
+    # The live panel says it too, beside the prediction.
+    assert any(c.value.endswith("fast input (224 px)") for c in at.caption)
 
 
 def test_the_camera_is_wired_to_this_sessions_callback(at, camera_calls):
@@ -139,8 +146,8 @@ def test_add_frames_and_read_the_prediction(at):
 def test_record_adds_frames_in_the_callback(at):
     show_camera(at, photo(RED))
     at.button(key="record_0").click().run()
-    for _ in range(4):
-        show_camera(at, photo(RED))
+    for i in range(4):  # a moving scene: each frame goes to the model (a still one would twice a second)
+        show_camera(at, photo((200, 80 + 40 * i, 30)))
     at.run()
     assert counts(at)[0] == "4 examples"
     (bar,) = at.get("progress")  # still recording: the live panel shows how long is left
@@ -402,3 +409,77 @@ def test_a_full_session_draws_one_page_of_class_cards_and_thumbnails(at):
     assert [t.value for t in at.sidebar.text_input] == labels[90:]
     thumbnails = [b for b in at.button if b.key and b.key.startswith("delete_example_")]
     assert len(thumbnails) == 24  # one class's first page
+
+
+def _camera_block_index(at) -> int:
+    """Where the columns holding the camera sit among the main area's elements."""
+    return next(i for i, node in enumerate(at.main.children.values())
+                if [getattr(c, "type", "") for c in getattr(node, "children", {}).values()] == ["column", "column"])
+
+
+def test_messages_never_move_the_camera_and_stay_until_the_next_action(at):
+    """A message above the camera moved the component, which remounts it and drops the stream."""
+    first = _camera_block_index(at)
+    at.file_uploader(key="project_upload_0").set_value(("broken.npz", b"PK\x03\x04 nonsense", "application/zip")).run()
+    assert _camera_block_index(at) == first
+    assert any("Could not restore broken.npz" in e for e in text(at.error))
+    at.run()  # a rerun that is no action (the live panel asks for one when the counts change)
+    assert any("Could not restore broken.npz" in e for e in text(at.error))
+    at.number_input(key="k").set_value(5).run()  # the next action
+    assert not any("Could not restore" in e for e in text(at.error))
+    at.file_uploader(key="project_upload_1").set_value(("broken.npz", b"nonsense", "application/zip")).run()
+    at.button(key="dismiss_main").click().run()
+    assert not any("Could not restore" in e for e in text(at.error)) and _camera_block_index(at) == first
+    show_camera(at, photo(RED))
+    at.button(key="quick_add_0").click().run()  # the buttons under the camera, after it
+    assert counts(at)[0] == "1 example" and _camera_block_index(at) == first
+
+
+def test_quick_buttons_carry_the_keys(at):
+    adds = [at.button(key=f"quick_add_{slot}") for slot in range(3)]
+    records = [at.button(key=f"quick_record_{slot}") for slot in range(3)]
+    assert [b.proto.shortcut for b in adds] == ["1", "2", "3"]
+    assert [b.proto.shortcut for b in records] == ["shift+1", "shift+2", "shift+3"]
+    at.button(key="quick_record_1").click().run()  # no frame yet: said under the camera, not in the sidebar
+    assert any("No camera frame yet" in w for w in text(at.main.warning))
+
+
+def test_the_coach_names_what_to_teach_and_moves_a_mislabelled_example(at):
+    at.number_input(key="k").set_value(1).run()
+    reds = [(200 + i, 30, 30) for i in range(0, 50, 10)]
+    blues = [(30, 30, 200 + i) for i in range(0, 50, 10)]
+    for colour in reds:
+        show_camera(at, photo(colour))
+        at.button(key="add_0").click().run()
+    for colour in blues + [(205, 35, 30)]:  # a red frame added to the blue class by mistake
+        show_camera(at, photo(colour))
+        at.button(key="add_1").click().run()
+    session = at.session_state.live
+    wait_until(lambda: session.analysis.latest(session.classifier)[1], 30, "the coach's analysis")
+    at.run()
+    coach = " ".join(text(at.main.markdown))
+    assert "“Class 3” has no examples yet" in coach and "1 example looks mislabelled" in coach, coach
+    wrong = session.classifier.examples("Class 2")[-1].example_id
+    cards = [c for c in text(at.sidebar.caption) if c.endswith("recognised")]
+    assert len(cards) == 2 and cards[0].startswith("5 examples · ") and cards[1].startswith("6 examples · ")
+    at.button(key=f"move_{wrong}_0").click().run()  # Move to “Class 1”
+    assert session.classifier.counts() == {"Class 1": 6, "Class 2": 5, "Class 3": 0}
+
+
+def test_a_frame_between_two_classes_asks_where_it_belongs(at):
+    from knn.core.coach import HESITATION_SECONDS
+
+    for colour, slot in ((RED, 0), (BLUE, 1), ((150, 20, 90), 0), ((90, 20, 150), 1)):
+        show_camera(at, photo(colour))
+        at.button(key=f"add_{slot}").click().run()
+    show_camera(at, photo((20, 200, 20)))  # the camera looks elsewhere: purple is then a new scene (knn.live.steady)
+    show_camera(at, photo((120, 20, 120)))
+    at.run()
+    time.sleep(HESITATION_SECONDS)  # the session's own clock: the page is not given another
+    show_camera(at, photo((120, 20, 120)))
+    at.run()
+    assert any("Undecided between" in i for i in text(at.info))
+    undecided = [b for b in at.button if (b.key or "").startswith("hesitation_add_")]
+    assert len(undecided) == 2
+    undecided[0].click().run()
+    assert sum(at.session_state.live.classifier.counts().values()) == 5

@@ -187,14 +187,14 @@ def test_add_images_refuses_non_images_and_oversized_files(session, monkeypatch)
     assert ids == [] and len(errors) == 1 and errors[0].startswith("x.txt is not an image")
 
 
-def test_replace_classifier_checks_the_embedding_size(session, embedder):
+def test_a_restore_with_the_same_backbone_checks_the_embedding_size(session, embedder):
     other = KNNClassifier()
     other.add(np.ones(5, np.float32), "five")
     with pytest.raises(LiveError, match="5-dimensional"):
-        session.replace_classifier(other)
+        session.restore(other, embedder.backbone, embedder)
     good = KNNClassifier(k=1)
     good.add(np.ones(embedder.dim, np.float32), "ones")
-    session.replace_classifier(good)
+    session.restore(good, embedder.backbone, embedder)
     assert session.snapshot().classes == ("ones",)
 
 
@@ -346,3 +346,39 @@ def test_augmented_examples_carry_their_views_through_edits_and_a_backbone_switc
     assert sorted(e.vectors for e in session.classifier.examples()) == [1, 12]
     session.remove_example(session.classifier.examples()[0].example_id)
     assert session.classifier.state().embeddings.shape[0] == 1  # all its vectors went with it
+
+
+def test_move_example_moves_it_and_repredicts(session):
+    show(session, solid(RED))
+    moved = session.add_latest("blue")  # a red frame filed under blue by mistake
+    show(session, solid(BLUE))
+    session.add_latest("blue")
+    show(session, solid(RED))
+    assert session.snapshot().prediction.label == "blue"
+    session.move_example(moved, "red")
+    assert session.classifier.counts() == {"red": 1, "blue": 1}
+    assert session.snapshot().prediction.label == "red"  # the latest frame, classified again
+    with pytest.raises(LiveError, match="no class"):
+        session.move_example(moved, "green")
+    with pytest.raises(ClassifierError, match="no example"):
+        session.move_example(12345, "red")
+
+
+def test_a_frame_between_two_classes_for_a_few_seconds_is_reported(embedder):
+    from knn.core.coach import HESITATION_SECONDS
+
+    clock = [1000.0]
+    session = LiveSession(embedder, classes=["red", "blue"], worker=ModelWorker("test-session"), clock=lambda: clock[0])
+    purple = (120, 20, 120)
+    for colour, label in ((RED, "red"), (BLUE, "blue"), ((150, 20, 90), "red"), ((90, 20, 150), "blue")):
+        show(session, solid(colour))
+        session.add_latest(label)
+    show(session, solid((20, 200, 20)))  # the camera looks elsewhere: purple is then a new scene (knn.live.steady)
+    show(session, solid(purple))  # as near to one class as to the other
+    assert session.snapshot().hesitation is None  # the clock starts
+    clock[0] += HESITATION_SECONDS
+    show(session, solid(purple))  # still undecided
+    best, second, seconds = session.snapshot().hesitation
+    assert {best, second} == {"red", "blue"} and seconds == HESITATION_SECONDS
+    session.add_latest(best)  # the user answered: ask again only after another wait
+    assert session.snapshot().hesitation is None

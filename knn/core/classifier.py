@@ -94,6 +94,7 @@ class ClassifierState:
         dim: embedding size, None when there are no examples.
         vectors: int [N], how many of `embeddings` each example has (they sum to R); all 1
             without augmentation.
+        ids: int [N], the examples' ids in the classifier (None in a state read from a file).
     """
 
     classes: tuple[str, ...]
@@ -105,6 +106,7 @@ class ClassifierState:
     max_examples_per_class: int
     dim: int | None
     vectors: np.ndarray | None = None
+    ids: np.ndarray | None = None
 
     def vector_counts(self) -> np.ndarray:
         return np.ones(len(self.labels), np.int64) if self.vectors is None else np.asarray(self.vectors, np.int64)
@@ -119,8 +121,11 @@ class ClassifierState:
             raise ClassifierError("an example refers to a class that does not exist")
 
     def own_embeddings(self) -> np.ndarray:
-        """Each example's own embedding [N, D] (the first of its vectors)."""
+        """Each example's own embedding [N, D] (the first of its vectors); `embeddings` itself, not
+        a copy, when every example has one vector."""
         counts = self.vector_counts()
+        if len(counts) == len(self.embeddings):
+            return self.embeddings
         return self.embeddings[np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)] if len(counts) \
             else self.embeddings[:0]
 
@@ -436,8 +441,9 @@ class KNNClassifier:
         """A consistent copy of everything, taken under the lock (for saving and evaluating)."""
         with self._lock:
             embeddings, labels, images, vectors = self._store.snapshot()
-            return ClassifierState(tuple(self._classes.names), embeddings, labels, images, self.k,
-                                   self.unknown_threshold, self.max_examples_per_class, self._store.dim, vectors)
+            ids = np.asarray(self._store.examples_of_class(), np.int64)
+            return ClassifierState(tuple(self._classes.names), embeddings, labels, images, self.k, self.unknown_threshold,
+                                   self.max_examples_per_class, self._store.dim, vectors, ids)
 
     @classmethod
     def from_state(cls, state: ClassifierState) -> "KNNClassifier":

@@ -12,19 +12,16 @@ from typing import TYPE_CHECKING, Sequence, TypeVar
 
 import numpy as np
 
+from .neighbours import Neighbours, nearest_others
 from .voting import name_rank, vote
 
 if TYPE_CHECKING:
-    from .classifier import KNNClassifier
+    from .classifier import ClassifierState, KNNClassifier
 
 __all__ = ["Evaluation", "METHODS", "METHOD_LABELS", "SPLITS", "arc_split", "few_shot_accuracy", "few_shot_split",
-           "leave_one_out", "tfjs_predict", "split_accuracy"]
+           "evaluate_neighbours", "leave_one_out", "tfjs_predict", "split_accuracy"]
 
 T = TypeVar("T")
-
-LOO_BLOCK = 4096
-"""Leave-one-out rows per matrix product: bounds memory to LOO_BLOCK × N floats."""
-
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -49,36 +46,28 @@ def leave_one_out(classifier: "KNNClassifier") -> Evaluation:
     """Classify every stored example by all the others (the classifier's k and voting).
 
     Works on a snapshot (`classifier.state()`, ~10 ms for 10k examples), so a video thread keeps
-    predicting meanwhile. One matrix product per block of examples: each example's own embedding
-    against every vector, its own vectors masked, the others' best vector standing for them.
-    `unknown_threshold` is ignored: this measures which class is chosen.
+    predicting meanwhile. The k nearest others of each example come from one chunked pass
+    (knn.core.neighbours: its own embedding against every vector, its own vectors left out, the
+    others' best vector standing for them). `unknown_threshold` is ignored: this measures which
+    class is chosen.
     """
     state = classifier.state()
-    classes, vectors, truth = list(state.classes), state.embeddings, state.labels
-    counts = state.vector_counts()
+    return evaluate_neighbours(state, nearest_others(state, state.k))
+
+
+def evaluate_neighbours(state: "ClassifierState", neighbours: Neighbours) -> Evaluation:
+    """Leave-one-out from each example's nearest others (at least the state's k of them, or all
+    N - 1): the k nearest vote as they would for a query."""
+    classes, truth = list(state.classes), np.asarray(state.labels, np.int64)
     n, n_classes = len(truth), len(classes)
     k = min(state.k, n - 1)
-    rank = name_rank(classes)
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     if n >= 2:
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        own = vectors[starts]
-        grouped = bool((counts > 1).any())
-        order_key = np.arange(n)  # insertion order: equal similarities go to the earlier example
-        step = max(1, min(LOO_BLOCK, (1 << 24) // max(len(vectors), 1)))
-        for start in range(0, n, step):
-            stop = min(n, start + step)
-            sims = own[start:stop] @ vectors.T
-            if grouped:  # each example as similar as its best vector
-                sims = np.maximum.reduceat(sims, starts, axis=1)
-            sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not its own neighbour
-            part = np.argpartition(sims, n - k, axis=1)[:, n - k :]
-            top = np.take_along_axis(sims, part, axis=1)
-            order = np.lexsort((order_key[part], -top), axis=1)
-            top = np.take_along_axis(top, order, axis=1)
-            part = np.take_along_axis(part, order, axis=1)
-            _, winner = vote(top, truth[part], n_classes, rank)
-            np.add.at(confusion, (truth[start:stop], winner), 1)
+        if neighbours.width < k:
+            raise ValueError(f"leave-one-out with k={k} needs {k} neighbours per example, got {neighbours.width}")
+        index, sims = neighbours.index[:, :k], neighbours.sims[:, :k]
+        _, winner = vote(sims, truth[index], n_classes, name_rank(classes))
+        np.add.at(confusion, (truth, winner), 1)
     correct = np.diag(confusion)
     totals = confusion.sum(axis=1)
     per_class = {name: (float(correct[i] / totals[i]) if totals[i] else math.nan) for i, name in enumerate(classes)}

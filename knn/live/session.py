@@ -16,12 +16,14 @@ import itertools
 import threading
 import time
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from ..core.classifier import ClassifierError, KNNClassifier, Prediction
+from ..core.coach import Hesitation
 from ..core.images import ImageError, augmented_views, center_crop_resize, decode_jpeg, encode_jpeg, read_square
 from ..core.limits import MAX_IMAGE_BYTES
 from ..model.child import Progress
@@ -82,6 +84,7 @@ class Snapshot:
     recording: tuple[str, float, float] | None  # (class, seconds left, duration) while recording
     stats: StatsSummary
     notice: str | None  # something the video path wants the user to know
+    hesitation: tuple[str, str, float] | None  # (best, second, seconds) while the camera wavers between two
     backbone: str
     dim: int
     k: int
@@ -135,6 +138,7 @@ class LiveSession:
         self._recording: Recording | None = None
         self._switching = False
         self._notice: str | None = None
+        self._hesitation = Hesitation()  # sampled by snapshot(), on the page's thread, not per frame
         self.augment = False  # store each new example with its mirror and crops (12 vectors)
         self._clock = clock
         self.pipeline = FramePipeline(self, worker, clock, steady)
@@ -191,6 +195,7 @@ class LiveSession:
             self._check_class(label)
             (example_id,) = self._classifier.add_many(vectors, [label], [jpeg], [len(vectors)])
             self._repredict()
+            self._hesitation.reset()
             return example_id
 
     def start_recording(self, label: str, seconds: float = RECORD_SECONDS) -> None:
@@ -219,18 +224,7 @@ class LiveSession:
             self._check_class(label)
             embedder = self._embedder
         size = embedder.input_size
-        crops: list[np.ndarray] = []
-        errors: list[str] = []
-        for name, data in files:
-            if len(data) > MAX_IMAGE_BYTES:
-                errors.append(
-                    f"{name} is {len(data) / 1024**2:.2g} MB; the limit is {MAX_IMAGE_BYTES / 1024**2:.2g} MB per image"
-                )
-                continue
-            try:
-                crops.append(read_square(_NamedBytes(data, name), size))
-            except ImageError as exc:
-                errors.append(str(exc))
+        crops, errors = _read_uploads(files, size)
         if not crops:
             return [], errors
         embeddings, counts = _embed_examples(embedder, crops, [self.augment] * len(crops), progress,
@@ -246,63 +240,56 @@ class LiveSession:
 
     # ---- classes and settings ------------------------------------------------------------------
 
+    @contextmanager
+    def _editing(self) -> Iterator[KNNClassifier]:
+        """The classifier under the lock; the latest frame is classified again after the edit."""
+        with self._lock:
+            yield self._classifier
+            self._repredict()
+
     def add_class(self, label: str) -> str:
         """Add a class; returns its name as stored (knn.core.names)."""
-        with self._lock:
-            name = self._classifier.add_class(label)
-            self._repredict()
-            return name
+        with self._editing() as clf:
+            return clf.add_class(label)
 
     def rename_class(self, old: str, new: str) -> str:
         """Rename a class; returns its new name as stored."""
-        with self._lock:
-            name = self._classifier.rename_class(old, new)
+        with self._editing() as clf:
+            name = clf.rename_class(old, new)
             if self._recording is not None and self._recording.label == old:
                 self._recording.label = name
-            self._repredict()
             return name
 
     def remove_class(self, label: str) -> None:
-        with self._lock:
+        with self._editing() as clf:
             self._stop_recording_into(label)  # adding to a missing class would quietly create it again
-            self._classifier.remove_class(label)
-            self._repredict()
+            clf.remove_class(label)
 
     def clear_class(self, label: str) -> None:
-        with self._lock:
+        with self._editing() as clf:
             self._stop_recording_into(label)
-            self._classifier.clear_class(label)
-            self._repredict()
+            clf.clear_class(label)
 
     def remove_example(self, example_id: int) -> None:
-        with self._lock:
-            self._classifier.remove(example_id)
-            self._repredict()
+        with self._editing() as clf:
+            clf.remove(example_id)
+
+    def move_example(self, example_id: int, label: str) -> None:
+        """Move one example (all its vectors) to class `label`, which must exist."""
+        with self._editing() as clf:
+            self._check_class(label)
+            clf.move(example_id, label)
 
     def set_k(self, k: int) -> None:
-        with self._lock:
-            self._classifier.k = k
-            self._repredict()
+        with self._editing() as clf:
+            clf.k = k
 
     def set_unknown_threshold(self, threshold: float | None) -> None:
-        with self._lock:
-            self._classifier.unknown_threshold = threshold
-            self._repredict()
+        with self._editing() as clf:
+            clf.unknown_threshold = threshold
 
     def set_mirror(self, mirror: bool) -> None:
         self.pipeline.mirror = bool(mirror)
-
-    def replace_classifier(self, classifier: KNNClassifier) -> None:
-        """Use `classifier` (e.g. a restored project) instead of the current one."""
-        with self._lock:
-            if classifier.dim is not None and classifier.dim != self._embedder.dim:
-                raise LiveError(
-                    f"These examples have {classifier.dim}-dimensional embeddings; "
-                    f"{self._embedder.backbone} makes {self._embedder.dim}-dimensional ones."
-                )
-            self._classifier = classifier
-            self._recording = None
-            self._repredict()
 
     def restore(self, classifier: KNNClassifier, backbone: str, embedder: EmbedderLike,
                 progress: Progress | None = None) -> int:
@@ -313,6 +300,9 @@ class LiveSession:
         dropped = 0
         if backbone != embedder.backbone:
             classifier, dropped = _re_embedded(classifier, embedder, progress)
+        elif classifier.dim is not None and classifier.dim != embedder.dim:
+            raise LiveError(f"These examples have {classifier.dim}-dimensional embeddings; "
+                            f"{backbone} makes {embedder.dim}-dimensional ones.")
         with self._lock:
             self._classifier = classifier
             self._recording = None
@@ -376,16 +366,21 @@ class LiveSession:
             rec = self._recording
             recording = (rec.label, rec.deadline - now, rec.seconds) if rec and now < rec.deadline else None
             counts = clf.counts()
+            frame_age = None if self._latest is None else now - self._latest.time
+            live = (self._prediction is not None and self._prediction.label is not None
+                    and frame_age is not None and frame_age <= MAX_FRAME_AGE)
+            hesitation = self._hesitation.update(self._prediction.confidences if live else None, now)
             snap = Snapshot(
                 classes=tuple(clf.classes),
                 counts=counts,
                 n_examples=sum(counts.values()),
                 prediction=self._prediction,
                 neighbors=(),
-                frame_age=None if self._latest is None else now - self._latest.time,
+                frame_age=frame_age,
                 recording=recording,
                 stats=self.pipeline.summary(now),
                 notice=self._notice,
+                hesitation=hesitation,
                 backbone=self._embedder.backbone,
                 dim=self._embedder.dim,
                 k=clf.k,
@@ -448,6 +443,21 @@ class _NamedBytes(io.BytesIO):
 
     def __repr__(self) -> str:
         return repr(self.name)
+
+
+def _read_uploads(files: Iterable[tuple[str, bytes]], size: int) -> tuple[list[np.ndarray], list[str]]:
+    """Each readable file's centre square at `size`, and one message per refused file."""
+    crops: list[np.ndarray] = []
+    errors: list[str] = []
+    for name, data in files:
+        if len(data) > MAX_IMAGE_BYTES:
+            errors.append(f"{name} is {len(data) / 1024**2:.2g} MB; the limit is {MAX_IMAGE_BYTES / 1024**2:.2g} MB per image")
+            continue
+        try:
+            crops.append(read_square(_NamedBytes(data, name), size))
+        except ImageError as exc:
+            errors.append(str(exc))
+    return crops, errors
 
 
 def _embed_in_batches(
