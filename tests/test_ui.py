@@ -312,6 +312,8 @@ def test_the_coach_flags_photos_of_another_class_and_fixes_them_in_one_click(app
         cards = page.locator('[class*="st-key-suspect_card_"]', has_text="in “paper”, nearer to “fist”")
         try:
             tab.wait_for(lambda: cards.count() == 2, "the two fist photos shown as mislabelled", 60)
+            # the analysis of the last upload may still be running: its result redraws the page
+            tab.wait_for(lambda: "Updating for the examples" not in coach.inner_text(), "the coach to catch up", 60)
         finally:
             if os.environ.get("KNN_UI_SHOTS"):
                 page.screenshot(path=os.path.join(os.environ["KNN_UI_SHOTS"], "coach.png"))
