@@ -27,6 +27,7 @@ from knn.core.project import read_project_meta
 from knn.model.backbones import RESOLUTIONS, get_backbone
 from knn.model.choice import BackboneChoice, choose_backbone
 from knn.model.export import ExportError, export_bytes
+from knn.serving.camera_context import forget_last_draw
 from knn.serving.ice import camera_rtc
 from knn.serving.settings import Settings, SettingsError
 from knn.serving.startup import Started, start
@@ -412,6 +413,8 @@ def camera() -> None:
     from streamlit_webrtc import WebRtcMode, webrtc_streamer  # looked up per run: tests swap it
 
     pipeline = live().pipeline
+    if serving().cameras_kept:
+        forget_last_draw(ss.get("camera"))  # drawn on every run: never an orphan (knn.serving.camera_context)
     webrtc_streamer(
         key="camera",
         mode=WebRtcMode.SENDRECV,

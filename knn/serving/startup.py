@@ -3,8 +3,9 @@
 Each item was measured with bench/live.py (docs/performance.md): a fixed mmap threshold and a
 periodic, freezing garbage collection (knn.serving.memory), a 1 ms GIL switch interval (a frame
 crosses four threads that each take the GIL), the bandwidth floor and the send ceiling
-(knn.serving.rtc) and, when asked for, the server's relay-only ICE policy (knn.serving.ice) and
-the metrics writer (knn.serving.metrics).
+(knn.serving.rtc), a camera kept from streamlit-webrtc's misfiring orphan check
+(knn.serving.camera_context) and, when asked for, the server's relay-only ICE policy
+(knn.serving.ice) and the metrics writer (knn.serving.metrics).
 """
 from __future__ import annotations
 
@@ -28,11 +29,14 @@ class Started:
     bitrate_cap: bool = False
     server_relay: bool = False
     """KNN_ICE_TRANSPORT_POLICY=relay reaches the server's peer too (knn.serving.ice)."""
+    cameras_kept: bool = False
+    """The page may clear the camera context's last-draw count (knn.serving.camera_context)."""
 
 
 def start(settings: Settings) -> Started:
     """Apply the process-wide settings and start the background threads (each thread once per
     process, so a second call only reapplies the settings)."""
+    from .camera_context import keep_cameras_drawn
     from .ice import keep_server_transport_policy
     from .rtc import cap_send_bitrate, floor_receive_bitrate
 
@@ -46,4 +50,5 @@ def start(settings: Settings) -> Started:
         from .metrics import start_writer
 
         start_writer(settings.metrics_file, settings.metrics_interval)
-    return Started(settings, fixed, floored, bitrate_cap=capped, server_relay=server_relay)
+    return Started(settings, fixed, floored, bitrate_cap=capped, server_relay=server_relay,
+                   cameras_kept=keep_cameras_drawn())
