@@ -37,7 +37,7 @@ each session's rates and latency with the process that served it, and each proce
 `--video handheld` plays a hand-held camera instead (tests/webcam.py `handheld`: a rock, paper
 and scissors photo, each held 1-3 s under per-frame sensor noise and a few pixels of tremor, then
 swept out by the next); the default video changes photo every third of a second. With `--teach`
-(always with `--video handheld`) each tab is first taught its video's photos (uploaded into its
+(always with `--video handheld`, unless `--no-teach`) each tab is first taught its video's photos (uploaded into its
 first three classes), so its prediction names the photo the model last saw, and the benchmark
 also reports, per session, the frames answered (captioned results sent back, from the model or
 reused for a still scene, knn.live.steady), the model passes, and how long the prediction took
@@ -724,7 +724,11 @@ def main() -> None:
     parser.add_argument("--no-ramp", action="store_true", help="skip the memory ramp (tabs join one at a time)")
     parser.add_argument("--teach", action="store_true",
                         help="upload the video's photos into each tab's classes first and report how fast the "
-                             "prediction follows the video (always with --video handheld)")
+                             "prediction follows the video (always with --video handheld unless --no-teach)")
+    parser.add_argument("--no-teach", action="store_true",
+                        help="--video handheld without teaching: answered frames and model passes, no follow times")
+    parser.add_argument("--webrtc-log", type=Path, metavar="FILE",
+                        help="the app server's streamlit-webrtc (DEBUG) and aiortc (INFO) log lines into FILE")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a `streamlit run` option for the server, e.g. runner.postScriptGC=true (A/B runs)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -736,6 +740,9 @@ def main() -> None:
         base_env["KNN_WEIGHTS_DIR"] = str(SHARED / "models")
     server = {"options": dict(o.split("=", 1) for o in args.option),
               "env": {**base_env, **dict(e.split("=", 1) for e in args.env)}}
+    if args.webrtc_log:
+        server["env"].update(PYTHONPATH=str(Path(__file__).resolve().parent / "diag"),
+                             KNN_BENCH_WEBRTC_LOG=str(args.webrtc_log.resolve()))
     if args.report:
         saved = json.loads(args.report.read_text())
         if saved["runs"]:
@@ -755,7 +762,7 @@ def main() -> None:
         args.seconds, args.warmup, args.soak = 10, 3, min(args.soak, 60)
     RESULTS.mkdir(parents=True, exist_ok=True)
     video, schedule, teach = video_plan(args.video)
-    if not (args.teach or args.video == "handheld"):
+    if args.no_teach or not (args.teach or args.video == "handheld"):
         teach = schedule = None
     load = psutil.getloadavg()[0]
     print(f"load average {load:.2f} at the start; {psutil.cpu_count()} cores", file=sys.stderr)
