@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import logging
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
-if TYPE_CHECKING:
-    from .startup import Started
+from .settings import Settings
 
 _LOG = logging.getLogger(__name__)
 
@@ -31,7 +30,14 @@ CHECKED_STREAMLIT_WEBRTC = ("0.79.0",)
 """streamlit-webrtc versions whose server-side configuration path this was read against."""
 
 
-def camera_rtc(servers: list[dict] | None, started: Started) -> dict[str, dict]:
+class StartedLike(Protocol):
+    """What `camera_rtc` reads of knn.serving.startup.Started (which imports this module)."""
+
+    settings: Settings
+    server_relay: bool
+
+
+def camera_rtc(servers: list[dict] | None, started: StartedLike) -> dict[str, dict]:
     """The `frontend_rtc_configuration` and `server_rtc_configuration` arguments of webrtc_streamer.
 
     `servers` are RTCIceServer dicts, or None to let streamlit-webrtc choose (the key is then left
