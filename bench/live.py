@@ -233,7 +233,11 @@ def open_sessions(p, app, video: Path, n: int, ramp: list | None = None, teach: 
     for k in range(1, n + 1):
         context = browser.new_context(viewport={"width": 1400, "height": 1050})
         context.add_init_script(PC_TRACKER)
-        page = Page(context.new_page(), app.url)
+        tab = context.new_page()
+        page = Page(tab, app.url)
+        page.connection_states = []  # streamlit-webrtc's frontend logs each connectionstatechange (console.debug)
+        tab.on("console", lambda msg, states=page.connection_states: msg.text.startswith("connectionstatechange")
+               and states.append((round(time.time(), 2), msg.text)))
         for slot, files in (teach or {}).items():
             teach_class(page, slot, files)
         page.start_camera()
@@ -339,15 +343,18 @@ def stalled(trace: Trace, seconds: float = 3.0) -> list[int]:
 
 def keep_lost_stream(stem: Path, app, pages: list, trace: Trace, lost: list[int]) -> None:
     """A session received no frames in the measured window: keep the server's log, each session's
-    frames received per snapshot, and Chromium's getStats of every tab (twice, 2 s apart)."""
+    frames received per snapshot, Chromium's getStats of every tab (twice, 2 s apart) and each
+    tab's peer-connection states as streamlit-webrtc's frontend logged them (wall-clock time)."""
     stem.with_name(stem.name + "-server.log").write_text(app.log())
     received = {sid: [(round(x["time"] - trace.snapshots[0]["time"], 1), y["frames_received"])
                       for x in trace.snapshots for y in x["sessions"] if y["id"] == sid] for sid in trace.sessions}
     browser = [[rtc_stats(page) for page in pages]]
     time.sleep(2.0)
     browser.append([rtc_stats(page) for page in pages])
+    states = [getattr(page, "connection_states", []) for page in pages]
     stem.with_name(stem.name + "-lost.json").write_text(json.dumps(
-        {"lost_sessions": lost, "frames_received": received, "tabs_getstats": browser}, indent=1))
+        {"lost_sessions": lost, "frames_received": received, "tabs_getstats": browser,
+         "tabs_connection_states": states}, indent=1))
     print(f"session(s) {lost} received no frames; the server's log and the browser's view: {stem}-*",
           file=sys.stderr, flush=True)
 
