@@ -134,6 +134,7 @@ class LiveSession:
         for label in classes:
             self._classifier.add_class(label)
         self._latest: _Latest | None = None
+        self._added: tuple[_Latest, str, int] | None = None  # the frame Add stored last, where, as which id
         self._prediction: Prediction | None = None
         self._recording: Recording | None = None
         self._switching = False
@@ -183,10 +184,16 @@ class LiveSession:
     # ---- adding examples -----------------------------------------------------------------------
 
     def add_latest(self, label: str) -> int:
-        """Add the latest camera frame to class `label`; returns the example id."""
+        """Add the latest camera frame to class `label`; returns the example id. A frame goes into a
+        class once: Add again before the model has seen another frame (a double click) returns
+        the example it made."""
         with self._lock:
             self._check_class(label)
             latest = self._fresh_latest("Add")
+            done = self._added
+            if done and done[0] is latest and done[1] == label \
+                    and any(e.example_id == done[2] for e in self._classifier.examples(label)):
+                return done[2]
         jpeg = encode_jpeg(latest.crop, size=latest.crop.shape[0])
         vectors = _vectors(latest.embedder, latest.crop, latest.embedding, self.augment)
         with self._lock:
@@ -194,6 +201,7 @@ class LiveSession:
                 raise LiveError("The backbone changed while adding: press Add again.")
             self._check_class(label)
             (example_id,) = self._classifier.add_many(vectors, [label], [jpeg], [len(vectors)])
+            self._added = (latest, label, example_id)
             self._repredict()
             self._hesitation.reset()
             return example_id
