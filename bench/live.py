@@ -781,7 +781,7 @@ def main() -> None:
             env = server["env"] if steady else {**server["env"], "KNN_STEADY": "0"}
             result = run_sessions(n, args.seconds, args.warmup, video, {**server, "env": env},
                                   ramp=not args.no_ramp and n == max(args.sessions) > 1, teach=teach, schedule=schedule)
-            results.append({**result, "video": args.video, "steady": steady})
+            results.append({**result, "video": args.video, "steady": env.get("KNN_STEADY", "1") != "0"})
     soak = run_soak(args.soak, args.add_every, args.warmup, video, server) if args.soak else None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"live-{args.label or stamp}.json"
