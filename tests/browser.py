@@ -59,7 +59,73 @@ def wait_until(condition, what: str, seconds: float, log=lambda: "") -> None:
 CAMERA_IFRAME = 'iframe[title*="webrtc"]'
 
 
-class AppServer:
+class ChildProcess:
+    """A program a test starts, used with `with`: stopped on exit (terminate, then kill), its
+    temporary folder removed, its log readable meanwhile. Subclasses set `_tmp` and `log_path` and
+    start `process` in `start()`, with `_log` the open file its output goes to (None when the program
+    writes `log_path` itself)."""
+
+    STOP_SECONDS = 10.0
+    process: subprocess.Popen | None = None
+    _log = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=self.STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+        self._tmp.cleanup()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+def skip_without_chromium() -> None:
+    """Skip the calling test module where Chromium or Playwright is absent."""
+    import pytest
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: the browser tests need Chromium (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
+
+
+def serve_app(**kwargs):
+    """For a module fixture, `yield from serve_app(...)`: an AppServer started for the module's
+    tests (a start that fails fails them), stopped after them."""
+    import pytest
+
+    try:
+        server = AppServer(**kwargs)
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class AppServer(ChildProcess):
     """`streamlit run app.py` on a free port; `with AppServer() as app: app.url`.
 
     Args:
@@ -69,6 +135,8 @@ class AppServer:
             every `metrics_interval` seconds; `metrics()` reads them.
         log: where the server's output goes (a temporary file by default).
     """
+
+    STOP_SECONDS = 15.0
 
     def __init__(
         self,
@@ -93,14 +161,6 @@ class AppServer:
                          "server.address": "127.0.0.1", "browser.gatherUsageStats": "false",
                          **(options or {})}
         self._start_timeout = start_timeout
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> "AppServer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def start(self) -> None:
         args = [sys.executable, "-m", "streamlit", "run", "app.py"]
@@ -121,24 +181,6 @@ class AppServer:
                 self.stop()
                 raise RuntimeError(f"streamlit did not start:\n{log}")
             time.sleep(0.5)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
-            self._log.close()
-        self._tmp.cleanup()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text()
-        except OSError:
-            return ""
 
     def metrics(self) -> dict | None:
         """The app's latest metrics snapshot (see knn.serving.metrics), or None before the first."""
@@ -171,7 +213,7 @@ class AppServer:
         raise AssertionError(f"timed out after {seconds} s waiting for {what}; last metrics: {snap}")
 
 
-class TurnServer:
+class TurnServer(ChildProcess):
     """coturn's `turnserver` on loopback with one static user: `with TurnServer() as turn: turn.ice_servers()`.
 
     Peers on loopback are allowed (the browser, the app and the relay share this machine; coturn
@@ -199,14 +241,6 @@ class TurnServer:
             f"--userdb={tmp / 'turndb'}", f"--pidfile={tmp / 'turn.pid'}",
             f"--log-file={self.log_path}", "--simple-log", "--no-stdout-log", "--verbose",
         ]
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> "TurnServer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def start(self) -> None:
         self.process = subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -219,27 +253,10 @@ class TurnServer:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
-        self._tmp.cleanup()
-
     def ice_servers(self, transport: str = "udp") -> list[dict]:
         """RTCIceServer dicts for this relay, reached over `transport` ("udp" or "tcp")."""
         return [{"urls": [f"turn:127.0.0.1:{self.port}?transport={transport}"],
                  "username": self.username, "credential": self.password}]
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
     def allocations(self) -> set[str]:
         """Ids of the TURN sessions whose ALLOCATE request succeeded."""
@@ -258,7 +275,7 @@ class TurnServer:
         return set(re.findall(r"session (\d+): .*\bTCP\b", self.log()))
 
 
-class Balancer:
+class Balancer(ChildProcess):
     """HAProxy with the shipped deploy/haproxy/haproxy.cfg in front of `apps`, on a free loopback port.
 
     The config reads its addresses from the environment (KNN_LB_BIND, KNN_APP1...), so this runs the
@@ -280,14 +297,6 @@ class Balancer:
         self._env = {**os.environ, "KNN_LB_BIND": f"127.0.0.1:{self.port}",
                      **{f"KNN_APP{i}": f"127.0.0.1:{app.port}" for i, app in enumerate(apps, 1)}}
         self._config = config
-        self.process: subprocess.Popen | None = None
-
-    def __enter__(self) -> "Balancer":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def start(self) -> None:
         self._log = self.log_path.open("w+")
@@ -308,24 +317,6 @@ class Balancer:
         except RuntimeError:
             self.stop()
             raise
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
-            self._log.close()
-        self._tmp.cleanup()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
     def server_of(self, context) -> str:
         """The process (app1, app2, ...) a browser context is pinned to, from its cookie."""

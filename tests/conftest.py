@@ -39,6 +39,26 @@ def rps_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def photos(rps_dir) -> dict[str, list[Path]]:
+    """The rock-paper-scissors photos by class, in file order."""
+    from knn.core.folders import class_folders
+
+    return class_folders(rps_dir)
+
+
+@pytest.fixture(scope="session")
+def rock_video(photos, tmp_path_factory) -> Path:
+    """A fake webcam showing a fist: every sixth of the first 60 rock photos, 5 frames each
+    (uploads in the browser tests use the second half)."""
+    from PIL import Image
+
+    from tests.webcam import write_y4m
+
+    return write_y4m(tmp_path_factory.mktemp("webcam") / "rock.y4m",
+                     [Image.open(p) for p in photos["rock"][:60:6]], frames_per_image=5)
+
+
+@pytest.fixture(scope="session")
 def coil_dir() -> Path:
     return _shared("data/coil20")
 

@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 import knn
-from knn.core.folders import class_folders
 from knn.core.images import encode_jpeg
 from knn.model.choice import choose_backbone
-from tests.browser import CHROMIUM, AppServer, Balancer, Page, find_binary, launch
-from tests.webcam import write_y4m
+from tests.browser import CHROMIUM, AppServer, Balancer, Page, find_binary, launch, skip_without_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -31,23 +28,10 @@ RESTORED = ["rock (restored)", "scissors (restored)"]
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: the browser tests need Chromium (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
+    skip_without_chromium()
     if find_binary(Balancer.BINARY) is None:
         pytest.skip("haproxy is absent: the balancer test needs it (apt-get install haproxy; .ci/run does)")
     return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def photos(rps_dir) -> dict[str, list[Path]]:
-    return class_folders(rps_dir)
-
-
-@pytest.fixture(scope="module")
-def video(photos, tmp_path_factory) -> Path:
-    return write_y4m(tmp_path_factory.mktemp("webcam") / "rock.y4m",
-                     [Image.open(p) for p in photos["rock"][:60:6]], frames_per_image=5)
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +78,13 @@ def state(lb: Balancer, user: User) -> dict | None:
     return sessions(lb.names[user.server]).get(user.session)
 
 
-def test_four_users_over_two_processes_each_stay_on_theirs(chromium, video, photos, project, tmp_path):
+def test_four_users_over_two_processes_each_stay_on_theirs(chromium, rock_video, photos, project, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with AppServer(metrics=True, log=tmp_path / "app1.log") as one, \
             AppServer(metrics=True, log=tmp_path / "app2.log") as two, Balancer([one, two]) as lb, \
             sync_playwright() as p:
-        browser = launch(p, video)
+        browser = launch(p, rock_video)
         try:
             users = [open_user(browser, lb) for _ in range(4)]
             placement = [u.server for u in users]

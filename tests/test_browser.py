@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from knn.core.folders import class_folders
-from tests.browser import CHROMIUM, AppServer, Page, launch
+from tests.browser import CHROMIUM, Page, launch, serve_app, skip_without_chromium
 from tests.webcam import read_y4m, write_y4m
 
 pytestmark = pytest.mark.browser
@@ -21,15 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: the browser tests need Chromium (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
+    skip_without_chromium()
     return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def photos(rps_dir) -> dict[str, list[Path]]:
-    return class_folders(rps_dir)
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +37,8 @@ def videos(photos, tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def app_url(chromium):
     """`streamlit run app.py` on a free port, for this module's tests."""
-    try:
-        server = AppServer()
-        server.start()
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
+    for server in serve_app():
         yield server.url
-    finally:
-        server.stop()
 
 
 def test_fake_webcam_video_is_valid_y4m(videos):

@@ -23,6 +23,15 @@ def _cluster(rng, centre, n, spread):
     return centre + spread * rng.standard_normal((n, len(centre)))
 
 
+def _two_classes(rng) -> tuple[KNNClassifier, np.ndarray]:
+    """Classes "a" and "b" of 10 examples each around two random centres; and b's centre."""
+    a, b = 3 * rng.standard_normal(32), 3 * rng.standard_normal(32)
+    clf = KNNClassifier()
+    clf.add_many(_cluster(rng, a, 10, 1.0), ["a"] * 10)
+    clf.add_many(_cluster(rng, b, 10, 1.0), ["b"] * 10)
+    return clf, b
+
+
 def test_a_well_taught_classifier_gets_no_tips_and_its_per_class_accuracy():
     rng = np.random.default_rng(0)
     clf = KNNClassifier()
@@ -55,10 +64,7 @@ def test_few_empty_and_near_duplicate_classes_are_named():
 
 def test_one_mislabelled_example_is_found_with_where_it_belongs():
     rng = np.random.default_rng(2)
-    a, b = 3 * rng.standard_normal(32), 3 * rng.standard_normal(32)
-    clf = KNNClassifier()
-    clf.add_many(_cluster(rng, a, 10, 1.0), ["a"] * 10)
-    clf.add_many(_cluster(rng, b, 10, 1.0), ["b"] * 10)
+    clf, b = _two_classes(rng)
     (wrong,) = clf.add_many(_cluster(rng, b, 1, 1.0), ["a"])  # a "b" filed under "a"
     result = _coach(clf)
     (suspect,) = result.suspects
@@ -68,10 +74,7 @@ def test_one_mislabelled_example_is_found_with_where_it_belongs():
 
 def test_a_class_taught_with_the_other_classes_examples_is_a_confused_pair_not_suspects():
     rng = np.random.default_rng(3)
-    a, b = 3 * rng.standard_normal(32), 3 * rng.standard_normal(32)
-    clf = KNNClassifier()
-    clf.add_many(_cluster(rng, a, 10, 1.0), ["a"] * 10)
-    clf.add_many(_cluster(rng, b, 10, 1.0), ["b"] * 10)
+    clf, b = _two_classes(rng)
     clf.add_many(_cluster(rng, b, 10, 1.0), ["copy of b"] * 10)
     result = _coach(clf)
     assert result.suspects == ()
@@ -141,10 +144,7 @@ def test_two_similar_photos_filed_wrong_together_are_both_flagged(embedder, rps_
 
 def test_a_pair_cut_off_from_their_class_is_flagged_but_not_a_normal_member():
     rng = np.random.default_rng(4)
-    a, b = 3 * rng.standard_normal(32), 3 * rng.standard_normal(32)
-    clf = KNNClassifier()
-    clf.add_many(_cluster(rng, a, 10, 1.0), ["a"] * 10)
-    clf.add_many(_cluster(rng, b, 10, 1.0), ["b"] * 10)
+    clf, b = _two_classes(rng)
     twin = b + rng.standard_normal(32)
     wrong = clf.add_many(np.stack([twin, twin + 0.05 * rng.standard_normal(32)]), ["a", "a"])
     assert {s.example_id for s in _coach(clf).suspects} == set(wrong)

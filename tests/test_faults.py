@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from knn.core.folders import class_folders
-from tests.browser import CHROMIUM, AppServer, Page, launch
+from tests.browser import AppServer, Page, launch, serve_app, skip_without_chromium
 from tests.webcam import write_y4m
 
 pytestmark = pytest.mark.browser
@@ -28,21 +28,9 @@ PER_SESSION_THREADS = ("video-decoder",)
 
 @pytest.fixture(scope="module")
 def app(rps_dir):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: the browser tests need Chromium (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
-    try:
-        server = AppServer(
-            metrics=True, metrics_interval=0.5,
-            options={"server.disconnectedSessionTTL": 1}, env={"KNN_GC_SECONDS": "1"},
-        )
-        server.start()
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
+    skip_without_chromium()
+    yield from serve_app(metrics=True, metrics_interval=0.5,
+                         options={"server.disconnectedSessionTTL": 1}, env={"KNN_GC_SECONDS": "1"})
 
 
 @pytest.fixture(scope="module")

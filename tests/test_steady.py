@@ -19,7 +19,6 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from PIL import Image
 
-from knn.core.folders import class_folders
 from knn.live.session import LiveSession
 from knn.live.steady import STILL_MAD, Answer, SteadyGate, mean_abs_diff, thumbnail
 from knn.live.worker import ModelWorker
@@ -57,11 +56,6 @@ def i420(data: bytes, width: int = 640, height: int = 480, pts: int | None = Non
     if pts is not None:
         frame.pts, frame.time_base = pts, fractions.Fraction(1, 90_000)
     return frame
-
-
-@pytest.fixture(scope="module")
-def files(rps_dir):
-    return class_folders(rps_dir)
 
 
 @pytest.fixture
@@ -136,11 +130,11 @@ def stream(session: LiveSession, frames: list[av.VideoFrame], clock: Clock,
     return asyncio.run(run())
 
 
-def test_the_thumbnail_sees_the_same_scene_at_any_camera_size_and_format(files):
-    big = photo_frame(files["rock"][10])
+def test_the_thumbnail_sees_the_same_scene_at_any_camera_size_and_format(photos):
+    big = photo_frame(photos["rock"][10])
     small = big.reformat(width=320, height=240)
     rgb = big.reformat(format="rgb24")
-    other = photo_frame(files["paper"][30])
+    other = photo_frame(photos["paper"][30])
     assert thumbnail(big).shape == (16, 16)
     assert mean_abs_diff(thumbnail(big), thumbnail(small)) < STILL_MAD / 2  # Chromium may scale its camera down
     assert mean_abs_diff(thumbnail(big), thumbnail(rgb)) < STILL_MAD / 2
@@ -148,8 +142,8 @@ def test_the_thumbnail_sees_the_same_scene_at_any_camera_size_and_format(files):
 
 
 def test_a_hand_held_scene_costs_the_model_twice_a_second_and_each_change_is_embedded_at_once(
-        embedder, files, clock):
-    images = [Image.open(files[label][i]) for label, i in zip(GESTURES, (10, 30, 50))]
+        embedder, photos, clock):
+    images = [Image.open(photos[label][i]) for label, i in zip(GESTURES, (10, 30, 50))]
     worker = ModelWorker("test-steady-video")
     session = taught(embedder, images, clock, worker)
     raw, segments = handheld(images, list(GESTURES), hold_seconds=(1.0, 2.0), seed=3)
@@ -181,10 +175,10 @@ def test_a_hand_held_scene_costs_the_model_twice_a_second_and_each_change_is_emb
     assert len(fresh) == stats.frames_processed - before.frames_processed < len(frames) / 4, (len(fresh), len(frames))
 
 
-def test_frames_that_waited_behind_a_changed_scene_reuse_its_answer(embedder, files, clock):
+def test_frames_that_waited_behind_a_changed_scene_reuse_its_answer(embedder, photos, clock):
     worker = ModelWorker("test-steady-wait", 1)
     session = LiveSession(SlowEmbedder(embedder, 0.3), classes=["rock"], worker=worker, clock=clock)
-    images = [Image.open(files["rock"][10]), Image.open(files["paper"][30])]
+    images = [Image.open(photos["rock"][10]), Image.open(photos["paper"][30])]
     raw, _ = handheld(images, ["rock", "paper"], hold_seconds=(1.0, 1.0), seed=4)
     held = [i420(next(raw)) for _ in range(4)]  # four frames of one held photo
     for n, frame in enumerate(held):  # the first enters the model; each later one replaces the one waiting
@@ -197,9 +191,9 @@ def test_frames_that_waited_behind_a_changed_scene_reuse_its_answer(embedder, fi
     assert (stats.frames_received, stats.frames_processed, stats.frames_reused, stats.frames_dropped) == (4, 1, 1, 2)
 
 
-def test_new_examples_send_the_next_still_frame_to_the_model(embedder, files, clock):
+def test_new_examples_send_the_next_still_frame_to_the_model(embedder, photos, clock):
     session = LiveSession(embedder, classes=["rock", "paper"], worker=ModelWorker("test-steady-add"), clock=clock)
-    images = [Image.open(files["rock"][10]), Image.open(files["paper"][30])]
+    images = [Image.open(photos["rock"][10]), Image.open(photos["paper"][30])]
     raw, _ = handheld(images, ["rock", "paper"], hold_seconds=(1.0, 1.0), seed=5)
     held = [i420(next(raw)) for _ in range(6)]
     for frame in held[:3]:
@@ -220,10 +214,10 @@ def test_new_examples_send_the_next_still_frame_to_the_model(embedder, files, cl
     assert np.array_equal(*band)  # the same caption on the reused frame
 
 
-def test_record_adds_the_frames_the_model_saw(embedder, files, clock):
+def test_record_adds_the_frames_the_model_saw(embedder, photos, clock):
     worker = ModelWorker("test-steady-record")
     session = LiveSession(embedder, classes=["rock"], worker=worker, clock=clock)
-    image = Image.open(files["rock"][10])
+    image = Image.open(photos["rock"][10])
     raw, _ = handheld([image, image], ["rock", "rock"], hold_seconds=(2.0, 2.0), seed=6)
     held = [i420(next(raw)) for _ in range(FPS * 2)]
     show(session, held[0])
@@ -262,10 +256,10 @@ def test_the_gate_replays_the_rules_on_its_own():
     assert gate.on_arrival(thumb, 0.9) == (None, True)
 
 
-def test_with_steady_scenes_off_the_model_sees_every_still_frame(embedder, files, clock):
+def test_with_steady_scenes_off_the_model_sees_every_still_frame(embedder, photos, clock):
     session = LiveSession(embedder, classes=["rock"], worker=ModelWorker("test-steady-off"), clock=clock,
                           steady=False)
-    raw, _ = handheld([Image.open(files["rock"][10])] * 2, ["rock", "rock"], hold_seconds=(1.0, 1.0), seed=7)
+    raw, _ = handheld([Image.open(photos["rock"][10])] * 2, ["rock", "rock"], hold_seconds=(1.0, 1.0), seed=7)
     for _ in range(5):
         clock.tick()
         show(session, i420(next(raw)))

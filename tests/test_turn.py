@@ -19,11 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from knn.core.folders import class_folders
-from tests.browser import CHROMIUM, RECORD_PEERS, AppServer, Page, TurnServer, find_binary, launch
-from tests.webcam import write_y4m
+from tests.browser import CHROMIUM, RECORD_PEERS, AppServer, Page, TurnServer, find_binary, launch, skip_without_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -34,24 +31,10 @@ seconds of VP8; the STUN and TURN control messages of a call are a few kB)."""
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: the browser tests need Chromium (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
+    skip_without_chromium()
     if find_binary(TurnServer.BINARY) is None:
         pytest.skip("coturn's turnserver is absent: the TURN test needs it (apt-get install coturn; .ci/run does)")
     return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def photos(rps_dir) -> dict[str, list[Path]]:
-    return class_folders(rps_dir)
-
-
-@pytest.fixture(scope="module")
-def video(photos, tmp_path_factory) -> Path:
-    """The fake webcam shows rock gestures; paper comes as uploads."""
-    return write_y4m(tmp_path_factory.mktemp("webcam") / "rock.y4m",
-                     [Image.open(p) for p in photos["rock"][:60:6]], frames_per_image=5)
 
 
 def relayed_app(turn: TurnServer, transport: str) -> AppServer:
@@ -97,11 +80,11 @@ def mirrored_allocations(turn: TurnServer) -> list[tuple[str, str]]:
         time.sleep(0.5)
 
 
-def test_frames_and_predictions_flow_through_the_relay(chromium, photos, video, tmp_path):
+def test_frames_and_predictions_flow_through_the_relay(chromium, photos, rock_video, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with TurnServer() as turn, relayed_app(turn, "udp") as app, sync_playwright() as p:
-        browser, page = open_page(p, app, video)
+        browser, page = open_page(p, app, rock_video)
         try:
             page.start_camera()
             assert page.prediction() == "no examples"
@@ -126,12 +109,12 @@ def test_frames_and_predictions_flow_through_the_relay(chromium, photos, video, 
         assert pairs, (turn.relayed(), turn.log()[-3000:])
 
 
-def test_aiortc_and_chromium_reach_the_relay_over_tcp(chromium, video):
+def test_aiortc_and_chromium_reach_the_relay_over_tcp(chromium, rock_video):
     """turn:...?transport=tcp, for networks that block UDP: aioice's TURN client speaks TCP too."""
     from playwright.sync_api import sync_playwright
 
     with TurnServer() as turn, relayed_app(turn, "tcp") as app, sync_playwright() as p:
-        browser, page = open_page(p, app, video)
+        browser, page = open_page(p, app, rock_video)
         try:
             page.start_camera()
             app.wait_metrics(lambda m: m["sessions"] and m["sessions"][0]["frames_processed"] > 90,

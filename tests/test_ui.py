@@ -20,11 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from knn.core.folders import class_folders
-from tests.browser import CHROMIUM, AppServer, Page, launch
-from tests.webcam import write_y4m
+from tests.browser import AppServer, Page, launch, serve_app, skip_without_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -35,30 +32,8 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture(scope="module")
 def app(rps_dir):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: the browser tests need Chromium (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
-    try:
-        server = AppServer(metrics=True, metrics_interval=0.5)
-        server.start()
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def photos(rps_dir) -> dict[str, list[Path]]:
-    return class_folders(rps_dir)
-
-
-@pytest.fixture(scope="module")
-def fist_video(photos, tmp_path_factory) -> Path:
-    """The webcam shows a fist (rock photos of the first half; uploads use the second half)."""
-    return write_y4m(tmp_path_factory.mktemp("webcam") / "rock.y4m",
-                     [Image.open(p) for p in photos["rock"][:60:6]], frames_per_image=5)
+    skip_without_chromium()
+    yield from serve_app(metrics=True, metrics_interval=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +101,8 @@ class Walk:
             self.user.page.screenshot(path=str(self.shots / f"{len(self.done):02d}-{name.replace(' ', '-')}.png"))
 
 
-def test_every_action_keeps_the_camera_streaming(app, playwright, fist_video, photos, tmp_path):
-    browser = launch(playwright, fist_video)
+def test_every_action_keeps_the_camera_streaming(app, playwright, rock_video, photos, tmp_path):
+    browser = launch(playwright, rock_video)
     try:
         user = User(app, browser, DESKTOP)
         tab, page = user.tab, user.page
@@ -265,8 +240,8 @@ def delete_example(user: User) -> None:
     user.tab.wait_for(lambda: user.examples() == before - 1, "one example fewer", 20)
 
 
-def test_keys_add_and_record_but_not_while_typing(app, playwright, fist_video):
-    browser = launch(playwright, fist_video)
+def test_keys_add_and_record_but_not_while_typing(app, playwright, rock_video):
+    browser = launch(playwright, rock_video)
     try:
         user = User(app, browser, DESKTOP)
         tab, page = user.tab, user.page
@@ -293,10 +268,10 @@ def test_keys_add_and_record_but_not_while_typing(app, playwright, fist_video):
         browser.close()
 
 
-def test_the_coach_flags_photos_of_another_class_and_fixes_them_in_one_click(app, playwright, fist_video, photos):
+def test_the_coach_flags_photos_of_another_class_and_fixes_them_in_one_click(app, playwright, rock_video, photos):
     """A fist taught with photos and from the camera, paper photos uploaded with two fist photos
     among them, and a class "open hand" taught with paper photos too."""
-    browser = launch(playwright, fist_video)
+    browser = launch(playwright, rock_video)
     try:
         user = User(app, browser, {"width": 1400, "height": 1500})
         tab, page = user.tab, user.page
