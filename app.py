@@ -648,10 +648,8 @@ def suspects(coached: Coaching) -> None:
     kept = ss.setdefault("kept_examples", set())
     clf = live().classifier
     # The coaching may predate the last move or delete: show only examples still where it found them.
-    still = {label: {e.example_id for e in clf.examples(label)}
-             for label in {s.label for s in coached.suspects} if label in ss.slots and clf.has_class(label)}
-    shown = [s for s in coached.suspects
-             if s.example_id in still.get(s.label, ()) and s.example_id not in kept][:SUSPECTS_SHOWN]
+    shown = [s for s in coached.suspects if s.label in ss.slots and s.example_id not in kept
+             and clf.label_of(s.example_id) == s.label][:SUSPECTS_SHOWN]
     if not shown:
         return
     with st.container(horizontal=True, gap="small"):

@@ -479,3 +479,13 @@ def test_real_photos_few_shot(rps_dir: Path, embedder):
         assert accuracy >= 0.7, f"{len(clf)} examples: accuracy {accuracy:.2f} (chance is 0.33)"
     ev = leave_one_out(five)  # leave-one-out on the 15 examples
     assert ev.n == 15 and ev.confusion.sum() == 15 and ev.accuracy >= 0.6
+
+
+def test_label_of_follows_an_example_through_move_and_remove():
+    clf = KNNClassifier()
+    first = clf.add(np.ones(4), "a")
+    assert clf.label_of(first) == "a" and clf.label_of(first + 1) is None and clf.label_of("x") is None
+    clf.move(first, "b")
+    assert clf.label_of(first) == "b"
+    clf.remove(first)
+    assert clf.label_of(first) is None

@@ -360,6 +360,12 @@ class KNNClassifier:
             self._classes.counts[index] += 1
             self.version += 1
 
+    def label_of(self, example_id: object) -> str | None:
+        """The class of a stored example; None when no example has this id."""
+        with self._lock:
+            store = self._store
+            return self._classes.names[store.class_of(int(example_id))] if store.has(example_id) else None
+
     def examples(self, label: str | None = None) -> list[Example]:
         """Stored examples in insertion order, all or those of one class."""
         with self._lock:

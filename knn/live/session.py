@@ -191,8 +191,7 @@ class LiveSession:
             self._check_class(label)
             latest = self._fresh_latest("Add")
             done = self._added
-            if done and done[0] is latest and done[1] == label \
-                    and any(e.example_id == done[2] for e in self._classifier.examples(label)):
+            if done and done[0] is latest and self._classifier.label_of(done[2]) == done[1] == label:
                 return done[2]
         jpeg = encode_jpeg(latest.crop, size=latest.crop.shape[0])
         vectors = _vectors(latest.embedder, latest.crop, latest.embedding, self.augment)
