@@ -735,7 +735,8 @@ def main() -> None:
     parser.add_argument("--no-teach", action="store_true",
                         help="--video handheld without teaching: answered frames and model passes, no follow times")
     parser.add_argument("--webrtc-log", type=Path, metavar="FILE",
-                        help="the app server's streamlit-webrtc (DEBUG) and aiortc (INFO) log lines into FILE")
+                        help="the app server's streamlit-webrtc (DEBUG) and aiortc (INFO) log lines into FILE, "
+                             "and each second's longest wait on its event loop into FILE with suffix .loop.log")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a `streamlit run` option for the server, e.g. runner.postScriptGC=true (A/B runs)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -749,7 +750,8 @@ def main() -> None:
               "env": {**base_env, **dict(e.split("=", 1) for e in args.env)}}
     if args.webrtc_log:
         server["env"].update(PYTHONPATH=str(Path(__file__).resolve().parent / "diag"),
-                             KNN_BENCH_WEBRTC_LOG=str(args.webrtc_log.resolve()))
+                             KNN_BENCH_WEBRTC_LOG=str(args.webrtc_log.resolve()),
+                             KNN_BENCH_LOOP_LOG=str(args.webrtc_log.resolve().with_suffix(".loop.log")))
     if args.report:
         saved = json.loads(args.report.read_text())
         if saved["runs"]:
