@@ -156,22 +156,23 @@ def init_session() -> None:
         st.stop()
     ss.live = LiveSession(embedder, classes=START_CLASSES, steady=serving().settings.steady)
     ss.slots, ss.next_slot, ss.messages, ss.message_seq = {}, 0, [], 0
-    clf = ss.live.classifier
-    ss.k, ss.threshold, ss.mirror, ss.augment = clf.k, 0.0, False, False
-    ss.record_seconds = RECORD_SECONDS
-    sync_backbone_widgets(embedder.backbone)
 
 
-def sync_backbone_widgets(backbone: str) -> None:
-    """Show `backbone` in the Backbone and Input widgets (after a start, a switch, a restore)."""
-    spec = get_backbone(backbone)
-    ss.network, ss.resolution = spec.network, spec.size
+# The Settings widgets take their defaults from the engine on every run and are never given values
+# through st.session_state: a widget the browser redraws without its state falls back to its
+# default, and a fixed default (the first backbone, k = 1) once switched a busy tab's backbone by
+# itself (docs/performance.md). To show the engine's new values, their state is dropped instead.
+
+def sync_backbone_widgets() -> None:
+    """Show the backbone in use in the Backbone and Input widgets (after a switch or a restore)."""
+    ss.pop("network", None)
+    ss.pop("resolution", None)
 
 
 def sync_settings() -> None:
-    """Put the classifier's own k and threshold into the widgets (after a project restore)."""
-    clf = live().classifier
-    ss.k, ss.threshold = clf.k, clf.unknown_threshold or 0.0
+    """Show the classifier's own k and threshold in the widgets (after a project restore)."""
+    ss.pop("k", None)
+    ss.pop("threshold", None)
 
 
 # ---- callbacks (run before the page, in the script thread) ---------------------------------------
@@ -220,7 +221,7 @@ def on_add(slot: int, label: str) -> None:
 
 @class_action
 def on_record(slot: int, label: str) -> None:
-    live().start_recording(label, float(ss.record_seconds))
+    live().start_recording(label, float(ss.get("record_seconds", RECORD_SECONDS)))
 
 
 @class_action
@@ -297,6 +298,12 @@ def on_move_example(example_id: int, label: str) -> None:
 
 
 @user_action
+def on_backbone_choice() -> None:
+    """The user chose another backbone or input: switched at the start of this run."""
+    ss.backbone_asked = True
+
+
+@user_action
 def on_k() -> None:
     live().set_k(int(ss.k))
 
@@ -357,7 +364,7 @@ def restore_if_asked() -> None:
         bar.empty()
     ss.slots = {}  # new classes, new widgets
     sync_settings()
-    sync_backbone_widgets(embedder.backbone)
+    sync_backbone_widgets()
     clf = session.classifier
     say("success", f"Restored {name}: {len(clf.classes)} classes, {len(clf)} examples ({embedder.backbone}).{note}")
     if dropped:
@@ -369,6 +376,8 @@ def restore_if_asked() -> None:
 def switch_backbone_if_asked() -> None:
     """The Backbone or Input setting changed: load that model and re-embed the stored examples."""
     session = live()
+    if not ss.pop("backbone_asked", False):
+        return
     wanted = get_backbone(ss.network).at(int(ss.resolution)).id
     if wanted == session.embedder.backbone:
         return
@@ -376,7 +385,7 @@ def switch_backbone_if_asked() -> None:
         embedder = embedder_for(wanted)
     except knn.WeightsUnavailable as exc:
         say("error", f"Cannot use {wanted}: {exc}")
-        sync_backbone_widgets(session.embedder.backbone)
+        sync_backbone_widgets()
         return
     bar = st.progress(0.0, text="Re-embedding the stored examples…")
     dropped = session.set_embedder(embedder, lambda fraction, text: bar.progress(fraction, text=text))
@@ -595,7 +604,7 @@ def quick_add() -> None:
                           shortcut=str(n), help=md(f"Add the current frame to “{label}” (key {n})"))
                 st.button("", icon=":material/radio_button_checked:", key=f"quick_record_{slot}", on_click=on_record, args=(slot,),
                           kwargs={"where": "main"}, shortcut=f"Shift+{n}",
-                          help=md(f"Record frames into “{label}” for {ss.record_seconds:g} s (Shift+{n})"))
+                          help=md(f"Record frames into “{label}” for {ss.get('record_seconds', RECORD_SECONDS):g} s (Shift+{n})"))
     if len(live().classifier.classes) > KEYED_CLASSES:
         st.caption(f"Classes after the {KEYED_CLASSES}th: Add and Record on their cards in the sidebar.")
 
@@ -736,31 +745,39 @@ def class_card(label: str, count: int, coached: Coaching | None) -> None:
 
 
 def settings() -> None:
-    st.number_input("k: neighbours that vote", min_value=1, max_value=50, step=1, key="k", on_change=on_k)
+    session = live()
+    current = get_backbone(session.embedder.backbone)
+    st.number_input("k: neighbours that vote", min_value=1, max_value=50, value=session.classifier.k, step=1,
+                    key="k", on_change=on_k)
     st.slider(
         "Unknown below similarity (0 = never unknown)",
         min_value=0.0,
         max_value=1.0,
+        value=float(session.classifier.unknown_threshold or 0.0),
         step=0.01,
         key="threshold",
         on_change=on_threshold,
     )
-    st.slider("Record for (seconds)", min_value=1.0, max_value=10.0, step=0.5, key="record_seconds")
+    st.slider("Record for (seconds)", min_value=1.0, max_value=10.0, value=RECORD_SECONDS, step=0.5,
+              key="record_seconds")
     st.selectbox(
         "Backbone",
         options=list(knn.BACKBONES),
         format_func=lambda b: knn.BACKBONES[b].label,
+        index=list(knn.BACKBONES).index(current.network),
         key="network",
+        on_change=on_backbone_choice,
         help="Switching re-embeds every stored example from its stored image",
     )
-    st.radio("Input", options=list(RESOLUTIONS), key="resolution", horizontal=True,
+    st.radio("Input", options=list(RESOLUTIONS), index=list(RESOLUTIONS).index(current.size), key="resolution",
+             on_change=on_backbone_choice, horizontal=True,
              format_func=lambda size: f"{RESOLUTIONS[size]} ({size} px)",
              help="Accurate sees 320×320 pixels instead of 224×224: twice the work per frame, better with "
                   "several examples per class of detailed objects (README's few-shot table)")
-    st.toggle("Augment new examples", key="augment", on_change=on_augment,
+    st.toggle("Augment new examples", value=session.augment, key="augment", on_change=on_augment,
               help="Store each new example with its mirror and five crops (12 vectors): it is also recognised "
                    "a little off-centre or mirrored. Each Add then costs 12 embeddings.")
-    st.toggle("Mirror the preview", key="mirror", on_change=on_mirror)
+    st.toggle("Mirror the preview", value=session.mirror, key="mirror", on_change=on_mirror)
 
 
 def project() -> None:
