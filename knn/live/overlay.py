@@ -66,25 +66,30 @@ def overlay(
 ) -> av.VideoFrame:
     """The frame with a caption banner across its top (and a confidence bar), as a new yuv420p frame.
 
-    The camera's frames arrive as yuv420p and aiortc encodes yuv420p, so the banner is written
-    into the Y, U and V planes directly: a copy of the planes, the banner's rows replaced by a
-    cached, pre-converted image of it, and a new frame.
+    The camera's frames arrive as yuv420p and aiortc encodes yuv420p, so each plane of a new frame
+    gets the camera's rows under the banner and the rows of a cached, pre-converted image of the
+    banner above: one copy of the picture, no conversion (`to_ndarray`/`from_ndarray` made three).
+    Most answered frames are captioned on the event loop, so this is paid there per frame.
     """
     width, height = frame.width, frame.height
     if width % 2 or height % 2:  # 4:2:0 planes need even sizes; cameras give them, but be safe
         return _draw(frame.to_ndarray(format="rgb24"), text, fraction, colour, mirror)
     if frame.format.name != "yuv420p":
         frame = frame.reformat(format="yuv420p")
-    planes = frame.to_ndarray()  # a new array: all of Y, then U, then V
-    y, u, v = _yuv_views(planes, width, height)
-    if mirror:  # the picture, not the banner
-        for plane in (y, u, v):
-            plane[:] = plane[:, ::-1]
-    band_y, band_u, band_v = _banner(text, None if fraction is None else round(fraction * 100), colour, width, _band(height))
-    y[: len(band_y)] = band_y
-    u[: len(band_u)] = band_u
-    v[: len(band_v)] = band_v
-    return av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    out = av.VideoFrame(width, height, "yuv420p")
+    banner = _banner(text, None if fraction is None else round(fraction * 100), colour, width, _band(height))
+    for source, target, band in zip(frame.planes, out.planes, banner):
+        picture, rows = _rows(source), _rows(target)
+        below = picture[len(band):]
+        rows[len(band):] = below[:, ::-1] if mirror else below  # mirror the picture, not the banner
+        rows[: len(band)] = band
+    return out
+
+
+def _rows(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """A plane's pixels as a (height, width) array over its buffer (rows may be padded)."""
+    flat = np.frombuffer(plane, np.uint8, count=plane.line_size * plane.height)
+    return flat.reshape(plane.height, plane.line_size)[:, : plane.width]
 
 
 def _yuv_views(planes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
