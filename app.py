@@ -22,6 +22,7 @@ import knn
 from knn.core.project import MAX_PROJECT_BYTES, load_project, project_bytes
 from knn.core.limits import MAX_CLASSES, MAX_IMAGE_BYTES
 from knn.core.coach import Coaching, Suspect
+from knn.live.pipeline import ANSWER_SIZE
 from knn.live.session import RECORD_SECONDS, LiveSession, Snapshot, streaming_sessions
 from knn.core.project import read_project_meta
 from knn.model.backbones import RESOLUTIONS, get_backbone
@@ -564,6 +565,9 @@ def stats_table(snap: Snapshot) -> None:
             f"{s.frames_received} · {s.frames_processed} · {s.frames_reused} · {s.frames_dropped}",
         "embedding time p50 · p95": f"{_ms(s.embed_ms_p50)} · {_ms(s.embed_ms_p95)}",
         "KNN time p50 · p95": f"{_ms(s.knn_ms_p50)} · {_ms(s.knn_ms_p95)}",
+        # knn.live.answer_size: many cameras on this process send the captioned video back smaller
+        "video sent back": f"half size ({ANSWER_SIZE.cameras} cameras on this server)" if ANSWER_SIZE.halved()
+                           else "the camera's size",
         "examples stored": f"{snap.n_examples} ({store / 1024**2:.1f} MB of embeddings)",
         "process memory": f"{rss / 1024**2:.0f} MB",
     }

@@ -123,3 +123,24 @@ def test_the_newest_result_replaces_one_not_taken_and_an_end_is_read_once():
     assert asyncio.run(run()) is a
     assert track.readyState == "live"
     assert b.pts < a.pts
+
+
+def test_answers_go_back_at_half_size_while_many_cameras_stream(embedder):
+    """knn.live.answer_size, through the process's own ANSWER_SIZE: above the cameras-per-core limit
+    both kinds of answer (the model's and a still frame's reused one) are half the camera's size."""
+    from knn.live.answer_size import CAMERAS_PER_CORE
+    from knn.live.pipeline import ANSWER_SIZE
+
+    session = LiveSession(embedder, classes=["red"], worker=ModelWorker("test-half"))
+    try:
+        ANSWER_SIZE.set_cameras_per_core(1e-6)  # one camera is already too many
+        half = asyncio.run(_stream(session, Camera(), 1.5))
+        stats = session.snapshot().stats
+        assert stats.frames_processed >= 1 and stats.frames_reused >= 10  # both kinds were sent
+        ANSWER_SIZE.set_cameras_per_core(0)  # never halved
+        full = asyncio.run(_stream(session, Camera(), 1.0))
+    finally:
+        ANSWER_SIZE.set_cameras_per_core(CAMERAS_PER_CORE)
+    width, height = solid(RED).width, solid(RED).height
+    assert half and {(f.width, f.height) for f in half} == {(width // 2, height // 2)}
+    assert full and {(f.width, f.height) for f in full} == {(width, height)}

@@ -63,23 +63,27 @@ def overlay(
     fraction: float | None,
     colour: tuple[int, int, int],
     mirror: bool,
+    half: bool = False,
 ) -> av.VideoFrame:
-    """The frame with a caption banner across its top (and a confidence bar), as a new yuv420p frame.
+    """The frame with a caption banner across its top (and a confidence bar), as a new yuv420p frame
+    (at half width and height with `half`: knn.live.answer_size).
 
     The camera's frames arrive as yuv420p and aiortc encodes yuv420p, so each plane of a new frame
     gets the camera's rows under the banner and the rows of a cached, pre-converted image of the
     banner above: one copy of the picture, no conversion (`to_ndarray`/`from_ndarray` made three).
     Most answered frames are captioned on the event loop, so this is paid there per frame.
     """
-    width, height = frame.width, frame.height
-    if width % 2 or height % 2:  # 4:2:0 planes need even sizes; cameras give them, but be safe
+    if frame.width % 2 or frame.height % 2:  # 4:2:0 planes need even sizes; cameras give them, but be safe
         return _draw(frame.to_ndarray(format="rgb24"), text, fraction, colour, mirror)
     if frame.format.name != "yuv420p":
         frame = frame.reformat(format="yuv420p")
+    step = 2 if half else 1  # every other pixel and row: a quarter of the copying, no scaler
+    width, height = frame.width // (2 * step) * 2, frame.height // (2 * step) * 2
     out = av.VideoFrame(width, height, "yuv420p")
     banner = _banner(text, None if fraction is None else round(fraction * 100), colour, width, _band(height))
     for source, target, band in zip(frame.planes, out.planes, banner):
-        picture, rows = _rows(source), _rows(target)
+        rows = _rows(target)
+        picture = _rows(source)[: rows.shape[0] * step : step, : rows.shape[1] * step : step]
         below = picture[len(band):]
         rows[len(band):] = below[:, ::-1] if mirror else below  # mirror the picture, not the banner
         rows[: len(band)] = band

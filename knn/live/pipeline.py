@@ -32,6 +32,7 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from .answer_size import AnswerSize
 from .overlay import FAILED_COLOUR, SWITCHING, Caption, model_input, overlay
 from .stats import Answer as StatsAnswer
 from .stats import CaptureClock, Stats, StatsSummary
@@ -43,6 +44,22 @@ _IDS = itertools.count(1)
 
 VIDEO_CLOCK_RATE = 90_000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+MAX_FRAME_AGE = 3.0
+"""Seconds after its last frame that a camera still counts as streaming; Add refuses an older
+frame (the camera has stopped, and the user would not expect it)."""
+
+_PIPELINES: weakref.WeakSet[FramePipeline] = weakref.WeakSet()
+
+
+def streaming_cameras() -> int:
+    """How many pipelines in this process received a camera frame in the last `MAX_FRAME_AGE` s."""
+    now = time.monotonic()
+    times = (p.last_arrival for p in list(_PIPELINES))
+    return sum(1 for t in times if t is not None and now - t <= MAX_FRAME_AGE)
+
+
+ANSWER_SIZE = AnswerSize(streaming_cameras)
+"""The process's answer size (knn.live.answer_size): half while many cameras stream here."""
 
 
 class EmbedderLike(Protocol):
@@ -93,8 +110,10 @@ class FramePipeline:
     """
 
     def __init__(self, consumer: FrameConsumer, worker: ModelWorker = MODEL_WORKER,
-                 clock: Callable[[], float] = time.monotonic, steady: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic, steady: bool = True,
+                 answer_size: AnswerSize = ANSWER_SIZE) -> None:
         self.id = next(_IDS)
+        self._answer_size = answer_size
         # Back-references are weak: with no reference cycle, a closed session is freed as soon as
         # Streamlit lets it go, even if a frozen garbage collection never looks at it again.
         self._consumer = weakref.ref(consumer)
@@ -113,6 +132,7 @@ class FramePipeline:
         self.mirror = False
         self.sink = CameraSink(self)
         self.output = ResultTrack(weakref.WeakMethod(self._sent))
+        _PIPELINES.add(self)
 
     # ---- the camera's side: aiortc's event loop ----------------------------------------------
 
@@ -167,7 +187,7 @@ class FramePipeline:
             if result is None or not publish:
                 return
             caption, label, answered = result
-            out = overlay(frame, *caption, self.mirror)
+            out = overlay(frame, *caption, self.mirror, half=self._answer_size.halved())
             done = _Result(frame.time, True, label, frame.time) if answered else _Result(None, None, None, None)
         except Exception as exc:
             out, done = self._failed(consumer, frame, exc), _Result(frame.time, None, None, None)
@@ -200,7 +220,7 @@ class FramePipeline:
     def _answer_again(self, frame: av.VideoFrame, answer: Answer, arrived: float) -> None:
         """Caption a still frame with the answer the model gave a frame just like it."""
         try:
-            out = overlay(frame, *answer.caption, self.mirror)
+            out = overlay(frame, *answer.caption, self.mirror, half=self._answer_size.halved())
         except Exception as exc:
             consumer = self._consumer()
             if consumer is not None:

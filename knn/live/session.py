@@ -29,15 +29,13 @@ from ..core.limits import MAX_IMAGE_BYTES
 from ..model.child import Progress
 from .analysis import Analysis
 from .overlay import Caption, caption
-from .pipeline import EmbedderLike, FramePipeline
+from .pipeline import MAX_FRAME_AGE, EmbedderLike, FramePipeline, streaming_cameras
 from .recording import Recording
 from .stats import StatsSummary
 from .worker import MODEL_WORKER, ModelWorker
 
 RECORD_SECONDS = 3.0
 """How long the Record button captures frames by default."""
-MAX_FRAME_AGE = 3.0
-"""Add refuses a frame older than this: the camera has stopped and the user would not expect it."""
 EMBED_BATCH = 16
 """Images embedded per call when re-embedding or adding uploads: bounds memory, allows progress."""
 
@@ -52,9 +50,7 @@ def live_sessions() -> list[LiveSession]:
 
 def streaming_sessions() -> int:
     """How many sessions in this process received a camera frame in the last `MAX_FRAME_AGE` s."""
-    now = time.monotonic()
-    times = (s.pipeline.last_arrival for s in list(_SESSIONS))
-    return sum(1 for t in times if t is not None and now - t <= MAX_FRAME_AGE)
+    return streaming_cameras()  # one camera per session
 
 
 class LiveError(ValueError):

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from ..live.answer_size import CAMERAS_PER_CORE
+
 TRANSPORT_POLICIES = ("all", "relay")
 """W3C RTCIceTransportPolicy values: any candidate, or only a TURN relay's."""
 MIN_VIDEO_BITRATE = 150_000
@@ -40,6 +42,8 @@ VARIABLES = (
     ("KNN_STEADY", "1", "`1`: a camera frame that barely differs from the last one the model saw reuses its "
      "prediction (the model still sees each camera twice a second); `0`: every frame goes to the model, "
      "for scenes whose smallest changes must show at once"),
+    ("KNN_CAMERAS_PER_CORE", "2", "above this many streaming cameras per core, the captioned video goes back at "
+     "half width and height (its encode is the server's largest cost per frame); `0`: always the camera's size"),
     ("KNN_METRICS_FILE", "none", "write the process's live metrics to this JSON file"),
     ("KNN_METRICS_INTERVAL", "1", "seconds between two metrics snapshots"),
     ("KNN_WEIGHTS_DIR", "none", "a folder of `<backbone>_no_top.weights.h5` files (read by the engine)"),
@@ -63,7 +67,8 @@ class Settings:
         ice_transport_policy: "all" or "relay" (`TRANSPORT_POLICIES`).
         backbone: the backbone id sessions start with, or None for the best available.
         threads: LiteRT threads per invoke; None for one per core.
-        gc_seconds, min_bitrate, max_bitrate, steady, metrics_file, metrics_interval: as `VARIABLES` says.
+        gc_seconds, min_bitrate, max_bitrate, steady, cameras_per_core, metrics_file, metrics_interval:
+            as `VARIABLES` says.
         problems: one message per variable whose value was refused (its default is used).
     """
 
@@ -75,6 +80,7 @@ class Settings:
     min_bitrate: int = MIN_VIDEO_BITRATE
     max_bitrate: int = MAX_VIDEO_BITRATE
     steady: bool = True
+    cameras_per_core: float = CAMERAS_PER_CORE
     metrics_file: Path | None = None
     metrics_interval: float = 1.0
     problems: tuple[str, ...] = field(default=(), compare=False)
@@ -102,6 +108,7 @@ class Settings:
         read("KNN_MIN_BITRATE", "min_bitrate", lambda t: _number(t, int, 0))
         read("KNN_MAX_BITRATE", "max_bitrate", lambda t: _number(t, int, 0))
         read("KNN_STEADY", "steady", _flag)
+        read("KNN_CAMERAS_PER_CORE", "cameras_per_core", lambda t: _number(t, float, 0))
         read("KNN_METRICS_FILE", "metrics_file", Path)
         read("KNN_METRICS_INTERVAL", "metrics_interval", lambda t: _number(t, float, 0.05))
         servers = values.get("ice_servers")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from ..live.pipeline import ANSWER_SIZE
 from .memory import fix_mmap_threshold, start_periodic_gc
 from .settings import Settings
 
@@ -46,6 +47,7 @@ def start(settings: Settings) -> Started:
     floored = settings.min_bitrate > 0 and floor_receive_bitrate(settings.min_bitrate)
     server_relay = settings.ice_transport_policy == "relay" and keep_server_transport_policy()
     capped = settings.max_bitrate > 0 and cap_send_bitrate(settings.max_bitrate)
+    ANSWER_SIZE.set_cameras_per_core(settings.cameras_per_core)
     if settings.metrics_file is not None:
         from .metrics import start_writer
 
