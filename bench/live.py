@@ -240,7 +240,10 @@ def open_sessions(p, app, video: Path, n: int, ramp: list | None = None, teach: 
                and states.append((round(time.time(), 2), msg.text)))
         for slot, files in (teach or {}).items():
             teach_class(page, slot, files)
-        page.start_camera()
+        try:
+            page.start_camera()
+        except AssertionError as exc:  # an overloaded machine: the tab counts, with what it got
+            print(f"tab {k}: the camera did not start ({str(exc).splitlines()[0]})", file=sys.stderr, flush=True)
         pages.append(page)
         if ramp is not None:
             time.sleep(RAMP_SETTLE)
