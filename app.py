@@ -566,8 +566,8 @@ def stats_table(snap: Snapshot) -> None:
         "embedding time p50 · p95": f"{_ms(s.embed_ms_p50)} · {_ms(s.embed_ms_p95)}",
         "KNN time p50 · p95": f"{_ms(s.knn_ms_p50)} · {_ms(s.knn_ms_p95)}",
         # knn.live.answer_size: many cameras on this process send the captioned video back smaller
-        "video sent back": f"half size ({ANSWER_SIZE.cameras} cameras on this server)" if ANSWER_SIZE.halved()
-                           else "the camera's size",
+        "video sent back": f"half size ({ANSWER_SIZE.cameras} cameras on this server process)"
+                           if ANSWER_SIZE.halved() else "the camera's size",
         "examples stored": f"{snap.n_examples} ({store / 1024**2:.1f} MB of embeddings)",
         "process memory": f"{rss / 1024**2:.0f} MB",
     }
