@@ -483,3 +483,23 @@ def test_a_frame_between_two_classes_asks_where_it_belongs(at):
     assert len(undecided) == 2
     undecided[0].click().run()
     assert sum(at.session_state.live.classifier.counts().values()) == 5
+
+
+def test_the_settings_widgets_default_to_what_the_engine_uses(at):
+    """A widget the browser redraws without its state falls back to its default, so each Settings
+    widget's default is the engine's value: such a redraw can neither change k nor switch the
+    backbone (a busy tab once switched itself to the first backbone this way)."""
+    from knn.model.backbones import RESOLUTIONS
+
+    at.number_input(key="k").set_value(5).run()
+    at.slider(key="threshold").set_value(0.4).run()
+    at.toggle(key="mirror").set_value(True).run()
+    live = at.session_state.live
+    current = get_backbone(live.embedder.backbone)
+    assert live.classifier.k == 5 and at.number_input(key="k").proto.default == 5
+    assert list(at.slider(key="threshold").proto.default) == [pytest.approx(0.4)]
+    assert at.toggle(key="mirror").proto.default is True
+    assert list(knn.BACKBONES)[at.selectbox(key="network").proto.default] == current.network
+    assert list(RESOLUTIONS)[at.radio(key="resolution").proto.default] == current.size
+    at.run()  # a rerun with no action switches nothing
+    assert at.session_state.live.embedder.backbone == current.id
