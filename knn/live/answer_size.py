@@ -8,23 +8,16 @@ short. The model still sees the whole camera frame; only the picture sent back i
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Callable
+
+from ..model.embedder import cores as process_cores
 
 CAMERAS_PER_CORE = 2
 """Streaming cameras per core up to which answers keep the camera's size (docs/scaling.md)."""
 CHECK_SECONDS = 1.0
 """How often the count of streaming cameras is taken again (it walks every session)."""
-
-
-def cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class AnswerSize:
@@ -33,7 +26,7 @@ class AnswerSize:
     def __init__(self, streaming_cameras: Callable[[], int], cores: int | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._count = streaming_cameras
-        self._cores = cores or globals()["cores"]()
+        self._cores = cores or process_cores()
         self.limit = CAMERAS_PER_CORE * self._cores
         self._clock = clock
         self._lock = threading.Lock()
