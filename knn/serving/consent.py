@@ -1,0 +1,101 @@
+"""An adaptation of aioice: the answer to a consent check may come late and still count.
+
+Each WebRTC peer keeps asking the other whether it still wants its packets (ICE consent freshness,
+RFC 7675). aioice 0.13 sends the server's check every 4-6 s, waits 0.5 s for the answer, never sends
+a check twice, and ends the connection after six checks in a row without an answer in time. On a
+busy server the browser's answer waits in the server's socket queue behind a second or more of
+video (the event loop reads one datagram per callback), or a full queue drops it; then every check
+fails and some 30 s later the server ends streams that are still flowing: in an eight-tab
+`bench/live.py` run, three tabs' streams at the same second ("Consent to send expired",
+docs/performance.md). RFC 7675 counts an answer to any check sent in the last 30 s.
+
+`patient_consent` makes aioice's connections use a `StunProtocol` subclass that sends a consent
+check up to `1 + CONSENT_RETRANSMISSIONS` times on aioice's own back-off (0, 0.5, 1.5, 3.5 s) and
+takes an answer until 7.5 s after the first try, after checking that the installed aioice is a
+version this was read against and that its consent check is the only request that asks for a
+single try; otherwise it logs one warning and aioice stays as it is. A peer that has really gone is
+then given up after about 75 s instead of 30 (its Streamlit session ends sooner).
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+from types import ModuleType
+
+_LOG = logging.getLogger(__name__)
+
+CHECKED_AIOICE = ("0.13.0",)
+"""aioice versions whose consent check this was read against."""
+CONSENT_RETRANSMISSIONS = 3
+"""Tries after the first for a consent check: answers count until 0.5 * (2**4 - 1) = 7.5 s."""
+REQUEST_PARAMETERS = ["self", "request", "addr", "integrity_key", "retransmissions"]
+SINGLE_TRY = "retransmissions=0"
+
+
+def check_consent(version: str, ice: ModuleType) -> list[str]:
+    """What keeps `patient_consent` from applying to this aioice; empty when it fits."""
+    problems = []
+    if version not in CHECKED_AIOICE:
+        problems.append(f"aioice {version} is not a version this was checked against ({', '.join(CHECKED_AIOICE)})")
+    protocol = getattr(ice, "StunProtocol", None)
+    request = getattr(protocol, "request", None)
+    if not callable(request):
+        problems.append("aioice.ice.StunProtocol.request is missing")
+    elif list(inspect.signature(request).parameters) != REQUEST_PARAMETERS:
+        problems.append(f"StunProtocol.request takes {list(inspect.signature(request).parameters)}, "
+                        f"expected {REQUEST_PARAMETERS}")
+    consent_source, module_source = _source(getattr(getattr(ice, "Connection", None), "query_consent", None)), _source(ice)
+    if consent_source is None or module_source is None:
+        problems.append("the source of aioice.ice or of its Connection.query_consent is missing")
+    if consent_source is not None and SINGLE_TRY not in consent_source:
+        problems.append("aioice's consent check no longer asks for a single try")
+    if module_source is not None:
+        if module_source.count(SINGLE_TRY) > 1:
+            problems.append("another aioice request than the consent check asks for a single try")
+        if "StunProtocol(self)" not in module_source:
+            problems.append("aioice's connections no longer build their sockets' protocol as StunProtocol")
+    return problems
+
+
+def _source(obj: object) -> str | None:
+    try:
+        return inspect.getsource(obj)
+    except (TypeError, OSError):
+        return None
+
+
+def patient_consent(retransmissions: int = CONSENT_RETRANSMISSIONS, *, version: str | None = None,
+                    ice: ModuleType | None = None) -> bool:
+    """Make the consent checks of aioice connections made from now on wait for late answers
+    (idempotent; the last call's count wins). The keyword arguments name what to adapt (the
+    installed aioice by default; tests pass others). Returns True if it applies, False (after one
+    logged warning) if aioice is left stock."""
+    if version is None or ice is None:
+        import aioice
+        from aioice import ice as aioice_ice
+
+        version, ice = aioice.__version__, aioice_ice
+    problems = check_consent(version, ice)
+    if problems:
+        _LOG.warning("A late answer to a consent check still ends a stream (%s); aioice is left as it is.",
+                     "; ".join(problems))
+        return False
+    ice.StunProtocol = patient_protocol(ice.StunProtocol, retransmissions)
+    return True
+
+
+def patient_protocol(protocol: type, retransmissions: int) -> type:
+    """A subclass of aioice's `StunProtocol` whose single-try requests (the consent checks) get
+    `retransmissions` more tries."""
+    base = getattr(protocol, "stock", protocol)  # applying twice subclasses once
+
+    class PatientConsentStunProtocol(base):
+        stock = base
+        consent_retransmissions = retransmissions
+
+        async def request(self, request, addr, integrity_key=None, retransmissions=None):
+            if retransmissions == 0:
+                retransmissions = self.consent_retransmissions
+            return await super().request(request, addr, integrity_key, retransmissions)
+
+    return PatientConsentStunProtocol
