@@ -48,7 +48,10 @@ count twice, first with every frame sent to the model (KNN_STEADY=0), for the ra
 passes within one run.
 
 Run it on a quiet machine (`uptime` load well under 1): the browser shares the cores with the
-server. Results are also written as JSON to bench/results/live-*.json.
+server. `--server-nice -10` (root) runs the server before the tabs on those cores: the tabs stand
+for users' own machines, which take no CPU from a real server, and without it the scheduler gives
+the server's event loop, one thread among Chromium's many, a fraction of a core
+(docs/performance.md). Results are also written as JSON to bench/results/live-*.json.
 """
 from __future__ import annotations
 
@@ -747,13 +750,16 @@ def main() -> None:
                         help="a `streamlit run` option for the server, e.g. runner.postScriptGC=true (A/B runs)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="an environment variable for the server (A/B runs)")
+    parser.add_argument("--server-nice", type=int, default=0, metavar="N",
+                        help="run the app server at niceness N (negative: before the browser's tabs, which "
+                             "stand for users' own machines; needs root)")
     args = parser.parse_args()
     # The app's default backbone (MobileNetV2) from ../shared/models, as the tests have it; never a download.
     base_env = {"KNN_OFFLINE": "1"}
     if (SHARED / "models").is_dir():
         base_env["KNN_WEIGHTS_DIR"] = str(SHARED / "models")
     server = {"options": dict(o.split("=", 1) for o in args.option),
-              "env": {**base_env, **dict(e.split("=", 1) for e in args.env)}}
+              "env": {**base_env, **dict(e.split("=", 1) for e in args.env)}, "nice": args.server_nice}
     if args.webrtc_log:
         server["env"].update(PYTHONPATH=str(Path(__file__).resolve().parent / "diag"),
                              KNN_BENCH_WEBRTC_LOG=str(args.webrtc_log.resolve()),
@@ -795,15 +801,15 @@ def main() -> None:
     out = RESULTS / f"live-{args.label or stamp}.json"
     out.write_text(json.dumps({"args": vars(args), "load_at_start": load, "runs": results, "soak": soak,
                                "balanced": balanced}, indent=1, default=str))
+    extra = " ".join(f"--{k} {v}" for k, v in [*(("option", o) for o in args.option), *(("env", e) for e in args.env),
+                                               *([("server-nice", args.server_nice)] if args.server_nice else [])])
     if results:
-        extra = " ".join(f"--{k} {v}" for k, v in [*(("option", o) for o in args.option), *(("env", e) for e in args.env)])
         print(f"\nLive sessions, {args.seconds:.0f} s each after {args.warmup:.0f} s warm-up "
               f"(load average {load:.2f} at the start){' with ' + extra if extra else ''}\n")
         print(sessions_tables(results))
         print("\nAnswered frames, model passes and how fast the prediction followed each change of class\n")
         print(steady_table(results))
     if balanced:
-        extra = " ".join(f"--{k} {v}" for k, v in [*(("option", o) for o in args.option), *(("env", e) for e in args.env)])
         print(f"\nThrough HAProxy (deploy/haproxy/haproxy.cfg), {args.seconds:.0f} s each after {args.warmup:.0f} s "
               f"warm-up (load average {load:.2f} at the start){' with ' + extra if extra else ''}\n")
         print(balanced_table(balanced))
