@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 
+from .checks import unchecked_version
+
 _LOG = logging.getLogger(__name__)
 
 CHECKED_STREAMLIT_WEBRTC = ("0.79.0",)
@@ -31,10 +33,7 @@ CONTEXT_CLASS = "WebRtcStreamerContext"
 
 def check_context(version: str, context_class: type) -> list[str]:
     """What keeps `forget_last_draw` from applying; empty when it fits."""
-    problems = []
-    if version not in CHECKED_STREAMLIT_WEBRTC:
-        problems.append(f"streamlit-webrtc {version} is not a version this was checked against "
-                        f"({', '.join(CHECKED_STREAMLIT_WEBRTC)})")
+    problems = unchecked_version("streamlit-webrtc", version, CHECKED_STREAMLIT_WEBRTC)
     if context_class.__name__ != CONTEXT_CLASS or ATTRIBUTE not in getattr(context_class, "__annotations__", {}):
         problems.append(f"streamlit_webrtc.component.{CONTEXT_CLASS} no longer declares {ATTRIBUTE}")
     return problems

@@ -22,6 +22,8 @@ import inspect
 import logging
 from types import ModuleType
 
+from .checks import changed_signature, unchecked_version
+
 _LOG = logging.getLogger(__name__)
 
 CHECKED_AIOICE = ("0.13.0",)
@@ -34,16 +36,9 @@ SINGLE_TRY = "retransmissions=0"
 
 def check_consent(version: str, ice: ModuleType) -> list[str]:
     """What keeps `patient_consent` from applying to this aioice; empty when it fits."""
-    problems = []
-    if version not in CHECKED_AIOICE:
-        problems.append(f"aioice {version} is not a version this was checked against ({', '.join(CHECKED_AIOICE)})")
-    protocol = getattr(ice, "StunProtocol", None)
-    request = getattr(protocol, "request", None)
-    if not callable(request):
-        problems.append("aioice.ice.StunProtocol.request is missing")
-    elif list(inspect.signature(request).parameters) != REQUEST_PARAMETERS:
-        problems.append(f"StunProtocol.request takes {list(inspect.signature(request).parameters)}, "
-                        f"expected {REQUEST_PARAMETERS}")
+    problems = [*unchecked_version("aioice", version, CHECKED_AIOICE),
+                *changed_signature("aioice.ice.StunProtocol.request",
+                                   getattr(getattr(ice, "StunProtocol", None), "request", None), REQUEST_PARAMETERS)]
     consent_source, module_source = _source(getattr(getattr(ice, "Connection", None), "query_consent", None)), _source(ice)
     if consent_source is None or module_source is None:
         problems.append("the source of aioice.ice or of its Connection.query_consent is missing")

@@ -22,6 +22,7 @@ import logging
 from types import ModuleType
 from typing import Callable, Protocol
 
+from .checks import unchecked_version
 from .settings import Settings
 
 _LOG = logging.getLogger(__name__)
@@ -52,10 +53,7 @@ def camera_rtc(servers: list[dict] | None, started: StartedLike) -> dict[str, di
 
 def check_server_policy(version: str, component: ModuleType, config: ModuleType) -> list[str]:
     """What keeps `keep_server_transport_policy` from applying; empty when it fits."""
-    problems = []
-    if version not in CHECKED_STREAMLIT_WEBRTC:
-        problems.append(f"streamlit-webrtc {version} is not a version this was checked against "
-                        f"({', '.join(CHECKED_STREAMLIT_WEBRTC)})")
+    problems = unchecked_version("streamlit-webrtc", version, CHECKED_STREAMLIT_WEBRTC)
     used = getattr(component, "compile_rtc_configuration", None)
     if used is not getattr(config, "compile_rtc_configuration", None) and not hasattr(used, "keeps_policy"):
         problems.append("streamlit_webrtc.component no longer builds the server's configuration with "

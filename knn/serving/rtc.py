@@ -24,11 +24,11 @@ the same kind of version check (`check_sender`).
 """
 from __future__ import annotations
 
-import inspect
 import logging
 from functools import lru_cache
 from types import ModuleType
 
+from .checks import changed_signature, unchecked_version
 from .settings import MAX_VIDEO_BITRATE, MIN_VIDEO_BITRATE
 
 _LOG = logging.getLogger(__name__)
@@ -40,16 +40,10 @@ ADD_PARAMETERS = ["self", "arrival_time_ms", "abs_send_time", "payload_size", "s
 
 def check_estimator(version: str, rate: ModuleType, receiver: ModuleType) -> list[str]:
     """What keeps the floor from applying to this aiortc; empty when it fits."""
-    problems = []
-    if version not in CHECKED_AIORTC:
-        problems.append(f"aiortc {version} is not a version this was checked against ({', '.join(CHECKED_AIORTC)})")
     estimator = getattr(rate, "RemoteBitrateEstimator", None)
-    add = getattr(estimator, "add", None)
-    if not callable(add):
-        problems.append("aiortc.rate.RemoteBitrateEstimator.add is missing")
-    elif list(inspect.signature(add).parameters) != ADD_PARAMETERS:
-        problems.append(f"RemoteBitrateEstimator.add takes {list(inspect.signature(add).parameters)}, "
-                        f"expected {ADD_PARAMETERS}")
+    problems = [*unchecked_version("aiortc", version, CHECKED_AIORTC),
+                *changed_signature("aiortc.rate.RemoteBitrateEstimator.add", getattr(estimator, "add", None),
+                                   ADD_PARAMETERS)]
     built = getattr(receiver, "RemoteBitrateEstimator", None)
     if built is not estimator and not (isinstance(built, type) and getattr(built, "floor_bps", None)):
         problems.append("aiortc.rtcrtpreceiver no longer builds aiortc.rate.RemoteBitrateEstimator")
@@ -97,9 +91,7 @@ def floored_estimator(estimator: type, bps: int) -> type:
 
 def check_sender(version: str, codecs: ModuleType, sender: ModuleType) -> list[str]:
     """What keeps the ceiling from applying to this aiortc; empty when it fits."""
-    problems = []
-    if version not in CHECKED_AIORTC:
-        problems.append(f"aiortc {version} is not a version this was checked against ({', '.join(CHECKED_AIORTC)})")
+    problems = unchecked_version("aiortc", version, CHECKED_AIORTC)
     stock = getattr(codecs, "get_encoder", None)
     if not callable(stock):
         problems.append("aiortc.codecs.get_encoder is missing")
