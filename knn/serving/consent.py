@@ -14,7 +14,7 @@ check up to `1 + CONSENT_RETRANSMISSIONS` times on aioice's own back-off (0, 0.5
 takes an answer until 7.5 s after the first try, after checking that the installed aioice is a
 version this was read against and that its consent check is the only request that asks for a
 single try; otherwise it logs one warning and aioice stays as it is. A peer that has really gone is
-then given up after about 75 s instead of 30 (its Streamlit session ends sooner).
+then given up after about 75 s instead of 30.
 """
 from __future__ import annotations
 
