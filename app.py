@@ -22,8 +22,8 @@ import knn
 from knn.core.project import MAX_PROJECT_BYTES, load_project, project_bytes
 from knn.core.limits import MAX_CLASSES, MAX_IMAGE_BYTES
 from knn.core.coach import Coaching, Suspect
-from knn.live.pipeline import ANSWER_SIZE
-from knn.live.session import RECORD_SECONDS, LiveSession, Snapshot, streaming_sessions
+from knn.live.pipeline import ANSWER_SIZE, streaming_cameras
+from knn.live.session import RECORD_SECONDS, LiveSession, Snapshot
 from knn.core.project import read_project_meta
 from knn.model.backbones import RESOLUTIONS, get_backbone
 from knn.model.choice import BackboneChoice, choose_backbone
@@ -478,7 +478,7 @@ def guidance(snap: Snapshot) -> None:
 
 
 def panel_period() -> float:
-    return BUSY_REFRESH_SECONDS if streaming_sessions() > BUSY_SESSIONS else REFRESH_SECONDS
+    return BUSY_REFRESH_SECONDS if streaming_cameras() > BUSY_SESSIONS else REFRESH_SECONDS
 
 
 def live_panel() -> None:

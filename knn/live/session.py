@@ -29,7 +29,7 @@ from ..core.limits import MAX_IMAGE_BYTES
 from ..model.child import Progress
 from .analysis import Analysis
 from .overlay import Caption, caption
-from .pipeline import MAX_FRAME_AGE, EmbedderLike, FramePipeline, streaming_cameras
+from .pipeline import MAX_FRAME_AGE, EmbedderLike, FramePipeline
 from .recording import Recording
 from .stats import StatsSummary
 from .worker import MODEL_WORKER, ModelWorker
@@ -46,11 +46,6 @@ _SESSION_IDS = itertools.count(1)
 def live_sessions() -> list[LiveSession]:
     """The LiveSession objects alive in this process, oldest first."""
     return sorted(list(_SESSIONS), key=lambda s: s.id)
-
-
-def streaming_sessions() -> int:
-    """How many sessions in this process received a camera frame in the last `MAX_FRAME_AGE` s."""
-    return streaming_cameras()  # one camera per session
 
 
 class LiveError(ValueError):
