@@ -11,9 +11,10 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import SHARED  # noqa: E402
 from knn.live.overlay import overlay  # noqa: E402
 
-PHOTO = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "rps" / "rock"
+PHOTO = SHARED / "data" / "rps" / "rock"
 
 
 def camera_frames(width: int, height: int, n: int) -> list[av.VideoFrame]:

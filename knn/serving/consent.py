@@ -39,7 +39,8 @@ def check_consent(version: str, ice: ModuleType) -> list[str]:
     problems = [*unchecked_version("aioice", version, CHECKED_AIOICE),
                 *changed_signature("aioice.ice.StunProtocol.request",
                                    getattr(getattr(ice, "StunProtocol", None), "request", None), REQUEST_PARAMETERS)]
-    consent_source, module_source = _source(getattr(getattr(ice, "Connection", None), "query_consent", None)), _source(ice)
+    consent_source = _source(getattr(getattr(ice, "Connection", None), "query_consent", None))
+    module_source = _source(ice)
     if consent_source is None or module_source is None:
         problems.append("the source of aioice.ice or of its Connection.query_consent is missing")
     if consent_source is not None and SINGLE_TRY not in consent_source:
