@@ -17,6 +17,7 @@ import re
 import pandas as pd
 import psutil
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import knn
 from knn.core.project import MAX_PROJECT_BYTES, load_project, project_bytes
@@ -29,6 +30,7 @@ from knn.model.backbones import RESOLUTIONS, get_backbone
 from knn.model.choice import BackboneChoice, choose_backbone
 from knn.model.export import ExportError, export_bytes
 from knn.serving.camera_context import forget_last_draw
+from knn.serving.clicks import is_copied_click
 from knn.serving.ice import camera_rtc
 from knn.serving.settings import Settings, SettingsError
 from knn.serving.startup import Started, start
@@ -83,6 +85,19 @@ def begin_action() -> None:
     ss.messages = []
 
 
+def one_click(callback):
+    """For a button drawn outside the live panel's fragment: skip the copy of a click that the
+    panel's timed rerun carries, so a click acts once (knn.serving.clicks)."""
+
+    @functools.wraps(callback)
+    def wrapped(*args, **kwargs):
+        if serving().one_click_each and is_copied_click(get_script_run_ctx()):
+            return None
+        return callback(*args, **kwargs)
+
+    return wrapped
+
+
 def show_messages(where: str | int | None) -> None:
     """Draw the messages for `where` (None: every one not drawn elsewhere this run, e.g. of a deleted
     class or a card on another page) and a Dismiss button; they stay until the next action."""
@@ -96,6 +111,7 @@ def show_messages(where: str | int | None) -> None:
                   on_click=dismiss, args=(tuple(m[0] for m in mine),))
 
 
+@one_click
 def dismiss(seqs: tuple[int, ...]) -> None:
     ss.messages = [m for m in ss.get("messages", []) if m[0] not in seqs]
 
@@ -214,22 +230,26 @@ def on_rename(slot: int, old: str) -> None:
     ss[key] = new  # as stored: spaces trimmed, Unicode normalised
 
 
+@one_click
 @class_action
 def on_add(slot: int, label: str) -> None:
     live().add_latest(label)
     st.toast(md(f"Added the current frame to “{label}”"))
 
 
+@one_click
 @class_action
 def on_record(slot: int, label: str) -> None:
     live().start_recording(label, float(ss.get("record_seconds", RECORD_SECONDS)))
 
 
+@one_click
 @class_action
 def on_clear(slot: int, label: str) -> None:
     live().clear_class(label)
 
 
+@one_click
 @class_action
 def on_delete(slot: int, label: str) -> None:
     live().remove_class(label)
@@ -261,6 +281,7 @@ def on_upload_images(slot: int, label: str, key: str) -> None:
         say("error", f"Refused: {error}", slot)
 
 
+@one_click
 @user_action
 def on_add_class() -> None:
     taken = set(live().classifier.classes)
@@ -275,6 +296,7 @@ def on_add_class() -> None:
     ss.class_page = -(-(len(taken) + 1) // CARDS_PER_PAGE)  # the page with the new card
 
 
+@one_click
 @user_action
 def on_delete_example(example_id: int) -> None:
     try:
@@ -283,11 +305,13 @@ def on_delete_example(example_id: int) -> None:
         pass
 
 
+@one_click
 @user_action
 def on_keep_example(example_id: int) -> None:
     ss.setdefault("kept_examples", set()).add(example_id)
 
 
+@one_click
 @user_action
 def on_move_example(example_id: int, label: str) -> None:
     try:
@@ -508,8 +532,8 @@ def live_panel_body() -> None:
         spec = get_backbone(snap.backbone)
         st.caption(f"{md(spec.label.split(' · ')[0])} · {md(spec.mode)} input ({spec.size} px)",
                    help="Change the backbone and the input mode in the sidebar's Settings")
-    if snap.hesitation:
-        hesitation_hint(*snap.hesitation)
+    # In class order: the two swap places as the camera wavers, and the page redraws on a change.
+    ss.hesitation = tuple(c for c in snap.classes if c in snap.hesitation[:2]) if snap.hesitation else None
     if snap.recording:
         label, seconds_left, seconds = snap.recording
         st.progress(
@@ -537,15 +561,22 @@ def live_panel_body() -> None:
     # coach has a new analysis for the cards and the coach's panel.
     if snap.recording is None and (snap.counts != ss.get("drawn_counts") or coach_is_new(session)):
         st.rerun()
+    if ss.hesitation != ss.get("drawn_hesitation"):  # the page draws the hint: its buttons act
+        st.rerun()
     if panel_period() != ss.get("panel_period"):  # cameras started or stopped elsewhere
         st.rerun()
 
 
-def hesitation_hint(best: str, second: str, seconds: float) -> None:
-    """The camera has wavered between two classes: ask for the frame where it belongs."""
+def hesitation_hint() -> None:
+    """The live panel saw the camera waver between two classes: ask for the frame where it belongs.
+    Drawn by the page, not by the panel's fragment, like every button that acts (`one_click`)."""
+    pair = ss.drawn_hesitation = ss.get("hesitation")
+    if pair is None:
+        return
+    best, second = pair
     with st.container(key="hesitation"):
-        st.info(md(f"Undecided between “{best}” and “{second}” for {seconds:.0f} s. If the camera shows "
-                   f"one of them, add this frame to it:"))
+        st.info(md(f"Undecided between “{best}” and “{second}”. If the camera shows one of them, "
+                   f"add this frame to it:"))
         with st.container(horizontal=True, gap="small"):
             for label in (best, second):
                 if label in ss.slots:
@@ -967,6 +998,7 @@ with notices:
 with quick:
     quick_add()
 with panel_col:
+    hesitation_hint()
     live_panel()
 coach_view(coached)
 examples_tab, evaluation_tab = st.tabs(["Examples", "Evaluation"], key="view", on_change="rerun")

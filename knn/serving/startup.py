@@ -4,7 +4,8 @@ Each item was measured with bench/live.py (docs/performance.md): a fixed mmap th
 periodic, freezing garbage collection (knn.serving.memory), a 1 ms GIL switch interval (a frame
 crosses four threads that each take the GIL), the bandwidth floor and the send ceiling
 (knn.serving.rtc), consent checks that take a late answer (knn.serving.consent), a camera kept
-from streamlit-webrtc's misfiring orphan check (knn.serving.camera_context) and, when asked for,
+from streamlit-webrtc's misfiring orphan check (knn.serving.camera_context), clicks told from
+their copies (knn.serving.clicks) and, when asked for,
 the server's relay-only ICE policy (knn.serving.ice) and the metrics writer (knn.serving.metrics).
 """
 from __future__ import annotations
@@ -34,12 +35,15 @@ class Started:
     """The page may clear the camera context's last-draw count (knn.serving.camera_context)."""
     patient_consent: bool = False
     """A late answer to a consent check keeps the stream (knn.serving.consent)."""
+    one_click_each: bool = False
+    """The page can tell a click from its copy in a fragment's timed rerun (knn.serving.clicks)."""
 
 
 def start(settings: Settings) -> Started:
     """Apply the process-wide settings and start the background threads (each thread once per
     process, so a second call only reapplies the settings)."""
     from .camera_context import keep_cameras_drawn
+    from .clicks import tell_copied_clicks
     from .consent import patient_consent
     from .ice import keep_server_transport_policy
     from .rtc import cap_send_bitrate, floor_receive_bitrate
@@ -56,4 +60,5 @@ def start(settings: Settings) -> Started:
 
         start_writer(settings.metrics_file, settings.metrics_interval)
     return Started(settings, fixed, floored, bitrate_cap=capped, server_relay=server_relay,
-                   cameras_kept=keep_cameras_drawn(), patient_consent=patient_consent())
+                   cameras_kept=keep_cameras_drawn(), patient_consent=patient_consent(),
+                   one_click_each=tell_copied_clicks())

@@ -1,0 +1,53 @@
+"""knn.serving.clicks: which Streamlit it fits, and what it reads. The page's behaviour, a click
+acting once while the live panel redraws, is tests/test_clicks.py, in a real browser."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+from streamlit.runtime.scriptrunner import ScriptRunContext
+
+from knn.serving.clicks import CHECKED_STREAMLIT, check_context, is_copied_click, tell_copied_clicks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_installed_streamlit_fits():
+    assert check_context(CHECKED_STREAMLIT[0], ScriptRunContext) == []
+    assert tell_copied_clicks()
+
+
+def test_another_version_or_context_leaves_every_callback_running(caplog):
+    with caplog.at_level(logging.WARNING, logger="knn.serving.clicks"):
+        assert not tell_copied_clicks(version="1.68.0", context_class=ScriptRunContext)
+    assert "not a version this was checked against" in caplog.text
+
+    @dataclasses.dataclass
+    class ScriptRunContext2:  # the attribute renamed or gone
+        fragments_this_run: list | None = None
+
+    (problem,) = check_context(CHECKED_STREAMLIT[0], ScriptRunContext2)
+    assert "no longer has fragment_ids_this_run" in problem
+    with caplog.at_level(logging.WARNING, logger="knn.serving.clicks"):
+        assert not tell_copied_clicks(version=CHECKED_STREAMLIT[0], context_class=ScriptRunContext2)
+    assert "no longer has fragment_ids_this_run" in caplog.text
+
+
+def test_only_a_run_of_fragments_alone_marks_a_copy():
+    assert is_copied_click(types.SimpleNamespace(fragment_ids_this_run=["live panel"]))
+    for full_run in (types.SimpleNamespace(fragment_ids_this_run=None), types.SimpleNamespace(fragment_ids_this_run=[])):
+        assert not is_copied_click(full_run)
+    assert not is_copied_click(None)  # no script run (a bare call): nothing to tell
+
+
+def test_the_serving_process_starts_with_it():
+    """What `streamlit run app.py` runs once per process (knn.serving.startup.start) turns it on."""
+    code = ("from knn.serving.settings import Settings; from knn.serving.startup import start; "
+            "print(start(Settings()).one_click_each)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "True"
