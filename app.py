@@ -30,7 +30,7 @@ from knn.model.backbones import RESOLUTIONS, get_backbone
 from knn.model.choice import BackboneChoice, choose_backbone
 from knn.model.export import ExportError, export_bytes
 from knn.serving.camera_context import forget_last_draw
-from knn.serving.clicks import is_copied_click
+from knn.serving.clicks import fragments_alone
 from knn.serving.ice import camera_rtc
 from knn.serving.settings import Settings, SettingsError
 from knn.serving.startup import Started, start
@@ -91,7 +91,7 @@ def one_click(callback):
 
     @functools.wraps(callback)
     def wrapped(*args, **kwargs):
-        if serving().one_click_each and is_copied_click(get_script_run_ctx()):
+        if serving().one_click_each and fragments_alone(get_script_run_ctx()):
             return None
         return callback(*args, **kwargs)
 
@@ -256,31 +256,6 @@ def on_delete(slot: int, label: str) -> None:
     del ss.slots[label]
 
 
-def first_delivery(key: str) -> bool:
-    """True the first time an uploader's callback runs. Each uploader is used once (its key then
-    changes), but a rerun the browser sends before it has drawn the fresh uploader (the live
-    panel's timer) carries the old one's files again, and Streamlit, which keeps a removed
-    widget's callback, calls it again: the same images would be added twice."""
-    handled = ss.setdefault("handled_uploads", set())
-    if key in handled:
-        return False
-    handled.add(key)
-    return True
-
-
-@class_action
-def on_upload_images(slot: int, label: str, key: str) -> None:
-    files = ss.get(key) or []
-    if not files or not first_delivery(key):
-        return
-    ss[f"upload_nonce_{slot}"] = ss.get(f"upload_nonce_{slot}", 0) + 1  # a fresh, empty uploader
-    ids, errors = live().add_images(label, [(f.name, f.getvalue()) for f in files])
-    if ids:
-        say("success", f"Added {len(ids)} image{'s' * (len(ids) != 1)} to “{label}”.", slot)
-    for error in errors:
-        say("error", f"Refused: {error}", slot)
-
-
 @one_click
 @user_action
 def on_add_class() -> None:
@@ -348,31 +323,70 @@ def on_augment() -> None:
     live().augment = bool(ss.augment)
 
 
-@user_action
-def on_restore_project(key: str) -> None:
+# ---- uploads (taken by the page, not by callbacks) ------------------------------------------------
+# Streamlit stops a callback at its first st.session_state access when another rerun is waiting,
+# as one is under load, and an uploader's value never calls its callback again: the upload was
+# silently lost (docs/performance.md). An uploader keeps its files until the page takes them, so
+# here a run that is stopped leaves them for the next one, and the mark that they were taken is
+# set straight after the engine took them, with no st.* call in between.
+
+def upload_key(slot: int) -> str:
+    return f"upload_{slot}_{ss.get(f'upload_nonce_{slot}', 0)}"
+
+
+def project_key() -> str:
+    return f"project_upload_{ss.get('project_nonce', 0)}"
+
+
+def take_images() -> None:
+    """Add the images uploaded to any class card, then give that card a fresh, empty uploader."""
+    taken = ss.setdefault("taken_uploads", set())
+    for label, slot in list(ss.slots.items()):
+        key = upload_key(slot)
+        files = ss.get(key)
+        if not files:
+            continue
+        if key not in taken:
+            begin_action()
+            session = live()
+            batch = [(f.name, f.getvalue()) for f in files]
+            try:
+                ids, errors = session.add_images(label, batch)
+            except ValueError as exc:  # the class went away meanwhile
+                ids, errors = [], [str(exc)]
+            taken.add(key)
+            if ids:
+                say("success", f"Added {len(ids)} image{'s' * (len(ids) != 1)} to “{label}”.", slot)
+            for error in errors:
+                say("error", f"Refused: {error}", slot)
+        ss[f"upload_nonce_{slot}"] = ss.get(f"upload_nonce_{slot}", 0) + 1
+
+
+def restore_if_asked() -> None:
+    """A project was uploaded: use it with its own backbone if this server has it, else re-embed
+    its stored images with the backbone in use. Then a fresh, empty project uploader."""
+    key = project_key()
     upload = ss.get(key)
-    if upload is None or not first_delivery(key):
+    if upload is None:
         return
-    ss.project_nonce = ss.get("project_nonce", 0) + 1  # empty the uploader for the next file
+    taken = ss.setdefault("taken_uploads", set())
+    if key not in taken:
+        begin_action()
+        restore_project(upload, lambda: taken.add(key))
+    ss.project_nonce = ss.get("project_nonce", 0) + 1
+
+
+def restore_project(upload, mark_taken) -> None:
     try:
         data = upload.getvalue()
         backbone = read_project_meta(data)["backbone"]
         get_backbone(backbone)
         classifier = load_project(data)
     except ValueError as exc:  # ProjectFileError, or a backbone this version does not know
+        mark_taken()
         say("error", f"Could not restore {upload.name}: {exc}. Your classes are unchanged.")
         return
-    ss.restoring = (upload.name, classifier, backbone)  # finished in the page, with a progress bar
-
-
-def restore_if_asked() -> None:
-    """A project was uploaded: use it with its own backbone if this server has it, else re-embed
-    its stored images with the backbone in use."""
-    if "restoring" not in ss:
-        return
-    name, classifier, backbone = ss.pop("restoring")
-    session = live()
-    note = ""
+    name, session, note = upload.name, live(), ""
     try:
         embedder = embedder_for(backbone)
     except knn.WeightsUnavailable as exc:
@@ -380,9 +394,11 @@ def restore_if_asked() -> None:
         note = (f" It was made with {backbone}, which this server cannot load ({exc}); its examples were "
                 f"re-embedded from their images with {embedder.backbone}.")
     bar = st.progress(0.0, text=f"Re-embedding the examples of {name}…")
-    try:
+    try:  # a run stopped meanwhile leaves the classes as they were, and the next run restores
         dropped = session.restore(classifier, backbone, embedder, lambda f, text: bar.progress(f, text=text))
+        mark_taken()
     except ValueError as exc:
+        mark_taken()
         say("error", f"Could not restore {name}: {exc}. Your classes are unchanged.")
         return
     finally:
@@ -556,15 +572,22 @@ def live_panel_body() -> None:
     )
     stats_table(snap)
     why(snap)
-    # Recording adds examples in the callback; redraw the page once it ends so the sidebar's
-    # counts catch up (a full rerun per refresh while recording would be wasteful), and when the
-    # coach has a new analysis for the cards and the coach's panel.
-    if snap.recording is None and (snap.counts != ss.get("drawn_counts") or coach_is_new(session)):
+    if page_is_stale(session, snap):
         st.rerun()
-    if ss.hesitation != ss.get("drawn_hesitation"):  # the page draws the hint: its buttons act
-        st.rerun()
-    if panel_period() != ss.get("panel_period"):  # cameras started or stopped elsewhere
-        st.rerun()
+
+
+def page_is_stale(session: LiveSession, snap: Snapshot) -> bool:
+    """Whether the panel's timed run should redraw the whole page. Never while the page itself is
+    being drawn: the request would stop that run, and a page whose runs all stop keeps showing
+    elements of its earlier runs (the next timed run asks again; knn.serving.clicks)."""
+    if serving().one_click_each and not fragments_alone(get_script_run_ctx()):
+        return False
+    # Recording adds examples in the callback: the sidebar's counts catch up once it ends (a full
+    # rerun per refresh while recording would be wasteful). The coach's new analysis goes to the
+    # cards and the coach's panel; the hesitation hint is the page's, since its buttons act.
+    return ((snap.recording is None and (snap.counts != ss.get("drawn_counts") or coach_is_new(session)))
+            or ss.hesitation != ss.get("drawn_hesitation")
+            or panel_period() != ss.get("panel_period"))  # cameras started or stopped elsewhere
 
 
 def hesitation_hint() -> None:
@@ -765,14 +788,11 @@ def class_card(label: str, count: int, coached: Coaching | None) -> None:
                 st.button("Clear its examples", key=f"clear_{slot}", on_click=on_clear, args=(slot,), disabled=not count)
                 st.button("Delete the class", key=f"delete_{slot}", on_click=on_delete, args=(slot,), type="primary")
         with st.expander("Upload images"):
-            upload_key = f"upload_{slot}_{ss.get(f'upload_nonce_{slot}', 0)}"
             st.file_uploader(
                 "Images of this class",
                 type=IMAGE_TYPES,
                 accept_multiple_files=True,
-                key=upload_key,
-                on_change=on_upload_images,
-                args=(slot, upload_key),
+                key=upload_key(slot),  # taken by `take_images`
                 max_upload_size=max(1, MAX_IMAGE_BYTES // 1024**2),
                 label_visibility="collapsed",
             )
@@ -826,13 +846,10 @@ def project() -> None:
         on_click="ignore",
         key="download_project",
     )
-    upload_key = f"project_upload_{ss.get('project_nonce', 0)}"
     st.file_uploader(
         "Restore a project (.npz)",
         type=["npz"],
-        key=upload_key,
-        on_change=on_restore_project,
-        args=(upload_key,),
+        key=project_key(),  # taken by `restore_if_asked`
         max_upload_size=max(1, MAX_PROJECT_BYTES // 1024**2),
     )
     export_model_files(session)
@@ -987,6 +1004,7 @@ with cam_col:
     notices = st.container(key="notices")
 with notices:
     restore_if_asked()
+    take_images()
     switch_backbone_if_asked()
 backbone_caption()
 coached = coaching()

@@ -193,7 +193,7 @@ def test_upload_images_to_a_class(at, monkeypatch):
 
 def test_an_upload_repeated_by_a_stale_rerun_is_added_once(at):
     """The browser can send the old uploader's files again before it has drawn the fresh one (a
-    rerun from the live panel's timer); Streamlit then calls the old uploader's callback again."""
+    rerun from the live panel's timer): the page takes only the current uploader's files."""
     files = [("red1.png", png(photo(RED)), "image/png"), ("red2.png", png(photo((180, 40, 40))), "image/png")]
     old = at.file_uploader(key="upload_1_0")
     old.set_value(files).run()
@@ -477,7 +477,8 @@ def test_a_frame_between_two_classes_asks_where_it_belongs(at):
     at.run()
     time.sleep(HESITATION_SECONDS)  # the session's own clock: the page is not given another
     show_camera(at, photo((120, 20, 120)))
-    at.run()
+    at.run()  # the live panel notices; the page draws the hint on its next run (in a browser the
+    at.run()  # panel's next timed run asks for it; AppTest only runs the whole page)
     assert any("Undecided between" in i for i in text(at.info))
     undecided = [b for b in at.button if (b.key or "").startswith("hesitation_add_")]
     assert len(undecided) == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from streamlit.runtime.scriptrunner import ScriptRunContext
 
-from knn.serving.clicks import CHECKED_STREAMLIT, check_context, is_copied_click, tell_copied_clicks
+from knn.serving.clicks import CHECKED_STREAMLIT, check_context, fragments_alone, tell_copied_clicks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,10 +38,10 @@ def test_another_version_or_context_leaves_every_callback_running(caplog):
 
 
 def test_only_a_run_of_fragments_alone_marks_a_copy():
-    assert is_copied_click(types.SimpleNamespace(fragment_ids_this_run=["live panel"]))
+    assert fragments_alone(types.SimpleNamespace(fragment_ids_this_run=["live panel"]))
     for full_run in (types.SimpleNamespace(fragment_ids_this_run=None), types.SimpleNamespace(fragment_ids_this_run=[])):
-        assert not is_copied_click(full_run)
-    assert not is_copied_click(None)  # no script run (a bare call): nothing to tell
+        assert not fragments_alone(full_run)
+    assert not fragments_alone(None)  # no script run (a bare call): nothing to tell
 
 
 def test_the_serving_process_starts_with_it():

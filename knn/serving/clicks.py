@@ -9,9 +9,12 @@ classes (tests/test_clicks.py makes the order happen on purpose).
 
 A button drawn outside every fragment is only ever sent in a full-page rerun, so its callback
 running in a rerun of fragments alone is that copy: the page skips it (app.py `one_click`). The
-page keeps every button that acts outside its timed fragment for this reason.
+page keeps every button that acts outside its timed fragment for this reason. The same test keeps
+the panel from asking for a page redraw while the page itself is being drawn (app.py
+`live_panel_body`): such a request stops the run, and a page whose runs all stop keeps showing
+elements of its earlier runs, e.g. the class cards from before a project restore.
 
-`is_copied_click` reads `ScriptRunContext.fragment_ids_this_run`, which Streamlit sets before it
+`fragments_alone` reads `ScriptRunContext.fragment_ids_this_run`, which Streamlit sets before it
 calls the callbacks. `tell_copied_clicks` checks the installed version and that attribute once per
 process; otherwise it logs one warning and every callback runs as in stock Streamlit.
 """
@@ -29,7 +32,7 @@ ATTRIBUTE = "fragment_ids_this_run"
 
 
 def check_context(version: str, context_class: type) -> list[str]:
-    """What keeps `is_copied_click` from applying; empty when it fits."""
+    """What keeps `fragments_alone` from applying; empty when it fits."""
     problems = unchecked_version("streamlit", version, CHECKED_STREAMLIT)
     if ATTRIBUTE not in getattr(context_class, "__dataclass_fields__", {}):
         problems.append(f"streamlit's {context_class.__name__} no longer has {ATTRIBUTE}")
@@ -37,7 +40,7 @@ def check_context(version: str, context_class: type) -> list[str]:
 
 
 def tell_copied_clicks(*, version: str | None = None, context_class: type | None = None) -> bool:
-    """Whether `is_copied_click` may be used in this process (the installed Streamlit by default;
+    """Whether `fragments_alone` may be used in this process (the installed Streamlit by default;
     tests pass others). False after one warning when it does not fit."""
     if version is None or context_class is None:
         import importlib.metadata
@@ -53,7 +56,8 @@ def tell_copied_clicks(*, version: str | None = None, context_class: type | None
     return True
 
 
-def is_copied_click(context: object | None) -> bool:
-    """In the callback of a button drawn outside every fragment: whether this rerun runs fragments
-    alone, so the click is the copy a fragment's timer sent (its own rerun follows)."""
+def fragments_alone(context: object | None) -> bool:
+    """Whether this script run reruns fragments alone, not the whole page. In the callback of a
+    button drawn outside every fragment, that makes its click the copy a fragment's timer sent
+    (the click's own rerun follows)."""
     return bool(getattr(context, ATTRIBUTE, None))
