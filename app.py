@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Callable
 
 import pandas as pd
 import psutil
@@ -376,7 +377,9 @@ def restore_if_asked() -> None:
     ss.project_nonce = ss.get("project_nonce", 0) + 1
 
 
-def restore_project(upload, mark_taken) -> None:
+def restore_project(upload, mark_taken: Callable[[], None]) -> None:
+    """Restore the uploaded project file (`upload`: Streamlit's UploadedFile), calling `mark_taken`
+    once it is restored or refused, before anything else that could stop the run."""
     try:
         data = upload.getvalue()
         backbone = read_project_meta(data)["backbone"]
