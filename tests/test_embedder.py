@@ -33,13 +33,16 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def test_default_embedder_is_the_best_one_found(embedder: knn.Embedder):
-    # conftest points KNN_WEIGHTS_DIR at ../shared/models, which holds MobileNetV2's weights.
+def test_default_embedder_is_the_best_one_found(embedder: knn.Embedder, models_dir: Path):
+    # conftest points KNN_WEIGHTS_DIR at ../shared/models (models_dir skips without it), which holds MobileNetV2's weights.
     assert embedder.backbone == "mobilenet_v2_1.0_224"
     assert embedder.runtime == "litert"
     assert embedder.dim == 1280 and embedder.input_size == 224
     assert "KNN_WEIGHTS_DIR" in embedder.weights_source
     assert "the default" in embedder.choice_reason
+    from knn.model.choice import choose_backbone
+
+    assert choose_backbone().backbone == "mobilenet_v2_1.0_224"  # the same choice, asked directly
 
 
 def test_default_falls_back_to_v1_from_pypi_offline(tmp_path: Path):
@@ -54,7 +57,6 @@ def test_default_falls_back_to_v1_from_pypi_offline(tmp_path: Path):
     backbone, reason = out.stdout.splitlines()
     assert backbone == "mobilenet_v1_1.0_224"
     assert "MobileNetV2" in reason and "KNN_OFFLINE" in reason and "PyPI" in reason
-    assert choose_backbone().backbone == "mobilenet_v2_1.0_224"  # this process has KNN_WEIGHTS_DIR
 
 
 def test_runtimes_agree(embedder: knn.Embedder, tf_embedder: knn.Embedder, photos):
