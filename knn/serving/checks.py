@@ -18,3 +18,12 @@ def changed_signature(name: str, function: Callable | None, parameters: Sequence
         return [f"{name} is missing"]
     found = list(inspect.signature(function).parameters)
     return [] if found == list(parameters) else [f"{name} takes {found}, expected {list(parameters)}"]
+
+
+def source_of(obj: object) -> str | None:
+    """The source text of a module, class or function; None where Python has none (a C or
+    frozen module, an object made at run time)."""
+    try:
+        return inspect.getsource(obj)
+    except (TypeError, OSError):
+        return None

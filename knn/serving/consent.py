@@ -18,11 +18,10 @@ then given up after about 75 s instead of 30.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 from types import ModuleType
 
-from .checks import changed_signature, unchecked_version
+from .checks import changed_signature, source_of, unchecked_version
 
 _LOG = logging.getLogger(__name__)
 
@@ -39,8 +38,8 @@ def check_consent(version: str, ice: ModuleType) -> list[str]:
     problems = [*unchecked_version("aioice", version, CHECKED_AIOICE),
                 *changed_signature("aioice.ice.StunProtocol.request",
                                    getattr(getattr(ice, "StunProtocol", None), "request", None), REQUEST_PARAMETERS)]
-    consent_source = _source(getattr(getattr(ice, "Connection", None), "query_consent", None))
-    module_source = _source(ice)
+    consent_source = source_of(getattr(getattr(ice, "Connection", None), "query_consent", None))
+    module_source = source_of(ice)
     if consent_source is None or module_source is None:
         problems.append("the source of aioice.ice or of its Connection.query_consent is missing")
     if consent_source is not None and SINGLE_TRY not in consent_source:
@@ -51,13 +50,6 @@ def check_consent(version: str, ice: ModuleType) -> list[str]:
         if "StunProtocol(self)" not in module_source:
             problems.append("aioice's connections no longer build their sockets' protocol as StunProtocol")
     return problems
-
-
-def _source(obj: object) -> str | None:
-    try:
-        return inspect.getsource(obj)
-    except (TypeError, OSError):
-        return None
 
 
 def patient_consent(retransmissions: int = CONSENT_RETRANSMISSIONS, *, version: str | None = None,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from ..live.answer_size import CAMERAS_PER_CORE
+from .receive_queue import RECEIVE_QUEUE
 
 TRANSPORT_POLICIES = ("all", "relay")
 """W3C RTCIceTransportPolicy values: any candidate, or only a TURN relay's."""
@@ -44,6 +45,9 @@ VARIABLES = (
      "for scenes whose smallest changes must show at once"),
     ("KNN_CAMERAS_PER_CORE", "2", "above this many streaming cameras per core, the captioned video goes back at "
      "half width and height (its encode is the server's largest cost per frame); `0`: always the camera's size"),
+    ("KNN_UDP_RECEIVE_QUEUE", str(RECEIVE_QUEUE), "bytes of kernel receive queue each WebRTC connection's UDP "
+     "socket asks for: past capacity, packets wait there about two seconds instead of up to ~20 s, and the answers "
+     "that keep a stream alive come in time; `0`: aioice's own (262144)"),
     ("KNN_METRICS_FILE", "none", "write the process's live metrics to this JSON file"),
     ("KNN_METRICS_INTERVAL", "1", "seconds between two metrics snapshots"),
     ("KNN_WEIGHTS_DIR", "none", "a folder of `<backbone>_no_top.weights.h5` files (read by the engine)"),
@@ -67,7 +71,8 @@ class Settings:
         ice_transport_policy: "all" or "relay" (`TRANSPORT_POLICIES`).
         backbone: the backbone id sessions start with, or None for the best available.
         threads: LiteRT threads per invoke; None for one per core.
-        gc_seconds, min_bitrate, max_bitrate, steady, cameras_per_core, metrics_file, metrics_interval:
+        gc_seconds, min_bitrate, max_bitrate, steady, cameras_per_core, udp_receive_queue, metrics_file,
+            metrics_interval:
             as `VARIABLES` says.
         problems: one message per variable whose value was refused (its default is used).
     """
@@ -81,6 +86,7 @@ class Settings:
     max_bitrate: int = MAX_VIDEO_BITRATE
     steady: bool = True
     cameras_per_core: float = CAMERAS_PER_CORE
+    udp_receive_queue: int = RECEIVE_QUEUE
     metrics_file: Path | None = None
     metrics_interval: float = 1.0
     problems: tuple[str, ...] = field(default=(), compare=False)
@@ -109,6 +115,7 @@ class Settings:
         read("KNN_MAX_BITRATE", "max_bitrate", lambda t: _number(t, int, 0))
         read("KNN_STEADY", "steady", _flag)
         read("KNN_CAMERAS_PER_CORE", "cameras_per_core", lambda t: _number(t, float, 0))
+        read("KNN_UDP_RECEIVE_QUEUE", "udp_receive_queue", lambda t: _number(t, int, 0))
         read("KNN_METRICS_FILE", "metrics_file", Path)
         read("KNN_METRICS_INTERVAL", "metrics_interval", lambda t: _number(t, float, 0.05))
         servers = values.get("ice_servers")

@@ -3,7 +3,8 @@
 Each item was measured with bench/live.py (docs/performance.md): a fixed mmap threshold and a
 periodic, freezing garbage collection (knn.serving.memory), a 1 ms GIL switch interval (a frame
 crosses four threads that each take the GIL), the bandwidth floor and the send ceiling
-(knn.serving.rtc), consent checks that take a late answer (knn.serving.consent), a camera kept
+(knn.serving.rtc), consent checks that take a late answer (knn.serving.consent), short kernel
+queues on the WebRTC sockets (knn.serving.receive_queue), a camera kept
 from streamlit-webrtc's misfiring orphan check (knn.serving.camera_context), clicks told from
 their copies (knn.serving.clicks) and, when asked for,
 the server's relay-only ICE policy (knn.serving.ice) and the metrics writer (knn.serving.metrics).
@@ -37,6 +38,8 @@ class Started:
     """A late answer to a consent check keeps the stream (knn.serving.consent)."""
     one_click_each: bool = False
     """The page can tell a click from its copy in a fragment's timed rerun (knn.serving.clicks)."""
+    short_queues: bool = False
+    """WebRTC sockets keep a short kernel receive queue (knn.serving.receive_queue)."""
 
 
 def start(settings: Settings) -> Started:
@@ -46,6 +49,7 @@ def start(settings: Settings) -> Started:
     from .clicks import tell_copied_clicks
     from .consent import patient_consent
     from .ice import keep_server_transport_policy
+    from .receive_queue import short_receive_queues
     from .rtc import cap_send_bitrate, floor_receive_bitrate
 
     fixed = fix_mmap_threshold()
@@ -54,6 +58,7 @@ def start(settings: Settings) -> Started:
     floored = settings.min_bitrate > 0 and floor_receive_bitrate(settings.min_bitrate)
     server_relay = settings.ice_transport_policy == "relay" and keep_server_transport_policy()
     capped = settings.max_bitrate > 0 and cap_send_bitrate(settings.max_bitrate)
+    short_queues = settings.udp_receive_queue > 0 and short_receive_queues(settings.udp_receive_queue)
     ANSWER_SIZE.set_cameras_per_core(settings.cameras_per_core)
     if settings.metrics_file is not None:
         from .metrics import start_writer
@@ -61,4 +66,4 @@ def start(settings: Settings) -> Started:
         start_writer(settings.metrics_file, settings.metrics_interval)
     return Started(settings, fixed, floored, bitrate_cap=capped, server_relay=server_relay,
                    cameras_kept=keep_cameras_drawn(), patient_consent=patient_consent(),
-                   one_click_each=tell_copied_clicks())
+                   one_click_each=tell_copied_clicks(), short_queues=short_queues)

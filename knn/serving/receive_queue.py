@@ -1,0 +1,66 @@
+"""An adaptation of aioice: a short kernel queue on each WebRTC socket, so that a server past its
+capacity works on the present, not on video seconds old.
+
+Each WebRTC connection receives its camera's packets and the browser's answers to the server's
+consent checks on one UDP socket, whose receive queue aioice 0.13 sets to 256 kB
+(`aioice.turn.UDP_SOCKET_BUFFER_SIZE`; Linux doubles it for its bookkeeping). While the event
+loop keeps up, the queue is empty and its size does not matter. Past capacity the loop drains it
+slower than the camera fills it, so the queue stays full and the kernel drops what does not fit:
+the loop reads as many packets whatever the size, but each has waited behind a full queue, which
+holds ~15 s of a busy browser's video; a consent answer that waits that long no longer counts
+and the stream is ended (docs/performance.md, "Seconds behind: the sockets' queues").
+
+`short_receive_queues` sets that size for the connections made from now on, after checking that
+the installed aioice is a version this was read against and that it reads the size each time it
+opens a socket; otherwise it logs one warning and aioice stays as it is.
+"""
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+
+from .checks import source_of, unchecked_version
+
+_LOG = logging.getLogger(__name__)
+
+CHECKED_AIOICE = ("0.13.0",)
+"""aioice versions whose socket set-up this was read against."""
+RECEIVE_QUEUE = 32768
+"""Bytes asked of the kernel per socket: about two seconds of a busy browser's video, a keyframe's
+burst many times over (16 kB lost packets of a single camera's keyframes; docs/performance.md)."""
+SIZE_NAME = "UDP_SOCKET_BUFFER_SIZE"
+READ_AT_OPEN = f"turn.{SIZE_NAME}"
+"""How aioice.ice reads the size when it opens a host socket (so a new value takes effect)."""
+
+
+def check_receive_queues(version: str, ice: ModuleType, turn: ModuleType) -> list[str]:
+    """What keeps `short_receive_queues` from applying to this aioice; empty when it fits."""
+    problems = unchecked_version("aioice", version, CHECKED_AIOICE)
+    if not isinstance(getattr(turn, SIZE_NAME, None), int):
+        problems.append(f"aioice.turn.{SIZE_NAME} is missing")
+    source = source_of(ice)
+    if source is None:
+        problems.append("the source of aioice.ice is missing")
+    elif READ_AT_OPEN not in source:
+        problems.append(f"aioice.ice no longer reads {READ_AT_OPEN} when it opens a socket")
+    return problems
+
+
+def short_receive_queues(size: int = RECEIVE_QUEUE, *, version: str | None = None,
+                         ice: ModuleType | None = None, turn: ModuleType | None = None) -> bool:
+    """Make the UDP sockets of aioice connections made from now on ask the kernel for `size` bytes
+    of receive queue (the last call wins). The keyword arguments name what to adapt (the installed
+    aioice by default; tests pass others). Returns True if it applies, False (after one logged
+    warning) if aioice is left stock."""
+    if version is None or ice is None or turn is None:
+        import aioice
+        from aioice import ice as aioice_ice
+        from aioice import turn as aioice_turn
+
+        version, ice, turn = aioice.__version__, aioice_ice, aioice_turn
+    problems = check_receive_queues(version, ice, turn)
+    if problems:
+        _LOG.warning("WebRTC sockets keep aioice's receive queue (%s); aioice is left as it is.", "; ".join(problems))
+        return False
+    setattr(turn, SIZE_NAME, size)
+    return True

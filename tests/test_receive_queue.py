@@ -1,0 +1,138 @@
+"""knn.serving.receive_queue: aioice's sockets keep a short kernel receive queue.
+
+Two real aioice connections connect on loopback; a plain socket then sends one of them a burst of
+video-sized datagrams while its event loop does not run (as a busy server's loop does not), and
+the connection counts what it can still read: what waited in the kernel's queue, the backlog a
+busy server would work through before reaching the present. Linux reports twice the size asked
+for (its bookkeeping), capped by `net.core.rmem_max`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import aioice
+import pytest
+from aioice import ice, turn
+
+from knn.serving import receive_queue
+
+ROOT = Path(__file__).resolve().parents[1]
+RMEM_MAX = Path("/proc/sys/net/core/rmem_max")
+STOCK_SIZE = turn.UDP_SOCKET_BUFFER_SIZE
+DATAGRAM = 1200  # bytes: a video packet's size
+BURST = 2000  # datagrams: ~2.4 MB, more than any queue here holds
+RTP_LIKE = b"\x80" + bytes(DATAGRAM - 1)  # not STUN: aioice passes it on as data
+
+
+@pytest.fixture
+def stock_size(monkeypatch):
+    """aioice's own size, put back after the test."""
+    monkeypatch.setattr(turn, "UDP_SOCKET_BUFFER_SIZE", STOCK_SIZE)
+
+
+@pytest.fixture
+def kernel_cap() -> int:
+    if not RMEM_MAX.exists():
+        pytest.skip("no /proc/sys/net/core/rmem_max: not a Linux kernel whose socket limits can be read")
+    return int(RMEM_MAX.read_text())
+
+
+def held_then_read() -> tuple[int, int]:
+    """(SO_RCVBUF of a new aioice connection's socket, datagrams of a burst sent while its loop was
+    held that it still read afterwards)."""
+
+    async def run() -> tuple[int, int]:
+        sockets: list[socket.socket] = []
+
+        class Recording(ice.StunProtocol):
+            def connection_made(self, transport) -> None:
+                super().connection_made(transport)
+                sockets.append(transport.get_extra_info("socket"))
+
+        stock_protocol, ice.StunProtocol = ice.StunProtocol, Recording
+        try:
+            connection = ice.Connection(ice_controlling=False, use_ipv6=False)
+            await connection.gather_candidates()
+        finally:
+            ice.StunProtocol = stock_protocol
+        peer = ice.Connection(ice_controlling=True, use_ipv6=False)
+        await peer.gather_candidates()
+        for a, b in ((connection, peer), (peer, connection)):
+            for candidate in a.local_candidates:
+                await b.add_remote_candidate(candidate)
+            await b.add_remote_candidate(None)
+            b.remote_username, b.remote_password = a.local_username, a.local_password
+        try:
+            await asyncio.wait_for(asyncio.gather(connection.connect(), peer.connect()), 20)
+            host = connection.local_candidates[0]
+            size = sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                for _ in range(BURST):  # no await: the loop, and so the connection, reads nothing meanwhile
+                    sender.sendto(RTP_LIKE, (host.host, host.port))
+            read = 0
+            while True:
+                try:
+                    data = await asyncio.wait_for(connection.recv(), 0.5)
+                except asyncio.TimeoutError:
+                    return size, read
+                read += data == RTP_LIKE
+        finally:
+            await asyncio.gather(connection.close(), peer.close())
+
+    return asyncio.run(run())
+
+
+def test_a_held_loop_finds_a_short_backlog_not_seconds_of_old_video(stock_size, kernel_cap):
+    stock_bytes, stock_read = held_then_read()
+    assert stock_bytes == 2 * min(STOCK_SIZE, kernel_cap)
+    assert receive_queue.short_receive_queues()
+    short_bytes, short_read = held_then_read()
+    assert short_bytes == 2 * min(receive_queue.RECEIVE_QUEUE, kernel_cap)
+    # The kernel counts each datagram's whole buffer, not its payload: bounds, not exact counts.
+    assert 0 < short_read <= 2 * receive_queue.RECEIVE_QUEUE // DATAGRAM
+    assert stock_read >= 4 * short_read, (stock_read, short_read)
+
+
+def test_the_installed_aioice_is_one_the_adaptation_was_checked_against():
+    assert receive_queue.check_receive_queues(aioice.__version__, ice, turn) == []
+
+
+def fake_module(**attributes) -> types.ModuleType:
+    module = types.ModuleType("fake")
+    module.__dict__.update(attributes)
+    return module
+
+
+@pytest.mark.parametrize("version, ice_module, turn_module, problem", [
+    ("0.14.0", ice, turn, "aioice 0.14.0 is not a version this was checked against"),
+    ("0.13.0", ice, fake_module(), "aioice.turn.UDP_SOCKET_BUFFER_SIZE is missing"),
+    ("0.13.0", fake_module(), turn, "the source of aioice.ice is missing"),
+    ("0.13.0", turn, turn, "aioice.ice no longer reads turn.UDP_SOCKET_BUFFER_SIZE"),
+])
+def test_a_mismatched_aioice_is_refused_with_a_warning_and_left_stock(version, ice_module, turn_module, problem,
+                                                                      stock_size, caplog):
+    with caplog.at_level(logging.WARNING, logger="knn.serving.receive_queue"):
+        assert not receive_queue.short_receive_queues(version=version, ice=ice_module, turn=turn_module)
+    assert problem in caplog.text
+    assert turn.UDP_SOCKET_BUFFER_SIZE == STOCK_SIZE
+
+
+def test_the_serving_process_starts_with_it_unless_turned_off():
+    """What `streamlit run app.py` runs once per process (knn.serving.startup.start) applies it;
+    KNN_UDP_RECEIVE_QUEUE=0 leaves aioice's own size."""
+    code = ("from aioice import turn; from knn.serving.settings import Settings; "
+            "from knn.serving.startup import start; "
+            "started = start(Settings.from_env()); print(started.short_queues, turn.UDP_SOCKET_BUFFER_SIZE)")
+    for env, expected in (({}, ["True", str(receive_queue.RECEIVE_QUEUE)]),
+                          ({"KNN_UDP_RECEIVE_QUEUE": "0"}, ["False", str(STOCK_SIZE)])):
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, **env})
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split()[-2:] == expected
