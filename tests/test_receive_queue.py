@@ -124,15 +124,16 @@ def test_a_mismatched_aioice_is_refused_with_a_warning_and_left_stock(version, i
     assert turn.UDP_SOCKET_BUFFER_SIZE == STOCK_SIZE
 
 
-def test_the_serving_process_starts_with_it_unless_turned_off():
-    """What `streamlit run app.py` runs once per process (knn.serving.startup.start) applies it;
-    KNN_UDP_RECEIVE_QUEUE=0 leaves aioice's own size."""
+def test_the_serving_process_applies_it_when_asked():
+    """What `streamlit run app.py` runs once per process (knn.serving.startup.start) applies it when
+    KNN_UDP_RECEIVE_QUEUE asks for it, and leaves aioice's own size otherwise."""
     code = ("from aioice import turn; from knn.serving.settings import Settings; "
             "from knn.serving.startup import start; "
             "started = start(Settings.from_env()); print(started.short_queues, turn.UDP_SOCKET_BUFFER_SIZE)")
-    for env, expected in (({}, ["True", str(receive_queue.RECEIVE_QUEUE)]),
-                          ({"KNN_UDP_RECEIVE_QUEUE": "0"}, ["False", str(STOCK_SIZE)])):
+    for env, expected in (({"KNN_UDP_RECEIVE_QUEUE": str(receive_queue.RECEIVE_QUEUE)},
+                           ["True", str(receive_queue.RECEIVE_QUEUE)]),
+                          ({}, ["False", str(STOCK_SIZE)])):
         done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, **env})
+                              env={**{k: v for k, v in os.environ.items() if k != "KNN_UDP_RECEIVE_QUEUE"}, **env})
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.split()[-2:] == expected

@@ -27,10 +27,10 @@ def test_every_variable_is_read():
     s = Settings.from_env({
         "KNN_ICE_SERVERS": json.dumps(turn), "KNN_THREADS": "1", "KNN_GC_SECONDS": "2.5",
         "KNN_MIN_BITRATE": "0", "KNN_METRICS_FILE": "/tmp/m.json", "KNN_METRICS_INTERVAL": "0.5",
-        "KNN_ICE_TRANSPORT_POLICY": "Relay", "KNN_STEADY": "0", "KNN_UDP_RECEIVE_QUEUE": "0",
+        "KNN_ICE_TRANSPORT_POLICY": "Relay", "KNN_STEADY": "0", "KNN_UDP_RECEIVE_QUEUE": "32768",
     })
     assert s.ice_server_list() == turn and s.ice_transport_policy == "relay"
-    assert s.steady is False and s.udp_receive_queue == 0
+    assert s.steady is False and s.udp_receive_queue == 32768
     assert (s.threads, s.gc_seconds, s.min_bitrate, s.metrics_file, s.metrics_interval) == (
         1, 2.5, 0, Path("/tmp/m.json"), 0.5)
     assert Settings.from_env({"KNN_ICE_SERVERS": "[]"}).ice_server_list() == []  # loopback

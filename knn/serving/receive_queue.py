@@ -10,7 +10,9 @@ the loop reads as many packets whatever the size, but each has waited behind a f
 holds ~15 s of a busy browser's video; a consent answer that waits that long no longer counts
 and the stream is ended (docs/performance.md, "Seconds behind: the sockets' queues").
 
-`short_receive_queues` sets that size for the connections made from now on, after checking that
+Off unless asked for (`KNN_UDP_RECEIVE_QUEUE`): a server near its capacity, late for moments only,
+needs the long queue to ride out the bursts. `short_receive_queues` sets the size for the
+connections made from now on, after checking that
 the installed aioice is a version this was read against and that it reads the size each time it
 opens a socket; otherwise it logs one warning and aioice stays as it is.
 """
@@ -26,8 +28,9 @@ _LOG = logging.getLogger(__name__)
 CHECKED_AIOICE = ("0.13.0",)
 """aioice versions whose socket set-up this was read against."""
 RECEIVE_QUEUE = 32768
-"""Bytes asked of the kernel per socket: about two seconds of a busy browser's video, a keyframe's
-burst many times over (16 kB lost packets of a single camera's keyframes; docs/performance.md)."""
+"""Bytes to ask of the kernel per socket on a server past capacity: about two seconds of a busy
+browser's video (16 kB lost a single camera's keyframes; docs/performance.md). Not the default:
+on a server near capacity, queues this short lose bursts of packets and the video stalls."""
 SIZE_NAME = "UDP_SOCKET_BUFFER_SIZE"
 READ_AT_OPEN = f"turn.{SIZE_NAME}"
 """How aioice.ice reads the size when it opens a host socket (so a new value takes effect)."""

@@ -45,9 +45,10 @@ VARIABLES = (
      "for scenes whose smallest changes must show at once"),
     ("KNN_CAMERAS_PER_CORE", "2", "above this many streaming cameras per core, the captioned video goes back at "
      "half width and height (its encode is the server's largest cost per frame); `0`: always the camera's size"),
-    ("KNN_UDP_RECEIVE_QUEUE", str(RECEIVE_QUEUE), "bytes of kernel receive queue each WebRTC connection's UDP "
-     "socket asks for: past capacity, packets wait there about two seconds instead of up to ~20 s, and the answers "
-     "that keep a stream alive come in time; `0`: aioice's own (262144)"),
+    ("KNN_UDP_RECEIVE_QUEUE", "0 (aioice's own, 262144)", "bytes of kernel receive queue each WebRTC connection's "
+     f"UDP socket asks for. For a server past its capacity: at {RECEIVE_QUEUE} packets wait there about two seconds "
+     "instead of up to ~20 s and the answers that keep a stream alive come in time, but a busy server short of "
+     "capacity then loses packets in bursts and its video stalls for seconds (docs/performance.md)"),
     ("KNN_METRICS_FILE", "none", "write the process's live metrics to this JSON file"),
     ("KNN_METRICS_INTERVAL", "1", "seconds between two metrics snapshots"),
     ("KNN_WEIGHTS_DIR", "none", "a folder of `<backbone>_no_top.weights.h5` files (read by the engine)"),
@@ -86,7 +87,7 @@ class Settings:
     max_bitrate: int = MAX_VIDEO_BITRATE
     steady: bool = True
     cameras_per_core: float = CAMERAS_PER_CORE
-    udp_receive_queue: int = RECEIVE_QUEUE
+    udp_receive_queue: int = 0
     metrics_file: Path | None = None
     metrics_interval: float = 1.0
     problems: tuple[str, ...] = field(default=(), compare=False)
