@@ -12,9 +12,9 @@ and the stream is ended (docs/performance.md, "Seconds behind: the sockets' queu
 
 Off unless asked for (`KNN_UDP_RECEIVE_QUEUE`): a server near its capacity, late for moments only,
 needs the long queue to ride out the bursts. `short_receive_queues` sets the size for the
-connections made from now on, after checking that
-the installed aioice is a version this was read against and that it reads the size each time it
-opens a socket; otherwise it logs one warning and aioice stays as it is.
+connections made from now on, after checking that the installed aioice is a version this was read
+against and that it reads the size each time it opens a socket; otherwise it logs one warning and
+aioice stays as it is.
 """
 from __future__ import annotations
 

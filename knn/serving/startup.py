@@ -3,11 +3,11 @@
 Each item was measured with bench/live.py (docs/performance.md): a fixed mmap threshold and a
 periodic, freezing garbage collection (knn.serving.memory), a 1 ms GIL switch interval (a frame
 crosses four threads that each take the GIL), the bandwidth floor and the send ceiling
-(knn.serving.rtc), consent checks that take a late answer (knn.serving.consent), short kernel
-queues on the WebRTC sockets (knn.serving.receive_queue), a camera kept
+(knn.serving.rtc), consent checks that take a late answer (knn.serving.consent), a camera kept
 from streamlit-webrtc's misfiring orphan check (knn.serving.camera_context), clicks told from
-their copies (knn.serving.clicks) and, when asked for,
-the server's relay-only ICE policy (knn.serving.ice) and the metrics writer (knn.serving.metrics).
+their copies (knn.serving.clicks) and, when asked for, the server's relay-only ICE policy
+(knn.serving.ice), short kernel queues on the WebRTC sockets (knn.serving.receive_queue) and the
+metrics writer (knn.serving.metrics).
 """
 from __future__ import annotations
 
