@@ -769,10 +769,11 @@ def sidebar(coached: Coaching | None) -> None:
 def class_card(label: str, count: int, coached: Coaching | None) -> None:
     slot = slot_of(label)
     with st.container(border=True, key=f"class_{slot}"):
-        name_key = f"name_{slot}"
-        if name_key not in ss:
-            ss[name_key] = label
-        st.text_input("Class name", key=name_key, on_change=on_rename, args=(slot,), label_visibility="collapsed")
+        # The name is the widget's default, not a value put in st.session_state before it: that
+        # reaches the browser only with the card's first run, which a busy server can drop unsent,
+        # and a card mounted from a later run shows its default (was: empty names after a restore).
+        st.text_input("Class name", value=label, key=f"name_{slot}", on_change=on_rename, args=(slot,),
+                      label_visibility="collapsed")
         accuracy = coached.accuracy(label) if coached is not None else float("nan")
         recognised = "" if accuracy != accuracy else f" · {accuracy:.0%} recognised"  # nan: under 2 examples
         st.caption(f"{count} example{'s' * (count != 1)}{recognised}",

@@ -492,7 +492,10 @@ class Page:
     def restore_project(self, path: Path, classes: list[str]) -> None:
         """Upload a project file to the Project section's uploader; wait for its `classes` on the cards."""
         self.page.locator('[class*="st-key-project_upload_"] input[type="file"]').set_input_files(str(path))
-        self.wait_for(lambda: self.class_names() == classes, f"the classes of {path.name}", 90)
+        try:
+            self.wait_for(lambda: self.class_names() == classes, f"the classes of {path.name}", 90)
+        except AssertionError as exc:  # say what the cards showed instead
+            raise AssertionError(f"{exc}; the cards read {self.class_names()!r}") from None
 
     def class_names(self) -> list[str]:
         """The class names on the sidebar's cards, in order."""
