@@ -171,6 +171,41 @@ def test_rename_add_and_delete_classes(at):
     assert at.session_state.live.classifier.classes == ["Mug", "Class 2", "Class 3"]
 
 
+def mounted_fresh(widget) -> object:
+    """What a browser shows for `widget` if it mounts it from this run, having missed the earlier
+    runs (Streamlit drops a run's unsent elements when the next run starts): the value sent with
+    the element, else its default (an option's index for a selectbox or radio)."""
+    proto = widget.proto
+    if proto.set_value:
+        return "sent with the element"
+    default = proto.default
+    return list(default) if widget.type == "slider" else default
+
+
+def current(widget) -> object:
+    if widget.type in ("selectbox", "radio"):
+        return widget.index
+    if widget.type == "slider":
+        return list(widget.value) if isinstance(widget.value, tuple) else [widget.value]
+    return widget.value
+
+
+def test_every_widget_mounted_from_a_later_run_shows_its_value(at):
+    # A value written to st.session_state before its widget reaches the browser only with that
+    # run; a later run sends the widget with its default. So each widget's default must be its value.
+    at.text_input(key="name_0").set_value("Mug").run()
+    at.text_input(key="name_1").set_value("Mug").run()  # refused: the box shows "Class 2" again
+    at.number_input(key="k").set_value(5).run()
+    at.toggle(key="mirror").set_value(True).run()
+    at.run()
+    widgets = [w for kind in ("text_input", "number_input", "slider", "toggle", "checkbox", "selectbox", "radio")
+               for w in getattr(at, kind)]
+    assert len(widgets) >= 10
+    shown = {w.key: mounted_fresh(w) for w in widgets}
+    assert shown == {w.key: current(w) for w in widgets}
+    assert [at.text_input(key=f"name_{i}").value for i in range(3)] == ["Mug", "Class 2", "Class 3"]
+
+
 def test_user_text_is_never_markup(at):
     name = "**bold** [x](javascript:alert(1)) <b>hi</b>"
     at.text_input(key="name_0").set_value(name).run()
