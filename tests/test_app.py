@@ -176,13 +176,14 @@ def mounted_fresh(widget) -> object:
     runs (Streamlit drops a run's unsent elements when the next run starts): the value sent with
     the element, else its default (an option's index for a selectbox or radio)."""
     proto = widget.proto
-    if proto.set_value:
-        return "sent with the element"
+    if proto.set_value:  # the element carries the server's value (e.g. one written on every run)
+        return current(widget)
     default = proto.default
     return list(default) if widget.type == "slider" else default
 
 
 def current(widget) -> object:
+    """The widget's value on the server, in the shape `mounted_fresh` gives."""
     if widget.type in ("selectbox", "radio"):
         return widget.index
     if widget.type == "slider":
@@ -271,7 +272,7 @@ def test_project_download_and_restore(at):
     # A busy server can drop the restore run's elements before they reach the browser (Streamlit
     # clears unsent ones when the next run starts): cards first drawn by a later run show the names.
     at.run()
-    assert [t.proto.value if t.proto.set_value else t.proto.default for t in at.text_input] == ["cup", "pen"]
+    assert [mounted_fresh(t) for t in at.text_input] == ["cup", "pen"]
     assert counts(at) == ["3 examples", "3 examples"]
     assert at.number_input(key="k").value == 5 and at.slider(key="threshold").value == pytest.approx(0.4)
     # What the download button serves is the same project again.
