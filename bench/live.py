@@ -6,6 +6,7 @@
     python bench/live.py --quick               # a smoke run: 1 and 2 sessions, 10 s each
     python bench/live.py --balancer            # 4 sessions through HAProxy over 1, then 2 processes
     python bench/live.py --video handheld --sessions 4 8 --without-steady   # steady scenes (issue 13)
+    python bench/live.py --peers --video handheld --sessions 8 --no-ramp     # the server alone: no browsers
 
 For each session count N a fresh `streamlit run app.py` server starts with its metrics file on
 (env KNN_METRICS_FILE, see knn/serving/metrics.py); one headless Chromium, whose fake camera plays a
@@ -46,6 +47,11 @@ frame's capture time and prediction come with the metrics, and the video's phase
 the one that best fits the predictions of the frames the model saw. `--without-steady` runs each
 count twice, first with every frame sent to the model (KNN_STEADY=0), for the ratio of model
 passes within one run.
+
+`--peers` puts bench/peers.py's WebRTC peers in the tabs' place: each is a Streamlit session that
+starts the camera as the page's frontend does and sends the same video, encoded once (so at a
+fixed `--peer-bitrate`, where Chromium adapts its own), and draws nothing. The server then has the
+cores to itself, as a class's laptops would leave it; with `--balancer` they go through HAProxy.
 
 Run it on a quiet machine (`uptime` load well under 1): the browser shares the cores with the
 server. `--server-nice -10` (root) runs the server before the tabs on those cores: the tabs stand
@@ -296,6 +302,63 @@ def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dic
     return result
 
 
+def start_peers(url: str, n: int, video: Path, seconds: float, bitrate: int):
+    """bench/peers.py streaming `n` sessions of `video` to `url` for `seconds` once all joined."""
+    import subprocess
+
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "peers.py"), "--url", url, "--video", str(video), "--sessions", str(n),
+         "--join-every", str(PEER_JOIN_EVERY), "--seconds", str(seconds), "--bitrate", str(bitrate)],
+        stdout=subprocess.PIPE, text=True)
+
+
+PEER_JOIN_EVERY = 2.0
+"""Seconds between peers joining, as a class's users would not all press START at once."""
+
+
+def wait_streaming(apps: list, n: int) -> None:
+    """Until `n` sessions over `apps` have received frames (or the time for it is gone)."""
+    deadline = time.time() + 60 + n * PEER_JOIN_EVERY
+    while time.time() < deadline:
+        snaps = [app.metrics() for app in apps]
+        if sum(s["frames_received"] > 0 for snap in snaps if snap for s in snap["sessions"]) >= n:
+            return
+        time.sleep(1.0)
+
+
+def peer_report(peers, result: dict, bitrate: int) -> None:
+    """The peers' own account (connection states, frames sent and back) into `result`."""
+    out, _ = peers.communicate(timeout=120)
+    result["clients"], result["peer_bitrate"] = "peers", bitrate
+    result["peers"] = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def run_peer_sessions(n: int, seconds: float, warmup: float, video: Path, server: dict, bitrate: int) -> dict:
+    """`run_sessions` with bench/peers.py's WebRTC peers for users instead of Chromium's tabs."""
+    from tests.browser import AppServer
+
+    print(f"{n} peer session(s): starting the app and {n} peer(s) …", file=sys.stderr, flush=True)
+    with AppServer(metrics=True, **server) as app:
+        peers = start_peers(app.url, n, video, warmup + seconds + 10, bitrate)
+        try:
+            wait_streaming([app], n)
+            time.sleep(warmup)
+            trace = Trace()
+            follow(app, 2.0, trace, time.time())  # the baseline snapshot
+            t0 = trace.snapshots[-1]["time"]
+            client = [psutil.Process(peers.pid)]
+            c0 = cpu_seconds(client)
+            follow(app, seconds, trace, t0)
+            trace.browser_cpu = 100 * (cpu_seconds(client) - c0) / (trace.snapshots[-1]["time"] - t0)
+            result = summarise(n, trace)
+            add_steady(result, trace, None)
+            peer_report(peers, result, bitrate)
+        finally:
+            if peers.poll() is None:
+                peers.kill()
+    return result
+
+
 PC_TRACKER = """
 (() => {
   const Original = window.RTCPeerConnection;
@@ -518,7 +581,8 @@ def steady_table(results: list[dict]) -> str:
             continue
         for i, s in enumerate(r["per_session"], 1):
             follow = s["follow_ms"]
-            rows.append([r.get("video", "changing"), r["sessions"], "on" if r.get("steady", True) else "off", i,
+            video = r.get("video", "changing") + (" (peers)" if r.get("clients") == "peers" else "")
+            rows.append([video, r["sessions"], "on" if r.get("steady", True) else "off", i,
                          f"{s['received_fps']:.1f}", f"{s['answered_fps']:.1f}", f"{s['processed_fps']:.1f}",
                          f"{s['reused_fps']:.1f}", f"{s['latency_p95']:.0f}", f"{s['fresh_latency_p95']:.0f}",
                          f"{_p(follow, 50):.0f} / {max(follow):.0f} ({len(follow)}, {s['follow_missed']} missed)"
@@ -569,7 +633,7 @@ def sessions_tables(results: list[dict]) -> str:
                      f"{r['browser_cpu_percent']:.0f}", f"{median:.0f} ({peak:.0f})", extra, r["threads"],
                      r["live_sessions"]])
     per_run = markdown_table(
-        ["sessions", "measured s", "server CPU %", "Chromium CPU %", "server RSS MB median (max)",
+        ["sessions", "measured s", "server CPU %", "client CPU % (Chromium, or peers)", "server RSS MB median (max)",
          "MB per further session (medians)", "server threads", "LiveSessions alive"], rows)
     kinds = sorted({k for r in results for k, v in r["server_cpu_by_thread"].items() if v >= 1},
                    key=lambda k: -max(r["server_cpu_by_thread"].get(k, 0) for r in results))
@@ -671,8 +735,10 @@ def follow_all(apps: dict, seconds: float, traces: dict, t0: float) -> None:
         time.sleep(0.2)
 
 
-def run_balanced(n: int, processes: int, seconds: float, warmup: float, video: Path, server: dict) -> dict:
-    """`n` sessions through HAProxy (the shipped deploy/haproxy/haproxy.cfg) over `processes` app processes."""
+def run_balanced(n: int, processes: int, seconds: float, warmup: float, video: Path, server: dict,
+                 peer_bitrate: int | None = None) -> dict:
+    """`n` sessions through HAProxy (the shipped deploy/haproxy/haproxy.cfg) over `processes` app
+    processes: Chromium's tabs, or with `peer_bitrate` bench/peers.py's peers."""
     from contextlib import ExitStack
 
     from playwright.sync_api import sync_playwright
@@ -680,43 +746,63 @@ def run_balanced(n: int, processes: int, seconds: float, warmup: float, video: P
     from tests.browser import AppServer, Balancer
 
     print(f"{n} session(s) over {processes} process(es) behind HAProxy …", file=sys.stderr, flush=True)
+    peers = None
     with ExitStack() as stack:
         apps = [stack.enter_context(AppServer(metrics=True, **server)) for _ in range(processes)]
         lb = stack.enter_context(Balancer(apps))
-        p = stack.enter_context(sync_playwright())
-        browser, pages = open_sessions(p, lb, video, n)  # open_sessions only needs the balancer's url
-        try:
+        if peer_bitrate:
+            peers = start_peers(lb.url, n, video, warmup + seconds + 10, peer_bitrate)
+            stack.callback(lambda: peers.poll() is None and peers.kill())
+            wait_streaming(apps, n)
+            placement = None  # read from each process's sessions below
+        else:
+            p = stack.enter_context(sync_playwright())
+            browser, pages = open_sessions(p, lb, video, n)  # open_sessions only needs the balancer's url
+            stack.callback(browser.close)
             placement = [lb.server_of(page.page.context) for page in pages]
-            time.sleep(warmup)
-            traces = {name: Trace() for name in lb.names}
-            t0 = time.time()
-            follow_all(lb.names, 2.0, traces, t0)  # the baseline snapshots
-            follow_all(lb.names, seconds, traces, t0)
-        finally:
-            browser.close()
-    per_process = {name: summarise(placement.count(name), trace) for name, trace in traces.items()
-                   if len(trace.snapshots) > 1}
-    return {"sessions": n, "processes": processes, "placement": placement, "per_process": per_process}
+        time.sleep(warmup)
+        traces = {name: Trace() for name in lb.names}
+        t0 = time.time()
+        follow_all(lb.names, 2.0, traces, t0)  # the baseline snapshots
+        client = [psutil.Process(peers.pid)] if peers else browser_processes()
+        c0 = cpu_seconds(client)
+        follow_all(lb.names, seconds, traces, t0)
+        client_cpu = 100 * (cpu_seconds(client) - c0) / (time.time() - t0 - 2.0)
+        per_process = {}
+        for name, trace in traces.items():
+            if len(trace.snapshots) > 1:
+                per_process[name] = summarise(len(trace.sessions), trace)
+                add_steady(per_process[name], trace, None)
+        if placement is None:
+            placement = [name for name, run in per_process.items() for _ in run["per_session"]]
+        result = {"sessions": n, "processes": processes, "placement": placement, "per_process": per_process,
+                  "client_cpu_percent": client_cpu}
+        if peers:
+            peer_report(peers, result, peer_bitrate)
+    return result
 
 
 def balanced_table(results: list[dict]) -> str:
     rows, totals = [], []
     for r in results:
-        layout = f"{r['sessions']} over {r['processes']}"
-        fps = []
+        layout = f"{r['sessions']} over {r['processes']}" + (" (peers)" if r.get("clients") == "peers" else "")
+        fps, answered = [], []
         for name, run in r["per_process"].items():
             for s in run["per_session"]:
                 fps.append(s["processed_fps"])
-                rows.append([layout, name, s["session"], f"{s['received_fps']:.1f}", f"{s['processed_fps']:.1f}",
-                             f"{s['latency_p50']:.0f}", f"{s['latency_p95']:.0f}", f"{s['embed_ms_p50']:.1f}"])
+                answered.append(s.get("answered_fps", float("nan")))
+                rows.append([layout, name, s["session"], f"{s['received_fps']:.1f}", f"{answered[-1]:.1f}",
+                             f"{s['processed_fps']:.1f}", f"{s['latency_p50']:.0f}", f"{s['latency_p95']:.0f}",
+                             f"{s['embed_ms_p50']:.1f}"])
         cpu = sum(run["server_cpu_percent"] for run in r["per_process"].values())
         rss = sum(run["rss_mb"] for run in r["per_process"].values())
-        totals.append([layout, f"{sum(fps):.1f}", f"{min(fps, default=float('nan')):.1f}", f"{cpu:.0f}",
+        totals.append([layout, f"{sum(fps):.1f}", f"{min(answered, default=float('nan')):.1f}", f"{cpu:.0f}",
+                       f"{r.get('client_cpu_percent', float('nan')):.0f}",
                        f"{sum(fps) / (cpu / 100):.1f}" if cpu else "-", f"{rss:.0f}"])
-    return (markdown_table(["sessions over processes", "process", "session", "received fps", "processed fps",
-                            "latency p50 ms", "latency p95 ms", "embed p50 ms"], rows) + "\n\n" +
-            markdown_table(["sessions over processes", "processed fps, all sessions", "slowest session fps",
-                            "servers' CPU % (100 = a core)", "processed fps per server core",
+    return (markdown_table(["sessions over processes", "process", "session", "received fps", "answered fps",
+                            "model passes/s", "latency p50 ms", "latency p95 ms", "embed p50 ms"], rows) + "\n\n" +
+            markdown_table(["sessions over processes", "model passes/s, all sessions", "slowest session's answered fps",
+                            "servers' CPU % (100 = a core)", "clients' CPU %", "model passes per server core",
                             "servers' RSS MB"], totals))
 
 
@@ -750,6 +836,12 @@ def main() -> None:
                         help="a `streamlit run` option for the server, e.g. runner.postScriptGC=true (A/B runs)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="an environment variable for the server (A/B runs)")
+    parser.add_argument("--peers", action="store_true",
+                        help="users as WebRTC peers from one process (bench/peers.py: the video pre-encoded, "
+                             "no page drawn) instead of Chromium's tabs, so the server has the cores; "
+                             "no teaching, ramp or soak")
+    parser.add_argument("--peer-bitrate", type=int, default=300_000, metavar="BITS",
+                        help="--peers: bit/s each peer sends (bench/peers.py BITRATE: where Chromium starts)")
     parser.add_argument("--server-nice", type=int, default=0, metavar="N",
                         help="run the app server at niceness N (negative: before the browser's tabs, which "
                              "stand for users' own machines; needs root)")
@@ -787,14 +879,20 @@ def main() -> None:
         teach = schedule = None
     load = psutil.getloadavg()[0]
     print(f"load average {load:.2f} at the start; {psutil.cpu_count()} cores", file=sys.stderr)
-    balanced = [run_balanced(max(args.sessions), k, args.seconds, args.warmup, video, server)
+    balanced = [run_balanced(max(args.sessions), k, args.seconds, args.warmup, video, server,
+                             args.peer_bitrate if args.peers else None)
                 for k in args.processes] if args.balancer else []
     results = []
     for n in ([] if args.balancer else args.sessions):
         for steady in ([False, True] if args.without_steady else [True]):
             env = server["env"] if steady else {**server["env"], "KNN_STEADY": "0"}
-            result = run_sessions(n, args.seconds, args.warmup, video, {**server, "env": env},
-                                  ramp=not args.no_ramp and n == max(args.sessions) > 1, teach=teach, schedule=schedule)
+            if args.peers:
+                result = run_peer_sessions(n, args.seconds, args.warmup, video, {**server, "env": env},
+                                           args.peer_bitrate)
+            else:
+                result = run_sessions(n, args.seconds, args.warmup, video, {**server, "env": env},
+                                      ramp=not args.no_ramp and n == max(args.sessions) > 1, teach=teach,
+                                      schedule=schedule)
             results.append({**result, "video": args.video, "steady": env.get("KNN_STEADY", "1") != "0"})
     soak = run_soak(args.soak, args.add_every, args.warmup, video, server) if args.soak else None
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -1,0 +1,253 @@
+"""Camera users without a browser: WebRTC peers that load the server and nothing else.
+
+`python bench/live.py --peers` uses them instead of Chromium's tabs. On a two-core machine eight
+tabs took 1.3 of the two cores to encode their cameras, decode the answers and draw the page,
+leaving the server a third of the machine; a class's laptops do that work on their own CPUs.
+
+Each peer is one Streamlit session, opened over the websocket as the page's frontend opens it. It
+starts the camera through streamlit-webrtc's component value as its frontend does (an offer with
+every ICE candidate in it, then `playing` once connected), reruns the live panel's fragment when
+the server asks (`auto_rerun`), sends a video encoded once to VP8 at 30 fps (aiortc packs an
+`av.Packet` without encoding it) and takes the answered video back (aiortc decodes it). The
+server cannot tell it from a tab: the same websocket messages, the same RTP.
+
+    python bench/peers.py --url http://127.0.0.1:8501 --video V.y4m --sessions 8 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import av
+
+FPS = 30
+BITRATE = 300_000
+"""bit/s of the sent video: where Chromium starts a camera; it then goes where the server's bandwidth
+estimate lets it (0.13-1.2 Mbit/s seen on loopback, the lower end on a busy server)."""
+KEYFRAME_EVERY = 30
+"""frames between keyframes: Chromium sends one when the server asks (a lost packet); a peer cannot
+answer the request, so one comes every second instead (about a third more bits)."""
+VIDEO_CLOCK = fractions.Fraction(1, 90000)
+
+
+def encode_video(path: Path, bitrate: int = BITRATE) -> list[tuple[bytes, bool]]:
+    """The .y4m at `path` as VP8 frames, (data, keyframe), encoded once with libvpx's realtime mode."""
+    codec = None
+    packets: list[tuple[bytes, bool]] = []
+    with av.open(str(path)) as video:
+        for frame in video.decode(video=0):
+            if codec is None:
+                codec = av.CodecContext.create("libvpx", "w")
+                codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, "yuv420p"
+                codec.bit_rate, codec.gop_size = bitrate, KEYFRAME_EVERY
+                codec.time_base = fractions.Fraction(1, FPS)
+                codec.options = {"deadline": "realtime", "cpu-used": "-6", "lag-in-frames": "0",
+                                 "minrate": str(bitrate), "maxrate": str(bitrate), "bufsize": str(bitrate)}
+            frame = frame.reformat(format="yuv420p")
+            frame.pts, frame.time_base = len(packets), fractions.Fraction(1, FPS)
+            frame.pict_type = av.video.frame.PictureType.NONE  # a raw video's frames say I: libvpx would obey
+            packets += [(bytes(p), p.is_keyframe) for p in codec.encode(frame)]
+        packets += [(bytes(p), p.is_keyframe) for p in codec.encode(None)]
+    if not packets or not packets[0][1]:
+        raise RuntimeError(f"{path}: the encoded video does not start with a keyframe")
+    return packets
+
+
+def make_track(packets: list[tuple[bytes, bool]]):
+    """A video track that plays `packets` in a loop at `FPS`, paced by the wall clock."""
+    from aiortc import MediaStreamTrack
+
+    class PacketTrack(MediaStreamTrack):
+        kind = "video"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.sent = 0
+            self._start: float | None = None
+
+        async def recv(self) -> av.Packet:
+            if self._start is None:
+                self._start = time.monotonic()
+            due = self._start + self.sent / FPS
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            data, _ = packets[self.sent % len(packets)]
+            packet = av.Packet(data)
+            packet.pts, packet.time_base = self.sent * (90000 // FPS), VIDEO_CLOCK
+            self.sent += 1
+            return packet
+
+    return PacketTrack()
+
+
+@dataclass
+class PeerState:
+    """What one peer saw; printed as JSON lines for bench/live.py."""
+
+    peer: int
+    connection: list[tuple[float, str]] = field(default_factory=list)
+    frames_back: int = 0
+    frames_sent: int = 0
+    reruns: int = 0
+    error: str = ""
+
+
+class Peer:
+    """One Streamlit session with its camera started, as the page's frontend would do it."""
+
+    def __init__(self, index: int, url: str, packets: list[tuple[bytes, bool]]) -> None:
+        self.state = PeerState(index)
+        self._url = url
+        self._packets = packets
+        self._ws = None
+        self._camera_id: str | None = None
+        self._camera_value: dict | None = None
+        self._answer: dict | None = None
+        self._answered = asyncio.Event()
+        self._first_run = asyncio.Event()
+        self._fragments: dict[str, float] = {}  # fragment id -> seconds between the server's auto reruns
+        self._tasks: list[asyncio.Task] = []
+        self._pc = None
+        self._track = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        import websockets
+        from aiortc import RTCPeerConnection, RTCSessionDescription
+        from aiortc.rtcrtpsender import RTCRtpSender
+
+        parts = urlparse(self._url)
+        ws_url = f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}{parts.path.rstrip('/')}/_stcore/stream"
+        try:
+            async with websockets.connect(ws_url, subprotocols=["streamlit"], max_size=2 ** 28,
+                                          origin=f"{parts.scheme}://{parts.netloc}") as ws:
+                self._ws = ws
+                self._tasks.append(asyncio.create_task(self._read()))
+                await self._rerun()
+                await asyncio.wait_for(self._first_run.wait(), 60)
+                if self._camera_id is None:
+                    raise RuntimeError("the page drew no webrtc_streamer component")
+
+                pc = self._pc = RTCPeerConnection()  # no ICE servers: loopback host candidates
+                pc.on("connectionstatechange", self._on_state)
+                pc.on("track", lambda track: self._tasks.append(asyncio.create_task(self._take(track))))
+                self._track = make_track(self._packets)
+                transceiver = pc.addTransceiver(self._track, direction="sendrecv")
+                transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                                 if c.mimeType == "video/VP8"])
+                await pc.setLocalDescription(await pc.createOffer())  # gathers every candidate first
+                offer = {"type": pc.localDescription.type, "sdp": pc.localDescription.sdp}
+                self._camera_value = {"playing": False, "sdpOffer": offer, "iceCandidates": {}}
+                await self._rerun()
+                await asyncio.wait_for(self._answered.wait(), 60)
+                await pc.setRemoteDescription(RTCSessionDescription(**self._answer))
+                await stop.wait()
+        except Exception as exc:  # a peer that fails is reported, the others go on
+            self.state.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            if self._track is not None:
+                self.state.frames_sent = self._track.sent
+            if self._pc is not None:
+                await self._pc.close()
+
+    def _on_state(self) -> None:
+        state = self._pc.connectionState
+        self.state.connection.append((round(time.time(), 2), state))
+        if state == "connected" and self._camera_value and not self._camera_value["playing"]:
+            # the frontend's START_PLAYING: the offer is cleared, the stream marked as playing
+            self._camera_value = {"playing": True, "sdpOffer": None, "iceCandidates": {}}
+            asyncio.ensure_future(self._rerun())
+
+    async def _take(self, track) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        try:
+            while True:
+                await track.recv()
+                self.state.frames_back += 1
+        except MediaStreamError:
+            pass
+
+    async def _rerun(self, fragment_id: str = "") -> None:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        msg = BackMsg()
+        client = msg.rerun_script
+        client.SetInParent()  # an empty ClientState is still a rerun
+        if fragment_id:
+            client.fragment_id, client.is_auto_rerun = fragment_id, True
+        if self._camera_id is not None and self._camera_value is not None:
+            widget = client.widget_states.widgets.add()
+            widget.id, widget.json_value = self._camera_id, json.dumps(self._camera_value)
+        self.state.reruns += 1
+        await self._ws.send(msg.SerializeToString())
+
+    async def _read(self) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        async for data in self._ws:
+            msg = ForwardMsg()
+            msg.ParseFromString(data)
+            kind = msg.WhichOneof("type")
+            if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                element = msg.delta.new_element
+                if element.WhichOneof("type") == "component_instance" and \
+                        "webrtc_streamer" in element.component_instance.component_name:
+                    self._camera_id = element.component_instance.id
+                    answer = json.loads(element.component_instance.json_args).get("sdp_answer_json")
+                    if answer and self._answer is None:
+                        self._answer = json.loads(answer)
+                        self._answered.set()
+            elif kind == "auto_rerun" and msg.auto_rerun.fragment_id not in self._fragments:
+                self._fragments[msg.auto_rerun.fragment_id] = msg.auto_rerun.interval
+                self._tasks.append(asyncio.create_task(self._auto_rerun(msg.auto_rerun.fragment_id)))
+            elif kind == "script_finished":
+                self._first_run.set()
+
+    async def _auto_rerun(self, fragment_id: str) -> None:
+        while True:
+            await asyncio.sleep(self._fragments[fragment_id])
+            await self._rerun(fragment_id)
+
+
+async def run_peers(url: str, video: Path, sessions: int, seconds: float, join_every: float,
+                    bitrate: int = BITRATE) -> list[PeerState]:
+    packets = encode_video(video, bitrate)
+    print(f"peers: {len(packets)} VP8 frames, {sum(len(d) for d, _ in packets) * 8 * FPS / len(packets) / 1e6:.2f} "
+          f"Mbit/s", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    peers = [Peer(k + 1, url, packets) for k in range(sessions)]
+    tasks = []
+    for peer in peers:
+        tasks.append(asyncio.create_task(peer.run(stop)))
+        await asyncio.sleep(join_every)
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.gather(*tasks)
+    return [peer.state for peer in peers]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", required=True, help="the app, e.g. http://127.0.0.1:8501")
+    parser.add_argument("--video", type=Path, required=True, help="a .y4m to send (bench/live.py writes them)")
+    parser.add_argument("--sessions", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=60, help="how long the peers stream once all have joined")
+    parser.add_argument("--join-every", type=float, default=2.0, help="seconds between peers joining")
+    parser.add_argument("--bitrate", type=int, default=BITRATE, help="bit/s of the sent video")
+    args = parser.parse_args()
+    for state in asyncio.run(run_peers(args.url, args.video, args.sessions, args.seconds, args.join_every,
+                                       args.bitrate)):
+        print(json.dumps(state.__dict__), flush=True)
+
+
+if __name__ == "__main__":
+    main()
