@@ -141,6 +141,23 @@ def test_the_thumbnail_sees_the_same_scene_at_any_camera_size_and_format(photos)
     assert mean_abs_diff(thumbnail(big), thumbnail(other)) > 2 * STILL_MAD
 
 
+
+@pytest.mark.parametrize("size", [(640, 480), (3840, 2160), (320, 240)])
+def test_the_thumbnail_is_the_mean_grey_of_each_block_at_every_size(photos, size):
+    """The block sums are 16-bit where a block's rows fit: no overflow, whatever the frame's size,
+    down to one block of the whole square (32-bit sums) and a white frame (the largest sums)."""
+    for frame in (photo_frame(photos["rock"][10]).reformat(width=size[0], height=size[1]),
+                  av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 255, np.uint8), format="rgb24")
+                  .reformat(format="yuv420p")):
+        plane = frame.planes[0]
+        luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+        for side in (16, 1):
+            block = min(luma.shape) // side
+            top, left = (luma.shape[0] - block * side) // 2, (luma.shape[1] - block * side) // 2
+            square = luma[top: top + block * side, left: left + block * side].astype(np.float64)
+            expected = square.reshape(side, block, side, block).mean(axis=(1, 3))
+            np.testing.assert_allclose(thumbnail(frame, side), expected, rtol=1e-6)
+
 def test_a_hand_held_scene_costs_the_model_twice_a_second_and_each_change_is_embedded_at_once(
         embedder, photos, clock):
     images = [Image.open(photos[label][i]) for label, i in zip(GESTURES, (10, 30, 50))]
