@@ -104,6 +104,28 @@ def test_frames_during_a_backbone_switch_pass_captioned_and_unclassified(embedde
     assert session.embedder is slower
 
 
+def test_a_result_drawn_when_taken_is_drawn_only_if_taken():
+    sent, drawn = [], []
+    track = ResultTrack(lambda: sent.append)
+    a, b = solid(RED), solid(BLUE)
+
+    def draw(frame, info):
+        def make():
+            drawn.append(info)
+            return frame, info
+        return make
+
+    async def run():
+        track.publish_later(draw(a, "a"))
+        track.publish_later(draw(b, "b"))  # replaces a before the encoder asks: a is never drawn
+        assert await track.recv() is b
+        track.publish(a, "plain")
+        assert await track.recv() is a
+
+    asyncio.run(run())
+    assert drawn == ["b"]
+    assert sent == ["b", "plain"]  # the drawing's own info is what the encoder's side is told
+
 def test_the_newest_result_replaces_one_not_taken_and_an_end_is_read_once():
     track = ResultTrack()
     a, b = solid(RED), solid(BLUE)

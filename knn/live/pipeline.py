@@ -4,8 +4,8 @@ streamlit-webrtc's SENDRECV mode takes a sink for the camera's track and a sourc
 sends back (`sink_video_track=`, `source_video_track=`). `CameraSink` is the sink: for each
 decoded camera frame it calls `FramePipeline.on_frame` on aiortc's event loop, which counts the
 frame and asks the session's `SteadyGate` (knn.live.steady) whether it looks like the last frame
-the model answered. A still frame is captioned with that answer right there (no model, no worker
-thread); any other goes to the shared model worker (knn.live.worker), where a newer frame of the
+the model answered. A still frame is answered with it right there (no model, no worker thread;
+its caption is drawn only if the encoder takes it before a newer frame replaces it); any other goes to the shared model worker (knn.live.worker), where a newer frame of the
 session replaces one still waiting. On a worker thread the frame is scaled for the model,
 embedded, classified by the session and captioned; the result goes to `ResultTrack`, the source,
 which gives aiortc's encoder each new result once and nothing in between. So the callback never
@@ -218,26 +218,35 @@ class FramePipeline:
         return caption, label, True
 
     def _answer_again(self, frame: av.VideoFrame, answer: Answer, arrived: float) -> None:
-        """Caption a still frame with the answer the model gave a frame just like it."""
+        """Answer a still frame with the answer the model gave a frame just like it. The caption is
+        drawn only if the encoder takes the frame: on a busy server a newer one replaces most first."""
+        with self._lock:
+            self._stats.record_reused(arrived)
+        self._publish(functools.partial(self._captioned, frame, answer), arrived, None)
+
+    def _captioned(self, frame: av.VideoFrame, answer: Answer) -> tuple[av.VideoFrame, _Result]:
+        """A still frame with its reused answer drawn on it (on the encoder's side, when taken)."""
         try:
             out = overlay(frame, *answer.caption, self.mirror, half=self._answer_size.halved())
         except Exception as exc:
             consumer = self._consumer()
-            if consumer is not None:
-                self._publish(self._failed(consumer, frame, exc), arrived, _Result(frame.time, None, None, None))
-            return
-        with self._lock:
-            self._stats.record_reused(arrived)
-        self._publish(out, arrived, _Result(frame.time, False, answer.label, answer.capture))
+            return (frame if consumer is None else self._failed(consumer, frame, exc)), \
+                _Result(frame.time, None, None, None)
+        return out, _Result(frame.time, False, answer.label, answer.capture)
 
-    def _publish(self, out: av.VideoFrame, arrived: float, result: _Result) -> None:
+    def _publish(self, out: av.VideoFrame | Callable[[], tuple[av.VideoFrame, _Result]], arrived: float,
+                 result: _Result | None) -> None:
         """Offer a result to the encoder unless a newer frame's already went (a model pass can
-        finish after the still frames behind it were answered: its picture is older)."""
+        finish after the still frames behind it were answered: its picture is older). `out` is the
+        picture, or what draws it and says its result when the encoder takes it (`result` None)."""
         with self._lock:  # held while publishing: two threads publish, in arrival order
             if arrived < self._newest_out:
                 return
             self._newest_out = arrived
-            self.output.publish(out, result)
+            if result is None:
+                self.output.publish_later(out)
+            else:
+                self.output.publish(out, result)
 
     def _failed(self, consumer: FrameConsumer, frame: av.VideoFrame, exc: Exception) -> av.VideoFrame:
         """Log a frame's failure once per run of failures, tell the user, caption the frame."""
@@ -355,6 +364,8 @@ class CameraSink:
 
 _END = object()
 """What `ResultTrack.end_stream` leaves for `recv`: the stream of results is over."""
+_LATER = object()
+"""The info of a result `ResultTrack.publish_later` left: its drawing gives the real one."""
 
 
 class ResultTrack(MediaStreamTrack):
@@ -381,6 +392,10 @@ class ResultTrack(MediaStreamTrack):
     def publish(self, frame: av.VideoFrame, info: object = None) -> None:
         """Offer a result; `info` (what the pipeline knows of it) goes to `on_sent` when it is taken."""
         self._put((frame, info))
+
+    def publish_later(self, draw: Callable[[], tuple[av.VideoFrame, object]]) -> None:
+        """Offer a result drawn only if it is taken: `draw()` gives the frame and its `info`."""
+        self._put((draw, _LATER))
 
     def end_stream(self) -> None:
         self._put(_END)
@@ -415,6 +430,8 @@ class ResultTrack(MediaStreamTrack):
                 break
             await future
         frame, info = item
+        if info is _LATER:
+            frame, info = frame()
         pts = max(round((time.monotonic() - self._origin) * VIDEO_CLOCK_RATE), self._last_pts + 1)
         frame.pts, frame.time_base, self._last_pts = pts, VIDEO_TIME_BASE, pts
         on_sent = self._on_sent() if self._on_sent is not None else None
