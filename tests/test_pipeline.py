@@ -126,6 +126,37 @@ def test_a_result_drawn_when_taken_is_drawn_only_if_taken():
     assert drawn == ["b"]
     assert sent == ["b", "plain"]  # the drawing's own info is what the encoder's side is told
 
+def test_once_the_encoder_confirms_a_frame_the_next_result_waits_for_its_word():
+    """streamlit-webrtc's relays would queue every result handed out; the track hands out the
+    next only when the encoder took the last (its `opaque`), or after ACK_WAIT without word."""
+    track = ResultTrack()
+    track.ACK_WAIT = 0.3
+    a, b, c, d = solid(RED), solid(BLUE), solid(RED), solid(BLUE)
+
+    async def run():
+        track.publish(a)
+        first = await track.recv()
+        track.publish(b)
+        assert await track.recv() is b  # no word from an encoder yet: no waiting (a stock encoder)
+        first.opaque()  # an old frame's word: the track now knows its encoder speaks
+        track.publish(c)
+        third = await track.recv()
+        track.publish(d)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pending := asyncio.ensure_future(track.recv())), 0.1)
+        third.opaque()  # the encoder took c: d goes out
+        assert await asyncio.wait_for(pending, 1) is d
+        track.publish(c)
+        started = time.monotonic()
+        assert await track.recv() is c  # d was never confirmed: c goes out after ACK_WAIT
+        assert time.monotonic() - started >= 0.25
+        track.publish(a)
+        track.end_stream()  # an end never waits for the encoder
+        with pytest.raises(MediaStreamError):
+            await asyncio.wait_for(track.recv(), 0.1)
+
+    asyncio.run(run())
+
 def test_the_newest_result_replaces_one_not_taken_and_an_end_is_read_once():
     track = ResultTrack()
     a, b = solid(RED), solid(BLUE)

@@ -140,8 +140,11 @@ def test_the_ceiling_caps_what_the_video_encoder_aims_at_and_encodes(sender):
     assert encoder.target_bitrate == 260_000
     frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
     frame.pts, frame.time_base = 0, fractions.Fraction(1, 90_000)
+    taken = []
+    frame.opaque = lambda: taken.append(True)
     payloads, _ = encoder.encode(frame)
     assert payloads and encoder.codec.bit_rate == 260_000
+    assert taken == [True]  # the frame's source heard that the encoder took it
     from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
     opus = sender.get_encoder(RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111))
@@ -156,6 +159,13 @@ def test_a_sender_that_no_longer_uses_get_encoder_is_refused(sender, caplog):
     other = types.SimpleNamespace(get_encoder=lambda codec: None)
     assert check_sender(CHECKED_AIORTC[0], aiortc.codecs, other) == [
         "aiortc.rtcrtpsender no longer builds its encoders with aiortc.codecs.get_encoder"]
+    renamed = types.SimpleNamespace(vpx=types.SimpleNamespace(Vp8Encoder=type(
+        "Vp8Encoder", (), {"target_bitrate": property(lambda self: 0, lambda self, v: None),
+                           "encode": lambda self, frame, keyframe=False: None})),
+        get_encoder=aiortc.codecs.get_encoder)
+    assert check_sender(CHECKED_AIORTC[0], renamed, sender) == [
+        "aiortc.codecs.vpx.Vp8Encoder.encode takes ['self', 'frame', 'keyframe'], "
+        "expected ['self', 'frame', 'force_keyframe']"]
     with caplog.at_level(logging.WARNING, logger="knn.serving.rtc"):
         assert cap_send_bitrate(300_000, version="2.0.0", codecs=aiortc.codecs, sender=sender) is False
     assert sender.get_encoder is aiortc.codecs.get_encoder  # left as it was

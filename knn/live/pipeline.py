@@ -376,9 +376,17 @@ class ResultTrack(MediaStreamTrack):
     method) or None. Timestamps come from the wall clock, so the encoder sees the real pace.
     When the camera's stream ends, `recv` raises `MediaStreamError` once, which ends aiortc's
     relay of this track; the track stays live for the next stream.
+
+    streamlit-webrtc hands this track to aiortc's sender through buffered `MediaRelay`s, which
+    read every result as it comes and queue it for the encoder: on a busy server the encoder
+    would work through a queue of old results. So each frame handed out carries in `opaque` a
+    callable the encoder calls as it takes the frame (knn.serving.rtc), and once such a call has
+    been seen, `recv` hands out the next result only after the encoder took the last one, or
+    after `ACK_WAIT` seconds without word.
     """
 
     kind = "video"
+    ACK_WAIT = 0.5
 
     def __init__(self, on_sent: Callable[[], Callable[[object], None] | None] | None = None) -> None:
         super().__init__()
@@ -388,6 +396,8 @@ class ResultTrack(MediaStreamTrack):
         self._on_sent = on_sent
         self._origin = time.monotonic()
         self._last_pts = -1
+        self._acknowledged = False  # the encoder has said it took a frame: its word is awaited
+        self._unconfirmed: tuple[int, float] | None = None  # (pts, when handed out) of a frame not yet taken
 
     def publish(self, frame: av.VideoFrame, info: object = None) -> None:
         """Offer a result; `info` (what the pipeline knows of it) goes to `on_sent` when it is taken."""
@@ -410,16 +420,31 @@ class ResultTrack(MediaStreamTrack):
         with self._lock:
             self._pending = item
             waiter, self._waiter = self._waiter, None
-        if waiter is not None:
-            loop, future = waiter
-            loop.call_soon_threadsafe(_resolve, future)
+        _wake(waiter)
+
+    def _encoded(self, pts: int) -> None:
+        """The encoder took the frame with this `pts` (called from its thread)."""
+        with self._lock:
+            self._acknowledged = True
+            if self._unconfirmed is None or self._unconfirmed[0] != pts:
+                return
+            self._unconfirmed = None
+            waiter, self._waiter = self._waiter, None
+        _wake(waiter)
 
     async def recv(self) -> av.VideoFrame:
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
             with self._lock:
-                item, self._pending = self._pending, None
+                wait = None
+                if self._acknowledged and self._unconfirmed is not None and self._pending is not _END:
+                    wait = self._unconfirmed[1] + self.ACK_WAIT - time.monotonic()
+                    if wait <= 0:  # no word from the encoder: go on without it
+                        wait, self._unconfirmed = None, None
+                item = None
+                if wait is None:
+                    item, self._pending = self._pending, None
                 if item is None:
                     loop = asyncio.get_running_loop()
                     future = loop.create_future()
@@ -428,12 +453,19 @@ class ResultTrack(MediaStreamTrack):
                 raise MediaStreamError
             if item is not None:
                 break
-            await future
+            if wait is None:
+                await future
+            else:
+                await asyncio.wait([future], timeout=wait)
         frame, info = item
         if info is _LATER:
             frame, info = frame()
-        pts = max(round((time.monotonic() - self._origin) * VIDEO_CLOCK_RATE), self._last_pts + 1)
+        now = time.monotonic()
+        pts = max(round((now - self._origin) * VIDEO_CLOCK_RATE), self._last_pts + 1)
         frame.pts, frame.time_base, self._last_pts = pts, VIDEO_TIME_BASE, pts
+        frame.opaque = functools.partial(self._encoded, pts)
+        with self._lock:
+            self._unconfirmed = (pts, now)
         on_sent = self._on_sent() if self._on_sent is not None else None
         if on_sent is not None:
             on_sent(info)
@@ -442,6 +474,12 @@ class ResultTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._put(_END)
+
+
+def _wake(waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future] | None) -> None:
+    if waiter is not None:
+        loop, future = waiter
+        loop.call_soon_threadsafe(_resolve, future)
 
 
 def _resolve(future: asyncio.Future) -> None:

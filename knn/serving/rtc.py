@@ -20,7 +20,9 @@ than 10%. On a fast network (loopback, a LAN) it climbs there within seconds, al
 picture it re-encodes came in at 150-600 kbit/s, and the encoder's time per frame grows with the
 bitrate (docs/performance.md). `cap_send_bitrate` makes the senders' encoders (built by
 `aiortc.rtcrtpsender.get_encoder`) subclasses whose `target_bitrate` never exceeds the cap, after
-the same kind of version check (`check_sender`).
+the same kind of version check (`check_sender`). The same subclasses tell the frame's source when
+they take it (a callable in the frame's `opaque`, knn.live.pipeline.ResultTrack), so the source
+hands out no result while the last one still waits in streamlit-webrtc's relays.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ _LOG = logging.getLogger(__name__)
 CHECKED_AIORTC = ("1.16.0",)
 """aiortc versions whose estimator and receiver this adaptation was read against."""
 ADD_PARAMETERS = ["self", "arrival_time_ms", "abs_send_time", "payload_size", "ssrc"]
+ENCODE_PARAMETERS = ["self", "frame", "force_keyframe"]
 
 
 def check_estimator(version: str, rate: ModuleType, receiver: ModuleType) -> list[str]:
@@ -102,6 +105,8 @@ def check_sender(version: str, codecs: ModuleType, sender: ModuleType) -> list[s
     rate = getattr(vp8, "target_bitrate", None)
     if not (isinstance(rate, property) and rate.fset is not None):
         problems.append("aiortc.codecs.vpx.Vp8Encoder has no settable target_bitrate")
+    problems += changed_signature("aiortc.codecs.vpx.Vp8Encoder.encode", getattr(vp8, "encode", None),
+                                  ENCODE_PARAMETERS)
     return problems
 
 
@@ -152,6 +157,12 @@ def capped_encoder(encoder: type, bps: int) -> type:
         def __init__(self) -> None:
             super().__init__()
             self.target_bitrate = self.target_bitrate  # its start value, capped
+
+        def encode(self, frame, force_keyframe: bool = False):
+            taken = getattr(frame, "opaque", None)
+            if callable(taken):  # the source track waits for this word (knn.live.pipeline.ResultTrack)
+                taken()
+            return super().encode(frame, force_keyframe)
 
         @property
         def target_bitrate(self) -> int:
