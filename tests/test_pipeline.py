@@ -154,6 +154,9 @@ def test_once_the_encoder_confirms_a_frame_the_next_result_waits_for_its_word():
         track.end_stream()  # an end never waits for the encoder
         with pytest.raises(MediaStreamError):
             await asyncio.wait_for(track.recv(), 0.1)
+        track.new_stream()  # c was never confirmed, but that stream's encoder is gone
+        track.publish(b)
+        assert await asyncio.wait_for(track.recv(), 0.1) is b
 
     asyncio.run(run())
 

@@ -5,8 +5,9 @@ sends back (`sink_video_track=`, `source_video_track=`). `CameraSink` is the sin
 decoded camera frame it calls `FramePipeline.on_frame` on aiortc's event loop, which counts the
 frame and asks the session's `SteadyGate` (knn.live.steady) whether it looks like the last frame
 the model answered. A still frame is answered with it right there (no model, no worker thread;
-its caption is drawn only if the encoder takes it before a newer frame replaces it); any other goes to the shared model worker (knn.live.worker), where a newer frame of the
-session replaces one still waiting. On a worker thread the frame is scaled for the model,
+its caption is drawn only if the encoder takes it before a newer frame replaces it); any other
+goes to the shared model worker (knn.live.worker), where a newer frame of the session replaces
+one still waiting. On a worker thread the frame is scaled for the model,
 embedded, classified by the session and captioned; the result goes to `ResultTrack`, the source,
 which gives aiortc's encoder each new result once and nothing in between. So the callback never
 waits, old frames never queue, and no frame is encoded twice.
@@ -387,6 +388,8 @@ class ResultTrack(MediaStreamTrack):
 
     kind = "video"
     ACK_WAIT = 0.5
+    """Seconds a result waits for the encoder's word on the last one (a sender that drops frames
+    unencoded sends none), after which it goes anyway."""
 
     def __init__(self, on_sent: Callable[[], Callable[[object], None] | None] | None = None) -> None:
         super().__init__()
@@ -413,6 +416,7 @@ class ResultTrack(MediaStreamTrack):
     def new_stream(self) -> None:
         """A camera stream starts: forget an end left over from the previous one."""
         with self._lock:
+            self._unconfirmed = None  # the last stream's encoder will not say more
             if self._pending is _END:
                 self._pending = None
 
