@@ -333,6 +333,20 @@ def peer_report(peers, result: dict, bitrate: int) -> None:
     result["peers"] = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+def peers_line(result: dict) -> str:
+    """What the peers themselves saw: frames back per second over their connected time, failures."""
+    back, failed = [], []
+    for peer in result.get("peers", []):
+        times = {state: t for t, state in peer["connection"]}
+        if "connected" in times and "closed" in times:
+            back.append(peer["frames_back"] / max(times["closed"] - times["connected"], 1e-9))
+        if peer["error"] or "connected" not in times:
+            failed.append(f"peer {peer['peer']}: {peer['error'] or 'never connected'}")
+    line = (f"{result['sessions']} peers at {result['peer_bitrate'] / 1000:.0f} kbit/s, frames back per second "
+            f"while connected: {min(back, default=float('nan')):.1f}-{max(back, default=float('nan')):.1f}")
+    return line + (f"; {'; '.join(failed)}" if failed else "")
+
+
 def run_peer_sessions(n: int, seconds: float, warmup: float, video: Path, server: dict, bitrate: int) -> dict:
     """`run_sessions` with bench/peers.py's WebRTC peers for users instead of Chromium's tabs."""
     from tests.browser import AppServer
@@ -867,6 +881,9 @@ def main() -> None:
             if any("model_passes_per_s" in r for r in saved["runs"]):
                 print("\nAnswered frames, model passes and how fast the prediction followed each change of class\n")
                 print(steady_table(saved["runs"]))
+        for r in saved["runs"] + saved.get("balanced", []):
+            if r.get("clients") == "peers":
+                print(peers_line(r))
         if saved["soak"]:
             print(f"\nSoak: one session, {saved['soak']['seconds']:.0f} s, Add every {saved['soak']['add_every']:.0f} s\n")
             print(soak_table(saved["soak"]))
@@ -907,10 +924,16 @@ def main() -> None:
         print(sessions_tables(results))
         print("\nAnswered frames, model passes and how fast the prediction followed each change of class\n")
         print(steady_table(results))
+        for r in results:
+            if r.get("clients") == "peers":
+                print(peers_line(r))
     if balanced:
         print(f"\nThrough HAProxy (deploy/haproxy/haproxy.cfg), {args.seconds:.0f} s each after {args.warmup:.0f} s "
               f"warm-up (load average {load:.2f} at the start){' with ' + extra if extra else ''}\n")
         print(balanced_table(balanced))
+        for r in balanced:
+            if r.get("clients") == "peers":
+                print(peers_line(r))
     if soak:
         print(f"\nSoak: one session, {args.soak:.0f} s, Add every {args.add_every:.0f} s\n")
         print(soak_table(soak))
