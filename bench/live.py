@@ -875,12 +875,12 @@ def main() -> None:
         if saved["runs"]:
             print(f"Live sessions (load average {saved['load_at_start']:.2f} at the start)\n")
             print(sessions_tables(saved["runs"]))
+        if any("model_passes_per_s" in r for r in saved["runs"]):
+            print("\nAnswered frames, model passes and how fast the prediction followed each change of class\n")
+            print(steady_table(saved["runs"]))
         if saved.get("balanced"):
             print("\nThrough HAProxy (deploy/haproxy/haproxy.cfg)\n")
             print(balanced_table(saved["balanced"]))
-            if any("model_passes_per_s" in r for r in saved["runs"]):
-                print("\nAnswered frames, model passes and how fast the prediction followed each change of class\n")
-                print(steady_table(saved["runs"]))
         for r in saved["runs"] + saved.get("balanced", []):
             if r.get("clients") == "peers":
                 print(peers_line(r))
