@@ -3,12 +3,15 @@ its encoder for the video sent back never aims above the ceiling, and both adapt
 aiortc they were not checked against, leaving it stock."""
 from __future__ import annotations
 
+import asyncio
 import fractions
 import logging
 import types
 
+import av
 import numpy as np
 import pytest
+from aiortc.contrib.media import MediaRelay
 
 from knn.serving.rtc import CHECKED_AIORTC, cap_send_bitrate, check_estimator, check_sender, floor_receive_bitrate
 from knn.serving.settings import MIN_VIDEO_BITRATE
@@ -170,3 +173,61 @@ def test_a_sender_that_no_longer_uses_get_encoder_is_refused(sender, caplog):
         assert cap_send_bitrate(300_000, version="2.0.0", codecs=aiortc.codecs, sender=sender) is False
     assert sender.get_encoder is aiortc.codecs.get_encoder  # left as it was
     assert any("not a version" in r.getMessage() for r in caplog.records)
+
+
+def test_behind_streamlit_webrtcs_relays_the_encoder_gets_the_newest_result_not_a_queue(sender):
+    """streamlit-webrtc sends the results through two buffered `MediaRelay`s into aiortc's sender,
+    as here over a real loopback connection. Results published faster than the encoder takes them
+    must not queue in the relays: once the encoder's word is known, at most one result is handed
+    out beyond those encoded."""
+    from aiortc import RTCPeerConnection
+
+    from knn.live.pipeline import ResultTrack
+
+    assert cap_send_bitrate(500_000)
+    capped = sender.get_encoder
+    handed: list[object] = []
+    handed_at_encode: list[int] = []
+
+    def recording(codec):
+        encoder = capped(codec)
+        encode = encoder.encode
+
+        def counted(frame, force_keyframe=False):
+            handed_at_encode.append(len(handed))
+            return encode(frame, force_keyframe)
+
+        encoder.encode = counted
+        return encoder
+
+    sender.get_encoder = recording
+    track = ResultTrack(lambda: handed.append)
+    rng = np.random.default_rng(0)
+    noise = [av.VideoFrame.from_ndarray(rng.integers(0, 256, (480, 640, 3), np.uint8), format="rgb24")
+             .reformat(format="yuv420p") for _ in range(4)]  # noise: slow to encode, as a camera is
+
+    async def run():
+        relay = MediaRelay()
+        server, browser = RTCPeerConnection(), RTCPeerConnection()
+        server.addTrack(relay.subscribe(relay.subscribe(track)))  # streamlit-webrtc's two subscriptions
+        await server.setLocalDescription(await server.createOffer())
+        await browser.setRemoteDescription(server.localDescription)
+        await browser.setLocalDescription(await browser.createAnswer())
+        await server.setRemoteDescription(browser.localDescription)
+        try:
+            for n in range(600):
+                if len(handed_at_encode) >= 40:
+                    break
+                track.publish(noise[n % len(noise)], n)
+                await asyncio.sleep(0.001)
+            else:
+                pytest.fail(f"the encoder took only {len(handed_at_encode)} of 600 results")
+        finally:
+            track.end_stream()
+            await server.close()
+            await browser.close()
+
+    asyncio.run(run())
+    ahead = [count - taken for taken, count in enumerate(handed_at_encode, 1)]
+    assert max(ahead[10:]) <= 1, ahead  # the first few went out before the encoder's first word
+    assert len(handed) < 100, len(handed)  # the newest went out; the rest were replaced, not queued
