@@ -7,10 +7,10 @@ frame and asks the session's `SteadyGate` (knn.live.steady) whether it looks lik
 the model answered. A still frame is answered with it right there (no model, no worker thread;
 its caption is drawn only if the encoder takes it before a newer frame replaces it); any other
 goes to the shared model worker (knn.live.worker), where a newer frame of the session replaces
-one still waiting. On a worker thread the frame is scaled for the model,
-embedded, classified by the session and captioned; the result goes to `ResultTrack`, the source,
-which gives aiortc's encoder each new result once and nothing in between. So the callback never
-waits, old frames never queue, and no frame is encoded twice.
+one still waiting. On a worker thread the frame is scaled for the model, embedded, classified by
+the session and captioned; the result goes to `ResultTrack`, the source, which gives aiortc's
+encoder each new result once and nothing in between. So the callback never waits, old frames
+never queue, and no frame is encoded twice.
 
 A frame's capture-to-overlay latency is taken when the encoder takes its result (see
 `stats.CaptureClock`).
