@@ -281,14 +281,7 @@ def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dic
         steps: list[dict] | None = [] if ramp else None
         browser, pages = open_sessions(p, app, video, n, steps, teach)
         try:
-            time.sleep(warmup)
-            trace = Trace()
-            follow(app, 2.0, trace, time.time())  # the baseline snapshot
-            t0 = trace.snapshots[-1]["time"]
-            browsers = browser_processes()
-            b0 = cpu_seconds(browsers)
-            follow(app, seconds, trace, t0)
-            trace.browser_cpu = 100 * (cpu_seconds(browsers) - b0) / (trace.snapshots[-1]["time"] - t0)
+            trace = measure(app, warmup, seconds, browser_processes)
             lost = stalled(trace)
             if lost:  # a stream stopped: keep what the browser and the server saw of it
                 stem = RESULTS / f"live-{n}-sessions-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -300,6 +293,20 @@ def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dic
     if steps:
         result["ramp"] = steps
     return result
+
+
+def measure(app, warmup: float, seconds: float, clients) -> Trace:
+    """After `warmup` s, the server's metrics over `seconds` (from a baseline snapshot) and the CPU
+    of the processes `clients()` gives (the users' side: Chromium's, or the peers')."""
+    time.sleep(warmup)
+    trace = Trace()
+    follow(app, 2.0, trace, time.time())  # the baseline snapshot
+    t0 = trace.snapshots[-1]["time"]
+    procs = clients()
+    c0 = cpu_seconds(procs)
+    follow(app, seconds, trace, t0)
+    trace.browser_cpu = 100 * (cpu_seconds(procs) - c0) / (trace.snapshots[-1]["time"] - t0)
+    return trace
 
 
 def start_peers(url: str, n: int, video: Path, seconds: float, bitrate: int):
@@ -333,6 +340,13 @@ def peer_report(peers, result: dict, bitrate: int) -> None:
     result["peers"] = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+def print_peers(results: list[dict]) -> None:
+    """For each run with peers, what the peers themselves saw (`peers_line`)."""
+    for result in results:
+        if result.get("clients") == "peers":
+            print(peers_line(result))
+
+
 def peers_line(result: dict) -> str:
     """What the peers themselves saw: frames back per second over their connected time, failures."""
     back, failed = [], []
@@ -356,14 +370,7 @@ def run_peer_sessions(n: int, seconds: float, warmup: float, video: Path, server
         peers = start_peers(app.url, n, video, warmup + seconds + 10, bitrate)
         try:
             wait_streaming([app], n)
-            time.sleep(warmup)
-            trace = Trace()
-            follow(app, 2.0, trace, time.time())  # the baseline snapshot
-            t0 = trace.snapshots[-1]["time"]
-            client = [psutil.Process(peers.pid)]
-            c0 = cpu_seconds(client)
-            follow(app, seconds, trace, t0)
-            trace.browser_cpu = 100 * (cpu_seconds(client) - c0) / (trace.snapshots[-1]["time"] - t0)
+            trace = measure(app, warmup, seconds, lambda: [psutil.Process(peers.pid)])
             result = summarise(n, trace)
             add_steady(result, trace, None)
             peer_report(peers, result, bitrate)
@@ -881,9 +888,7 @@ def main() -> None:
         if saved.get("balanced"):
             print("\nThrough HAProxy (deploy/haproxy/haproxy.cfg)\n")
             print(balanced_table(saved["balanced"]))
-        for r in saved["runs"] + saved.get("balanced", []):
-            if r.get("clients") == "peers":
-                print(peers_line(r))
+        print_peers(saved["runs"] + saved.get("balanced", []))
         if saved["soak"]:
             print(f"\nSoak: one session, {saved['soak']['seconds']:.0f} s, Add every {saved['soak']['add_every']:.0f} s\n")
             print(soak_table(saved["soak"]))
@@ -924,16 +929,12 @@ def main() -> None:
         print(sessions_tables(results))
         print("\nAnswered frames, model passes and how fast the prediction followed each change of class\n")
         print(steady_table(results))
-        for r in results:
-            if r.get("clients") == "peers":
-                print(peers_line(r))
+        print_peers(results)
     if balanced:
         print(f"\nThrough HAProxy (deploy/haproxy/haproxy.cfg), {args.seconds:.0f} s each after {args.warmup:.0f} s "
               f"warm-up (load average {load:.2f} at the start){' with ' + extra if extra else ''}\n")
         print(balanced_table(balanced))
-        for r in balanced:
-            if r.get("clients") == "peers":
-                print(peers_line(r))
+        print_peers(balanced)
     if soak:
         print(f"\nSoak: one session, {args.soak:.0f} s, Add every {args.add_every:.0f} s\n")
         print(soak_table(soak))
