@@ -121,7 +121,8 @@ def test_with_the_adaptation_late_answers_keep_the_connection(stock_protocol, mo
 
 def test_applying_twice_subclasses_once(stock_protocol):
     assert consent.patient_consent() and consent.patient_consent(retransmissions=2)
-    assert ice.StunProtocol.__mro__[1] is stock_protocol
+    assert [c for c in ice.StunProtocol.__mro__ if "request" in vars(c)] == [ice.StunProtocol.__mro__[1], stock_protocol]
+    assert ice.StunProtocol.stock is stock_protocol
     assert ice.StunProtocol.consent_retransmissions == 2
 
 

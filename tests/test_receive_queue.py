@@ -23,12 +23,12 @@ from aioice import ice, turn
 
 from knn.serving import receive_queue
 
+from tests.ice_pair import DATAGRAM, RTP_LIKE, connected_pair
+
 ROOT = Path(__file__).resolve().parents[1]
 RMEM_MAX = Path("/proc/sys/net/core/rmem_max")
 STOCK_SIZE = turn.UDP_SOCKET_BUFFER_SIZE
-DATAGRAM = 1200  # bytes: a video packet's size
 BURST = 2000  # datagrams: ~2.4 MB, more than any queue here holds
-RTP_LIKE = b"\x80" + bytes(DATAGRAM - 1)  # not STUN: aioice passes it on as data
 
 
 @pytest.fixture
@@ -56,21 +56,7 @@ def held_then_read() -> tuple[int, int]:
                 super().connection_made(transport)
                 sockets.append(transport.get_extra_info("socket"))
 
-        stock_protocol, ice.StunProtocol = ice.StunProtocol, Recording
-        try:
-            connection = ice.Connection(ice_controlling=False, use_ipv6=False)
-            await connection.gather_candidates()
-        finally:
-            ice.StunProtocol = stock_protocol
-        peer = ice.Connection(ice_controlling=True, use_ipv6=False)
-        await peer.gather_candidates()
-        for a, b in ((connection, peer), (peer, connection)):
-            for candidate in a.local_candidates:
-                await b.add_remote_candidate(candidate)
-            await b.add_remote_candidate(None)
-            b.remote_username, b.remote_password = a.local_username, a.local_password
-        try:
-            await asyncio.wait_for(asyncio.gather(connection.connect(), peer.connect()), 20)
+        async with connected_pair(Recording) as (connection, _):
             host = connection.local_candidates[0]
             size = sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
@@ -83,8 +69,6 @@ def held_then_read() -> tuple[int, int]:
                 except asyncio.TimeoutError:
                     return size, read
                 read += data == RTP_LIKE
-        finally:
-            await asyncio.gather(connection.close(), peer.close())
 
     return asyncio.run(run())
 

@@ -27,3 +27,22 @@ def source_of(obj: object) -> str | None:
         return inspect.getsource(obj)
     except (TypeError, OSError):
         return None
+
+
+def unread_source(name: str, obj: object, text: str, problem: str) -> list[str]:
+    """A problem when the source of `obj` (called `name` in the message) is missing or lacks `text`."""
+    source = source_of(obj)
+    if source is None:
+        return [f"the source of {name} is missing"]
+    return [] if text in source else [problem]
+
+
+def with_layer(cls: type, attribute: str, value: object, make: Callable[[type], type]) -> type:
+    """`cls` with an adaptation's subclass layer whose `attribute` is `value`: `make(cls)` builds the
+    layer; where `cls` already has it (applied before, perhaps under another adaptation's layer),
+    a subclass only changes the value, so applying twice adds the behaviour once and keeps the others'."""
+    if getattr(cls, attribute, None) is not None:
+        return type(cls.__name__, (cls,), {attribute: value})
+    layer = make(cls)
+    setattr(layer, attribute, value)
+    return layer

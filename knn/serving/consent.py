@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from types import ModuleType
 
-from .checks import changed_signature, source_of, unchecked_version
+from .checks import changed_signature, source_of, unchecked_version, with_layer
 
 _LOG = logging.getLogger(__name__)
 
@@ -75,11 +75,12 @@ def patient_consent(retransmissions: int = CONSENT_RETRANSMISSIONS, *, version: 
 def patient_protocol(protocol: type, retransmissions: int) -> type:
     """A subclass of aioice's `StunProtocol` whose single-try requests (the consent checks) get
     `retransmissions` more tries."""
-    base = getattr(protocol, "stock", protocol)  # applying twice subclasses once
+    return with_layer(protocol, "consent_retransmissions", retransmissions, _patient)
 
+
+def _patient(base: type) -> type:
     class PatientConsentStunProtocol(base):
-        stock = base
-        consent_retransmissions = retransmissions
+        stock = getattr(base, "stock", base)  # aioice's own, under every adaptation's layer
 
         async def request(self, request, addr, integrity_key=None, retransmissions=None):
             if retransmissions == 0:

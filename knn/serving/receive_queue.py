@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from types import ModuleType
 
-from .checks import source_of, unchecked_version
+from .checks import unchecked_version, unread_source
 
 _LOG = logging.getLogger(__name__)
 
@@ -41,12 +41,8 @@ def check_receive_queues(version: str, ice: ModuleType, turn: ModuleType) -> lis
     problems = unchecked_version("aioice", version, CHECKED_AIOICE)
     if not isinstance(getattr(turn, SIZE_NAME, None), int):
         problems.append(f"aioice.turn.{SIZE_NAME} is missing")
-    source = source_of(ice)
-    if source is None:
-        problems.append("the source of aioice.ice is missing")
-    elif READ_AT_OPEN not in source:
-        problems.append(f"aioice.ice no longer reads {READ_AT_OPEN} when it opens a socket")
-    return problems
+    return problems + unread_source("aioice.ice", ice, READ_AT_OPEN,
+                                    f"aioice.ice no longer reads {READ_AT_OPEN} when it opens a socket")
 
 
 def short_receive_queues(size: int = RECEIVE_QUEUE, *, version: str | None = None,

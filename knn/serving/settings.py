@@ -14,6 +14,7 @@ from typing import Mapping
 
 from ..live.answer_size import CAMERAS_PER_CORE
 from .receive_queue import RECEIVE_QUEUE
+from .socket_drain import MOST as DRAIN_MOST
 
 TRANSPORT_POLICIES = ("all", "relay")
 """W3C RTCIceTransportPolicy values: any candidate, or only a TURN relay's."""
@@ -49,6 +50,9 @@ VARIABLES = (
      f"UDP socket asks for. For a server past its capacity: at {RECEIVE_QUEUE} packets wait there about two seconds "
      "instead of up to ~20 s and the answers that keep a stream alive come in time, but a busy server short of "
      "capacity then loses packets in bursts and its video stalls for seconds (docs/performance.md)"),
+    ("KNN_UDP_DRAIN", str(DRAIN_MOST), "datagrams read from a WebRTC socket each time the event loop finds it "
+     "readable; `1`: asyncio's own one per turn, with which a busy server's loop leaves seconds of video waiting "
+     "in the kernel's queues (docs/performance.md)"),
     ("KNN_METRICS_FILE", "none", "write the process's live metrics to this JSON file"),
     ("KNN_METRICS_INTERVAL", "1", "seconds between two metrics snapshots"),
     ("KNN_WEIGHTS_DIR", "none", "a folder of `<backbone>_no_top.weights.h5` files (read by the engine)"),
@@ -72,8 +76,8 @@ class Settings:
         ice_transport_policy: "all" or "relay" (`TRANSPORT_POLICIES`).
         backbone: the backbone id sessions start with, or None for the best available.
         threads: LiteRT threads per invoke; None for one per core.
-        gc_seconds, min_bitrate, max_bitrate, steady, cameras_per_core, udp_receive_queue, metrics_file,
-            metrics_interval:
+        gc_seconds, min_bitrate, max_bitrate, steady, cameras_per_core, udp_receive_queue, udp_drain,
+            metrics_file, metrics_interval:
             as `VARIABLES` says.
         problems: one message per variable whose value was refused (its default is used).
     """
@@ -88,6 +92,7 @@ class Settings:
     steady: bool = True
     cameras_per_core: float = CAMERAS_PER_CORE
     udp_receive_queue: int = 0
+    udp_drain: int = DRAIN_MOST
     metrics_file: Path | None = None
     metrics_interval: float = 1.0
     problems: tuple[str, ...] = field(default=(), compare=False)
@@ -117,6 +122,7 @@ class Settings:
         read("KNN_STEADY", "steady", _flag)
         read("KNN_CAMERAS_PER_CORE", "cameras_per_core", lambda t: _number(t, float, 0))
         read("KNN_UDP_RECEIVE_QUEUE", "udp_receive_queue", lambda t: _number(t, int, 0))
+        read("KNN_UDP_DRAIN", "udp_drain", lambda t: _number(t, int, 1))
         read("KNN_METRICS_FILE", "metrics_file", Path)
         read("KNN_METRICS_INTERVAL", "metrics_interval", lambda t: _number(t, float, 0.05))
         servers = values.get("ice_servers")

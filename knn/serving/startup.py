@@ -6,8 +6,9 @@ crosses four threads that each take the GIL), the bandwidth floor and the send c
 (knn.serving.rtc), consent checks that take a late answer (knn.serving.consent), a camera kept
 from streamlit-webrtc's misfiring orphan check (knn.serving.camera_context), clicks told from
 their copies (knn.serving.clicks) and, when asked for, the server's relay-only ICE policy
-(knn.serving.ice), short kernel queues on the WebRTC sockets (knn.serving.receive_queue) and the
-metrics writer (knn.serving.metrics).
+(knn.serving.ice), WebRTC sockets read to the end at each wake of the event loop
+(knn.serving.socket_drain), short kernel queues on them (knn.serving.receive_queue) and the metrics
+writer (knn.serving.metrics).
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class Started:
     """The page can tell a click from its copy in a fragment's timed rerun (knn.serving.clicks)."""
     short_queues: bool = False
     """WebRTC sockets keep a short kernel receive queue (knn.serving.receive_queue)."""
+    drained_sockets: bool = False
+    """WebRTC sockets are read up to `Settings.udp_drain` datagrams per wake (knn.serving.socket_drain)."""
 
 
 def start(settings: Settings) -> Started:
@@ -51,6 +54,7 @@ def start(settings: Settings) -> Started:
     from .ice import keep_server_transport_policy
     from .receive_queue import short_receive_queues
     from .rtc import cap_send_bitrate, floor_receive_bitrate
+    from .socket_drain import drain_sockets
 
     fixed = fix_mmap_threshold()
     sys.setswitchinterval(SWITCH_INTERVAL)
@@ -59,6 +63,7 @@ def start(settings: Settings) -> Started:
     server_relay = settings.ice_transport_policy == "relay" and keep_server_transport_policy()
     capped = settings.max_bitrate > 0 and cap_send_bitrate(settings.max_bitrate)
     short_queues = settings.udp_receive_queue > 0 and short_receive_queues(settings.udp_receive_queue)
+    drained = settings.udp_drain > 1 and drain_sockets(settings.udp_drain)
     ANSWER_SIZE.set_cameras_per_core(settings.cameras_per_core)
     if settings.metrics_file is not None:
         from .metrics import start_writer
@@ -66,4 +71,5 @@ def start(settings: Settings) -> Started:
         start_writer(settings.metrics_file, settings.metrics_interval)
     return Started(settings, fixed, floored, bitrate_cap=capped, server_relay=server_relay,
                    cameras_kept=keep_cameras_drawn(), patient_consent=patient_consent(),
-                   one_click_each=tell_copied_clicks(), short_queues=short_queues)
+                   one_click_each=tell_copied_clicks(), short_queues=short_queues,
+                   drained_sockets=drained)

@@ -1,0 +1,107 @@
+"""An adaptation of aioice: each wake of the event loop reads a WebRTC socket's queue to the end.
+
+asyncio's datagram transport reads one datagram each time the loop finds its socket readable, so
+a socket is read at most once per turn of the loop. A busy server's loop (eight cameras on two
+cores) turns only 30-40 times a second, and each browser sends 40 or more packets a second: the
+packets its loop cannot reach wait in the kernel's queue, which then holds ten seconds and more
+of video, and the kernel drops what does not fit (docs/performance.md, "One datagram per turn").
+libuv, for one, reads up to 32 datagrams per wake for the same reason.
+
+`drain_sockets` makes aioice's connections, made from now on, use a subclass of
+`aioice.ice.StunProtocol` that, after each datagram asyncio hands it, reads up to `most - 1` more
+from a duplicate of the same socket until the queue is empty. It applies only after
+`check_drain` finds the installed aioice to be a version this was read against, building its
+protocol by that name, with the methods it extends taking the parameters expected; otherwise it
+logs one warning and aioice stays as it is.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+from types import ModuleType
+
+from .checks import changed_signature, unchecked_version, unread_source, with_layer
+from .receive_queue import CHECKED_AIOICE
+
+_LOG = logging.getLogger(__name__)
+
+MOST = 32
+"""Datagrams read from one socket per wake: enough for a keyframe's burst, few enough that one
+camera cannot hold the loop from the others for long."""
+DATAGRAM_BYTES = 65536  # the largest UDP payload fits
+BUILT_AS = "StunProtocol(self)"
+"""How aioice.ice builds each socket's protocol (by its module-level name, so a subclass put there is built)."""
+EXTENDED = {"connection_made": ["self", "transport"], "connection_lost": ["self", "exc"],
+            "datagram_received": ["self", "data", "addr"]}
+
+
+def check_drain(version: str, ice: ModuleType) -> list[str]:
+    """What keeps `drain_sockets` from applying to this aioice; empty when it fits."""
+    problems = unchecked_version("aioice", version, CHECKED_AIOICE)
+    protocol = getattr(ice, "StunProtocol", None)
+    if not isinstance(protocol, type):
+        return [*problems, "aioice.ice.StunProtocol is missing"]
+    for name, parameters in EXTENDED.items():
+        problems += changed_signature(f"aioice.ice.StunProtocol.{name}", getattr(protocol, name, None), parameters)
+    return problems + unread_source("aioice.ice", ice, BUILT_AS,
+                                    f"aioice.ice no longer builds its sockets' protocol as {BUILT_AS}")
+
+
+def drain_sockets(most: int = MOST, *, version: str | None = None, ice: ModuleType | None = None) -> bool:
+    """Make the sockets of aioice connections made from now on be read up to `most` datagrams per
+    wake of the event loop (idempotent; the last call wins). The keyword arguments name what to
+    adapt (the installed aioice by default; tests pass others). Returns True if it applies, False
+    (after one logged warning) if aioice is left stock."""
+    if version is None or ice is None:
+        import aioice
+        from aioice import ice as aioice_ice
+
+        version, ice = aioice.__version__, aioice_ice
+    problems = check_drain(version, ice)
+    if problems:
+        _LOG.warning("WebRTC sockets are read one datagram per turn of the event loop (%s); aioice is left "
+                     "as it is.", "; ".join(problems))
+        return False
+    ice.StunProtocol = draining_protocol(ice.StunProtocol, most)
+    return True
+
+
+def draining_protocol(protocol: type, most: int) -> type:
+    """A subclass of aioice's `StunProtocol` that reads up to `most` datagrams per wake."""
+    return with_layer(protocol, "drain_most", most, _draining)
+
+
+def _draining(base: type) -> type:
+    class DrainingStunProtocol(base):
+        stock = getattr(base, "stock", base)  # aioice's own, under every adaptation's layer
+        _drain: socket.socket | None = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            sock = transport.get_extra_info("socket")
+            # A second handle on the same socket (asyncio's own is not for reading): closed with the transport.
+            self._drain = sock.dup() if sock is not None else None
+            if self._drain is not None:
+                self._drain.setblocking(False)
+
+        def connection_lost(self, exc) -> None:
+            if self._drain is not None:
+                self._drain.close()
+                self._drain = None
+            super().connection_lost(exc)
+
+        def datagram_received(self, data, addr) -> None:
+            super().datagram_received(data, addr)
+            for _ in range(self.drain_most - 1):
+                if self._drain is None or self.transport.is_closing():
+                    return
+                try:
+                    data, addr = self._drain.recvfrom(DATAGRAM_BYTES)
+                except (BlockingIOError, InterruptedError):
+                    return  # the queue is empty
+                except OSError as exc:
+                    self.error_received(exc)
+                    return
+                super().datagram_received(data, addr)
+
+    return DrainingStunProtocol

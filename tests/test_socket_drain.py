@@ -1,0 +1,147 @@
+"""knn.serving.socket_drain: a WebRTC socket's queue is read to the end at each wake of the loop.
+
+Two real aioice connections connect on loopback; a plain socket then sends one of them a burst of
+video-sized datagrams while its event loop does not run (as a busy server's loop does not). Then
+the loop turns a few times, and the test counts what the connection's sockets passed on: asyncio
+alone reads one datagram per turn, so a busy loop leaves the rest in the kernel's queue.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import aioice
+import pytest
+from aioice import ice, turn
+
+from knn.serving import consent, socket_drain
+from tests.ice_pair import RTP_LIKE, connected_pair
+
+ROOT = Path(__file__).resolve().parents[1]
+BURST = 40  # datagrams, more than one wake's worth (socket_drain.MOST)
+TURNS = 4
+
+
+def read_within_turns(drain: bool) -> tuple[int, list[bytes]]:
+    """(datagrams of a burst passed on within `TURNS` turns of the loop, everything the connection
+    then received)."""
+
+    async def run() -> tuple[int, list[bytes]]:
+        passed = []
+
+        class Counting(ice.StunProtocol):
+            def datagram_received(self, data, addr) -> None:
+                passed.append(data)
+                super().datagram_received(data, addr)
+
+        protocol = socket_drain.draining_protocol(Counting, socket_drain.MOST) if drain else Counting
+        async with connected_pair(protocol) as (connection, _):
+            await asyncio.sleep(0.2)  # the connectivity checks' last answers are read
+            passed.clear()
+            host = connection.local_candidates[0]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                for _ in range(BURST):  # no await: the loop reads nothing meanwhile
+                    sender.sendto(RTP_LIKE, (host.host, host.port))
+            for _ in range(TURNS):
+                await asyncio.sleep(0)  # one turn of the loop each
+            within = sum(data == RTP_LIKE for data in passed)
+            received = []
+            while True:
+                try:
+                    received.append(await asyncio.wait_for(connection.recv(), 0.5))
+                except asyncio.TimeoutError:
+                    return within, received
+
+    return asyncio.run(run())
+
+
+def test_a_burst_is_read_in_one_wake_and_reaches_the_connection_whole():
+    stock_within, stock_received = read_within_turns(drain=False)
+    within, received = read_within_turns(drain=True)
+    assert stock_within < TURNS  # asyncio: one datagram per turn
+    assert within == BURST
+    assert stock_received == received == [RTP_LIKE] * BURST  # nothing lost, nothing doubled
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="no /proc/self/fd to count open files in")
+def test_the_second_handle_on_each_socket_is_closed_with_its_connection():
+    async def run() -> None:
+        async with connected_pair(socket_drain.draining_protocol(ice.StunProtocol, socket_drain.MOST)):
+            pass
+
+    asyncio.run(run())  # the first run imports and caches what it needs
+    before = open_descriptors()
+    for _ in range(3):
+        asyncio.run(run())
+    assert open_descriptors() == before
+
+
+def test_it_keeps_the_patient_consent_checks_and_they_keep_it_in_either_order(monkeypatch):
+    stock = getattr(ice.StunProtocol, "stock", ice.StunProtocol)
+    for first, second in ((socket_drain.drain_sockets, consent.patient_consent),
+                          (consent.patient_consent, socket_drain.drain_sockets)):
+        monkeypatch.setattr(ice, "StunProtocol", stock)
+        assert first() and second() and first() and second()  # as a second call of the startup would
+        layers = [c for c in ice.StunProtocol.__mro__ if issubclass(c, stock)]
+        assert [c for c in layers if "datagram_received" in vars(c)][1:] == [stock]  # one layer drains
+        assert [c for c in layers if "request" in vars(c)][1:] == [stock]  # one layer waits for late answers
+        assert ice.StunProtocol.stock is stock
+        assert ice.StunProtocol.drain_most == socket_drain.MOST
+        assert ice.StunProtocol.consent_retransmissions == consent.CONSENT_RETRANSMISSIONS
+
+
+def test_the_installed_aioice_is_one_the_adaptation_was_checked_against():
+    assert socket_drain.check_drain(aioice.__version__, ice) == []
+
+
+class ChangedProtocol(ice.StunProtocol):
+    def datagram_received(self, data, addr, flags=0) -> None:
+        super().datagram_received(data, addr)
+
+
+@pytest.mark.parametrize("version, module, problem", [
+    ("0.14.0", ice, "aioice 0.14.0 is not a version this was checked against"),
+    ("0.13.0", types.ModuleType("fake"), "aioice.ice.StunProtocol is missing"),
+    ("0.13.0", types.SimpleNamespace(StunProtocol=ChangedProtocol),
+     "aioice.ice.StunProtocol.datagram_received takes ['self', 'data', 'addr', 'flags']"),
+    ("0.13.0", types.SimpleNamespace(StunProtocol=ice.StunProtocol), "the source of aioice.ice is missing"),
+])
+def test_a_mismatched_aioice_is_refused_with_a_warning_and_left_stock(version, module, problem, caplog):
+    stock = getattr(module, "StunProtocol", None)
+    with caplog.at_level(logging.WARNING, logger="knn.serving.socket_drain"):
+        assert not socket_drain.drain_sockets(version=version, ice=module)
+    assert problem in caplog.text
+    assert getattr(module, "StunProtocol", None) is stock
+
+
+def test_an_aioice_that_builds_its_protocol_otherwise_is_refused(monkeypatch, caplog):
+    monkeypatch.setattr(turn, "StunProtocol", ice.StunProtocol, raising=False)  # aioice.turn never builds it
+    with caplog.at_level(logging.WARNING, logger="knn.serving.socket_drain"):
+        assert not socket_drain.drain_sockets(version=aioice.__version__, ice=turn)
+    assert "no longer builds its sockets' protocol as StunProtocol(self)" in caplog.text
+    assert turn.StunProtocol is ice.StunProtocol
+
+
+def test_the_serving_process_applies_it_unless_told_not_to():
+    """What `streamlit run app.py` runs once per process (knn.serving.startup.start) drains the
+    sockets by default, and leaves asyncio's one datagram per turn with KNN_UDP_DRAIN=1."""
+    code = ("from aioice import ice; from knn.serving.settings import Settings; "
+            "from knn.serving.startup import start; "
+            "started = start(Settings.from_env()); print(started.drained_sockets, started.patient_consent, "
+            "getattr(ice.StunProtocol, 'drain_most', 1))")
+    for env, expected in (({}, ["True", "True", str(socket_drain.MOST)]),
+                          ({"KNN_UDP_DRAIN": "1"}, ["False", "True", "1"])):
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env={**{k: v for k, v in os.environ.items() if k != "KNN_UDP_DRAIN"}, **env})
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split()[-3:] == expected
