@@ -35,6 +35,8 @@ estimate lets it (0.13-1.2 Mbit/s seen on loopback, the lower end on a busy serv
 KEYFRAME_EVERY = 30
 """frames between keyframes: Chromium sends one when the server asks (a lost packet); a peer cannot
 answer the request, so one comes every second instead (about a third more bits)."""
+JOIN_TIMEOUT = 120.0
+"""Seconds the peers wait for the last of them to connect before their `seconds` start anyway."""
 VIDEO_CLOCK = fractions.Fraction(1, 90000)
 
 
@@ -158,6 +160,10 @@ class Peer:
             if self._pc is not None:
                 await self._pc.close()
 
+    def joined(self) -> bool:
+        """Connected once, or given up."""
+        return bool(self.state.error) or any(state == "connected" for _, state in self.state.connection)
+
     def _on_state(self) -> None:
         state = self._pc.connectionState
         self.state.connection.append((round(time.time(), 2), state))
@@ -229,6 +235,11 @@ async def run_peers(url: str, video: Path, sessions: int, seconds: float, join_e
     for peer in peers:
         tasks.append(asyncio.create_task(peer.run(stop)))
         await asyncio.sleep(join_every)
+    # `seconds` count from the last connection, not from the last start: a loaded server can take
+    # many seconds to connect a peer, and the benchmark measures from the time all stream.
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while not all(peer.joined() for peer in peers) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
     await asyncio.sleep(seconds)
     stop.set()
     await asyncio.gather(*tasks)
