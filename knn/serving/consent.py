@@ -4,7 +4,8 @@ Each WebRTC peer keeps asking the other whether it still wants its packets (ICE 
 RFC 7675). aioice 0.13 sends the server's check every 4-6 s, waits 0.5 s for the answer, never sends
 a check twice, and ends the connection after six checks in a row without an answer in time. On a
 busy server the browser's answer waits in the server's socket queue behind a second or more of
-video (the event loop reads one datagram per callback), or a full queue drops it; then every check
+video (asyncio reads one datagram per turn of the loop; knn.serving.socket_drain reads on), or a
+full queue drops it; then every check
 fails and some 30 s later the server ends streams that are still flowing: in an eight-tab
 `bench/live.py` run, three tabs' streams at the same second ("Consent to send expired",
 docs/performance.md). RFC 7675 counts an answer to any check sent in the last 30 s.
