@@ -28,19 +28,23 @@ BURST = 40  # datagrams, more than one wake's worth (socket_drain.MOST)
 TURNS = 4
 
 
-def read_within_turns(drain: bool) -> tuple[int, list[bytes]]:
-    """(datagrams of a burst passed on within `TURNS` turns of the loop, everything the connection
-    then received)."""
+def read_within_turns(layers: str) -> tuple[int, list[bytes]]:
+    """(datagrams of a burst a counting layer saw within `TURNS` turns of the loop, everything the
+    connection then received). `layers`: "stock" (aioice's own protocol), "drain over count" or
+    "count over drain" (another adaptation's layer above the drain's)."""
 
     async def run() -> tuple[int, list[bytes]]:
         passed = []
+        stock = getattr(ice.StunProtocol, "stock", ice.StunProtocol)  # aioice's own, whatever ran before
+        drained = socket_drain.draining_protocol(stock, socket_drain.MOST)
 
-        class Counting(ice.StunProtocol):
+        class Counting(drained if layers == "count over drain" else stock):
             def datagram_received(self, data, addr) -> None:
                 passed.append(data)
                 super().datagram_received(data, addr)
 
-        protocol = socket_drain.draining_protocol(Counting, socket_drain.MOST) if drain else Counting
+        protocol = socket_drain.draining_protocol(Counting, socket_drain.MOST) if layers == "drain over count" \
+            else Counting
         async with connected_pair(protocol) as (connection, _):
             await asyncio.sleep(0.2)  # the connectivity checks' last answers are read
             passed.clear()
@@ -62,11 +66,13 @@ def read_within_turns(drain: bool) -> tuple[int, list[bytes]]:
 
 
 def test_a_burst_is_read_in_one_wake_and_reaches_the_connection_whole():
-    stock_within, stock_received = read_within_turns(drain=False)
-    within, received = read_within_turns(drain=True)
+    stock_within, stock_received = read_within_turns("stock")
     assert stock_within < TURNS  # asyncio: one datagram per turn
-    assert within == BURST
-    assert stock_received == received == [RTP_LIKE] * BURST  # nothing lost, nothing doubled
+    assert stock_received == [RTP_LIKE] * BURST
+    for layers in ("drain over count", "count over drain"):  # every layer sees every datagram
+        within, received = read_within_turns(layers)
+        assert within == BURST, layers
+        assert received == [RTP_LIKE] * BURST, layers  # nothing lost, nothing doubled
 
 
 def open_descriptors() -> int:

@@ -75,14 +75,19 @@ def _draining(base: type) -> type:
     class DrainingStunProtocol(base):
         stock = getattr(base, "stock", base)  # aioice's own, under every adaptation's layer
         _drain: socket.socket | None = None
+        _draining = False
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
             sock = transport.get_extra_info("socket")
-            # A second handle on the same socket (asyncio's own is not for reading): closed with the transport.
-            self._drain = sock.dup() if sock is not None else None
-            if self._drain is not None:
-                self._drain.setblocking(False)
+            if sock is None:  # a TURN relay's candidate: no socket of its own
+                return
+            try:  # a second handle on the same socket (asyncio's own is not for reading): closed with the transport
+                self._drain = sock.dup()
+            except OSError as exc:  # e.g. out of file descriptors: this socket is read as asyncio reads it
+                _LOG.warning("A WebRTC socket is read one datagram per turn of the event loop: %s", exc)
+                return
+            self._drain.setblocking(False)
 
         def connection_lost(self, exc) -> None:
             if self._drain is not None:
@@ -92,16 +97,22 @@ def _draining(base: type) -> type:
 
         def datagram_received(self, data, addr) -> None:
             super().datagram_received(data, addr)
-            for _ in range(self.drain_most - 1):
-                if self._drain is None or self.transport.is_closing():
-                    return
-                try:
-                    data, addr = self._drain.recvfrom(DATAGRAM_BYTES)
-                except (BlockingIOError, InterruptedError):
-                    return  # the queue is empty
-                except OSError as exc:
-                    self.error_received(exc)
-                    return
-                super().datagram_received(data, addr)
+            if self._draining:
+                return
+            self._draining = True
+            try:
+                for _ in range(self.drain_most - 1):
+                    if self._drain is None or self.transport.is_closing():
+                        return
+                    try:
+                        data, addr = self._drain.recvfrom(DATAGRAM_BYTES)
+                    except (BlockingIOError, InterruptedError):
+                        return  # the queue is empty
+                    except OSError as exc:
+                        self.error_received(exc)
+                        return
+                    self.datagram_received(data, addr)  # through every layer, as asyncio's own read goes
+            finally:
+                self._draining = False
 
     return DrainingStunProtocol
