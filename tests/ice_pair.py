@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from typing import AsyncIterator
 
 from aioice import ice
@@ -35,3 +36,22 @@ async def connected_pair(protocol: type | None = None) -> AsyncIterator[tuple[ic
         yield connection, peer
     finally:
         await asyncio.gather(connection.close(), peer.close())
+
+
+def send_burst(connection: ice.Connection, count: int) -> None:
+    """`count` video-sized datagrams to `connection`'s first host candidate from a plain socket,
+    with no await in between: the loop, and so the connection, reads nothing meanwhile."""
+    host = connection.local_candidates[0]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for _ in range(count):
+            sender.sendto(RTP_LIKE, (host.host, host.port))
+
+
+async def received(connection: ice.Connection, quiet: float = 0.5) -> list[bytes]:
+    """Everything `connection` receives until `quiet` seconds pass without data."""
+    out = []
+    while True:
+        try:
+            out.append(await asyncio.wait_for(connection.recv(), quiet))
+        except asyncio.TimeoutError:
+            return out

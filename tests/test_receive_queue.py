@@ -23,7 +23,7 @@ from aioice import ice, turn
 
 from knn.serving import receive_queue
 
-from tests.ice_pair import DATAGRAM, RTP_LIKE, connected_pair
+from tests.ice_pair import DATAGRAM, RTP_LIKE, connected_pair, received, send_burst
 
 ROOT = Path(__file__).resolve().parents[1]
 RMEM_MAX = Path("/proc/sys/net/core/rmem_max")
@@ -57,18 +57,9 @@ def held_then_read() -> tuple[int, int]:
                 sockets.append(transport.get_extra_info("socket"))
 
         async with connected_pair(Recording) as (connection, _):
-            host = connection.local_candidates[0]
             size = sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-                for _ in range(BURST):  # no await: the loop, and so the connection, reads nothing meanwhile
-                    sender.sendto(RTP_LIKE, (host.host, host.port))
-            read = 0
-            while True:
-                try:
-                    data = await asyncio.wait_for(connection.recv(), 0.5)
-                except asyncio.TimeoutError:
-                    return size, read
-                read += data == RTP_LIKE
+            send_burst(connection, BURST)
+            return size, sum(data == RTP_LIKE for data in await received(connection))
 
     return asyncio.run(run())
 

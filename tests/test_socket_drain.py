@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import subprocess
 import sys
 import types
@@ -21,7 +20,7 @@ import pytest
 from aioice import ice, turn
 
 from knn.serving import consent, socket_drain
-from tests.ice_pair import RTP_LIKE, connected_pair
+from tests.ice_pair import RTP_LIKE, connected_pair, received, send_burst
 
 ROOT = Path(__file__).resolve().parents[1]
 BURST = 40  # datagrams, more than one wake's worth (socket_drain.MOST)
@@ -48,19 +47,11 @@ def read_within_turns(layers: str) -> tuple[int, list[bytes]]:
         async with connected_pair(protocol) as (connection, _):
             await asyncio.sleep(0.2)  # the connectivity checks' last answers are read
             passed.clear()
-            host = connection.local_candidates[0]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-                for _ in range(BURST):  # no await: the loop reads nothing meanwhile
-                    sender.sendto(RTP_LIKE, (host.host, host.port))
+            send_burst(connection, BURST)
             for _ in range(TURNS):
                 await asyncio.sleep(0)  # one turn of the loop each
             within = sum(data == RTP_LIKE for data in passed)
-            received = []
-            while True:
-                try:
-                    received.append(await asyncio.wait_for(connection.recv(), 0.5))
-                except asyncio.TimeoutError:
-                    return within, received
+            return within, await received(connection)
 
     return asyncio.run(run())
 

@@ -21,9 +21,11 @@ import socket
 from types import ModuleType
 
 from .checks import changed_signature, unchecked_version, unread_source, with_layer
-from .receive_queue import CHECKED_AIOICE
 
 _LOG = logging.getLogger(__name__)
+
+CHECKED_AIOICE = ("0.13.0",)
+"""aioice versions whose protocol and socket set-up this was read against."""
 
 MOST = 32
 """Datagrams read from one socket per wake: enough for a keyframe's burst, few enough that one
