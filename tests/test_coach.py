@@ -84,7 +84,7 @@ def test_a_class_taught_with_the_other_classes_examples_is_a_confused_pair_not_s
 
 
 def test_hesitation_needs_the_same_close_pair_for_a_few_seconds():
-    h = Hesitation()
+    h = Hesitation(hold=0.0)
     close = {"cup": 0.55, "mug": 0.45, "pen": 0.0}
     assert h.update(close, 0.0) is None
     assert h.update({"cup": 0.45, "mug": 0.55}, 1.0) is None  # the same two, swapped: still undecided
@@ -93,6 +93,22 @@ def test_hesitation_needs_the_same_close_pair_for_a_few_seconds():
     assert h.update(close, HESITATION_SECONDS + 2) is None
     assert h.update({"cup": 0.5, "pen": 0.5}, HESITATION_SECONDS + 4) is None  # another pair starts afresh
     assert h.update(None, 100.0) is None
+
+
+def test_a_reported_hesitation_and_its_end_each_stand_for_the_hold():
+    """Each change of the hint redraws the whole page: a camera moved between classes must not
+    turn it on and off every few seconds."""
+    h = Hesitation(hold=10.0)
+    close, decided = {"cup": 0.55, "mug": 0.45}, {"cup": 0.9, "mug": 0.1}
+    h.update(close, 0.0)
+    assert h.update(close, 3.0) == ("cup", "mug", 3.0)  # the first is reported at once
+    assert h.update(decided, 4.0) == ("cup", "mug", 3.0)  # decided, but the hint stands
+    assert h.update(decided, 13.0) is None  # its end shows once the hold is over
+    h.update(close, 14.0)
+    assert h.update(close, 17.0) is None  # undecided again, but the end stands
+    assert h.update(close, 23.0) == ("cup", "mug", 9.0)  # until the hold is over
+    h.reset()  # the user answered: the hint goes at once, and the clock starts again
+    assert h.update(close, 24.0) is None
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,10 @@ HESITATION_MARGIN = 0.4
 """The two best classes' confidences within this of each other count as undecided (with k=3, two
 neighbours of one class and one of another are about 0.67 against 0.33)."""
 HESITATION_SECONDS = 3.0
+HESITATION_HOLD_SECONDS = 10.0
+"""A reported hesitation, or its end, stands at least this long before the next change is
+reported: a camera moved between classes turned the hint and its buttons on and off every 4-8 s,
+under the user's pointer, each time with a redraw of the whole page (docs/performance.md)."""
 
 
 @dataclass(frozen=True)
@@ -250,14 +254,32 @@ def _same_scene(classes: list[str], sums: np.ndarray, per_class: np.ndarray) -> 
 class Hesitation:
     """Whether the live prediction has wavered between the same two classes for a while."""
 
-    def __init__(self, margin: float = HESITATION_MARGIN, seconds: float = HESITATION_SECONDS) -> None:
-        self.margin, self.seconds = margin, seconds
+    def __init__(self, margin: float = HESITATION_MARGIN, seconds: float = HESITATION_SECONDS,
+                 hold: float = HESITATION_HOLD_SECONDS) -> None:
+        self.margin, self.seconds, self.hold = margin, seconds, hold
         self._pair: tuple[str, str] | None = None
         self._since = 0.0
+        self._reported: tuple[str, str, float] | None = None
+        self._reported_at = -math.inf
 
     def update(self, confidences: dict[str, float] | None, now: float) -> tuple[str, str, float] | None:
         """Feed the latest confidences (None: no prediction). Returns (best, second, seconds
-        undecided) once the same two classes have been within the margin for `seconds`."""
+        undecided) once the same two classes have been within the margin for `seconds`; a change
+        of that answer (another pair, or none) shows only `hold` seconds after the last change."""
+        current = self._undecided(confidences, now)
+        same = (current is None) == (self._reported is None) and (
+            current is None or set(current[:2]) == set(self._reported[:2]))
+        if same or now - self._reported_at >= self.hold:
+            if not same:
+                self._reported_at = now
+            self._reported = current
+        return self._reported
+
+    def reset(self) -> None:
+        """The user answered (or the camera stopped): nothing to report, at once."""
+        self._pair = self._reported = None
+
+    def _undecided(self, confidences: dict[str, float] | None, now: float) -> tuple[str, str, float] | None:
         pair = _close_pair(confidences, self.margin)
         if pair is None:
             self._pair = None
@@ -266,9 +288,6 @@ class Hesitation:
             self._pair, self._since = pair, now
         elapsed = now - self._since
         return (*pair, elapsed) if elapsed >= self.seconds else None
-
-    def reset(self) -> None:
-        self._pair = None
 
 
 def _close_pair(confidences: dict[str, float] | None, margin: float) -> tuple[str, str] | None:
