@@ -52,6 +52,8 @@ passes within one run.
 starts the camera as the page's frontend does and sends the same video, encoded once (so at a
 fixed `--peer-bitrate`, where Chromium adapts its own), and draws nothing. The server then has the
 cores to itself, as a class's laptops would leave it; with `--balancer` they go through HAProxy.
+`--peers --teach` makes one user a taught Chromium tab and the rest peers: the follow times of
+a server carrying every camera but only one browser.
 
 Run it on a quiet machine (`uptime` load well under 1): the browser shares the cores with the
 server. `--server-nice -10` (root) runs the server before the tabs on those cores: the tabs stand
@@ -361,22 +363,35 @@ def peers_line(result: dict) -> str:
     return line + (f"; {'; '.join(failed)}" if failed else "")
 
 
-def run_peer_sessions(n: int, seconds: float, warmup: float, video: Path, server: dict, bitrate: int) -> dict:
-    """`run_sessions` with bench/peers.py's WebRTC peers for users instead of Chromium's tabs."""
+def run_peer_sessions(n: int, seconds: float, warmup: float, video: Path, server: dict, bitrate: int,
+                      teach: dict | None = None, schedule: list | None = None) -> dict:
+    """`run_sessions` with bench/peers.py's WebRTC peers for users instead of Chromium's tabs. With
+    `teach`, one user is a Chromium tab taught the video's photos, the others peers: how fast its
+    prediction follows the video while the server carries `n` cameras and not their browsers."""
+    from playwright.sync_api import sync_playwright
+
     from tests.browser import AppServer
 
-    print(f"{n} peer session(s): starting the app and {n} peer(s) …", file=sys.stderr, flush=True)
-    with AppServer(metrics=True, **server) as app:
-        peers = start_peers(app.url, n, video, warmup + seconds + 10, bitrate)
+    tabs = 1 if teach else 0
+    print(f"{n} session(s): starting the app, {tabs} taught tab(s) and {n - tabs} peer(s) …", file=sys.stderr, flush=True)
+    with AppServer(metrics=True, **server) as app, sync_playwright() as p:
+        browser = open_sessions(p, app, video, tabs, None, teach)[0] if tabs else None
+        peers = start_peers(app.url, n - tabs, video, warmup + seconds + 10, bitrate) if n > tabs else None
         try:
             wait_streaming([app], n)
-            trace = measure(app, warmup, seconds, lambda: [psutil.Process(peers.pid)])
+            def clients() -> list[psutil.Process]:
+                return ([psutil.Process(peers.pid)] if peers is not None else []) + (browser_processes() if tabs else [])
+
+            trace = measure(app, warmup, seconds, clients)
             result = summarise(n, trace)
-            add_steady(result, trace, None)
-            peer_report(peers, result, bitrate)
+            add_steady(result, trace, schedule if tabs else None)
+            if peers is not None:
+                peer_report(peers, result, bitrate)
         finally:
-            if peers.poll() is None:
+            if peers is not None and peers.poll() is None:
                 peers.kill()
+            if browser is not None:
+                browser.close()
     return result
 
 
@@ -860,7 +875,7 @@ def main() -> None:
     parser.add_argument("--peers", action="store_true",
                         help="users as WebRTC peers from one process (bench/peers.py: the video pre-encoded, "
                              "no page drawn) instead of Chromium's tabs, so the server has the cores; "
-                             "no teaching, ramp or soak")
+                             "no ramp or soak; with --teach one user is a taught Chromium tab (its follow times)")
     parser.add_argument("--peer-bitrate", type=int, default=300_000, metavar="BITS",
                         help="--peers: bit/s each peer sends (bench/peers.py BITRATE: where Chromium starts)")
     parser.add_argument("--server-nice", type=int, default=0, metavar="N",
@@ -910,7 +925,7 @@ def main() -> None:
             env = server["env"] if steady else {**server["env"], "KNN_STEADY": "0"}
             if args.peers:
                 result = run_peer_sessions(n, args.seconds, args.warmup, video, {**server, "env": env},
-                                           args.peer_bitrate)
+                                           args.peer_bitrate, teach if args.teach else None, schedule)
             else:
                 result = run_sessions(n, args.seconds, args.warmup, video, {**server, "env": env},
                                       ramp=not args.no_ramp and n == max(args.sessions) > 1, teach=teach,
