@@ -221,7 +221,14 @@ def teach_class(page, slot: int, files: list[Path], attempts: int = 3) -> None:
     for attempt in range(attempts):
         page.page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
         before = stored()
-        page.page.locator(f'.st-key-class_{slot} input[type="file"]').set_input_files([str(f) for f in files])
+        # As a user would: open the card's uploader and wait for it. A file set on the input of a
+        # page still settling sometimes never left the browser (docs/performance.md, stop 26).
+        card = page.page.locator(f".st-key-class_{slot}")
+        summary = card.locator("summary", has_text="Upload images").first
+        if summary.locator("xpath=..").get_attribute("open") is None:
+            summary.click()
+        card.locator('[data-testid="stFileUploaderDropzone"]').wait_for(state="visible", timeout=30_000)
+        card.locator('input[type="file"]').set_input_files([str(f) for f in files])
         try:
             page.wait_for(lambda: stored() >= before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
             return
@@ -373,7 +380,8 @@ def run_peer_sessions(n: int, seconds: float, warmup: float, video: Path, server
     from tests.browser import AppServer
 
     tabs = 1 if teach else 0
-    print(f"{n} session(s): starting the app, {tabs} taught tab(s) and {n - tabs} peer(s) …", file=sys.stderr, flush=True)
+    who = f"a taught tab and {n - 1} peer(s)" if tabs else f"{n} peer(s)"
+    print(f"{n} session(s): starting the app, {who} …", file=sys.stderr, flush=True)
     with AppServer(metrics=True, **server) as app, sync_playwright() as p:
         browser = open_sessions(p, app, video, tabs, None, teach)[0] if tabs else None
         peers = start_peers(app.url, n - tabs, video, warmup + seconds + 10, bitrate) if n > tabs else None
