@@ -17,7 +17,7 @@ class, never an N x N matrix:
 
 `Hesitation` watches the live prediction: when the two best classes stay within
 `HESITATION_MARGIN` of each other for `HESITATION_SECONDS`, the user is asked to add the frame to
-the right one.
+the right one; that hint, or its end, stands `HESITATION_HOLD_SECONDS` before the next change.
 """
 from __future__ import annotations
 
@@ -266,14 +266,15 @@ class Hesitation:
         """Feed the latest confidences (None: no prediction). Returns (best, second, seconds
         undecided) once the same two classes have been within the margin for `seconds`; a change
         of that answer (another pair, or none) shows only `hold` seconds after the last change."""
-        current = self._undecided(confidences, now)
-        same = (current is None) == (self._reported is None) and (
-            current is None or set(current[:2]) == set(self._reported[:2]))
-        if same or now - self._reported_at >= self.hold:
-            if not same:
-                self._reported_at = now
-            self._reported = current
-        return self._reported
+        current, reported = self._undecided(confidences, now), self._reported
+        changed = (current is None) != (reported is None) or (
+            current is not None and set(current[:2]) != set(reported[:2]))
+        if changed and now - self._reported_at < self.hold:
+            return reported  # the standing answer holds a while yet
+        if changed:
+            self._reported_at = now
+        self._reported = current
+        return current
 
     def reset(self) -> None:
         """The user answered (or the camera stopped): nothing to report, at once."""
