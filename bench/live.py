@@ -221,14 +221,7 @@ def teach_class(page, slot: int, files: list[Path], attempts: int = 3) -> None:
     for attempt in range(attempts):
         page.page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=60_000)
         before = stored()
-        # As a user would: open the card's uploader and wait for it. A file set on the input of a
-        # page still settling sometimes never left the browser (docs/performance.md, stop 26).
-        card = page.page.locator(f".st-key-class_{slot}")
-        summary = card.locator("summary", has_text="Upload images").first
-        if summary.locator("xpath=..").get_attribute("open") is None:
-            summary.click()
-        card.locator('[data-testid="stFileUploaderDropzone"]').wait_for(state="visible", timeout=30_000)
-        card.locator('input[type="file"]').set_input_files([str(f) for f in files])
+        page.uploader(slot).set_input_files([str(f) for f in files])
         try:
             page.wait_for(lambda: stored() >= before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
             return

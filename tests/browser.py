@@ -473,9 +473,16 @@ class Page:
 
     def sidebar_section(self, title: str) -> None:
         """Open a sidebar expander (Settings, Project) unless it is open."""
-        summary = self.page.locator('[data-testid="stSidebar"] summary', has_text=title).first
-        if summary.locator("xpath=..").get_attribute("open") is None:
-            summary.click()
+        _expand(self.page.locator('[data-testid="stSidebar"] summary', has_text=title).first)
+
+    def uploader(self, slot: int):
+        """The file input of a class card's uploader, opened and shown as a user would find it: a
+        file set on the closed one of a page still settling sometimes never left the browser
+        (docs/performance.md, stop 26)."""
+        card = self.page.locator(f".st-key-class_{slot}")
+        _expand(card.locator("summary", has_text="Upload images").first)
+        card.locator('[data-testid="stFileUploaderDropzone"]').wait_for(state="visible", timeout=30_000)
+        return card.locator('input[type="file"]')
 
     def add(self, slot: int, times: int = 1, pause: float = 0.4) -> None:
         for i in range(times):
@@ -486,7 +493,7 @@ class Page:
 
     def upload(self, slot: int, files: list[Path]) -> None:
         before = self.count(slot)
-        self.page.locator(f'.st-key-class_{slot} input[type="file"]').set_input_files([str(f) for f in files])
+        self.uploader(slot).set_input_files([str(f) for f in files])
         self.wait_for(lambda: self.count(slot) == before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
 
     def restore_project(self, path: Path, classes: list[str]) -> None:
@@ -522,3 +529,9 @@ class Page:
         except Exception as exc:  # the page itself is gone
             state = f"page unreadable: {exc}"
         raise AssertionError(f"timed out after {seconds} s waiting for {what}; {state}")
+
+
+def _expand(summary) -> None:
+    """Open the expander whose `summary` this is, unless it is open."""
+    if summary.locator("xpath=..").get_attribute("open") is None:
+        summary.click()
