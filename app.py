@@ -9,11 +9,13 @@ Everything a user typed or uploaded (class and file names) goes through `md()` b
 renders it, since labels, captions and messages are Markdown. No bare strings at module level:
 Streamlit's magic would render them on the page.
 """
+
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import pandas as pd
 import psutil
@@ -21,12 +23,11 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import knn
-from knn.core.project import MAX_PROJECT_BYTES, load_project, project_bytes
-from knn.core.limits import MAX_CLASSES, MAX_IMAGE_BYTES
 from knn.core.coach import Coaching, Suspect
+from knn.core.limits import MAX_CLASSES, MAX_IMAGE_BYTES
+from knn.core.project import MAX_PROJECT_BYTES, load_project, project_bytes, read_project_meta
 from knn.live.pipeline import ANSWER_SIZE, streaming_cameras
 from knn.live.session import RECORD_SECONDS, LiveSession, Snapshot
-from knn.core.project import read_project_meta
 from knn.model.backbones import RESOLUTIONS, get_backbone
 from knn.model.choice import BackboneChoice, choose_backbone
 from knn.model.export import ExportError, export_bytes
@@ -108,8 +109,13 @@ def show_messages(where: str | int | None) -> None:
         getattr(st, kind)(md(text))
         drawn.add(seq)
     if mine:
-        st.button("Dismiss", key=f"dismiss_{where if where is not None else 'main'}", type="tertiary",
-                  on_click=dismiss, args=(tuple(m[0] for m in mine),))
+        st.button(
+            "Dismiss",
+            key=f"dismiss_{where if where is not None else 'main'}",
+            type="tertiary",
+            on_click=dismiss,
+            args=(tuple(m[0] for m in mine),),
+        )
 
 
 @one_click
@@ -163,6 +169,7 @@ def slot_of(label: str) -> int:
 
 # ---- per-session state ---------------------------------------------------------------------------
 
+
 def init_session() -> None:
     if "live" in ss:
         return
@@ -181,6 +188,7 @@ def init_session() -> None:
 # default, and a fixed default (the first backbone, k = 1) once switched a busy tab's backbone by
 # itself (docs/performance.md). To show the engine's new values, their state is dropped instead.
 
+
 def sync_backbone_widgets() -> None:
     """Show the backbone in use in the Backbone and Input widgets (after a switch or a restore)."""
     ss.pop("network", None)
@@ -194,6 +202,7 @@ def sync_settings() -> None:
 
 
 # ---- callbacks (run before the page, in the script thread) ---------------------------------------
+
 
 def class_action(action):
     """Make a class's callback: `action(slot, label)`; engine refusals become messages on the card,
@@ -275,10 +284,8 @@ def on_add_class() -> None:
 @one_click
 @user_action
 def on_delete_example(example_id: int) -> None:
-    try:
+    with contextlib.suppress(ValueError):  # already gone (a second click before the page redrew)
         live().remove_example(example_id)
-    except ValueError:  # already gone (a second click before the page redrew)
-        pass
 
 
 @one_click
@@ -330,6 +337,7 @@ def on_augment() -> None:
 # silently lost (docs/performance.md). An uploader keeps its files until the page takes them, so
 # here a run that is stopped leaves them for the next one, and the mark that they were taken is
 # set straight after the engine took them, with no st.* call in between.
+
 
 def upload_key(slot: int) -> str:
     return f"upload_{slot}_{ss.get(f'upload_nonce_{slot}', 0)}"
@@ -394,8 +402,10 @@ def restore_project(upload, mark_taken: Callable[[], None]) -> None:
         embedder = embedder_for(backbone)
     except knn.WeightsUnavailable as exc:
         embedder = session.embedder
-        note = (f" It was made with {backbone}, which this server cannot load ({exc}); its examples were "
-                f"re-embedded from their images with {embedder.backbone}.")
+        note = (
+            f" It was made with {backbone}, which this server cannot load ({exc}); its examples were "
+            f"re-embedded from their images with {embedder.backbone}."
+        )
     bar = st.progress(0.0, text=f"Re-embedding the examples of {name}…")
     try:  # a run stopped meanwhile leaves the classes as they were, and the next run restores
         dropped = session.restore(classifier, backbone, embedder, lambda f, text: bar.progress(f, text=text))
@@ -416,6 +426,7 @@ def restore_project(upload, mark_taken: Callable[[], None]) -> None:
 
 
 # ---- page parts ----------------------------------------------------------------------------------
+
 
 def switch_backbone_if_asked() -> None:
     """The Backbone or Input setting changed: load that model and re-embed the stored examples."""
@@ -455,9 +466,10 @@ def backbone_caption() -> None:
     choice = default_backbone()
     why = choice.reason if embedder.backbone == choice.backbone else "chosen in Settings or by the project"
     ss.caption_slot.caption(
-        f"Backbone: **{md(spec.label.split(' · ')[0])}** (`{embedder.backbone}`), {md(spec.mode)} mode ({spec.size} px)",
+        f"Backbone: **{md(spec.label.split(' · ')[0])}** (`{embedder.backbone}`), "
+        f"{md(spec.mode)} mode ({spec.size} px)",
         help=f"{embedder.dim}-d embeddings, {md(embedder.runtime)} runtime · why: {md(why)} · "
-             f"weights: {md(embedder.weights_source)}",
+        f"weights: {md(embedder.weights_source)}",
     )
 
 
@@ -549,8 +561,10 @@ def live_panel_body() -> None:
             st.metric("Prediction", md(pred.label))
             st.caption(f"confidence {pred.confidences[pred.label]:.0%} · best similarity {pred.similarity:.2f}")
         spec = get_backbone(snap.backbone)
-        st.caption(f"{md(spec.label.split(' · ')[0])} · {md(spec.mode)} input ({spec.size} px)",
-                   help="Change the backbone and the input mode in the sidebar's Settings")
+        st.caption(
+            f"{md(spec.label.split(' · ')[0])} · {md(spec.mode)} input ({spec.size} px)",
+            help="Change the backbone and the input mode in the sidebar's Settings",
+        )
     # In class order: the two swap places as the camera wavers, and the page redraws on a change.
     ss.hesitation = tuple(c for c in snap.classes if c in snap.hesitation[:2]) if snap.hesitation else None
     if snap.recording:
@@ -588,9 +602,11 @@ def page_is_stale(session: LiveSession, snap: Snapshot) -> bool:
     # Recording adds examples in the callback: the sidebar's counts catch up once it ends (a full
     # rerun per refresh while recording would be wasteful). The coach's new analysis goes to the
     # cards and the coach's panel; the hesitation hint is the page's, since its buttons act.
-    return ((snap.recording is None and (snap.counts != ss.get("drawn_counts") or coach_is_new(session)))
-            or ss.hesitation != ss.get("drawn_hesitation")
-            or panel_period() != ss.get("panel_period"))  # cameras started or stopped elsewhere
+    return (
+        (snap.recording is None and (snap.counts != ss.get("drawn_counts") or coach_is_new(session)))
+        or ss.hesitation != ss.get("drawn_hesitation")
+        or panel_period() != ss.get("panel_period")
+    )  # cameras started or stopped elsewhere
 
 
 def hesitation_hint() -> None:
@@ -601,13 +617,19 @@ def hesitation_hint() -> None:
         return
     best, second = pair
     with st.container(key="hesitation"):
-        st.info(md(f"Undecided between “{best}” and “{second}”. If the camera shows one of them, "
-                   f"add this frame to it:"))
+        st.info(
+            md(f"Undecided between “{best}” and “{second}”. If the camera shows one of them, add this frame to it:")
+        )
         with st.container(horizontal=True, gap="small"):
             for label in (best, second):
                 if label in ss.slots:
-                    st.button(md(f"Add to “{label}”"), key=f"hesitation_add_{ss.slots[label]}", on_click=on_add,
-                              args=(ss.slots[label],), kwargs={"where": "main"})
+                    st.button(
+                        md(f"Add to “{label}”"),
+                        key=f"hesitation_add_{ss.slots[label]}",
+                        on_click=on_add,
+                        args=(ss.slots[label],),
+                        kwargs={"where": "main"},
+                    )
 
 
 def stats_table(snap: Snapshot) -> None:
@@ -618,13 +640,15 @@ def stats_table(snap: Snapshot) -> None:
         "frames/s received · answered": f"{s.received_fps:.1f} · {s.answered_fps:.1f}",
         # fresh: the model saw the frame; reused: a still scene kept the last answer (knn.live.steady)
         "answered frames/s fresh · reused": f"{s.processed_fps:.1f} · {s.reused_fps:.1f}",
-        "frames received · fresh · reused · dropped":
-            f"{s.frames_received} · {s.frames_processed} · {s.frames_reused} · {s.frames_dropped}",
+        "frames received · fresh · reused · dropped": (
+            f"{s.frames_received} · {s.frames_processed} · {s.frames_reused} · {s.frames_dropped}"
+        ),
         "embedding time p50 · p95": f"{_ms(s.embed_ms_p50)} · {_ms(s.embed_ms_p95)}",
         "KNN time p50 · p95": f"{_ms(s.knn_ms_p50)} · {_ms(s.knn_ms_p95)}",
         # knn.live.answer_size: many cameras on this process send the captioned video back smaller
         "video sent back": f"half size ({ANSWER_SIZE.cameras} cameras on this server process)"
-                           if ANSWER_SIZE.halved() else "the camera's size",
+        if ANSWER_SIZE.halved()
+        else "the camera's size",
         "examples stored": f"{snap.n_examples} ({store / 1024**2:.1f} MB of embeddings)",
         "process memory": f"{rss / 1024**2:.0f} MB",
     }
@@ -661,11 +685,28 @@ def quick_add() -> None:
         for n, label in enumerate(labels, 1):
             slot = slot_of(label)
             with st.container(horizontal=True, gap=None, width="content", key=f"quick_{slot}"):
-                st.button(md(label), icon=":material/add:", key=f"quick_add_{slot}", on_click=on_add, args=(slot,), kwargs={"where": "main"},
-                          shortcut=str(n), help=md(f"Add the current frame to “{label}” (key {n})"))
-                st.button("", icon=":material/radio_button_checked:", key=f"quick_record_{slot}", on_click=on_record, args=(slot,),
-                          kwargs={"where": "main"}, shortcut=f"Shift+{n}",
-                          help=md(f"Record frames into “{label}” for {ss.get('record_seconds', RECORD_SECONDS):g} s (Shift+{n})"))
+                st.button(
+                    md(label),
+                    icon=":material/add:",
+                    key=f"quick_add_{slot}",
+                    on_click=on_add,
+                    args=(slot,),
+                    kwargs={"where": "main"},
+                    shortcut=str(n),
+                    help=md(f"Add the current frame to “{label}” (key {n})"),
+                )
+                st.button(
+                    "",
+                    icon=":material/radio_button_checked:",
+                    key=f"quick_record_{slot}",
+                    on_click=on_record,
+                    args=(slot,),
+                    kwargs={"where": "main"},
+                    shortcut=f"Shift+{n}",
+                    help=md(
+                        f"Record frames into “{label}” for {ss.get('record_seconds', RECORD_SECONDS):g} s (Shift+{n})"
+                    ),
+                )
     if len(live().classifier.classes) > KEYED_CLASSES:
         st.caption(f"Classes after the {KEYED_CLASSES}th: Add and Record on their cards in the sidebar.")
 
@@ -696,8 +737,10 @@ def coach_view(coached: Coaching | None) -> None:
     with st.container(key="coach", border=True):
         st.markdown("**Coach** · what would make the classifier better")
         if sum(1 for n in counts.values() if n) < 2:
-            st.caption("Once two classes have examples, the coach says what to teach next: which classes are "
-                       "confused, which examples look mislabelled, which need more variety.")
+            st.caption(
+                "Once two classes have examples, the coach says what to teach next: which classes are "
+                "confused, which examples look mislabelled, which need more variety."
+            )
             return
         if coached is None:
             st.caption(f"Looking at the {sum(counts.values()):,} examples…")
@@ -706,8 +749,10 @@ def coach_view(coached: Coaching | None) -> None:
         for tip in tips:
             st.markdown("- " + md(tip))
         if not tips:
-            st.success(f"Every class is recognised by its other examples "
-                       f"(leave-one-out {coached.evaluation.accuracy:.0%}). Now try it on new views of each.")
+            st.success(
+                f"Every class is recognised by its other examples "
+                f"(leave-one-out {coached.evaluation.accuracy:.0%}). Now try it on new views of each."
+            )
         if not ss.coach_current:
             st.caption("Updating for the examples now stored…")
         suspects(coached)
@@ -718,8 +763,11 @@ def suspects(coached: Coaching) -> None:
     kept = ss.setdefault("kept_examples", set())
     clf = live().classifier
     # The coaching may predate the last move or delete: show only examples still where it found them.
-    shown = [s for s in coached.suspects if s.label in ss.slots and s.example_id not in kept
-             and clf.label_of(s.example_id) == s.label][:SUSPECTS_SHOWN]
+    shown = [
+        s
+        for s in coached.suspects
+        if s.label in ss.slots and s.example_id not in kept and clf.label_of(s.example_id) == s.label
+    ][:SUSPECTS_SHOWN]
     if not shown:
         return
     with st.container(horizontal=True, gap="small"):
@@ -734,13 +782,29 @@ def suspect_card(s: Suspect) -> None:
             st.image(s.image, width="stretch")
         st.caption(md(f"in “{s.label}”, nearer to “{s.nearer_to[0]}”"))
         for label in s.nearer_to[:2]:
-            st.button(md(f"Move to “{label}”"), key=f"move_{s.example_id}_{ss.slots.get(label, label)}",
-                      on_click=on_move_example, args=(s.example_id, label), width="stretch")
+            st.button(
+                md(f"Move to “{label}”"),
+                key=f"move_{s.example_id}_{ss.slots.get(label, label)}",
+                on_click=on_move_example,
+                args=(s.example_id, label),
+                width="stretch",
+            )
         with st.container(horizontal=True, gap="small"):
-            st.button("Delete", key=f"suspect_delete_{s.example_id}", on_click=on_delete_example,
-                      args=(s.example_id,), type="tertiary")
-            st.button("It is right", key=f"keep_{s.example_id}", on_click=on_keep_example, args=(s.example_id,),
-                      type="tertiary", help="Leave it in its class and stop showing it here")
+            st.button(
+                "Delete",
+                key=f"suspect_delete_{s.example_id}",
+                on_click=on_delete_example,
+                args=(s.example_id,),
+                type="tertiary",
+            )
+            st.button(
+                "It is right",
+                key=f"keep_{s.example_id}",
+                on_click=on_keep_example,
+                args=(s.example_id,),
+                type="tertiary",
+                help="Leave it in its class and stop showing it here",
+            )
 
 
 def sidebar(coached: Coaching | None) -> None:
@@ -757,8 +821,13 @@ def sidebar(coached: Coaching | None) -> None:
         first = (ss.class_page - 1) * CARDS_PER_PAGE
         for label in labels[first : first + CARDS_PER_PAGE]:
             class_card(label, counts[label], coached)
-        st.button("+ Add class", key="add_class", on_click=on_add_class, disabled=len(labels) >= MAX_CLASSES,
-                  help=f"At most {MAX_CLASSES} classes" if len(labels) >= MAX_CLASSES else None)
+        st.button(
+            "+ Add class",
+            key="add_class",
+            on_click=on_add_class,
+            disabled=len(labels) >= MAX_CLASSES,
+            help=f"At most {MAX_CLASSES} classes" if len(labels) >= MAX_CLASSES else None,
+        )
         show_messages("classes")
         with st.expander("Settings"):
             settings()
@@ -772,13 +841,23 @@ def class_card(label: str, count: int, coached: Coaching | None) -> None:
         # The name is the widget's default, not a value put in st.session_state before it: that
         # reaches the browser only with the card's first run, which a busy server can drop unsent,
         # and a card mounted from a later run shows its default (was: empty names after a restore).
-        st.text_input("Class name", value=label, key=f"name_{slot}", on_change=on_rename, args=(slot,),
-                      label_visibility="collapsed")
+        st.text_input(
+            "Class name",
+            value=label,
+            key=f"name_{slot}",
+            on_change=on_rename,
+            args=(slot,),
+            label_visibility="collapsed",
+        )
         accuracy = coached.accuracy(label) if coached is not None else float("nan")
         recognised = "" if accuracy != accuracy else f" · {accuracy:.0%} recognised"  # nan: under 2 examples
-        st.caption(f"{count} example{'s' * (count != 1)}{recognised}",
-                   help="Recognised: how many of its examples the other examples classify as this class "
-                        "(leave-one-out), updated whenever the examples change" if recognised else None)
+        st.caption(
+            f"{count} example{'s' * (count != 1)}{recognised}",
+            help="Recognised: how many of its examples the other examples classify as this class "
+            "(leave-one-out), updated whenever the examples change"
+            if recognised
+            else None,
+        )
         with st.container(horizontal=True, gap="small"):
             st.button("Add", key=f"add_{slot}", on_click=on_add, args=(slot,), help="Add the current camera frame")
             st.button(
@@ -789,7 +868,9 @@ def class_card(label: str, count: int, coached: Coaching | None) -> None:
                 help="Add camera frames continuously for a few seconds (see Settings)",
             )
             with st.popover("…", help="Clear or delete this class"):
-                st.button("Clear its examples", key=f"clear_{slot}", on_click=on_clear, args=(slot,), disabled=not count)
+                st.button(
+                    "Clear its examples", key=f"clear_{slot}", on_click=on_clear, args=(slot,), disabled=not count
+                )
                 st.button("Delete the class", key=f"delete_{slot}", on_click=on_delete, args=(slot,), type="primary")
         with st.expander("Upload images"):
             st.file_uploader(
@@ -806,8 +887,15 @@ def class_card(label: str, count: int, coached: Coaching | None) -> None:
 def settings() -> None:
     session = live()
     current = get_backbone(session.embedder.backbone)
-    st.number_input("k: neighbours that vote", min_value=1, max_value=50, value=session.classifier.k, step=1,
-                    key="k", on_change=on_k)
+    st.number_input(
+        "k: neighbours that vote",
+        min_value=1,
+        max_value=50,
+        value=session.classifier.k,
+        step=1,
+        key="k",
+        on_change=on_k,
+    )
     st.slider(
         "Unknown below similarity (0 = never unknown)",
         min_value=0.0,
@@ -817,8 +905,9 @@ def settings() -> None:
         key="threshold",
         on_change=on_threshold,
     )
-    st.slider("Record for (seconds)", min_value=1.0, max_value=10.0, value=RECORD_SECONDS, step=0.5,
-              key="record_seconds")
+    st.slider(
+        "Record for (seconds)", min_value=1.0, max_value=10.0, value=RECORD_SECONDS, step=0.5, key="record_seconds"
+    )
     st.selectbox(
         "Backbone",
         options=list(knn.BACKBONES),
@@ -828,14 +917,25 @@ def settings() -> None:
         on_change=on_backbone_choice,
         help="Switching re-embeds every stored example from its stored image",
     )
-    st.radio("Input", options=list(RESOLUTIONS), index=list(RESOLUTIONS).index(current.size), key="resolution",
-             on_change=on_backbone_choice, horizontal=True,
-             format_func=lambda size: f"{RESOLUTIONS[size]} ({size} px)",
-             help="Accurate sees 320×320 pixels instead of 224×224: twice the work per frame, better with "
-                  "several examples per class of detailed objects (README's few-shot table)")
-    st.toggle("Augment new examples", value=session.augment, key="augment", on_change=on_augment,
-              help="Store each new example with its mirror and five crops (12 vectors): it is also recognised "
-                   "a little off-centre or mirrored. Each Add then costs 12 embeddings.")
+    st.radio(
+        "Input",
+        options=list(RESOLUTIONS),
+        index=list(RESOLUTIONS).index(current.size),
+        key="resolution",
+        on_change=on_backbone_choice,
+        horizontal=True,
+        format_func=lambda size: f"{RESOLUTIONS[size]} ({size} px)",
+        help="Accurate sees 320×320 pixels instead of 224×224: twice the work per frame, better with "
+        "several examples per class of detailed objects (README's few-shot table)",
+    )
+    st.toggle(
+        "Augment new examples",
+        value=session.augment,
+        key="augment",
+        on_change=on_augment,
+        help="Store each new example with its mirror and five crops (12 vectors): it is also recognised "
+        "a little off-centre or mirrored. Each Add then costs 12 embeddings.",
+    )
     st.toggle("Mirror the preview", value=session.mirror, key="mirror", on_change=on_mirror)
 
 
@@ -865,15 +965,23 @@ EXPORT_FORMATS = {"keras": "Keras (.keras)", "tflite": "LiteRT (.tflite)"}
 def export_model_files(session: LiveSession) -> None:
     """Build the taught model as one .keras/.tflite file (a child process), then offer it."""
     st.markdown("**Use it in your own code**")
-    fmt = st.radio("Model format", list(EXPORT_FORMATS), format_func=EXPORT_FORMATS.get,
-                   horizontal=True, key="export_format")
-    if st.button("Build model file", key="build_export",
-                 help="MobileNet + the KNN head as one model; the class names are inside it"):
+    fmt = st.radio(
+        "Model format", list(EXPORT_FORMATS), format_func=EXPORT_FORMATS.get, horizontal=True, key="export_format"
+    )
+    if st.button(
+        "Build model file",
+        key="build_export",
+        help="MobileNet + the KNN head as one model; the class names are inside it",
+    ):
         begin_action()
         bar = st.progress(0.0, text="Starting the export…")
         try:
-            data = export_bytes(session.classifier, session.embedder, fmt,
-                                progress=lambda fraction, text: bar.progress(fraction, text=text))
+            data = export_bytes(
+                session.classifier,
+                session.embedder,
+                fmt,
+                progress=lambda fraction, text: bar.progress(fraction, text=text),
+            )
         except (ExportError, RuntimeError) as exc:
             say("error", f"Could not export: {exc}", "project")
         else:
@@ -884,9 +992,14 @@ def export_model_files(session: LiveSession) -> None:
     built = ss.get("export")
     if built is not None:
         built_fmt, data, counts = built
-        st.download_button(f"Download model.{built_fmt} ({len(data) / 1024**2:.1f} MB)", data,
-                           file_name=f"knn-model.{built_fmt}", mime="application/octet-stream",
-                           on_click="ignore", key="download_export")
+        st.download_button(
+            f"Download model.{built_fmt} ({len(data) / 1024**2:.1f} MB)",
+            data,
+            file_name=f"knn-model.{built_fmt}",
+            mime="application/octet-stream",
+            on_click="ignore",
+            key="download_export",
+        )
         if counts != session.classifier.counts():
             st.caption("The examples changed since this file was built: build it again to include them.")
 
@@ -900,8 +1013,12 @@ def examples_view() -> None:
     classes = [c for c, n in counts.items() if n]
     if ss.get("examples_class") not in classes:
         ss.examples_class = classes[0]
-    label = st.selectbox("Examples of", classes, key="examples_class",
-                         format_func=lambda c: f"{c} ({counts[c]} example{'s' * (counts[c] != 1)})")
+    label = st.selectbox(
+        "Examples of",
+        classes,
+        key="examples_class",
+        format_func=lambda c: f"{c} ({counts[c]} example{'s' * (counts[c] != 1)})",
+    )
     examples = clf.examples(label)
     pages = -(-len(examples) // EXAMPLES_PER_PAGE)
     page = 1

@@ -8,6 +8,7 @@ child's baseline after imports (VmHWM).
     python bench/bombs.py                 # every case
     python bench/bombs.py --case png      # the cases whose name contains "png"
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,12 +54,28 @@ peak = hwm_kb()
 print(json.dumps({"outcome": outcome, "seconds": seconds, "peak_mb": (peak - base) / 1024}))
 """
 
-META = {"format": "knn-project", "version": 1, "backbone": "mobilenet_v1_1.0_224", "dim": 1024, "k": 3,
-        "unknown_threshold": None, "max_examples_per_class": 1000, "n_examples": 0, "n_classes": 1}
+META = {
+    "format": "knn-project",
+    "version": 1,
+    "backbone": "mobilenet_v1_1.0_224",
+    "dim": 1024,
+    "k": 3,
+    "unknown_threshold": None,
+    "max_examples_per_class": 1000,
+    "n_examples": 0,
+    "n_classes": 1,
+}
 
 
-def _npz(path: Path, meta: dict | bytes, classes: list[str], embeddings: np.ndarray, labels: np.ndarray,
-         images: bytes = b"", offsets: np.ndarray | None = None) -> Path:
+def _npz(
+    path: Path,
+    meta: dict | bytes,
+    classes: list[str],
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    images: bytes = b"",
+    offsets: np.ndarray | None = None,
+) -> Path:
     raw = meta if isinstance(meta, bytes) else json.dumps(meta).encode()
     arrays = {
         "meta": np.frombuffer(raw, np.uint8),
@@ -76,8 +93,13 @@ def many_examples(folder: Path) -> Path:
     n = 195_000
     row = np.random.default_rng(0).standard_normal(1024).astype(np.float32)
     row /= np.linalg.norm(row)
-    return _npz(folder / "many.npz", {**META, "n_examples": n, "max_examples_per_class": n}, ["a"],
-                np.broadcast_to(row, (n, 1024)).copy(), np.zeros(n, np.int32))
+    return _npz(
+        folder / "many.npz",
+        {**META, "n_examples": n, "max_examples_per_class": n},
+        ["a"],
+        np.broadcast_to(row, (n, 1024)).copy(),
+        np.zeros(n, np.int32),
+    )
 
 
 def huge_meta(folder: Path) -> Path:
@@ -87,8 +109,13 @@ def huge_meta(folder: Path) -> Path:
 
 def many_classes(folder: Path) -> Path:
     names = [f"class {i}" for i in range(10_000)]
-    return _npz(folder / "classes.npz", {**META, "n_classes": len(names)}, names,
-                np.zeros((0, 1024), np.float32), np.zeros(0, np.int32))
+    return _npz(
+        folder / "classes.npz",
+        {**META, "n_classes": len(names)},
+        names,
+        np.zeros((0, 1024), np.float32),
+        np.zeros(0, np.int32),
+    )
 
 
 def nested_json(folder: Path) -> Path:
@@ -216,17 +243,28 @@ def main() -> None:
                 continue
             print(f"{name} …", file=sys.stderr, flush=True)
             path = make(Path(tmp))
-            run = subprocess.run([sys.executable, "-c", CHILD, kind, str(path)], cwd=ROOT, capture_output=True,
-                                 text=True, timeout=600)
+            run = subprocess.run(
+                [sys.executable, "-c", CHILD, kind, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=600
+            )
             try:
                 result = json.loads(run.stdout.strip().splitlines()[-1])
             except (IndexError, ValueError):
-                result = {"outcome": f"child failed: {run.stderr.strip().splitlines()[-1:]}", "seconds": float("nan"),
-                          "peak_mb": float("nan")}
+                result = {
+                    "outcome": f"child failed: {run.stderr.strip().splitlines()[-1:]}",
+                    "seconds": float("nan"),
+                    "peak_mb": float("nan"),
+                }
             results[name] = {**result, "file_kb": path.stat().st_size / 1024}
             outcome = result["outcome"]
-            rows.append([name, f"{path.stat().st_size / 1024:,.0f}", outcome[:90] + ("…" if len(outcome) > 90 else ""),
-                         f"{result['peak_mb']:,.0f}", f"{result['seconds']:.2f}"])
+            rows.append(
+                [
+                    name,
+                    f"{path.stat().st_size / 1024:,.0f}",
+                    outcome[:90] + ("…" if len(outcome) > 90 else ""),
+                    f"{result['peak_mb']:,.0f}",
+                    f"{result['seconds']:.2f}",
+                ]
+            )
             path.unlink()
     print(markdown_table(["case", "file kB", "outcome", "peak MB above baseline", "seconds"], rows))
     if args.label:

@@ -16,6 +16,7 @@ per class: the time depends on the sizes, not the values. For each size:
 
 Run it under `flock /tmp/knn-heavy.lock` on a quiet machine: NumPy uses both cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,8 +91,22 @@ def main() -> None:
     cases = [(100, 3, 1), (1000, 10, 1), (1000, 10, 12), (5000, 10, 1), (5000, 100, 1)]
     rows = [run(n, classes, vectors, repeat, rng) for n, classes, vectors in cases]
     print(f"Coach analysis, {DIM}-d embeddings, median of {repeat} (ms)\n")
-    print(markdown_table(["examples", "classes", "vectors each", "full", "after an Add", f"after a Record ({RECORD_FRAMES})",
-                          "after a delete", "peak MB (full)", "an N x N float32 matrix MB"], rows))
+    print(
+        markdown_table(
+            [
+                "examples",
+                "classes",
+                "vectors each",
+                "full",
+                "after an Add",
+                f"after a Record ({RECORD_FRAMES})",
+                "after a delete",
+                "peak MB (full)",
+                "an N x N float32 matrix MB",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

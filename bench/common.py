@@ -1,9 +1,10 @@
 """Small shared pieces of the benchmarks: timing loops, percentiles, Markdown tables."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -8,6 +8,7 @@ depend on the values); the table says which.
     python bench/embed.py                 # all default backbones
     python bench/embed.py --quick         # MobileNet v1 1.0 only, fewer repeats
 """
+
 from __future__ import annotations
 
 import argparse
@@ -114,8 +115,18 @@ def main() -> None:
     print(f"\nOne 640×480 frame -> embedding, ms (p50 / p95), {os.cpu_count()} cores, {repeat} calls\n")
     print(
         markdown_table(
-            ["backbone", "weights", "dim", "preprocess p50", "LiteRT", "tf.function",
-             "model.predict", "eager call", "LiteRT vs tf.function", "LiteRT vs predict"],
+            [
+                "backbone",
+                "weights",
+                "dim",
+                "preprocess p50",
+                "LiteRT",
+                "tf.function",
+                "model.predict",
+                "eager call",
+                "LiteRT vs tf.function",
+                "LiteRT vs predict",
+            ],
             rows,
         )
     )

@@ -10,6 +10,7 @@ takes the 46,008 files' time.
     python bench/evaluator.py              # the default backbone (MobileNetV2 1.0/224)
     python bench/evaluator.py --backbone mobilenet_v1_1.0_224
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,12 @@ PER_CLASS = 648
 
 def make_folder(root: Path) -> int:
     """71 class folders of 648 links each into ../shared's photos; returns the number of files."""
-    pool = sorted(p for sub in ("data/coil20", "data/rps") for p in shared_path(sub).rglob("*")
-                  if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    pool = sorted(
+        p
+        for sub in ("data/coil20", "data/rps")
+        for p in shared_path(sub).rglob("*")
+        if p.suffix.lower() in (".png", ".jpg", ".jpeg")
+    )
     for c in range(CLASSES):
         folder = root / f"class_{c:02d}"
         folder.mkdir(parents=True)
@@ -50,12 +55,12 @@ def main() -> None:
         env.setdefault("KNN_WEIGHTS_DIR", str(SHARED / "models"))
     with tempfile.TemporaryDirectory(prefix="knn-eval-bench-") as tmp:
         files = make_folder(Path(tmp))
-        command = [sys.executable, "-m", "knn", "-q", "evaluate", tmp, "--shots", "1", "5", "10",
-                   "--max-queries", "20"]
+        command = [sys.executable, "-m", "knn", "-q", "evaluate", tmp, "--shots", "1", "5", "10", "--max-queries", "20"]
         if args.backbone:
             command += ["--backbone", args.backbone]
-        subprocess.run([sys.executable, "-m", "knn", "-q", "predict", "--help"], cwd=ROOT, env=env,
-                       capture_output=True, check=True)  # warm the interpreter's imports
+        subprocess.run(
+            [sys.executable, "-m", "knn", "-q", "predict", "--help"], cwd=ROOT, env=env, capture_output=True, check=True
+        )  # warm the interpreter's imports
         start = time.perf_counter()
         run = subprocess.run(command, cwd=args.root, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - start
@@ -63,9 +68,14 @@ def main() -> None:
         raise SystemExit(run.stderr)
     # The classes are rotations of one pool of photos, so the accuracy it prints means nothing: only the time.
     shown = "python -m knn evaluate FOLDER --shots 1 5 10 --max-queries 20" + (
-        f" --backbone {args.backbone}" if args.backbone else "")
-    print(markdown_table(["folder", "files", "files the split uses", "command", "seconds"],
-                         [[f"{CLASSES} classes", f"{files:,}", f"{CLASSES * 30:,}", f"`{shown}`", round(seconds, 1)]]))
+        f" --backbone {args.backbone}" if args.backbone else ""
+    )
+    print(
+        markdown_table(
+            ["folder", "files", "files the split uses", "command", "seconds"],
+            [[f"{CLASSES} classes", f"{files:,}", f"{CLASSES * 30:,}", f"`{shown}`", round(seconds, 1)]],
+        )
+    )
 
 
 if __name__ == "__main__":

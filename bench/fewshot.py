@@ -12,6 +12,7 @@ augmented, beside the TF.js knn-classifier's rule as the anchor row.
     python bench/fewshot.py                 # all four (~12 min on 2 cores)
     python bench/fewshot.py --sets rps
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,12 +46,18 @@ def main() -> None:
         options = ["--split", split, "--shots", *args.shots, "--compare"]
         shown = ["python", "-m", "knn", "evaluate", *[f"../shared/{f}" for f in folders], *options]
         print(f"\n{name}: `{' '.join(shown)}`\n", flush=True)
-        run = subprocess.run([sys.executable, "-m", "knn", "-q", "evaluate", *paths, *options], cwd=ROOT,
-                             env=env, capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-m", "knn", "-q", "evaluate", *paths, *options],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if run.returncode:
             raise SystemExit(run.stderr)
-        print("\n".join(line for line in run.stdout.splitlines() if not line.startswith("few-shot accuracy")),
-              flush=True)
+        print(
+            "\n".join(line for line in run.stdout.splitlines() if not line.startswith("few-shot accuracy")), flush=True
+        )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ style's one whole-store concatenation. Run it on an idle machine (see `uptime`).
 
     python bench/knn.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,13 +74,13 @@ def bench_size(n: int, repeat: int, sk_repeat: int, rng: np.random.Generator) ->
     # Past the app's limits on purpose: this measures how the product scales.
     ours = KNNClassifier(k=K, max_examples_per_class=n, max_examples=n, max_values=n * DIM)
     t0 = time.perf_counter()
-    for row, label in zip(data, labels.tolist()):
+    for row, label in zip(data, labels.tolist(), strict=True):
         ours.add(row, names[label])
     ours_add_us = (time.perf_counter() - t0) / n * 1e6
     ours_ms = time_calls(lambda: ours.predict(next_query()), repeat)
     check = [ours.predict(q).neighbors[0].example_id for q in queries[:5]]
     assert check == [int(np.argmax(data @ q)) for q in queries[:5]], "ours disagrees with brute force"
-    del ours
+    ours = None  # freed before the next index is built
     gc.collect()
 
     # TF.js-style: built directly (concatenating 100k times would take hours), add timed at size n.
@@ -93,14 +94,14 @@ def bench_size(n: int, repeat: int, sk_repeat: int, rng: np.random.Generator) ->
         tfjs.add(next_query(), 0)
 
     tfjs_add_ms = float(np.median(time_calls(one_add, max(3, min(50, 10**6 // n)), warmup=1)))
-    del tfjs, base_store, base_labels
+    tfjs = base_store = base_labels = None
     gc.collect()
 
     from sklearn.neighbors import KNeighborsClassifier
 
     sk = KNeighborsClassifier(n_neighbors=min(K, n), metric="cosine", algorithm="brute").fit(data, labels)
     sk_ms = time_calls(lambda: sk.predict(next_query()[None, :]), sk_repeat)
-    del sk
+    sk = None
     gc.collect()
 
     return [
@@ -139,8 +140,10 @@ def main() -> None:
         "ours add µs (amortised)",
         "TF.js-style add µs",
     ]
-    print(f"\nPredict latency, one query, D={DIM}, k={K}, {N_CLASSES} classes, {os.cpu_count()} cores, "
-          f"NumPy {np.__version__}, load average at start {load:.2f}\n")
+    print(
+        f"\nPredict latency, one query, D={DIM}, k={K}, {N_CLASSES} classes, {os.cpu_count()} cores, "
+        f"NumPy {np.__version__}, load average at start {load:.2f}\n"
+    )
     print(markdown_table(header, rows))
 
 

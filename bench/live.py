@@ -61,6 +61,7 @@ for users' own machines, which take no CPU from a real server, and without it th
 the server's event loop, one thread among Chromium's many, a fraction of a core
 (docs/performance.md). Results are also written as JSON to bench/results/live-*.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -212,10 +213,12 @@ def teach_class(page, slot: int, files: list[Path], attempts: int = 3) -> None:
     examples to grow by as many (the panel redraws every second or two; the sidebar's count
     waits for a full rerun, which a loaded server can leave for later). Uploaded again only if
     none arrived within a minute."""
+
     def stored() -> int:
         value: list[int] = []
-        page.wait_for(lambda: value.append(int(page.stat("examples stored").split()[0])) or True,
-                      "the live panel", 30)  # it can be caught mid-redraw
+        page.wait_for(
+            lambda: value.append(int(page.stat("examples stored").split()[0])) or True, "the live panel", 30
+        )  # it can be caught mid-redraw
         return value[-1]
 
     for attempt in range(attempts):
@@ -223,7 +226,8 @@ def teach_class(page, slot: int, files: list[Path], attempts: int = 3) -> None:
         before = stored()
         page.uploader(slot).set_input_files([str(f) for f in files])
         try:
-            page.wait_for(lambda: stored() >= before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
+            what = f"{len(files)} uploads in class {slot + 1}"
+            page.wait_for(lambda before=before: stored() >= before + len(files), what, 60)
             return
         except AssertionError:
             if attempt == attempts - 1 or stored() > before:
@@ -249,8 +253,12 @@ def open_sessions(p, app, video: Path, n: int, ramp: list | None = None, teach: 
         tab = context.new_page()
         page = Page(tab, app.url)
         page.connection_states = []  # streamlit-webrtc's frontend logs each connectionstatechange (console.debug)
-        tab.on("console", lambda msg, states=page.connection_states: msg.text.startswith("connectionstatechange")
-               and states.append((round(time.time(), 2), msg.text)))
+        tab.on(
+            "console",
+            lambda msg, states=page.connection_states: (
+                msg.text.startswith("connectionstatechange") and states.append((round(time.time(), 2), msg.text))
+            ),
+        )
         for slot, files in (teach or {}).items():
             teach_class(page, slot, files)
         try:
@@ -267,13 +275,20 @@ def open_sessions(p, app, video: Path, n: int, ramp: list | None = None, teach: 
                 if snap is not None:
                     samples.append(snap["rss_mb"])
                 time.sleep(1.0)
-            ramp.append({"sessions": k, "rss_mb_median": float(np.median(samples)),
-                         "rss_mb_max": float(max(samples))})
+            ramp.append({"sessions": k, "rss_mb_median": float(np.median(samples)), "rss_mb_max": float(max(samples))})
     return browser, pages
 
 
-def run_sessions(n: int, seconds: float, warmup: float, video: Path, server: dict, ramp: bool = False,
-                 teach: dict | None = None, schedule: list | None = None) -> dict:
+def run_sessions(
+    n: int,
+    seconds: float,
+    warmup: float,
+    video: Path,
+    server: dict,
+    ramp: bool = False,
+    teach: dict | None = None,
+    schedule: list | None = None,
+) -> dict:
     from playwright.sync_api import sync_playwright
 
     from tests.browser import AppServer
@@ -316,9 +331,25 @@ def start_peers(url: str, n: int, video: Path, seconds: float, bitrate: int):
     import subprocess
 
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "peers.py"), "--url", url, "--video", str(video), "--sessions", str(n),
-         "--join-every", str(PEER_JOIN_EVERY), "--seconds", str(seconds), "--bitrate", str(bitrate)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            str(ROOT / "bench" / "peers.py"),
+            "--url",
+            url,
+            "--video",
+            str(video),
+            "--sessions",
+            str(n),
+            "--join-every",
+            str(PEER_JOIN_EVERY),
+            "--seconds",
+            str(seconds),
+            "--bitrate",
+            str(bitrate),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 PEER_JOIN_EVERY = 2.0
@@ -358,13 +389,23 @@ def peers_line(result: dict) -> str:
             back.append(peer["frames_back"] / max(times["closed"] - times["connected"], 1e-9))
         if peer["error"] or "connected" not in times:
             failed.append(f"peer {peer['peer']}: {peer['error'] or 'never connected'}")
-    line = (f"{result['sessions']} peers at {result['peer_bitrate'] / 1000:.0f} kbit/s, frames back per second "
-            f"while connected: {min(back, default=float('nan')):.1f}-{max(back, default=float('nan')):.1f}")
+    line = (
+        f"{result['sessions']} peers at {result['peer_bitrate'] / 1000:.0f} kbit/s, frames back per second "
+        f"while connected: {min(back, default=float('nan')):.1f}-{max(back, default=float('nan')):.1f}"
+    )
     return line + (f"; {'; '.join(failed)}" if failed else "")
 
 
-def run_peer_sessions(n: int, seconds: float, warmup: float, video: Path, server: dict, bitrate: int,
-                      teach: dict | None = None, schedule: list | None = None) -> dict:
+def run_peer_sessions(
+    n: int,
+    seconds: float,
+    warmup: float,
+    video: Path,
+    server: dict,
+    bitrate: int,
+    teach: dict | None = None,
+    schedule: list | None = None,
+) -> dict:
     """`run_sessions` with bench/peers.py's WebRTC peers for users instead of Chromium's tabs. With
     `teach`, one user is a Chromium tab taught the video's photos, the others peers: how fast its
     prediction follows the video while the server carries `n` cameras and not their browsers."""
@@ -380,8 +421,11 @@ def run_peer_sessions(n: int, seconds: float, warmup: float, video: Path, server
         peers = start_peers(app.url, n - tabs, video, warmup + seconds + 10, bitrate) if n > tabs else None
         try:
             wait_streaming([app], n)
+
             def clients() -> list[psutil.Process]:
-                return ([psutil.Process(peers.pid)] if peers is not None else []) + (browser_processes() if tabs else [])
+                return ([psutil.Process(peers.pid)] if peers is not None else []) + (
+                    browser_processes() if tabs else []
+                )
 
             trace = measure(app, warmup, seconds, clients)
             result = summarise(n, trace)
@@ -423,7 +467,8 @@ async () => {
     report.forEach(r => { if (['outbound-rtp', 'inbound-rtp', 'media-source', 'transport'].includes(r.type))
       rows.push(Object.fromEntries(Object.entries(r).filter(([k]) => keep.includes(k)))); });
     out.push({connection: pc.connectionState, ice: pc.iceConnectionState, signaling: pc.signalingState,
-              senders: pc.getSenders().map(s => s.track && {kind: s.track.kind, state: s.track.readyState, muted: s.track.muted}),
+              senders: pc.getSenders().map(s => s.track && {kind: s.track.kind, state: s.track.readyState,
+                                                             muted: s.track.muted}),
               stats: rows});
   }
   return out;
@@ -455,17 +500,35 @@ def keep_lost_stream(stem: Path, app, pages: list, trace: Trace, lost: list[int]
     frames received per snapshot, Chromium's getStats of every tab (twice, 2 s apart) and each
     tab's peer-connection states as streamlit-webrtc's frontend logged them (wall-clock time)."""
     stem.with_name(stem.name + "-server.log").write_text(app.log())
-    received = {sid: [(round(x["time"] - trace.snapshots[0]["time"], 1), y["frames_received"])
-                      for x in trace.snapshots for y in x["sessions"] if y["id"] == sid] for sid in trace.sessions}
+    received = {
+        sid: [
+            (round(x["time"] - trace.snapshots[0]["time"], 1), y["frames_received"])
+            for x in trace.snapshots
+            for y in x["sessions"]
+            if y["id"] == sid
+        ]
+        for sid in trace.sessions
+    }
     browser = [[rtc_stats(page) for page in pages]]
     time.sleep(2.0)
     browser.append([rtc_stats(page) for page in pages])
     states = [getattr(page, "connection_states", []) for page in pages]
-    stem.with_name(stem.name + "-lost.json").write_text(json.dumps(
-        {"lost_sessions": lost, "frames_received": received, "tabs_getstats": browser,
-         "tabs_connection_states": states}, indent=1))
-    print(f"session(s) {lost} received no frames; the server's log and the browser's view: {stem}-*",
-          file=sys.stderr, flush=True)
+    stem.with_name(stem.name + "-lost.json").write_text(
+        json.dumps(
+            {
+                "lost_sessions": lost,
+                "frames_received": received,
+                "tabs_getstats": browser,
+                "tabs_connection_states": states,
+            },
+            indent=1,
+        )
+    )
+    print(
+        f"session(s) {lost} received no frames; the server's log and the browser's view: {stem}-*",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _p(values: list[float], q: float) -> float:
@@ -481,20 +544,22 @@ def summarise(n: int, trace: Trace) -> dict:
         lat = [v for _, v in s.latencies]
         early = [v for t, v in s.latencies if t <= 10]
         late = [v for t, v in s.latencies if t > span - 10]
-        sessions.append({
-            "session": sid,
-            "received_fps": (s.last["frames_received"] - s.first["frames_received"]) / dt,
-            "processed_fps": (s.last["frames_processed"] - s.first["frames_processed"]) / dt,
-            "dropped": s.last["frames_dropped"] - s.first["frames_dropped"],
-            "latency_p50": _p(lat, 50),
-            "latency_p95": _p(lat, 95),
-            "latency_p95_first10": _p(early, 95),
-            "latency_p95_last10": _p(late, 95),
-            "latency_max": max(lat, default=float("nan")),
-            "latencies_lost": s.lost,
-            "embed_ms_p50": s.last["embed_ms_p50"],
-            "embed_ms_p95": s.last["embed_ms_p95"],
-        })
+        sessions.append(
+            {
+                "session": sid,
+                "received_fps": (s.last["frames_received"] - s.first["frames_received"]) / dt,
+                "processed_fps": (s.last["frames_processed"] - s.first["frames_processed"]) / dt,
+                "dropped": s.last["frames_dropped"] - s.first["frames_dropped"],
+                "latency_p50": _p(lat, 50),
+                "latency_p95": _p(lat, 95),
+                "latency_p95_first10": _p(early, 95),
+                "latency_p95_last10": _p(late, 95),
+                "latency_max": max(lat, default=float("nan")),
+                "latencies_lost": s.lost,
+                "embed_ms_p50": s.last["embed_ms_p50"],
+                "embed_ms_p95": s.last["embed_ms_p95"],
+            }
+        )
     cpu0, cpu1 = first.get("thread_cpu_seconds", {}), last.get("thread_cpu_seconds", {})
     by_thread = {k: 100 * (cpu1[k] - cpu0.get(k, 0.0)) / span for k in cpu1}
     return {
@@ -515,11 +580,10 @@ def summarise(n: int, trace: Trace) -> dict:
 def class_changes(segments: list) -> list[tuple[int, str]]:
     """(frame, new class) where the video's class changes: a sweep's first frame, or a cut."""
     out = []
-    for prev, seg in zip([segments[-1], *segments[:-1]], segments):
+    for prev, seg in zip([segments[-1], *segments[:-1]], segments, strict=True):
         before = prev.label if prev.kind == "hold" else None
-        if seg.kind == "move" and seg.label != before:
-            out.append((seg.start, seg.label))
-        elif seg.kind == "hold" and prev.kind == "hold" and seg.label != prev.label:
+        moved = seg.kind == "move" and seg.label != before
+        if moved or seg.kind == "hold" and prev.kind == "hold" and seg.label != prev.label:
             out.append((seg.start, seg.label))
     return out
 
@@ -541,12 +605,12 @@ def follow_times(answers: list[list], segments: list, fps: int = 30) -> dict | N
     label_at = np.full(length, None, dtype=object)
     for seg in segments:
         if seg.kind == "hold":
-            label_at[seg.start:seg.end] = seg.label
-    for seg, before in zip(segments, [segments[-1], *segments[:-1]]):
+            label_at[seg.start : seg.end] = seg.label
+    for seg, before in zip(segments, [segments[-1], *segments[:-1]], strict=True):
         if seg.kind == "move":  # the outgoing photo fills most of the first half of a sweep
             half = (seg.end - seg.start) // 2
-            label_at[seg.start:seg.start + half] = before.label
-            label_at[seg.start + half:seg.end] = seg.label
+            label_at[seg.start : seg.start + half] = before.label
+            label_at[seg.start + half : seg.end] = seg.label
     seen = {(a[4] if len(a) > 4 and a[4] is not None else a[0], a[3]) for a in answers if (a[2] or len(a) > 4)}
     fresh = sorted((c, label) for c, label in seen if label is not None)
     if len(fresh) < 10:
@@ -557,17 +621,24 @@ def follow_times(answers: list[list], segments: list, fps: int = 30) -> dict | N
     if len(names) > len(classes):
         return None
     said = np.array([names.index(label) for _, label in fresh])
-    shown = np.array([[classes.index(v) if v is not None else -1 for v in label_at[(frames + phase) % length]]
-                      for phase in range(length)])  # [phase, answer]
+    shown = np.array(
+        [
+            [classes.index(v) if v is not None else -1 for v in label_at[(frames + phase) % length]]
+            for phase in range(length)
+        ]
+    )  # [phase, answer]
     best_score, best = -1, []
     for perm in itertools.permutations(range(len(classes)), len(names)):
         scores = (shown == np.array(perm)[said]).sum(axis=1)
         top = int(scores.max())
+        mapping = dict(zip(names, (classes[i] for i in perm), strict=True))
         if top > best_score:
-            best_score, best = top, [(int(ph), dict(zip(names, (classes[i] for i in perm))))
-                                     for ph in np.flatnonzero(scores == top)]
+            best_score, best = (
+                top,
+                [(int(ph), mapping) for ph in np.flatnonzero(scores == top)],
+            )
         elif top == best_score:
-            best += [(int(ph), dict(zip(names, (classes[i] for i in perm)))) for ph in np.flatnonzero(scores == top)]
+            best += [(int(ph), mapping) for ph in np.flatnonzero(scores == top)]
     tied = {ph for ph, _ in best}
     phase, mapping = next(((ph, m) for ph, m in best if (ph - 1) % length not in tied), best[0])
     name_of = {v: k for k, v in mapping.items()}
@@ -586,26 +657,42 @@ def follow_times(answers: list[list], segments: list, fps: int = 30) -> dict | N
                 times.append(1000 * (min(sent) - t))
             else:
                 missed += 1
-    return {"agreement": best_score / len(fresh), "phase": phase, "tied_phases": len(tied),
-            "follow_ms": times, "missed": missed}
+    return {
+        "agreement": best_score / len(fresh),
+        "phase": phase,
+        "tied_phases": len(tied),
+        "follow_ms": times,
+        "missed": missed,
+    }
 
 
 def add_steady(result: dict, trace: Trace, schedule: list | None) -> None:
     """Answered and reused frames, the fresh frames' latency and (with the video's schedule, when
     the tabs were taught its photos) the follow times, per session."""
     span = result["seconds"]
-    for row, (sid, s) in zip(result["per_session"], sorted(trace.sessions.items())):
+    for row, (_sid, s) in zip(result["per_session"], sorted(trace.sessions.items()), strict=False):
         answered = s.last.get("frames_answered", 0) - s.first.get("frames_answered", 0)
         reused = s.last.get("frames_reused", 0) - s.first.get("frames_reused", 0)
         fresh_lat = [1000 * (a[1] - a[0]) for a in s.answers if a[2]]
-        follow = (schedule and follow_times(s.answers, schedule)) or {"follow_ms": [], "missed": 0,
-                                                                       "agreement": float("nan")}
+        follow = (schedule and follow_times(s.answers, schedule)) or {
+            "follow_ms": [],
+            "missed": 0,
+            "agreement": float("nan"),
+        }
         reused_lat = [1000 * (a[1] - a[0]) for a in s.answers if not a[2]]
-        row.update({"answered_fps": answered / span, "reused_fps": reused / span,
-                    "fresh_latency_p95": _p(fresh_lat, 95), "reused_latency_p95": _p(reused_lat, 95),
-                    "follow_ms": follow["follow_ms"], "follow_missed": follow["missed"],
-                    "fit_agreement": follow["agreement"], "fit_phase": follow.get("phase"),
-                    "answers": s.answers})
+        row.update(
+            {
+                "answered_fps": answered / span,
+                "reused_fps": reused / span,
+                "fresh_latency_p95": _p(fresh_lat, 95),
+                "reused_latency_p95": _p(reused_lat, 95),
+                "follow_ms": follow["follow_ms"],
+                "follow_missed": follow["missed"],
+                "fit_agreement": follow["agreement"],
+                "fit_phase": follow.get("phase"),
+                "answers": s.answers,
+            }
+        )
     result["model_passes_per_s"] = sum(r["processed_fps"] for r in result["per_session"])
 
 
@@ -619,23 +706,61 @@ def steady_table(results: list[dict]) -> str:
         for i, s in enumerate(r["per_session"], 1):
             follow = s["follow_ms"]
             video = r.get("video", "changing") + (" (peers)" if r.get("clients") == "peers" else "")
-            rows.append([video, r["sessions"], "on" if r.get("steady", True) else "off", i,
-                         f"{s['received_fps']:.1f}", f"{s['answered_fps']:.1f}", f"{s['processed_fps']:.1f}",
-                         f"{s['reused_fps']:.1f}", f"{s['latency_p95']:.0f}", f"{s['fresh_latency_p95']:.0f}",
-                         f"{_p(follow, 50):.0f} / {max(follow):.0f} ({len(follow)}, {s['follow_missed']} missed)"
-                         if follow else "-",
-                         f"{s['fit_agreement']:.2f}"])
+            rows.append(
+                [
+                    video,
+                    r["sessions"],
+                    "on" if r.get("steady", True) else "off",
+                    i,
+                    f"{s['received_fps']:.1f}",
+                    f"{s['answered_fps']:.1f}",
+                    f"{s['processed_fps']:.1f}",
+                    f"{s['reused_fps']:.1f}",
+                    f"{s['latency_p95']:.0f}",
+                    f"{s['fresh_latency_p95']:.0f}",
+                    f"{_p(follow, 50):.0f} / {max(follow):.0f} ({len(follow)}, {s['follow_missed']} missed)"
+                    if follow
+                    else "-",
+                    f"{s['fit_agreement']:.2f}",
+                ]
+            )
     table = markdown_table(
-        ["video", "sessions", "steady", "session", "received fps", "answered fps", "model passes/s", "reused fps",
-         "latency p95 ms", "fresh latency p95 ms", "follow ms p50 / max (changes)", "fit"], rows)
+        [
+            "video",
+            "sessions",
+            "steady",
+            "session",
+            "received fps",
+            "answered fps",
+            "model passes/s",
+            "reused fps",
+            "latency p95 ms",
+            "fresh latency p95 ms",
+            "follow ms p50 / max (changes)",
+            "fit",
+        ],
+        rows,
+    )
     lines = []
     for r in results:
         if "model_passes_per_s" not in r:
             continue
-        line = (f"{r.get('video', 'changing')}, {r['sessions']} sessions, steady "
-                f"{'on' if r.get('steady', True) else 'off'}: {r['model_passes_per_s']:.1f} model passes/s in all")
-        base = next((b for b in results if b is not r and b.get("steady", True) is False and r.get("steady", True)
-                     and b["sessions"] == r["sessions"] and b.get("video") == r.get("video")), None)
+        line = (
+            f"{r.get('video', 'changing')}, {r['sessions']} sessions, steady "
+            f"{'on' if r.get('steady', True) else 'off'}: {r['model_passes_per_s']:.1f} model passes/s in all"
+        )
+        base = next(
+            (
+                b
+                for b in results
+                if b is not r
+                and b.get("steady", True) is False
+                and r.get("steady", True)
+                and b["sessions"] == r["sessions"]
+                and b.get("video") == r.get("video")
+            ),
+            None,
+        )
         if base is not None:
             line += f", {base['model_passes_per_s'] / r['model_passes_per_s']:.1f}× fewer than without"
         lines.append(line)
@@ -646,15 +771,34 @@ def sessions_tables(results: list[dict]) -> str:
     rows = []
     for r in results:
         for i, s in enumerate(r["per_session"], 1):
-            rows.append([
-                r["sessions"], i, f"{s['received_fps']:.1f}", f"{s['processed_fps']:.1f}", s["dropped"],
-                f"{s['latency_p50']:.0f}", f"{s['latency_p95']:.0f}",
-                f"{s['latency_p95_first10']:.0f} → {s['latency_p95_last10']:.0f}",
-                f"{s['embed_ms_p50']:.1f}",
-            ])
+            rows.append(
+                [
+                    r["sessions"],
+                    i,
+                    f"{s['received_fps']:.1f}",
+                    f"{s['processed_fps']:.1f}",
+                    s["dropped"],
+                    f"{s['latency_p50']:.0f}",
+                    f"{s['latency_p95']:.0f}",
+                    f"{s['latency_p95_first10']:.0f} → {s['latency_p95_last10']:.0f}",
+                    f"{s['embed_ms_p50']:.1f}",
+                ]
+            )
     per_session = markdown_table(
-        ["sessions", "session", "received fps", "processed fps", "dropped", "latency p50 ms",
-         "latency p95 ms", "p95 first → last 10 s", "embed p50 ms"], rows)
+        [
+            "sessions",
+            "session",
+            "received fps",
+            "processed fps",
+            "dropped",
+            "latency p50 ms",
+            "latency p95 ms",
+            "p95 first → last 10 s",
+            "embed p50 ms",
+        ],
+        rows,
+    )
+
     # RSS swings by ±20 MB within a run (the periodic collection, the allocator): the median of
     # the per-second samples is the level, the max the worst moment.
     def rss(r: dict) -> tuple[float, float]:
@@ -666,18 +810,41 @@ def sessions_tables(results: list[dict]) -> str:
     for r in results:
         median, peak = rss(r)
         extra = "-" if base is None or r["sessions"] == 1 else f"{(median - base) / (r['sessions'] - 1):.1f}"
-        rows.append([r["sessions"], f"{r['seconds']:.0f}", f"{r['server_cpu_percent']:.0f}",
-                     f"{r['browser_cpu_percent']:.0f}", f"{median:.0f} ({peak:.0f})", extra, r["threads"],
-                     r["live_sessions"]])
+        rows.append(
+            [
+                r["sessions"],
+                f"{r['seconds']:.0f}",
+                f"{r['server_cpu_percent']:.0f}",
+                f"{r['browser_cpu_percent']:.0f}",
+                f"{median:.0f} ({peak:.0f})",
+                extra,
+                r["threads"],
+                r["live_sessions"],
+            ]
+        )
     per_run = markdown_table(
-        ["sessions", "measured s", "server CPU %", "client CPU % (Chromium, or peers)", "server RSS MB median (max)",
-         "MB per further session (medians)", "server threads", "LiveSessions alive"], rows)
-    kinds = sorted({k for r in results for k, v in r["server_cpu_by_thread"].items() if v >= 1},
-                   key=lambda k: -max(r["server_cpu_by_thread"].get(k, 0) for r in results))
+        [
+            "sessions",
+            "measured s",
+            "server CPU %",
+            "client CPU % (Chromium, or peers)",
+            "server RSS MB median (max)",
+            "MB per further session (medians)",
+            "server threads",
+            "LiveSessions alive",
+        ],
+        rows,
+    )
+    kinds = sorted(
+        {k for r in results for k, v in r["server_cpu_by_thread"].items() if v >= 1},
+        key=lambda k: -max(r["server_cpu_by_thread"].get(k, 0) for r in results),
+    )
     rows = [[r["sessions"], *(f"{r['server_cpu_by_thread'].get(k, 0):.0f}" for k in kinds)] for r in results]
     by_thread = markdown_table(["sessions", *kinds], rows)
-    out = (per_session + "\n\n" + per_run + "\n\nServer CPU % by thread (threads named as Python "
-           "names them, numbers stripped; native: threads Python did not start, e.g. XNNPACK's)\n\n" + by_thread)
+    out = (
+        per_session + "\n\n" + per_run + "\n\nServer CPU % by thread (threads named as Python "
+        "names them, numbers stripped; native: threads Python did not start, e.g. XNNPACK's)\n\n" + by_thread
+    )
     for r in results:
         if r.get("ramp"):
             out += "\n\n" + ramp_table(r["ramp"])
@@ -691,9 +858,11 @@ def ramp_table(steps: list[dict]) -> str:
         added = "-" if prev is None else f"{step['rss_mb_median'] - prev:+.1f}"
         rows.append([step["sessions"], f"{step['rss_mb_median']:.0f} ({step['rss_mb_max']:.0f})", added])
         prev = step["rss_mb_median"]
-    return (f"Memory as sessions join one server (one tab more every step; RSS median (max) of "
-            f"{RAMP_SAMPLES} per-second samples after {RAMP_SETTLE:.0f} s)\n\n" + markdown_table(
-                ["streaming sessions", "server RSS MB median (max)", "MB this session added"], rows))
+    return (
+        f"Memory as sessions join one server (one tab more every step; RSS median (max) of "
+        f"{RAMP_SAMPLES} per-second samples after {RAMP_SETTLE:.0f} s)\n\n"
+        + markdown_table(["streaming sessions", "server RSS MB median (max)", "MB this session added"], rows)
+    )
 
 
 def run_soak(seconds: float, add_every: float, warmup: float, video: Path, server: dict) -> dict:
@@ -726,7 +895,9 @@ def run_soak(seconds: float, add_every: float, warmup: float, video: Path, serve
             browser.close()
     minutes = []
     snaps = trace.snapshots
-    (sid, s), = [(k, v) for k, v in trace.sessions.items() if v.last is not v.first] or list(trace.sessions.items())[:1]
+    ((sid, s),) = [(k, v) for k, v in trace.sessions.items() if v.last is not v.first] or list(trace.sessions.items())[
+        :1
+    ]
     for m in range(1, int(np.ceil((snaps[-1]["time"] - t0) / 60)) + 1):
         in_minute = [x for x in snaps if (m - 1) * 60 < x["time"] - t0 <= m * 60]
         if not in_minute:
@@ -736,27 +907,48 @@ def run_soak(seconds: float, add_every: float, warmup: float, video: Path, serve
         ss = {x["id"]: x for x in end["sessions"]}.get(sid)
         s0 = {x["id"]: x for x in start["sessions"]}.get(sid)
         lat = [v for t, v in s.latencies if (m - 1) * 60 < t <= m * 60]
-        minutes.append({
-            "minute": m,
-            "rss_mb": end["rss_mb"],
-            "processed_fps": (ss["frames_processed"] - s0["frames_processed"]) / (end["time"] - start["time"]) if ss and s0 else float("nan"),
-            "latency_p95": _p(lat, 95),
-            "examples": ss["examples"] if ss else None,
-            "threads": end["threads"],
-        })
-    return {"seconds": seconds, "add_every": add_every, "added": state["added"], "add_failed": state["failed"],
-            "minutes": minutes,
-            "rss_after_1_min": minutes[0]["rss_mb"], "rss_end": minutes[-1]["rss_mb"],
-            "growth_percent": 100 * (minutes[-1]["rss_mb"] / minutes[0]["rss_mb"] - 1)}
+        minutes.append(
+            {
+                "minute": m,
+                "rss_mb": end["rss_mb"],
+                "processed_fps": (ss["frames_processed"] - s0["frames_processed"]) / (end["time"] - start["time"])
+                if ss and s0
+                else float("nan"),
+                "latency_p95": _p(lat, 95),
+                "examples": ss["examples"] if ss else None,
+                "threads": end["threads"],
+            }
+        )
+    return {
+        "seconds": seconds,
+        "add_every": add_every,
+        "added": state["added"],
+        "add_failed": state["failed"],
+        "minutes": minutes,
+        "rss_after_1_min": minutes[0]["rss_mb"],
+        "rss_end": minutes[-1]["rss_mb"],
+        "growth_percent": 100 * (minutes[-1]["rss_mb"] / minutes[0]["rss_mb"] - 1),
+    }
 
 
 def soak_table(soak: dict) -> str:
-    rows = [[m["minute"], f"{m['rss_mb']:.0f}", f"{m['processed_fps']:.1f}", f"{m['latency_p95']:.0f}",
-             m["examples"], m["threads"]] for m in soak["minutes"]]
+    rows = [
+        [
+            m["minute"],
+            f"{m['rss_mb']:.0f}",
+            f"{m['processed_fps']:.1f}",
+            f"{m['latency_p95']:.0f}",
+            m["examples"],
+            m["threads"],
+        ]
+        for m in soak["minutes"]
+    ]
     table = markdown_table(["minute", "server RSS MB", "processed fps", "latency p95 ms", "examples", "threads"], rows)
-    return (table + f"\n\nRSS after the first minute {soak['rss_after_1_min']:.0f} MB, at the end "
-            f"{soak['rss_end']:.0f} MB ({soak['growth_percent']:+.1f}%); {soak['added']} examples added "
-            f"({soak['add_failed']} Add clicks not confirmed).")
+    return (
+        table + f"\n\nRSS after the first minute {soak['rss_after_1_min']:.0f} MB, at the end "
+        f"{soak['rss_end']:.0f} MB ({soak['growth_percent']:+.1f}%); {soak['added']} examples added "
+        f"({soak['add_failed']} Add clicks not confirmed)."
+    )
 
 
 def follow_all(apps: dict, seconds: float, traces: dict, t0: float) -> None:
@@ -772,8 +964,9 @@ def follow_all(apps: dict, seconds: float, traces: dict, t0: float) -> None:
         time.sleep(0.2)
 
 
-def run_balanced(n: int, processes: int, seconds: float, warmup: float, video: Path, server: dict,
-                 peer_bitrate: int | None = None) -> dict:
+def run_balanced(
+    n: int, processes: int, seconds: float, warmup: float, video: Path, server: dict, peer_bitrate: int | None = None
+) -> dict:
     """`n` sessions through HAProxy (the shipped deploy/haproxy/haproxy.cfg) over `processes` app
     processes: Chromium's tabs, or with `peer_bitrate` bench/peers.py's peers."""
     from contextlib import ExitStack
@@ -812,8 +1005,13 @@ def run_balanced(n: int, processes: int, seconds: float, warmup: float, video: P
                 add_steady(per_process[name], trace, None)
         if placement is None:
             placement = [name for name, run in per_process.items() for _ in run["per_session"]]
-        result = {"sessions": n, "processes": processes, "placement": placement, "per_process": per_process,
-                  "client_cpu_percent": client_cpu}
+        result = {
+            "sessions": n,
+            "processes": processes,
+            "placement": placement,
+            "per_process": per_process,
+            "client_cpu_percent": client_cpu,
+        }
         if peers:
             peer_report(peers, result, peer_bitrate)
     return result
@@ -828,19 +1026,61 @@ def balanced_table(results: list[dict]) -> str:
             for s in run["per_session"]:
                 fps.append(s["processed_fps"])
                 answered.append(s.get("answered_fps", float("nan")))
-                rows.append([layout, name, s["session"], f"{s['received_fps']:.1f}", f"{answered[-1]:.1f}",
-                             f"{s['processed_fps']:.1f}", f"{s['latency_p50']:.0f}", f"{s['latency_p95']:.0f}",
-                             f"{s['embed_ms_p50']:.1f}"])
+                rows.append(
+                    [
+                        layout,
+                        name,
+                        s["session"],
+                        f"{s['received_fps']:.1f}",
+                        f"{answered[-1]:.1f}",
+                        f"{s['processed_fps']:.1f}",
+                        f"{s['latency_p50']:.0f}",
+                        f"{s['latency_p95']:.0f}",
+                        f"{s['embed_ms_p50']:.1f}",
+                    ]
+                )
         cpu = sum(run["server_cpu_percent"] for run in r["per_process"].values())
         rss = sum(run["rss_mb"] for run in r["per_process"].values())
-        totals.append([layout, f"{sum(fps):.1f}", f"{min(answered, default=float('nan')):.1f}", f"{cpu:.0f}",
-                       f"{r.get('client_cpu_percent', float('nan')):.0f}",
-                       f"{sum(fps) / (cpu / 100):.1f}" if cpu else "-", f"{rss:.0f}"])
-    return (markdown_table(["sessions over processes", "process", "session", "received fps", "answered fps",
-                            "model passes/s", "latency p50 ms", "latency p95 ms", "embed p50 ms"], rows) + "\n\n" +
-            markdown_table(["sessions over processes", "model passes/s, all sessions", "slowest session's answered fps",
-                            "servers' CPU % (100 = a core)", "clients' CPU %", "model passes per server core",
-                            "servers' RSS MB"], totals))
+        totals.append(
+            [
+                layout,
+                f"{sum(fps):.1f}",
+                f"{min(answered, default=float('nan')):.1f}",
+                f"{cpu:.0f}",
+                f"{r.get('client_cpu_percent', float('nan')):.0f}",
+                f"{sum(fps) / (cpu / 100):.1f}" if cpu else "-",
+                f"{rss:.0f}",
+            ]
+        )
+    return (
+        markdown_table(
+            [
+                "sessions over processes",
+                "process",
+                "session",
+                "received fps",
+                "answered fps",
+                "model passes/s",
+                "latency p50 ms",
+                "latency p95 ms",
+                "embed p50 ms",
+            ],
+            rows,
+        )
+        + "\n\n"
+        + markdown_table(
+            [
+                "sessions over processes",
+                "model passes/s, all sessions",
+                "slowest session's answered fps",
+                "servers' CPU % (100 = a core)",
+                "clients' CPU %",
+                "model passes per server core",
+                "servers' RSS MB",
+            ],
+            totals,
+        )
+    )
 
 
 def main() -> None:
@@ -853,46 +1093,94 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 s per count, 3 s warm-up, soak ≤ 60 s")
     parser.add_argument("--label", default="", help="a name for this run's JSON file")
     parser.add_argument("--report", type=Path, metavar="JSON", help="print the tables of a saved run and exit")
-    parser.add_argument("--balancer", action="store_true",
-                        help="the largest --sessions count through HAProxy over each --processes count")
+    parser.add_argument(
+        "--balancer",
+        action="store_true",
+        help="the largest --sessions count through HAProxy over each --processes count",
+    )
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="--balancer: app processes")
-    parser.add_argument("--video", choices=("changing", "handheld"), default="changing",
-                        help="the fake camera: a photo every 1/3 s, or photos held 1-3 s by a hand (steady scenes)")
-    parser.add_argument("--without-steady", action="store_true",
-                        help="run each count first with every frame sent to the model (KNN_STEADY=0)")
+    parser.add_argument(
+        "--video",
+        choices=("changing", "handheld"),
+        default="changing",
+        help="the fake camera: a photo every 1/3 s, or photos held 1-3 s by a hand (steady scenes)",
+    )
+    parser.add_argument(
+        "--without-steady",
+        action="store_true",
+        help="run each count first with every frame sent to the model (KNN_STEADY=0)",
+    )
     parser.add_argument("--no-ramp", action="store_true", help="skip the memory ramp (tabs join one at a time)")
-    parser.add_argument("--teach", action="store_true",
-                        help="upload the video's photos into each tab's classes first and report how fast the "
-                             "prediction follows the video (always with --video handheld unless --no-teach)")
-    parser.add_argument("--no-teach", action="store_true",
-                        help="--video handheld without teaching: answered frames and model passes, no follow times")
-    parser.add_argument("--webrtc-log", type=Path, metavar="FILE",
-                        help="the app server's streamlit-webrtc (DEBUG) and aiortc (INFO) log lines into FILE, "
-                             "and each second's longest wait on its event loop into FILE with suffix .loop.log")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a `streamlit run` option for the server, e.g. runner.postScriptGC=true (A/B runs)")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="an environment variable for the server (A/B runs)")
-    parser.add_argument("--peers", action="store_true",
-                        help="users as WebRTC peers from one process (bench/peers.py: the video pre-encoded, "
-                             "no page drawn) instead of Chromium's tabs, so the server has the cores; "
-                             "no ramp or soak; with --teach one user is a taught Chromium tab (its follow times)")
-    parser.add_argument("--peer-bitrate", type=int, default=300_000, metavar="BITS",
-                        help="--peers: bit/s each peer sends (bench/peers.py BITRATE: where Chromium starts)")
-    parser.add_argument("--server-nice", type=int, default=0, metavar="N",
-                        help="run the app server at niceness N (negative: before the browser's tabs, which "
-                             "stand for users' own machines; needs root)")
+    parser.add_argument(
+        "--teach",
+        action="store_true",
+        help="upload the video's photos into each tab's classes first and report how fast the "
+        "prediction follows the video (always with --video handheld unless --no-teach)",
+    )
+    parser.add_argument(
+        "--no-teach",
+        action="store_true",
+        help="--video handheld without teaching: answered frames and model passes, no follow times",
+    )
+    parser.add_argument(
+        "--webrtc-log",
+        type=Path,
+        metavar="FILE",
+        help="the app server's streamlit-webrtc (DEBUG) and aiortc (INFO) log lines into FILE, "
+        "and each second's longest wait on its event loop into FILE with suffix .loop.log",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a `streamlit run` option for the server, e.g. runner.postScriptGC=true (A/B runs)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment variable for the server (A/B runs)",
+    )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="users as WebRTC peers from one process (bench/peers.py: the video pre-encoded, "
+        "no page drawn) instead of Chromium's tabs, so the server has the cores; "
+        "no ramp or soak; with --teach one user is a taught Chromium tab (its follow times)",
+    )
+    parser.add_argument(
+        "--peer-bitrate",
+        type=int,
+        default=300_000,
+        metavar="BITS",
+        help="--peers: bit/s each peer sends (bench/peers.py BITRATE: where Chromium starts)",
+    )
+    parser.add_argument(
+        "--server-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the app server at niceness N (negative: before the browser's tabs, which "
+        "stand for users' own machines; needs root)",
+    )
     args = parser.parse_args()
     # The app's default backbone (MobileNetV2) from ../shared/models, as the tests have it; never a download.
     base_env = {"KNN_OFFLINE": "1"}
     if (SHARED / "models").is_dir():
         base_env["KNN_WEIGHTS_DIR"] = str(SHARED / "models")
-    server = {"options": dict(o.split("=", 1) for o in args.option),
-              "env": {**base_env, **dict(e.split("=", 1) for e in args.env)}, "nice": args.server_nice}
+    server = {
+        "options": dict(o.split("=", 1) for o in args.option),
+        "env": {**base_env, **dict(e.split("=", 1) for e in args.env)},
+        "nice": args.server_nice,
+    }
     if args.webrtc_log:
-        server["env"].update(PYTHONPATH=str(Path(__file__).resolve().parent / "diag"),
-                             KNN_BENCH_WEBRTC_LOG=str(args.webrtc_log.resolve()),
-                             KNN_BENCH_LOOP_LOG=str(args.webrtc_log.resolve().with_suffix(".loop.log")))
+        server["env"].update(
+            PYTHONPATH=str(Path(__file__).resolve().parent / "diag"),
+            KNN_BENCH_WEBRTC_LOG=str(args.webrtc_log.resolve()),
+            KNN_BENCH_LOOP_LOG=str(args.webrtc_log.resolve().with_suffix(".loop.log")),
+        )
     if args.report:
         saved = json.loads(args.report.read_text())
         if saved["runs"]:
@@ -906,7 +1194,9 @@ def main() -> None:
             print(balanced_table(saved["balanced"]))
         print_peers(saved["runs"] + saved.get("balanced", []))
         if saved["soak"]:
-            print(f"\nSoak: one session, {saved['soak']['seconds']:.0f} s, Add every {saved['soak']['add_every']:.0f} s\n")
+            print(
+                f"\nSoak: one session, {saved['soak']['seconds']:.0f} s, Add every {saved['soak']['add_every']:.0f} s\n"
+            )
             print(soak_table(saved["soak"]))
         return
     if args.quick:
@@ -917,38 +1207,81 @@ def main() -> None:
         teach = schedule = None
     load = psutil.getloadavg()[0]
     print(f"load average {load:.2f} at the start; {psutil.cpu_count()} cores", file=sys.stderr)
-    balanced = [run_balanced(max(args.sessions), k, args.seconds, args.warmup, video, server,
-                             args.peer_bitrate if args.peers else None)
-                for k in args.processes] if args.balancer else []
+    balanced = (
+        [
+            run_balanced(
+                max(args.sessions),
+                k,
+                args.seconds,
+                args.warmup,
+                video,
+                server,
+                args.peer_bitrate if args.peers else None,
+            )
+            for k in args.processes
+        ]
+        if args.balancer
+        else []
+    )
     results = []
-    for n in ([] if args.balancer else args.sessions):
-        for steady in ([False, True] if args.without_steady else [True]):
+    for n in [] if args.balancer else args.sessions:
+        for steady in [False, True] if args.without_steady else [True]:
             env = server["env"] if steady else {**server["env"], "KNN_STEADY": "0"}
             if args.peers:
-                result = run_peer_sessions(n, args.seconds, args.warmup, video, {**server, "env": env},
-                                           args.peer_bitrate, teach if args.teach else None, schedule)
+                result = run_peer_sessions(
+                    n,
+                    args.seconds,
+                    args.warmup,
+                    video,
+                    {**server, "env": env},
+                    args.peer_bitrate,
+                    teach if args.teach else None,
+                    schedule,
+                )
             else:
-                result = run_sessions(n, args.seconds, args.warmup, video, {**server, "env": env},
-                                      ramp=not args.no_ramp and n == max(args.sessions) > 1, teach=teach,
-                                      schedule=schedule)
+                result = run_sessions(
+                    n,
+                    args.seconds,
+                    args.warmup,
+                    video,
+                    {**server, "env": env},
+                    ramp=not args.no_ramp and n == max(args.sessions) > 1,
+                    teach=teach,
+                    schedule=schedule,
+                )
             results.append({**result, "video": args.video, "steady": env.get("KNN_STEADY", "1") != "0"})
     soak = run_soak(args.soak, args.add_every, args.warmup, video, server) if args.soak else None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"live-{args.label or stamp}.json"
-    out.write_text(json.dumps({"args": vars(args), "load_at_start": load, "runs": results, "soak": soak,
-                               "balanced": balanced}, indent=1, default=str))
-    extra = " ".join(f"--{k} {v}" for k, v in [*(("option", o) for o in args.option), *(("env", e) for e in args.env),
-                                               *([("server-nice", args.server_nice)] if args.server_nice else [])])
+    out.write_text(
+        json.dumps(
+            {"args": vars(args), "load_at_start": load, "runs": results, "soak": soak, "balanced": balanced},
+            indent=1,
+            default=str,
+        )
+    )
+    extra = " ".join(
+        f"--{k} {v}"
+        for k, v in [
+            *(("option", o) for o in args.option),
+            *(("env", e) for e in args.env),
+            *([("server-nice", args.server_nice)] if args.server_nice else []),
+        ]
+    )
     if results:
-        print(f"\nLive sessions, {args.seconds:.0f} s each after {args.warmup:.0f} s warm-up "
-              f"(load average {load:.2f} at the start){' with ' + extra if extra else ''}\n")
+        print(
+            f"\nLive sessions, {args.seconds:.0f} s each after {args.warmup:.0f} s warm-up "
+            f"(load average {load:.2f} at the start){' with ' + extra if extra else ''}\n"
+        )
         print(sessions_tables(results))
         print("\nAnswered frames, model passes and how fast the prediction followed each change of class\n")
         print(steady_table(results))
         print_peers(results)
     if balanced:
-        print(f"\nThrough HAProxy (deploy/haproxy/haproxy.cfg), {args.seconds:.0f} s each after {args.warmup:.0f} s "
-              f"warm-up (load average {load:.2f} at the start){' with ' + extra if extra else ''}\n")
+        print(
+            f"\nThrough HAProxy (deploy/haproxy/haproxy.cfg), {args.seconds:.0f} s each after {args.warmup:.0f} s "
+            f"warm-up (load average {load:.2f} at the start){' with ' + extra if extra else ''}\n"
+        )
         print(balanced_table(balanced))
         print_peers(balanced)
     if soak:

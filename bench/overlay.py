@@ -1,6 +1,7 @@
 """What one answered frame costs the server: captioning it (knn.live.overlay, on the event loop
 for most frames) and aiortc's VP8 encode of it, at the camera's size and at half size
 (knn.live.answer_size).  `python bench/overlay.py`"""
+
 from __future__ import annotations
 
 import sys
@@ -74,8 +75,10 @@ def main() -> None:
     print("Captioning one 640×480 camera frame, µs\n\n| sent back at | mirror | µs per frame |\n|---|---|---|")
     for half in (False, True):
         for mirror in (False, True):
-            print(f"| {'320×240' if half else '640×480'} | {'yes' if mirror else 'no'} | "
-                  f"{overlay_us(frames[0], mirror, half):.0f} |")
+            print(
+                f"| {'320×240' if half else '640×480'} | {'yes' if mirror else 'no'} | "
+                f"{overlay_us(frames[0], mirror, half):.0f} |"
+            )
     print("\naiortc's VP8 encode of the captioned frame, ms\n\n| sent back at | ms per frame |\n|---|---|")
     for half in (False, True):
         print(f"| {'320×240' if half else '640×480'} | {encode_ms(frames, half):.2f} |")

@@ -10,6 +10,7 @@ needs a browser), so this is the page's own cost: the sidebar, the live panel, t
     python bench/page.py                          # 10, 100, 150, 300 classes
     python bench/page.py --classes 150 600 --examples 2
 """
+
 from __future__ import annotations
 
 import argparse

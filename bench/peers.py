@@ -51,8 +51,14 @@ def encode_video(path: Path, bitrate: int = BITRATE) -> list[tuple[bytes, bool]]
                 codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, "yuv420p"
                 codec.bit_rate, codec.gop_size = bitrate, KEYFRAME_EVERY
                 codec.time_base = fractions.Fraction(1, FPS)
-                codec.options = {"deadline": "realtime", "cpu-used": "-6", "lag-in-frames": "0",
-                                 "minrate": str(bitrate), "maxrate": str(bitrate), "bufsize": str(bitrate)}
+                codec.options = {
+                    "deadline": "realtime",
+                    "cpu-used": "-6",
+                    "lag-in-frames": "0",
+                    "minrate": str(bitrate),
+                    "maxrate": str(bitrate),
+                    "bufsize": str(bitrate),
+                }
             frame = frame.reformat(format="yuv420p")
             frame.pts, frame.time_base = len(packets), fractions.Fraction(1, FPS)
             frame.pict_type = av.video.frame.PictureType.NONE  # a raw video's frames say I: libvpx would obey
@@ -127,8 +133,9 @@ class Peer:
         parts = urlparse(self._url)
         ws_url = f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}{parts.path.rstrip('/')}/_stcore/stream"
         try:
-            async with websockets.connect(ws_url, subprotocols=["streamlit"], max_size=2 ** 28,
-                                          origin=f"{parts.scheme}://{parts.netloc}") as ws:
+            async with websockets.connect(
+                ws_url, subprotocols=["streamlit"], max_size=2**28, origin=f"{parts.scheme}://{parts.netloc}"
+            ) as ws:
                 self._ws = ws
                 self._tasks.append(asyncio.create_task(self._read()))
                 await self._rerun()
@@ -141,8 +148,9 @@ class Peer:
                 pc.on("track", lambda track: self._tasks.append(asyncio.create_task(self._take(track))))
                 self._track = make_track(self._packets)
                 transceiver = pc.addTransceiver(self._track, direction="sendrecv")
-                transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
-                                                 if c.mimeType == "video/VP8"])
+                transceiver.setCodecPreferences(
+                    [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/VP8"]
+                )
                 await pc.setLocalDescription(await pc.createOffer())  # gathers every candidate first
                 offer = {"type": pc.localDescription.type, "sdp": pc.localDescription.sdp}
                 self._camera_value = {"playing": False, "sdpOffer": offer, "iceCandidates": {}}
@@ -205,8 +213,10 @@ class Peer:
             kind = msg.WhichOneof("type")
             if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
                 element = msg.delta.new_element
-                if element.WhichOneof("type") == "component_instance" and \
-                        "webrtc_streamer" in element.component_instance.component_name:
+                if (
+                    element.WhichOneof("type") == "component_instance"
+                    and "webrtc_streamer" in element.component_instance.component_name
+                ):
                     self._camera_id = element.component_instance.id
                     answer = json.loads(element.component_instance.json_args).get("sdp_answer_json")
                     if answer and self._answer is None:
@@ -224,11 +234,16 @@ class Peer:
             await self._rerun(fragment_id)
 
 
-async def run_peers(url: str, video: Path, sessions: int, seconds: float, join_every: float,
-                    bitrate: int = BITRATE) -> list[PeerState]:
+async def run_peers(
+    url: str, video: Path, sessions: int, seconds: float, join_every: float, bitrate: int = BITRATE
+) -> list[PeerState]:
     packets = encode_video(video, bitrate)
-    print(f"peers: {len(packets)} VP8 frames, {sum(len(d) for d, _ in packets) * 8 * FPS / len(packets) / 1e6:.2f} "
-          f"Mbit/s", file=sys.stderr, flush=True)
+    print(
+        f"peers: {len(packets)} VP8 frames, {sum(len(d) for d, _ in packets) * 8 * FPS / len(packets) / 1e6:.2f} "
+        f"Mbit/s",
+        file=sys.stderr,
+        flush=True,
+    )
     stop = asyncio.Event()
     peers = [Peer(k + 1, url, packets) for k in range(sessions)]
     tasks = []
@@ -255,8 +270,9 @@ def main() -> None:
     parser.add_argument("--join-every", type=float, default=2.0, help="seconds between peers joining")
     parser.add_argument("--bitrate", type=int, default=BITRATE, help="bit/s of the sent video")
     args = parser.parse_args()
-    for state in asyncio.run(run_peers(args.url, args.video, args.sessions, args.seconds, args.join_every,
-                                       args.bitrate)):
+    for state in asyncio.run(
+        run_peers(args.url, args.video, args.sessions, args.seconds, args.join_every, args.bitrate)
+    ):
         print(json.dumps(state.__dict__), flush=True)
 
 

@@ -6,6 +6,7 @@ keeps; the build children's peak is reported apart because it is paid once and t
 
     python bench/startup.py [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import ROOT, markdown_table  # noqa: E402
@@ -41,9 +40,7 @@ def run(runtime: str, cache: Path) -> dict:
     env = dict(os.environ, KNN_CACHE=str(cache), TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("KNN_WEIGHTS_DIR", None)
     t0 = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, runtime], env=env, cwd=ROOT, capture_output=True, text=True
-    )
+    out = subprocess.run([sys.executable, "-c", CHILD, runtime], env=env, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         raise SystemExit(out.stderr[-3000:])
@@ -61,16 +58,43 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             print(f"{runtime}: cold ...", file=sys.stderr, flush=True)
             cold = run(runtime, Path(tmp))
-            rows.append([runtime, "cold (empty cache)", f"{cold['wall']:.1f}", f"{cold['rss_mb']:.0f}",
-                         f"{cold['children_rss_mb']:.0f}", cold["tensorflow_imported"]])
+            rows.append(
+                [
+                    runtime,
+                    "cold (empty cache)",
+                    f"{cold['wall']:.1f}",
+                    f"{cold['rss_mb']:.0f}",
+                    f"{cold['children_rss_mb']:.0f}",
+                    cold["tensorflow_imported"],
+                ]
+            )
             print(f"{runtime}: warm ...", file=sys.stderr, flush=True)
             warm = [run(runtime, Path(tmp)) for _ in range(args.repeat)]
             mid = sorted(warm, key=lambda r: r["wall"])[len(warm) // 2]
-            rows.append([runtime, f"warm (cached), median of {args.repeat}", f"{mid['wall']:.2f}",
-                         f"{mid['rss_mb']:.0f}", "-", mid["tensorflow_imported"]])
+            rows.append(
+                [
+                    runtime,
+                    f"warm (cached), median of {args.repeat}",
+                    f"{mid['wall']:.2f}",
+                    f"{mid['rss_mb']:.0f}",
+                    "-",
+                    mid["tensorflow_imported"],
+                ]
+            )
     print("\nA fresh process: import, load, embed one 640×480 frame\n")
-    print(markdown_table(["runtime", "start", "seconds", "peak RSS MB (process)",
-                          "peak RSS MB (build child)", "TensorFlow imported"], rows))
+    print(
+        markdown_table(
+            [
+                "runtime",
+                "start",
+                "seconds",
+                "peak RSS MB (process)",
+                "peak RSS MB (build child)",
+                "TensorFlow imported",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ model last saw, exactly as `SteadyGate` decides with `STILL_MAD` and `REFRESH_SE
 
 It also times `thumbnail()` on one frame of each size.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,9 +63,19 @@ def vp8_round_trip(frames, width: int, height: int, bitrate: int, fps: int = 30)
     enc.width, enc.height, enc.pix_fmt, enc.bit_rate = width, height, "yuv420p", bitrate
     enc.time_base = Fraction(1, fps)
     enc.gop_size, enc.qmin, enc.qmax = 3000, 2, 56
-    enc.options = {"bufsize": str(bitrate), "cpu-used": "-6", "deadline": "realtime", "lag-in-frames": "0",
-                   "minrate": str(bitrate), "maxrate": str(bitrate), "noise-sensitivity": "4",
-                   "overshoot-pct": "15", "partitions": "0", "static-thresh": "1", "undershoot-pct": "100"}
+    enc.options = {
+        "bufsize": str(bitrate),
+        "cpu-used": "-6",
+        "deadline": "realtime",
+        "lag-in-frames": "0",
+        "minrate": str(bitrate),
+        "maxrate": str(bitrate),
+        "noise-sensitivity": "4",
+        "overshoot-pct": "15",
+        "partitions": "0",
+        "static-thresh": "1",
+        "undershoot-pct": "100",
+    }
     dec = av.CodecContext.create("libvpx", "r")
     for i, raw in enumerate(frames):
         frame = av.VideoFrame(640, 480, "yuv420p")
@@ -85,7 +96,7 @@ def gate_run(thumbs: list[np.ndarray], kinds: list[str], fps: int, threshold: fl
     gate = SteadyGate(threshold, refresh)
     still, change, fresh, caught, changes = [], [], 0, 0, 0
     ref = None
-    for i, (thumb, kind) in enumerate(zip(thumbs, kinds)):
+    for i, (thumb, kind) in enumerate(zip(thumbs, kinds, strict=True)):
         now = i / fps
         if ref is not None:
             d = float(np.abs(thumb - ref).mean())
@@ -101,8 +112,13 @@ def gate_run(thumbs: list[np.ndarray], kinds: list[str], fps: int, threshold: fl
                 caught += 1
         if kind == "move" and kinds[i - 1] == "hold":
             changes += 1
-    return {"still": still, "change": change, "fresh_per_s": fresh / (len(thumbs) / fps),
-            "caught": caught, "changes": changes}
+    return {
+        "still": still,
+        "change": change,
+        "fresh_per_s": fresh / (len(thumbs) / fps),
+        "caught": caught,
+        "changes": changes,
+    }
 
 
 def photo_pairs() -> tuple[list[float], list[float]]:
@@ -118,7 +134,9 @@ def photo_pairs() -> tuple[list[float], list[float]]:
     for label, paths in files.items():
         for path in paths[::6]:
             rgb = fit(Image.open(path), 640, 480)
-            thumbs.append((label, thumbnail(av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p"))))
+            thumbs.append(
+                (label, thumbnail(av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")))
+            )
     same, other = [], []
     for (la, a), (lb, b) in itertools.combinations(thumbs, 2):
         (same if la == lb else other).append(float(np.abs(a - b).mean()))
@@ -130,8 +148,9 @@ def thumbnail_cost() -> list[list]:
 
     rows = []
     for width, height in ((640, 480), (320, 240)):
-        frame = av.VideoFrame.from_ndarray(np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8),
-                                           format="rgb24").reformat(format="yuv420p")
+        frame = av.VideoFrame.from_ndarray(
+            np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8), format="rgb24"
+        ).reformat(format="yuv420p")
         for _ in range(50):
             thumbnail(frame)
         t0 = time.perf_counter()
@@ -158,23 +177,63 @@ def main() -> None:
             thumbs = [thumbnail(f) for f in vp8_round_trip(frames, width, height, bitrate)]
             r = gate_run(thumbs, kinds[: len(thumbs)], 30, args.threshold, REFRESH_SECONDS)
             still, change = np.array(r["still"]), np.array(r["change"])
-            rows.append([f"{noise:.0f}", tremor, f"{width}×{height}", f"{np.percentile(still, 50):.2f}",
-                         f"{np.percentile(still, 99):.2f}", f"{still.max():.2f}",
-                         f"{100 * np.mean(still >= args.threshold):.1f}", f"{change.min():.1f}",
-                         f"{np.median(change):.1f}", f"{r['caught']}/{r['changes']}", f"{r['fresh_per_s']:.1f}"])
+            rows.append(
+                [
+                    f"{noise:.0f}",
+                    tremor,
+                    f"{width}×{height}",
+                    f"{np.percentile(still, 50):.2f}",
+                    f"{np.percentile(still, 99):.2f}",
+                    f"{still.max():.2f}",
+                    f"{100 * np.mean(still >= args.threshold):.1f}",
+                    f"{change.min():.1f}",
+                    f"{np.median(change):.1f}",
+                    f"{r['caught']}/{r['changes']}",
+                    f"{r['fresh_per_s']:.1f}",
+                ]
+            )
             print(".", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    print(f"Thumbnail differences (mean absolute, grey levels) and the gate at STILL_MAD {args.threshold} "
-          f"and {REFRESH_SECONDS} s refresh; hand-held video of {len(images)} photos ({len(kinds)} frames), "
-          f"VP8 at {CODINGS[0][2] // 1000} kbit/s\n")
-    print(markdown_table(["noise σ", "tremor px", "sent as", "still p50", "still p99", "still max",
-                          f"still % ≥ {args.threshold:g}", "change min", "change p50", "changes caught at once",
-                          "model passes/s"], rows))
+    print(
+        f"Thumbnail differences (mean absolute, grey levels) and the gate at STILL_MAD {args.threshold} "
+        f"and {REFRESH_SECONDS} s refresh; hand-held video of {len(images)} photos ({len(kinds)} frames), "
+        f"VP8 at {CODINGS[0][2] // 1000} kbit/s\n"
+    )
+    print(
+        markdown_table(
+            [
+                "noise σ",
+                "tremor px",
+                "sent as",
+                "still p50",
+                "still p99",
+                "still max",
+                f"still % ≥ {args.threshold:g}",
+                "change min",
+                "change p50",
+                "changes caught at once",
+                "model passes/s",
+            ],
+            rows,
+        )
+    )
     same, other = photo_pairs()
     print("\nDistinct photos (no noise, no codec), pairs of every 6th file\n")
-    print(markdown_table(["pairs", "count", "min", "p1", "p10", "p50", f"under {args.threshold}"], [
-        [name, len(v), f"{min(v):.1f}", *(f"{np.percentile(v, q):.1f}" for q in (1, 10, 50)),
-         sum(x < args.threshold for x in v)] for name, v in (("same class", same), ("other class", other))]))
+    print(
+        markdown_table(
+            ["pairs", "count", "min", "p1", "p10", "p50", f"under {args.threshold}"],
+            [
+                [
+                    name,
+                    len(v),
+                    f"{min(v):.1f}",
+                    *(f"{np.percentile(v, q):.1f}" for q in (1, 10, 50)),
+                    sum(x < args.threshold for x in v),
+                ]
+                for name, v in (("same class", same), ("other class", other))
+            ],
+        )
+    )
     print("\nthumbnail() per frame, µs\n")
     print(markdown_table(["frame", "µs"], thumbnail_cost()))
 

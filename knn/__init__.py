@@ -10,6 +10,7 @@ Names are re-exported lazily: ``import knn`` imports neither TensorFlow nor Lite
 the classifier until it is used. The rooms: `knn.core` (NumPy and Pillow only), `knn.model`
 (MobileNet), `knn.live` (one browser session), `knn.serving` (the server process).
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """``python -m knn``: the command line (see `knn.cli`)."""
+
 import sys
 
 from .cli import main

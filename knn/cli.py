@@ -11,6 +11,7 @@ Images that cannot be read are reported on stderr with the reason. `teach` and `
 them and go on (``--strict`` makes them fatal) but fail when a class is left with no image;
 `predict` answers for every readable image, then exits with 2 if any input was not an image.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,9 @@ import contextlib
 import math
 import os
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence, TextIO
+from typing import TextIO
 
 import numpy as np
 
@@ -40,8 +42,9 @@ def _progress(iterable: Iterable, total: int | None = None, desc: str = "", quie
     """A tqdm bar on stderr, shown only on a terminal (pipes and logs stay clean)."""
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit="img", file=sys.stderr, disable=True if quiet else None,
-                leave=False)
+    return tqdm(
+        iterable, total=total, desc=desc, unit="img", file=sys.stderr, disable=True if quiet else None, leave=False
+    )
 
 
 def _warn(message: str, level: str = "warning") -> None:
@@ -123,16 +126,20 @@ def _load_project(path: str):
     classifier = load_project(project)  # validates everything before the backbone is read
     backbone = read_project_meta(project)["backbone"]
     if backbone not in BACKBONES:
-        raise ProjectFileError(f"{path} was made with the backbone {backbone!r}, which this version does not know "
-                               f"(it knows {', '.join(BACKBONES)})")
+        raise ProjectFileError(
+            f"{path} was made with the backbone {backbone!r}, which this version does not know "
+            f"(it knows {', '.join(BACKBONES)})"
+        )
     return classifier, backbone
 
 
 def _fits(classifier, embedder, path: str) -> None:
     """The project's embeddings must be the size the backbone makes (a damaged file might not be)."""
     if classifier.dim is not None and classifier.dim != embedder.dim:
-        raise UsageError(f"{path} holds {classifier.dim}-value embeddings but {embedder.backbone} makes "
-                         f"{embedder.dim}-value ones: the file is damaged")
+        raise UsageError(
+            f"{path} holds {classifier.dim}-value embeddings but {embedder.backbone} makes "
+            f"{embedder.dim}-value ones: the file is damaged"
+        )
 
 
 def _embedder(backbone: str | None, quiet: bool, resolution: int | None = None):
@@ -199,8 +206,9 @@ def _class_folders(root: Path, max_per_class: int | None = None) -> dict[str, li
     return named
 
 
-def _read_class_folders(folders: dict[str, list[Path]], root: Path, embedder, strict: bool, quiet: bool,
-                        keep_jpegs: bool = False):
+def _read_class_folders(
+    folders: dict[str, list[Path]], root: Path, embedder, strict: bool, quiet: bool, keep_jpegs: bool = False
+):
     """class -> (embeddings [n, D], JPEGs or Nones) for every readable image of `folders`.
 
     Only the small stored JPEG (as the app keeps it) is held per image, never the decoded photo.
@@ -227,8 +235,13 @@ def _image_files(paths: Sequence[str]) -> list[Path]:
         p = Path(name)
         if p.is_dir():
             found = sorted(
-                (f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                 and not any(part.startswith(".") for part in f.relative_to(p).parts)),
+                (
+                    f
+                    for f in p.rglob("*")
+                    if f.is_file()
+                    and f.suffix.lower() in IMAGE_SUFFIXES
+                    and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                ),
                 key=lambda f: [natural_key(Path(part)) for part in f.relative_to(p).parts],
             )
             if not found:
@@ -274,9 +287,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_teach(args: argparse.Namespace) -> int:
     from .core.classifier import KNNClassifier
     from .core.evaluation import leave_one_out
-    from .core.project import save_project
-
     from .core.limits import MAX_CLASSES, MAX_EXAMPLES
+    from .core.project import save_project
 
     root = _existing_folder(args.folder)
     out = _writable_target(args.output)
@@ -285,13 +297,16 @@ def cmd_teach(args: argparse.Namespace) -> int:
         raise UsageError(f"{root} has {len(folders)} class folders; a project holds at most {MAX_CLASSES} classes")
     total = sum(len(files) for files in folders.values())
     if total > MAX_EXAMPLES:
-        raise UsageError(f"{root} has {total:,} images; a project holds at most {MAX_EXAMPLES:,} examples: "
-                         f"use --max-per-class {MAX_EXAMPLES // len(folders)}")
+        raise UsageError(
+            f"{root} has {total:,} images; a project holds at most {MAX_EXAMPLES:,} examples: "
+            f"use --max-per-class {MAX_EXAMPLES // len(folders)}"
+        )
     embedder = _embedder(args.backbone, args.quiet, args.resolution)  # argparse checked the id
     data = _read_class_folders(folders, root, embedder, args.strict, args.quiet, keep_jpegs=True)
     biggest = max(len(jpegs) for _, jpegs in data.values())
-    classifier = KNNClassifier(k=args.k, unknown_threshold=args.unknown_threshold,
-                               max_examples_per_class=max(1000, biggest))
+    classifier = KNNClassifier(
+        k=args.k, unknown_threshold=args.unknown_threshold, max_examples_per_class=max(1000, biggest)
+    )
     for name, (embeddings, jpegs) in data.items():
         classifier.add_many(embeddings, [name] * len(jpegs), jpegs)
     save_project(out, classifier, embedder.backbone)
@@ -321,8 +336,7 @@ def _evaluate_project(args: argparse.Namespace) -> int:
     result = leave_one_out(classifier)
     if result.n < 2:
         raise UsageError(f"{args.target} has {result.n} example(s); leave-one-out needs at least 2")
-    _out(f"leave-one-out accuracy {result.accuracy:.1%} on {result.n} examples "
-         f"(k={classifier.k}, {backbone})")
+    _out(f"leave-one-out accuracy {result.accuracy:.1%} on {result.n} examples (k={classifier.k}, {backbone})")
     counts = classifier.counts()
     header = ["class", "examples", "accuracy", *[f"→ {c}" for c in result.classes]]
     rows = [
@@ -361,15 +375,18 @@ def _evaluate_folders(args: argparse.Namespace) -> int:
         _warn(f"skipping {exc}")
 
     try:
-        scores = evaluate(folders, configurations, shots, args.split, args.max_queries, k, embedder_for,
-                          tick=bar.update, skip=skip)
+        scores = evaluate(
+            folders, configurations, shots, args.split, args.max_queries, k, embedder_for, tick=bar.update, skip=skip
+        )
     except ValueError as exc:  # too few files for the split, or a class left with no readable image
         raise UsageError(str(exc)) from None
     finally:
         bar.close()
     where = ", ".join(str(r) for r in roots)
-    split = {"halves": "examples from the first half of each class's files, queries from the second half",
-             "arc": "examples from a sixth of each turntable (the first files), queries from the opposite half"}
+    split = {
+        "halves": "examples from the first half of each class's files, queries from the second half",
+        "arc": "examples from a sixth of each turntable (the first files), queries from the opposite half",
+    }
     if args.compare:
         _print_comparison(scores, shots, len(folders), where, split[args.split], k)
         return 0
@@ -391,8 +408,10 @@ def _needed_files(folders: dict[str, list[Path]], shots: list[int], args: argpar
         examples_at, queries = plan(folders, shots, args.split, args.max_queries)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return {name: {f for per_class in examples_at.values() for f in per_class[name]} | set(queries[name])
-            for name in folders}
+    return {
+        name: {f for per_class in examples_at.values() for f in per_class[name]} | set(queries[name])
+        for name in folders
+    }
 
 
 def _merged_class_folders(roots: list[Path]) -> dict[str, list[Path]]:
@@ -440,12 +459,26 @@ def _print_comparison(scores, shots: list[int], n_classes: int, where: str, spli
     plain = [c for c in configurations if c.backbone.endswith("_224") and not c.augment] or configurations
     # The TF.js demo's rule on its own model (v1 at 224) where that was compared.
     anchor = next((c for c in plain if c.backbone.startswith("mobilenet_v1")), plain[0])
-    rows = [[anchor.backbone.rsplit("_", 1)[0], anchor.backbone.rsplit("_", 1)[1], "no",
-             METHOD_LABELS["tfjs"] + " (the anchor)", *[f"{by[anchor, n, 'tfjs'].accuracy:.1%}" for n in shots]]]
+    rows = [
+        [
+            anchor.backbone.rsplit("_", 1)[0],
+            anchor.backbone.rsplit("_", 1)[1],
+            "no",
+            METHOD_LABELS["tfjs"] + " (the anchor)",
+            *[f"{by[anchor, n, 'tfjs'].accuracy:.1%}" for n in shots],
+        ]
+    ]
     for c in configurations:
         network, size = c.backbone.rsplit("_", 1)
-        rows.append([network, size, "yes" if c.augment else "no", f"ours (k={k})",
-                     *[f"{by[c, n, 'ours'].accuracy:.1%}" for n in shots]])
+        rows.append(
+            [
+                network,
+                size,
+                "yes" if c.augment else "no",
+                f"ours (k={k})",
+                *[f"{by[c, n, 'ours'].accuracy:.1%}" for n in shots],
+            ]
+        )
     _print_table(header, rows)
     _out("")
     _out(f"{by[configurations[0], shots[0], 'ours'].queries} queries in all, the same for every row")
@@ -456,8 +489,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if all(t.is_dir() for t in targets):
         return _evaluate_folders(args)
     if len(targets) > 1 or args.shots or args.compare:
-        raise UsageError("--shots, --compare and several targets apply to folders of class subfolders, "
-                         "not to a project file")
+        raise UsageError(
+            "--shots, --compare and several targets apply to folders of class subfolders, not to a project file"
+        )
     args.target = args.targets[0]
     return _evaluate_project(args)
 
@@ -473,10 +507,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ExportError as exc:
         raise UsageError(str(exc)) from None
     classifier, backbone = _load_project(args.project)
-    with _native_stderr_silenced() as stderr, tqdm(
-        total=100, desc="Exporting", file=stderr, disable=True if args.quiet else None, leave=False,
-        bar_format="{percentage:3.0f}%|{bar}| {desc}",
-    ) as bar:
+    with (
+        _native_stderr_silenced() as stderr,
+        tqdm(
+            total=100,
+            desc="Exporting",
+            file=stderr,
+            disable=True if args.quiet else None,
+            leave=False,
+            bar_format="{percentage:3.0f}%|{bar}| {desc}",
+        ) as bar,
+    ):
 
         def report(fraction: float, text: str) -> None:
             bar.set_description_str(text)
@@ -484,8 +525,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         export_model(classifier, backbone, out, fmt, progress=report)
     size = out.stat().st_size / 1024**2
-    _out(f"wrote {out} ({size:.1f} MB, {fmt}): {len(classifier.classes)} classes, {len(classifier)} examples, "
-         f"k={classifier.k}, {backbone}")
+    _out(
+        f"wrote {out} ({size:.1f} MB, {fmt}): {len(classifier.classes)} classes, {len(classifier)} examples, "
+        f"k={classifier.k}, {backbone}"
+    )
     _out("class names inside it: zipfile.ZipFile(path).read('labels.txt')")
     return 0
 
@@ -517,8 +560,7 @@ class _HelpFormatter(argparse.HelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Teach, evaluate, use and export k-nearest-neighbour image classifiers on MobileNet "
-                    "embeddings.",
+        description="Teach, evaluate, use and export k-nearest-neighbour image classifiers on MobileNet embeddings.",
         epilog="Exit codes: 0 ok, 2 bad input, 1 other failure. Run a command with --help for details.",
         formatter_class=_HelpFormatter,
     )
@@ -532,19 +574,32 @@ def build_parser() -> argparse.ArgumentParser:
 def _backbone_option(p: argparse.ArgumentParser, what: str) -> None:
     from .model.backbones import BACKBONES, DEFAULT_BACKBONE, FALLBACK_BACKBONE, RESOLUTIONS
 
-    p.add_argument("--backbone", default=None, choices=list(BACKBONES), metavar="ID",
-                   help=f"{what} (default {DEFAULT_BACKBONE} where its weights can be had, else "
-                        f"{FALLBACK_BACKBONE}); one of: {', '.join(BACKBONES)}")
-    p.add_argument("--resolution", type=int, default=None, choices=list(RESOLUTIONS), metavar="PX",
-                   help="input size: " + ", ".join(f"{s} ({m})" for s, m in RESOLUTIONS.items()) + "; default 224")
+    p.add_argument(
+        "--backbone",
+        default=None,
+        choices=list(BACKBONES),
+        metavar="ID",
+        help=f"{what} (default {DEFAULT_BACKBONE} where its weights can be had, else "
+        f"{FALLBACK_BACKBONE}); one of: {', '.join(BACKBONES)}",
+    )
+    p.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        choices=list(RESOLUTIONS),
+        metavar="PX",
+        help="input size: " + ", ".join(f"{s} ({m})" for s, m in RESOLUTIONS.items()) + "; default 224",
+    )
 
 
 def _add_predict(sub) -> None:
     p = sub.add_parser(
-        "predict", help="classify images with a project", formatter_class=_HelpFormatter,
+        "predict",
+        help="classify images with a project",
+        formatter_class=_HelpFormatter,
         description="Print one line per image: path, class, confidence (tab-separated). The class is "
-                    f"{UNKNOWN} when the best similarity is below the project's unknown threshold. "
-                    "Folders are searched recursively for image files.",
+        f"{UNKNOWN} when the best similarity is below the project's unknown threshold. "
+        "Folders are searched recursively for image files.",
     )
     p.add_argument("project", metavar="PROJECT", help="a project file (.npz) saved by the app or `teach`")
     p.add_argument("inputs", metavar="IMAGE_OR_FOLDER", nargs="+", help="image files and/or folders")
@@ -553,49 +608,83 @@ def _add_predict(sub) -> None:
 
 def _add_teach(sub) -> None:
     p = sub.add_parser(
-        "teach", help="build a project from a folder with one subfolder per class", formatter_class=_HelpFormatter,
+        "teach",
+        help="build a project from a folder with one subfolder per class",
+        formatter_class=_HelpFormatter,
         description="Every subfolder of FOLDER is a class and its image files are the examples. Unreadable "
-                    "images are skipped with a warning (--strict: refused); a class with no readable image "
-                    "is an error. The project is written atomically.",
+        "images are skipped with a warning (--strict: refused); a class with no readable image "
+        "is an error. The project is written atomically.",
     )
     p.add_argument("folder", metavar="FOLDER")
     p.add_argument("-o", "--output", metavar="PROJECT", required=True, help="project file to write (.npz)")
     _backbone_option(p, "embedding model")
     p.add_argument("-k", type=_positive, default=3, help="neighbours that vote (default 3)")
-    p.add_argument("--unknown-threshold", type=_threshold, default=None, metavar="SIM",
-                   help="answer unknown when the best cosine similarity is below this (default: never)")
-    p.add_argument("--max-per-class", type=_positive, default=None, metavar="N",
-                   help="take at most N images of each class, spread evenly over its files")
+    p.add_argument(
+        "--unknown-threshold",
+        type=_threshold,
+        default=None,
+        metavar="SIM",
+        help="answer unknown when the best cosine similarity is below this (default: never)",
+    )
+    p.add_argument(
+        "--max-per-class",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="take at most N images of each class, spread evenly over its files",
+    )
     p.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
     p.set_defaults(run=cmd_teach)
 
 
 def _add_evaluate(sub) -> None:
     p = sub.add_parser(
-        "evaluate", help="leave-one-out accuracy of a project, or few-shot accuracy on a folder",
+        "evaluate",
+        help="leave-one-out accuracy of a project, or few-shot accuracy on a folder",
         formatter_class=_HelpFormatter,
         description="evaluate PROJECT: classify every stored example by all the others (leave-one-out) and "
-                    "print per-class accuracy and the confusion matrix.\n\n"
-                    "evaluate FOLDER [FOLDER ...] --shots 1 5 10: for each number of examples per class, take "
-                    "them evenly from the first half of each class's files (natural order) and query with the "
-                    "second half, since neighbouring frames are near-duplicates; ours beside plain "
-                    "nearest neighbour. Only the files the split uses are embedded.",
+        "print per-class accuracy and the confusion matrix.\n\n"
+        "evaluate FOLDER [FOLDER ...] --shots 1 5 10: for each number of examples per class, take "
+        "them evenly from the first half of each class's files (natural order) and query with the "
+        "second half, since neighbouring frames are near-duplicates; ours beside plain "
+        "nearest neighbour. Only the files the split uses are embedded.",
     )
-    p.add_argument("targets", metavar="PROJECT_OR_FOLDER", nargs="+",
-                   help="a project file, or folders of class subfolders (their classes are put together)")
-    p.add_argument("--shots", type=_positive, nargs="+", metavar="N",
-                   help="examples per class, folder only (default 1 5 10)")
-    p.add_argument("--split", choices=["halves", "arc"], default="halves",
-                   help="halves: examples from each class's first half of files, queries from the second; "
-                        "arc: examples from a sixth of a turntable, queries from the opposite half (COIL-20)")
-    p.add_argument("--augment", action="store_true",
-                   help="store each example with its mirror and crops (12 vectors), as the app can")
-    p.add_argument("--compare", action="store_true",
-                   help="every backbone with weights here x 224/320 x augmentation off/on, beside the TF.js rule")
-    p.add_argument("-k", type=_positive, default=None,
-                   help="neighbours that vote (default: the project's k; 3 for a folder)")
-    p.add_argument("--max-queries", type=_positive, default=None, metavar="N",
-                   help="at most N queries per class, spread evenly (folder only)")
+    p.add_argument(
+        "targets",
+        metavar="PROJECT_OR_FOLDER",
+        nargs="+",
+        help="a project file, or folders of class subfolders (their classes are put together)",
+    )
+    p.add_argument(
+        "--shots", type=_positive, nargs="+", metavar="N", help="examples per class, folder only (default 1 5 10)"
+    )
+    p.add_argument(
+        "--split",
+        choices=["halves", "arc"],
+        default="halves",
+        help="halves: examples from each class's first half of files, queries from the second; "
+        "arc: examples from a sixth of a turntable, queries from the opposite half (COIL-20)",
+    )
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        help="store each example with its mirror and crops (12 vectors), as the app can",
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="every backbone with weights here x 224/320 x augmentation off/on, beside the TF.js rule",
+    )
+    p.add_argument(
+        "-k", type=_positive, default=None, help="neighbours that vote (default: the project's k; 3 for a folder)"
+    )
+    p.add_argument(
+        "--max-queries",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="at most N queries per class, spread evenly (folder only)",
+    )
     _backbone_option(p, "embedding model for a folder")
     p.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
     p.set_defaults(run=cmd_evaluate)
@@ -603,18 +692,25 @@ def _add_evaluate(sub) -> None:
 
 def _add_export(sub) -> None:
     p = sub.add_parser(
-        "export", help="export a project as one Keras or LiteRT model", formatter_class=_HelpFormatter,
+        "export",
+        help="export a project as one Keras or LiteRT model",
+        formatter_class=_HelpFormatter,
         description="Write MobileNet + L2 normalisation + the KNN head as one model: .keras (loads with "
-                    "keras.models.load_model, no knn needed) or .tflite (ai_edge_litert). Input: float32 "
-                    "[batch, S, S, 3] RGB 0..255, centre-cropped and resized to S (224, or 320 for a project in the "
-                    "accurate mode; knn.json says). Outputs: "
-                    "probabilities [batch, classes], class_index [batch] (-1 = unknown), similarity "
-                    "[batch]. The class names are inside the file: it is also a zip holding labels.txt "
-                    "and knn.json.",
+        "keras.models.load_model, no knn needed) or .tflite (ai_edge_litert). Input: float32 "
+        "[batch, S, S, 3] RGB 0..255, centre-cropped and resized to S (224, or 320 for a project in the "
+        "accurate mode; knn.json says). Outputs: "
+        "probabilities [batch, classes], class_index [batch] (-1 = unknown), similarity "
+        "[batch]. The class names are inside the file: it is also a zip holding labels.txt "
+        "and knn.json.",
     )
     p.add_argument("project", metavar="PROJECT")
-    p.add_argument("-o", "--output", metavar="MODEL", required=True,
-                   help="model.keras or model.tflite: the suffix chooses the format")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="MODEL",
+        required=True,
+        help="model.keras or model.tflite: the suffix chooses the format",
+    )
     p.set_defaults(run=cmd_export)
 
 
@@ -623,9 +719,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     args = build_parser().parse_args(argv)  # exits 2 itself on bad usage
     from .core.classifier import ClassifierError
-    from .model.export import ExportError
     from .core.images import ImageError
     from .core.project import ProjectFileError
+    from .model.export import ExportError
 
     bad_input = (UsageError, ProjectFileError, ImageError, ClassifierError, ExportError, FileNotFoundError)
     try:

@@ -7,6 +7,7 @@ exceptions, the tests turn them into skips or failures. Chromium plays a .y4m vi
 subprocess with no ICE servers (loopback) unless given some, e.g. a `TurnServer`'s; a `Balancer`
 (HAProxy with deploy/haproxy/haproxy.cfg) can stand in front of several.
 """
+
 from __future__ import annotations
 
 import json
@@ -161,9 +162,13 @@ class AppServer(ChildProcess):
         if self.metrics_file is not None:
             self._env["KNN_METRICS_FILE"] = str(self.metrics_file)
             self._env["KNN_METRICS_INTERVAL"] = str(metrics_interval)
-        self._options = {"server.headless": "true", "server.port": self.port,
-                         "server.address": "127.0.0.1", "browser.gatherUsageStats": "false",
-                         **(options or {})}
+        self._options = {
+            "server.headless": "true",
+            "server.port": self.port,
+            "server.address": "127.0.0.1",
+            "browser.gatherUsageStats": "false",
+            **(options or {}),
+        }
         self._start_timeout = start_timeout
 
     def start(self) -> None:
@@ -240,19 +245,36 @@ class TurnServer(ChildProcess):
         self.port = free_port((socket.SOCK_DGRAM, socket.SOCK_STREAM))
         self.username, self.password, self.realm = "knn", secrets.token_hex(8), "knn.test"
         self._args = [
-            self.binary, "-n",  # no config file: only these options
-            "--listening-ip=127.0.0.1", f"--listening-port={self.port}", "--relay-ip=127.0.0.1",
-            "--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli",
-            "--lt-cred-mech", "--fingerprint", f"--user={self.username}:{self.password}", f"--realm={self.realm}",
-            f"--userdb={tmp / 'turndb'}", f"--pidfile={tmp / 'turn.pid'}",
-            f"--log-file={self.log_path}", "--simple-log", "--no-stdout-log", "--verbose",
+            self.binary,
+            "-n",  # no config file: only these options
+            "--listening-ip=127.0.0.1",
+            f"--listening-port={self.port}",
+            "--relay-ip=127.0.0.1",
+            "--allow-loopback-peers",
+            "--no-tls",
+            "--no-dtls",
+            "--no-cli",
+            "--lt-cred-mech",
+            "--fingerprint",
+            f"--user={self.username}:{self.password}",
+            f"--realm={self.realm}",
+            f"--userdb={tmp / 'turndb'}",
+            f"--pidfile={tmp / 'turn.pid'}",
+            f"--log-file={self.log_path}",
+            "--simple-log",
+            "--no-stdout-log",
+            "--verbose",
         ]
 
     def start(self) -> None:
         self.process = subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_until(lambda: "UDP listener opened" in self.log() or self.process.poll() is not None,
-                       "turnserver to listen", 20, self.log)
+            wait_until(
+                lambda: "UDP listener opened" in self.log() or self.process.poll() is not None,
+                "turnserver to listen",
+                20,
+                self.log,
+            )
             if self.process.poll() is not None:
                 raise RuntimeError(f"turnserver exited with {self.process.returncode}:\n{self.log()}")
         except RuntimeError:
@@ -261,19 +283,29 @@ class TurnServer(ChildProcess):
 
     def ice_servers(self, transport: str = "udp") -> list[dict]:
         """RTCIceServer dicts for this relay, reached over `transport` ("udp" or "tcp")."""
-        return [{"urls": [f"turn:127.0.0.1:{self.port}?transport={transport}"],
-                 "username": self.username, "credential": self.password}]
+        return [
+            {
+                "urls": [f"turn:127.0.0.1:{self.port}?transport={transport}"],
+                "username": self.username,
+                "credential": self.password,
+            }
+        ]
 
     def allocations(self) -> set[str]:
         """Ids of the TURN sessions whose ALLOCATE request succeeded."""
-        return set(re.findall(r"session (\d+): realm <[^>]*> user <[^>]*>: incoming packet ALLOCATE processed, success",
-                              self.log()))
+        return set(
+            re.findall(
+                r"session (\d+): realm <[^>]*> user <[^>]*>: incoming packet ALLOCATE processed, success", self.log()
+            )
+        )
 
     def relayed(self) -> dict[str, tuple[int, int]]:
         """Per released allocation (coturn logs its counts then): bytes its relay address received
         from peers and sent to them."""
-        return {sid: (int(rb), int(sb)) for sid, rb, sb in
-                re.findall(r"session (\d+): peer usage: .*?rb=(\d+), sp=\d+, sb=(\d+)", self.log())}
+        return {
+            sid: (int(rb), int(sb))
+            for sid, rb, sb in re.findall(r"session (\d+): peer usage: .*?rb=(\d+), sp=\d+, sb=(\d+)", self.log())
+        }
 
     def over_tcp(self) -> set[str]:
         """TURN sessions whose client came over TCP (coturn names TCP when such a session ends:
@@ -300,14 +332,18 @@ class Balancer(ChildProcess):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.names = {f"app{i}": app for i, app in enumerate(apps, 1)}
-        self._env = {**os.environ, "KNN_LB_BIND": f"127.0.0.1:{self.port}",
-                     **{f"KNN_APP{i}": f"127.0.0.1:{app.port}" for i, app in enumerate(apps, 1)}}
+        self._env = {
+            **os.environ,
+            "KNN_LB_BIND": f"127.0.0.1:{self.port}",
+            **{f"KNN_APP{i}": f"127.0.0.1:{app.port}" for i, app in enumerate(apps, 1)},
+        }
         self._config = config
 
     def start(self) -> None:
         self._log = self.log_path.open("w+")
-        self.process = subprocess.Popen([self.binary, "-db", "-f", str(self._config)], env=self._env,
-                                        stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [self.binary, "-db", "-f", str(self._config)], env=self._env, stdout=self._log, stderr=subprocess.STDOUT
+        )
 
         def ready() -> bool:
             if self.process.poll() is not None:
@@ -338,15 +374,23 @@ def launch(playwright, video: Path | None, cameras: int = 1):
     """
     if not CHROMIUM.exists():
         raise FileNotFoundError(f"{CHROMIUM} is absent: install Debian's chromium")
-    fake = ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"] if video \
+    fake = (
+        ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"]
+        if video
         else [f"--use-fake-device-for-media-stream=device-count={cameras}"]
+    )
     return playwright.chromium.launch(
         executable_path=str(CHROMIUM),
         args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--use-fake-ui-for-media-stream",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--use-fake-ui-for-media-stream",
             # Several tabs stream at once: keep those in the background running at full speed.
-            "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+            "--disable-background-timer-throttling",
+            "--disable-renderer-backgrounding",
             "--disable-backgrounding-occluded-windows",
             *fake,
         ],
@@ -373,7 +417,9 @@ SELECTED_PAIRS = """
 async () => Promise.all((window.__knnPeers || []).map(async (pc) => {
   const stats = await pc.getStats();
   let pair = null;
-  stats.forEach((r) => { if (r.type === "transport" && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId); });
+  stats.forEach((r) => {
+    if (r.type === "transport" && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId);
+  });
   const local = pair && stats.get(pair.localCandidateId), remote = pair && stats.get(pair.remoteCandidateId);
   const offered = pc.remoteDescription ? [...pc.remoteDescription.sdp.matchAll(/ typ (\\w+)/g)].map((m) => m[1]) : [];
   return {state: pc.connectionState, policy: pc.getConfiguration().iceTransportPolicy,
@@ -488,7 +534,8 @@ class Page:
         for i in range(times):
             before = self.count(slot)
             self.page.locator(f".st-key-add_{slot} button:visible").click()
-            self.wait_for(lambda: self.count(slot) == before + 1, f"example {i + 1} in class {slot + 1}", 20)
+            what = f"example {i + 1} in class {slot + 1}"
+            self.wait_for(lambda before=before: self.count(slot) == before + 1, what, 20)
             time.sleep(pause)  # the video moves on to another photo
 
     def upload(self, slot: int, files: list[Path]) -> None:

@@ -1,4 +1,5 @@
 """Shared fixtures: the real photos in ../shared and one real embedder per test run."""
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,11 @@ def rock_video(photos, tmp_path_factory) -> Path:
 
     from tests.webcam import write_y4m
 
-    return write_y4m(tmp_path_factory.mktemp("webcam") / "rock.y4m",
-                     [Image.open(p) for p in photos["rock"][:60:6]], frames_per_image=5)
+    return write_y4m(
+        tmp_path_factory.mktemp("webcam") / "rock.y4m",
+        [Image.open(p) for p in photos["rock"][:60:6]],
+        frames_per_image=5,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@
 returns what the encoder would take from the result track, so unit tests drive the production
 frame path, not a twin of it.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -1,10 +1,11 @@
 """Two real aioice connections connected on loopback, for the tests of the sockets' adaptations."""
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aioice import ice
 
@@ -53,5 +54,5 @@ async def received(connection: ice.Connection, quiet: float = 0.5) -> list[bytes
     while True:
         try:
             out.append(await asyncio.wait_for(connection.recv(), quiet))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return out

@@ -1,7 +1,7 @@
 """knn.live.analysis: leave-one-out of a session's examples off the page's thread, redone when
 the examples change, and never for a replaced classifier."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 

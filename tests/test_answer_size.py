@@ -1,4 +1,5 @@
 """knn.live.answer_size: when answers go back at half size, and how often the cameras are counted."""
+
 from knn.live.answer_size import CHECK_SECONDS, AnswerSize
 
 

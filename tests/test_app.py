@@ -3,6 +3,7 @@
 The WebRTC component needs a browser, so it is replaced by a stand-in that records how the page
 configured it; camera frames are fed to the session's callback directly, as aiortc would.
 """
+
 from __future__ import annotations
 
 import io
@@ -109,9 +110,8 @@ def test_the_camera_is_wired_to_this_sessions_callback(at, camera_calls):
 def test_without_ice_servers_streamlit_webrtc_chooses_them(camera_calls, monkeypatch):
     """No secret, no KNN_ICE_SERVERS: no iceServers key, so streamlit-webrtc picks a provider's TURN
     relay (from its keys) or Google's public STUN server, for both peers."""
-    from streamlit.testing.v1 import AppTest
-
     import streamlit as st
+    from streamlit.testing.v1 import AppTest
 
     monkeypatch.delenv("KNN_ICE_SERVERS", raising=False)
     st.cache_resource.clear()  # the settings are read once per process: read them again
@@ -199,8 +199,11 @@ def test_every_widget_mounted_from_a_later_run_shows_its_value(at):
     at.number_input(key="k").set_value(5).run()
     at.toggle(key="mirror").set_value(True).run()
     at.run()
-    widgets = [w for kind in ("text_input", "number_input", "slider", "toggle", "checkbox", "selectbox", "radio")
-               for w in getattr(at, kind)]
+    widgets = [
+        w
+        for kind in ("text_input", "number_input", "slider", "toggle", "checkbox", "selectbox", "radio")
+        for w in getattr(at, kind)
+    ]
     assert len(widgets) >= 10
     shown = {w.key: mounted_fresh(w) for w in widgets}
     assert shown == {w.key: current(w) for w in widgets}
@@ -308,12 +311,14 @@ def test_a_project_of_another_backbone_is_used_with_it_or_re_embedded(at, monkey
         saved.add(np.ones(live.embedder.dim, np.float32) * (1 + len(label)), label, encode_jpeg(photo(colour)))
     saved.add(np.ones(live.embedder.dim, np.float32), "blue")  # no image: it cannot be re-embedded
     at.file_uploader(key="project_upload_0").set_value(
-        ("accurate.npz", project_bytes(saved, mode), "application/octet-stream")).run()
+        ("accurate.npz", project_bytes(saved, mode), "application/octet-stream")
+    ).run()
     assert live.embedder.backbone == mode and len(live.classifier) == 3  # used as it is, with its backbone
     assert at.radio(key="resolution").value == 320
     unavailable = "mobilenet_v3_small_224"  # no weights for it here, and no downloads in tests
     at.file_uploader(key="project_upload_1").set_value(
-        ("v3.npz", project_bytes(saved, unavailable), "application/octet-stream")).run()
+        ("v3.npz", project_bytes(saved, unavailable), "application/octet-stream")
+    ).run()
     assert live.embedder.backbone == mode  # kept, and the project re-embedded with it
     assert live.classifier.counts() == {"red": 1, "blue": 1}
     assert any("re-embedded" in s and unavailable in s for s in text(at.success))
@@ -361,10 +366,13 @@ def test_evaluation_view(at):
     assert not any("Updating" in c for c in text(at.caption))
 
 
-@pytest.mark.parametrize("network, resolution, label", [
-    ("mobilenet_v1_1.0_224", 224, "MobileNet v1"),
-    ("mobilenet_v2_1.0_224", 320, "MobileNetV2"),
-])
+@pytest.mark.parametrize(
+    "network, resolution, label",
+    [
+        ("mobilenet_v1_1.0_224", 224, "MobileNet v1"),
+        ("mobilenet_v2_1.0_224", 320, "MobileNetV2"),
+    ],
+)
 def test_switching_backbone_or_mode_re_embeds_the_examples(at, models_dir, network, resolution, label):
     if not (models_dir / "mobilenet_v2_1.0_224_no_top.weights.h5").is_file():
         pytest.skip("../shared/models has no MobileNetV2 weights")
@@ -437,8 +445,11 @@ def test_a_full_session_draws_one_page_of_class_cards_and_thumbnails(at):
     for label in labels:
         clf.add_class(label)
     per_class = MAX_EXAMPLES // MAX_CLASSES
-    clf.add_many(rng.standard_normal((MAX_EXAMPLES, dim)).astype(np.float32),
-                 [labels[i // per_class] for i in range(MAX_EXAMPLES)], [jpeg] * MAX_EXAMPLES)
+    clf.add_many(
+        rng.standard_normal((MAX_EXAMPLES, dim)).astype(np.float32),
+        [labels[i // per_class] for i in range(MAX_EXAMPLES)],
+        [jpeg] * MAX_EXAMPLES,
+    )
     data = project_bytes(clf, at.session_state.live.embedder.backbone)
     at.file_uploader(key="project_upload_0").set_value(("full.npz", data, "application/octet-stream")).run()
     assert any("100 classes, 5000 examples" in s for s in text(at.success))
@@ -453,8 +464,11 @@ def test_a_full_session_draws_one_page_of_class_cards_and_thumbnails(at):
 
 def _camera_block_index(at) -> int:
     """Where the columns holding the camera sit among the main area's elements."""
-    return next(i for i, node in enumerate(at.main.children.values())
-                if [getattr(c, "type", "") for c in getattr(node, "children", {}).values()] == ["column", "column"])
+    return next(
+        i
+        for i, node in enumerate(at.main.children.values())
+        if [getattr(c, "type", "") for c in getattr(node, "children", {}).values()] == ["column", "column"]
+    )
 
 
 def test_messages_never_move_the_camera_and_stay_until_the_next_action(at):

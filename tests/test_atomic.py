@@ -1,5 +1,6 @@
 """knn.core.atomic: a write is all or nothing, keeps the target's permissions, and cleans up after
 a writer that was killed mid-write."""
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,7 @@ def test_another_live_writers_temporary_file_is_left_alone(tmp_path):
 def test_a_failed_block_leaves_the_old_file(tmp_path):
     path = tmp_path / "p.npz"
     write_atomic(path, b"old")
-    with pytest.raises(RuntimeError):
-        with atomic_output(path) as tmp:
-            tmp.write_bytes(b"new")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError), atomic_output(path) as tmp:
+        tmp.write_bytes(b"new")
+        raise RuntimeError("disk full")
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["p.npz"]

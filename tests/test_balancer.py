@@ -8,6 +8,7 @@ reach the process that holds its Streamlit session, or the upload or the camera 
 processes' metrics files (knn.serving.metrics) say which LiveSessions each one holds and what
 they did. Slow (about two minutes): marked `browser`. Skips with a message if haproxy is absent.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,7 +40,7 @@ def project(photos, tmp_path_factory) -> Path:
     """A project file of two classes, made with the backbone the app starts with (images stored too)."""
     embedder = knn.Embedder(choose_backbone().backbone)
     clf = knn.KNNClassifier(k=3)
-    for label, name in zip(("rock", "scissors"), RESTORED):
+    for label, name in zip(("rock", "scissors"), RESTORED, strict=True):
         for path in photos[label][70:73]:
             image = knn.read_image(path)
             clf.add(embedder.embed_one(image), name, image=encode_jpeg(image))
@@ -68,8 +69,9 @@ def open_user(browser, lb: Balancer) -> User:
     context = browser.new_context(viewport={"width": 1400, "height": 1050})
     page = Page(context.new_page(), lb.url)
     server = lb.server_of(context)
-    snap = lb.names[server].wait_metrics(lambda m: {s["id"] for s in m["sessions"]} - before[server],
-                                         f"the new session on {server}", 60)
+    snap = lb.names[server].wait_metrics(
+        lambda m: {s["id"] for s in m["sessions"]} - before[server], f"the new session on {server}", 60
+    )
     (session,) = {s["id"] for s in snap["sessions"]} - before[server]
     return User(context, page, server, session)
 
@@ -81,9 +83,12 @@ def state(lb: Balancer, user: User) -> dict | None:
 def test_four_users_over_two_processes_each_stay_on_theirs(chromium, rock_video, photos, project, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    with AppServer(metrics=True, log=tmp_path / "app1.log") as one, \
-            AppServer(metrics=True, log=tmp_path / "app2.log") as two, Balancer([one, two]) as lb, \
-            sync_playwright() as p:
+    with (
+        AppServer(metrics=True, log=tmp_path / "app1.log") as one,
+        AppServer(metrics=True, log=tmp_path / "app2.log") as two,
+        Balancer([one, two]) as lb,
+        sync_playwright() as p,
+    ):
         browser = launch(p, rock_video)
         try:
             users = [open_user(browser, lb) for _ in range(4)]
@@ -95,9 +100,12 @@ def test_four_users_over_two_processes_each_stay_on_theirs(chromium, rock_video,
             for u in users:  # each camera's frames reach the process that holds its session
                 base = state(lb, u)["frames_processed"]
                 lb.names[u.server].wait_metrics(
-                    lambda m, u=u, base=base: any(s["id"] == u.session and s["frames_processed"] > base + 10
-                                                  for s in m["sessions"]),
-                    f"frames of the user on {u.server}", 60)
+                    lambda m, u=u, base=base: any(
+                        s["id"] == u.session and s["frames_processed"] > base + 10 for s in m["sessions"]
+                    ),
+                    f"frames of the user on {u.server}",
+                    60,
+                )
 
             camera, uploader, restorer, idle = users
             camera.page.page.bring_to_front()
@@ -110,10 +118,12 @@ def test_four_users_over_two_processes_each_stay_on_theirs(chromium, rock_video,
 
             # Each session holds exactly what its own user did, on its own process.
             expected = [3, uploads, 2 * 3, 0]
-            for u, n in zip(users, expected):  # (the metrics are written once a second)
+            for u, n in zip(users, expected, strict=True):  # (the metrics are written once a second)
                 lb.names[u.server].wait_metrics(
                     lambda m, u=u, n=n: any(s["id"] == u.session and s["examples"] == n for s in m["sessions"]),
-                    f"{n} examples in the session of the user on {u.server}", 20)
+                    f"{n} examples in the session of the user on {u.server}",
+                    20,
+                )
             idle.page.page.bring_to_front()
             assert [idle.page.count(s) for s in range(3)] == [0, 0, 0]
             assert idle.page.prediction() == "no examples"

@@ -3,6 +3,7 @@
 Chromium plays a .y4m video (written here from ../shared photos) as its camera; the app runs in a
 `streamlit run` subprocess with no ICE servers (loopback). Slow (about a minute): marked `browser`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

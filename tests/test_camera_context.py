@@ -4,6 +4,7 @@ drawn on every run (refused, leaving it stock, where the installed version or it
 What the check does to a camera under load was seen in bench/live.py's server log
 (docs/performance.md); here: it does that to a context the page drew in the run before, and not
 once the page has cleared the context's last-draw count."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """knn.classifier: voting, ties, caps, unknown, editing, evaluation, threads, and real photos."""
+
 from __future__ import annotations
 
 import math
@@ -84,7 +85,7 @@ def test_one_example_per_class_is_nearest_neighbour_not_first_class():
     for i, e in enumerate(emb):
         clf.add(e, f"c{i}")
     queries = emb + 0.3 * rng.standard_normal(emb.shape).astype(np.float32)
-    for i, q in enumerate(queries):
+    for q in queries:
         sims = (emb / np.linalg.norm(emb, axis=1, keepdims=True)) @ (q / np.linalg.norm(q))
         assert clf.predict(q).label == f"c{int(np.argmax(sims))}"
     assert sum(clf.predict(q).label == "c0" for q in queries) <= 2
@@ -173,7 +174,7 @@ def test_add_then_remove_restores_the_state(seed, n, extra, k):
     after = snapshot(clf)
     assert after[:3] == before[:3] and after[4] == before[4]
     np.testing.assert_array_equal(after[3], before[3])
-    for p, q in zip(predictions, (clf.predict(q) for q in queries)):
+    for p, q in zip(predictions, (clf.predict(q) for q in queries), strict=True):
         same_prediction(p, q)
 
 
@@ -192,7 +193,7 @@ def test_confidences_sum_to_one_and_agree_with_batches(seed, n, n_classes, k, th
     proba = clf.predict_proba(queries)
     many = clf.predict_many(queries)
     assert proba.shape == (len(queries), len(clf.classes))
-    for q, row, batch in zip(queries, proba, many):
+    for q, row, batch in zip(queries, proba, many, strict=True):
         p = clf.predict(q)
         same_prediction(p, batch)
         assert list(p.confidences) == clf.classes
@@ -475,7 +476,7 @@ def test_real_photos_few_shot(rps_dir: Path, embedder):
     assert five.classes == ["paper", "rock", "scissors"]
     for clf in (five, one):
         predicted = [p.label for p in clf.predict_many(query_emb)]
-        accuracy = np.mean([p == t for p, t in zip(predicted, truth)])
+        accuracy = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
         assert accuracy >= 0.7, f"{len(clf)} examples: accuracy {accuracy:.2f} (chance is 0.33)"
     ev = leave_one_out(five)  # leave-one-out on the 15 examples
     assert ev.n == 15 and ev.confusion.sum() == 15 and ev.accuracy >= 0.6

@@ -1,5 +1,6 @@
 """`python -m knn` on real photos, and on each kind of bad input: one clear line, exit code 2,
 nothing written."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,9 @@ PER_CLASS = 6
 
 def run(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "knn", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "knn", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -84,7 +86,7 @@ def test_predict_matches_the_engine(project, folders, embedder):
     files = [single, *sorted(folders["held_out"].iterdir(), key=natural_key)]
     assert [Path(line[0]) for line in lines] == files
     clf = load_project(project)
-    for (path, label, confidence), f in zip(lines, files):
+    for (_path, label, confidence), f in zip(lines, files, strict=True):
         pred = clf.predict(embedder.embed_one(read_image(f)))
         assert label == pred.label and float(confidence) == pytest.approx(pred.confidences[label], abs=1e-3)
         assert label == f.name.split("_")[0]  # the held-out photos are easy: all right
@@ -220,8 +222,13 @@ def test_folder_without_class_subfolders(folders, tmp_path):
 
 
 def test_bad_usage(project, folders, tmp_path):
-    for args in (["fly"], ["predict", project, folders["held_out"], "--nope"], ["teach", folders["teach"]],
-                 ["teach", folders["teach"], "-o", tmp_path / "p.npz", "-k", "0"], []):
+    for args in (
+        ["fly"],
+        ["predict", project, folders["held_out"], "--nope"],
+        ["teach", folders["teach"]],
+        ["teach", folders["teach"], "-o", tmp_path / "p.npz", "-k", "0"],
+        [],
+    ):
         result = run(*args)
         assert result.returncode == 2, args
         assert "usage: python -m knn" in result.stderr

@@ -9,6 +9,7 @@ for longer than the panel's period, which gives that order every time.
 
 Slow (about a minute): marked `browser`.
 """
+
 from __future__ import annotations
 
 import time
@@ -52,8 +53,11 @@ def late_click(page: Page, selector: str) -> None:
 def settled(app: AppServer, sid: int, key: str, expected: int, seconds: float = 20.0) -> int:
     """The session's `key` once it reached `expected` and stayed there for the panel's next few
     redraws (a copied click lands up to seconds after the click, when the tab sends it)."""
-    app.wait_metrics(lambda m: any(s["id"] == sid and s[key] >= expected for s in m["sessions"]),
-                     f"{key} to reach {expected}", seconds)
+    app.wait_metrics(
+        lambda m: any(s["id"] == sid and s[key] >= expected for s in m["sessions"]),
+        f"{key} to reach {expected}",
+        seconds,
+    )
     time.sleep(2 * HOLD_MS / 1000)
     return app.session(sid)[key]
 
@@ -69,10 +73,14 @@ def test_a_click_sent_after_the_panels_timer_acts_once(app, rock_video):
             snap = app.wait_metrics(lambda m: {s["id"] for s in m["sessions"]} - before, "the tab's session", 60)
             (sid,) = {s["id"] for s in snap["sessions"]} - before
             page.start_camera()
-            app.wait_metrics(lambda m: any(s["id"] == sid and s["frames_processed"] > 10 for s in m["sessions"]),
-                             "frames from the camera", 30)
-            for n, selector in enumerate([".st-key-add_0 button", ".st-key-quick_add_1 button",
-                                          ".st-key-add_0 button"], 1):
+            app.wait_metrics(
+                lambda m: any(s["id"] == sid and s["frames_processed"] > 10 for s in m["sessions"]),
+                "frames from the camera",
+                30,
+            )
+            for n, selector in enumerate(
+                [".st-key-add_0 button", ".st-key-quick_add_1 button", ".st-key-add_0 button"], 1
+            ):
                 late_click(page, selector)
                 assert settled(app, sid, "examples", n) == n, f"click {n} ({selector}) stored more than one frame"
                 page.wait_for(lambda n=n: page.count(0) + page.count(1) == n, f"{n} examples on the cards", 20)

@@ -1,5 +1,6 @@
 """knn.serving.clicks: which Streamlit it fits, and what it reads. The page's behaviour, a click
 acting once while the live panel redraws, is tests/test_clicks.py, in a real browser."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,15 +40,20 @@ def test_another_version_or_context_leaves_every_callback_running(caplog):
 
 def test_only_a_run_of_fragments_alone_marks_a_copy():
     assert fragments_alone(types.SimpleNamespace(fragment_ids_this_run=["live panel"]))
-    for full_run in (types.SimpleNamespace(fragment_ids_this_run=None), types.SimpleNamespace(fragment_ids_this_run=[])):
+    for full_run in (
+        types.SimpleNamespace(fragment_ids_this_run=None),
+        types.SimpleNamespace(fragment_ids_this_run=[]),
+    ):
         assert not fragments_alone(full_run)
     assert not fragments_alone(None)  # no script run (a bare call): nothing to tell
 
 
 def test_the_serving_process_starts_with_it():
     """What `streamlit run app.py` runs once per process (knn.serving.startup.start) turns it on."""
-    code = ("from knn.serving.settings import Settings; from knn.serving.startup import start; "
-            "print(start(Settings()).one_click_each)")
+    code = (
+        "from knn.serving.settings import Settings; from knn.serving.startup import start; "
+        "print(start(Settings()).one_click_each)"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "True"

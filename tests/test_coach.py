@@ -1,4 +1,5 @@
 """knn.core.coach: what the stored examples say to teach next, on made-up clusters and on real photos."""
+
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from knn.core.classifier import KNNClassifier
-from knn.core.coach import (FEW_EXAMPLES, HESITATION_SECONDS, Coaching, Hesitation, coach, neighbours_needed)
+from knn.core.coach import FEW_EXAMPLES, HESITATION_SECONDS, Coaching, Hesitation, coach, neighbours_needed
 from knn.core.evaluation import leave_one_out
 from knn.core.folders import class_folders
 from knn.core.images import center_crop_resize, read_image
@@ -114,8 +115,10 @@ def test_a_reported_hesitation_and_its_end_each_stand_for_the_hold():
 @pytest.fixture(scope="module")
 def rps_embedded(embedder, rps_dir) -> dict[str, np.ndarray]:
     """20 photos of each gesture, spread over each class's files."""
-    squares = {label: [center_crop_resize(read_image(p), embedder.input_size) for p in files[:120:6]]
-               for label, files in class_folders(rps_dir).items()}
+    squares = {
+        label: [center_crop_resize(read_image(p), embedder.input_size) for p in files[:120:6]]
+        for label, files in class_folders(rps_dir).items()
+    }
     return {label: np.asarray(embedder.embed(images)) for label, images in squares.items()}
 
 

@@ -5,6 +5,7 @@ answer to a check 1 s late (as a loaded server read its queued answers, docs/per
 Checks run every ~0.2 s instead of every ~5 s (aioice's CONSENT_INTERVAL, set for the test only),
 so that six failed checks take seconds, not half a minute.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -91,7 +92,7 @@ async def connected_then_watched(peer: SlowPeer, watch_seconds: float) -> bool:
     await asyncio.wait_for(asyncio.gather(local.connect(), remote_connected), 20)
     try:  # the far peer sends no data: recv() returns only when aioice gives the connection up
         await asyncio.wait_for(local.recv(), watch_seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return True
     except ConnectionError:
         return False
@@ -121,7 +122,10 @@ def test_with_the_adaptation_late_answers_keep_the_connection(stock_protocol, mo
 
 def test_applying_twice_subclasses_once(stock_protocol):
     assert consent.patient_consent() and consent.patient_consent(retransmissions=2)
-    assert [c for c in ice.StunProtocol.__mro__ if "request" in vars(c)] == [ice.StunProtocol.__mro__[1], stock_protocol]
+    assert [c for c in ice.StunProtocol.__mro__ if "request" in vars(c)] == [
+        ice.StunProtocol.__mro__[1],
+        stock_protocol,
+    ]
     assert ice.StunProtocol.stock is stock_protocol
     assert ice.StunProtocol.consent_retransmissions == 2
 
@@ -138,26 +142,32 @@ def module_like_ice(**changes) -> types.ModuleType:
     return fake
 
 
-@pytest.mark.parametrize("version, module, problem", [
-    ("0.14.0", ice, "aioice 0.14.0 is not a version this was checked against"),
-    ("0.13.0", module_like_ice(StunProtocol=object), "StunProtocol.request is missing"),
-    ("0.13.0", module_like_ice(Connection=type("Connection", (), {"query_consent": lambda self: None})),
-     "no longer asks for a single try"),
-])
-def test_a_mismatched_aioice_is_refused_with_a_warning_and_left_stock(version, module, problem, stock_protocol,
-                                                                      caplog):
+@pytest.mark.parametrize(
+    "version, module, problem",
+    [
+        ("0.14.0", ice, "aioice 0.14.0 is not a version this was checked against"),
+        ("0.13.0", module_like_ice(StunProtocol=object), "StunProtocol.request is missing"),
+        (
+            "0.13.0",
+            module_like_ice(Connection=type("Connection", (), {"query_consent": lambda self: None})),
+            "no longer asks for a single try",
+        ),
+    ],
+)
+def test_a_mismatched_aioice_is_refused_with_a_warning_and_left_stock(version, module, problem, stock_protocol, caplog):
     with caplog.at_level(logging.WARNING, logger="knn.serving.consent"):
         assert not consent.patient_consent(version=version, ice=module)
     assert problem in caplog.text
     assert ice.StunProtocol is stock_protocol
 
 
-
 def test_the_serving_process_starts_with_it():
     """What `streamlit run app.py` runs once per process (knn.serving.startup.start) applies it."""
-    code = ("from aioice import ice; from knn.serving.settings import Settings; "
-            "from knn.serving.startup import start; "
-            "started = start(Settings()); print(started.patient_consent, ice.StunProtocol.__name__)")
+    code = (
+        "from aioice import ice; from knn.serving.settings import Settings; "
+        "from knn.serving.startup import start; "
+        "started = start(Settings()); print(started.patient_consent, ice.StunProtocol.__name__)"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["True", "PatientConsentStunProtocol"]

@@ -4,6 +4,7 @@ No cluster here: the Kubernetes manifests are parsed and cross-checked (selector
 Secret keys they read, cookie affinity and timeouts on the Ingress, the settings the app reads).
 HAProxy's config is checked by haproxy itself (and driven live by tests/test_balancer.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -105,8 +106,9 @@ def test_haproxy_accepts_the_shipped_config():
     if haproxy is None:
         pytest.skip("haproxy is absent (apt-get install haproxy; .ci/run does)")
     env = {**os.environ, "KNN_LB_BIND": "127.0.0.1:8080", "KNN_APP1": "127.0.0.1:8501", "KNN_APP2": "127.0.0.1:8502"}
-    check = subprocess.run([haproxy, "-c", "-f", str(DEPLOY / "haproxy" / "haproxy.cfg")], env=env,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [haproxy, "-c", "-f", str(DEPLOY / "haproxy" / "haproxy.cfg")], env=env, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     config = (DEPLOY / "haproxy" / "haproxy.cfg").read_text()
     assert re.search(r"^\s*cookie KNN_SERVER insert indirect nocache", config, re.M)

@@ -1,4 +1,5 @@
 """Embedder on real photos: preprocessing, both runtimes, thread safety, no TensorFlow when warm."""
+
 from __future__ import annotations
 
 import subprocess
@@ -34,7 +35,8 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_default_embedder_is_the_best_one_found(embedder: knn.Embedder, models_dir: Path):
-    # conftest points KNN_WEIGHTS_DIR at ../shared/models (models_dir skips without it), which holds MobileNetV2's weights.
+    # conftest points KNN_WEIGHTS_DIR at ../shared/models (models_dir skips without it), which holds
+    # MobileNetV2's weights.
     assert embedder.backbone == "mobilenet_v2_1.0_224"
     assert embedder.runtime == "litert"
     assert embedder.dim == 1280 and embedder.input_size == 224
@@ -47,12 +49,10 @@ def test_default_embedder_is_the_best_one_found(embedder: knn.Embedder, models_d
 
 def test_default_falls_back_to_v1_from_pypi_offline(tmp_path: Path):
     """Without MobileNetV2's file and offline, v1 runs (its weights come from PyPI) and says why."""
-    from knn.model.choice import choose_backbone
 
     code = "from knn.model.choice import choose_backbone; c = choose_backbone(); print(c.backbone); print(c.reason)"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KNN_CACHE": str(tmp_path / "cache"), "KNN_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
-                         timeout=600)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     backbone, reason = out.stdout.splitlines()
     assert backbone == "mobilenet_v1_1.0_224"
@@ -78,9 +78,7 @@ def test_same_object_closer_than_different_objects(embedder: knn.Embedder, coil_
 def test_any_size_grey_and_rgba(embedder: knn.Embedder, photos):
     photo = photos[2]  # 300×200 RGB
     base = embedder.embed_one(photo)
-    big = np.asarray(
-        __import__("PIL.Image", fromlist=["Image"]).fromarray(photo).resize((1920, 1280))
-    )
+    big = np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(photo).resize((1920, 1280)))
     assert cosine(embedder.embed_one(big), base) > 0.95
     rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
     np.testing.assert_allclose(embedder.embed_one(rgba), base, rtol=1e-5, atol=1e-5)
@@ -130,9 +128,7 @@ def test_unknown_backbone_and_runtime():
 
 
 def run_python(code: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 

@@ -1,4 +1,5 @@
 """Few-shot evaluation on real photos, and the TF.js rule it is compared with."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -74,15 +75,21 @@ def test_only_the_files_a_split_uses_are_embedded(embedder, rps_dir):
 
     folders = class_folders(rps_dir)
     counting = Counting(embedder)
-    scores = evaluate(folders, [Configuration(embedder.backbone)], [1, 5], max_queries=10,
-                      embedder_for=lambda backbone: counting)
+    scores = evaluate(
+        folders, [Configuration(embedder.backbone)], [1, 5], max_queries=10, embedder_for=lambda backbone: counting
+    )
     examples = {f for files in folders.values() for n in (1, 5) for f in few_shot_split(files, n)[0]}
     assert counting.images == len(examples) + 3 * 10
     assert {(s.shots, s.method) for s in scores} == {(n, m) for n in (1, 5) for m in ("ours", "tfjs", "nearest")}
     assert all(s.queries == 30 for s in scores)
     counting.images = 0
-    evaluate(folders, [Configuration(embedder.backbone, augment=True)], [5], max_queries=10,
-             embedder_for=lambda backbone: counting)
+    evaluate(
+        folders,
+        [Configuration(embedder.backbone, augment=True)],
+        [5],
+        max_queries=10,
+        embedder_for=lambda backbone: counting,
+    )
     assert counting.images == 3 * 5 * 12 + 3 * 10
 
 

@@ -4,6 +4,7 @@ Both must give the engine's class for every test image and its probabilities wit
 classifier is small (3 examples per class, queries from the far half of each class) so the module
 runs in about a minute on two cores.
 """
+
 from __future__ import annotations
 
 import io
@@ -18,9 +19,9 @@ import numpy as np
 import pytest
 
 import knn
-from knn.model.export import ExportError, build_head, build_model, export_bytes, export_model, read_metadata
 from knn.core.evaluation import few_shot_split
 from knn.core.images import augmented_views, center_crop_resize, read_image
+from knn.model.export import ExportError, build_head, build_model, export_bytes, export_model, read_metadata
 from tests.conftest import class_files
 
 TOLERANCE = 1e-4
@@ -95,7 +96,10 @@ def test_keras_file_in_a_fresh_process_without_knn(exported, taught, tmp_path):
     # -I: no PYTHONPATH, no user site, and the cwd (tmp_path) is not the repository: knn cannot load.
     result = subprocess.run(
         [sys.executable, "-I", "-c", FRESH_PROCESS, str(exported["keras"]), "pixels.npy", "out.npz"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -141,8 +145,9 @@ def test_export_bytes_runs_in_a_child_process_one_at_a_time(taught, embedder, ex
     started = threading.Event()
 
     def build():
-        results["data"] = export_bytes(taught["clf"], embedder, "keras",
-                                       progress=lambda f, text: (steps.append((text, f)), started.set()))
+        results["data"] = export_bytes(
+            taught["clf"], embedder, "keras", progress=lambda f, text: (steps.append((text, f)), started.set())
+        )
 
     first = threading.Thread(target=build)
     first.start()
@@ -199,8 +204,7 @@ def test_head_follows_the_engine_on_ties_unknowns_and_empty_classes():
     clf = knn.KNNClassifier(k=4, unknown_threshold=0.25)
     for name in ("zeta", "alpha", "empty", "mid"):  # class order is not alphabetical
         clf.add_class(name)
-    rows = [(0, "zeta"), (0, "alpha"), (1, "zeta"), (1, "mid"), (2, "alpha"), (2, "alpha"),
-            (3, "mid"), (4, "zeta")]
+    rows = [(0, "zeta"), (0, "alpha"), (1, "zeta"), (1, "mid"), (2, "alpha"), (2, "alpha"), (3, "mid"), (4, "zeta")]
     for i, name in rows:
         clf.add(base[i], name)
     clf.add(-base[5], "mid")  # an opposite example: a token vote, never a negative one
@@ -249,8 +253,9 @@ def test_head_follows_the_engine_with_augmented_examples():
     np.testing.assert_allclose(out["similarity"], [p.similarity for p in predictions], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("backbone", ["mobilenet_v2_1.0_224", "mobilenet_v3_small_224", "mobilenet_v2_1.0_320",
-                                      "mobilenet_v1_1.0_320"])
+@pytest.mark.parametrize(
+    "backbone", ["mobilenet_v2_1.0_224", "mobilenet_v3_small_224", "mobilenet_v2_1.0_320", "mobilenet_v1_1.0_320"]
+)
 def test_other_backbone_families(backbone, rps_dir, models_dir, tmp_path):
     """v2 rescales in the export's own layer, v3 inside Keras' model, the accurate mode takes
     320×320 pixels: each must match the engine.
@@ -272,8 +277,9 @@ def test_other_backbone_families(backbone, rps_dir, models_dir, tmp_path):
     for name, paths in files.items():
         squares = [center_crop_resize(read_image(f), spec.size) for f in paths[:40:10]]
         if augment:
-            clf.add_many(embedder.embed([v for sq in squares for v in (sq, *augmented_views(sq))]), [name] * 4,
-                         vectors=[12] * 4)
+            clf.add_many(
+                embedder.embed([v for sq in squares for v in (sq, *augmented_views(sq))]), [name] * 4, vectors=[12] * 4
+            )
         else:
             clf.add_many(embedder.embed(squares), [name] * 4)
     images = [read_image(paths[-1]) for paths in files.values()]

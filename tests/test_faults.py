@@ -9,6 +9,7 @@ wait has a generous limit only so that a failure ends. Streamlit keeps a closed 
 disconnect of any session; the app's periodic garbage collection (KNN_GC_SECONDS) then frees it.
 Here the TTL is 1 s and the collection runs every second. Slow (a few minutes): marked `browser`.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,9 @@ request comes. Sessions do not grow it, so it is counted apart."""
 @pytest.fixture(scope="module")
 def app(rps_dir):
     skip_without_chromium()
-    yield from serve_app(metrics=True, metrics_interval=0.5,
-                         options={"server.disconnectedSessionTTL": 1}, env={"KNN_GC_SECONDS": "1"})
+    yield from serve_app(
+        metrics=True, metrics_interval=0.5, options={"server.disconnectedSessionTTL": 1}, env={"KNN_GC_SECONDS": "1"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +44,11 @@ def browser(app, rps_dir, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     photos = class_folders(rps_dir)
-    video = write_y4m(tmp_path_factory.mktemp("webcam") / "hands.y4m",
-                      [Image.open(p) for label in ("rock", "paper") for p in photos[label][:20:10]],
-                      frames_per_image=5)
+    video = write_y4m(
+        tmp_path_factory.mktemp("webcam") / "hands.y4m",
+        [Image.open(p) for label in ("rock", "paper") for p in photos[label][:20:10]],
+        frames_per_image=5,
+    )
     with sync_playwright() as p:
         chromium = launch(p, video)
         try:
@@ -92,7 +96,8 @@ def wait_processing(app: AppServer, *ids: int, frames: int = 10) -> None:
     base = {sid: processed(start, sid) or 0 for sid in ids}
     app.wait_metrics(
         lambda m: all((processed(m, sid) or 0) >= base[sid] + frames for sid in ids),
-        f"sessions {ids} to process {frames} more frames", 60,
+        f"sessions {ids} to process {frames} more frames",
+        60,
     )
 
 
@@ -137,7 +142,9 @@ def test_closing_a_tab_mid_stream_frees_its_session_and_the_others_keep_going(ap
         wait_processing(app, a.id, b.id)
         a.close()  # no STOP: the tab just goes away
         drop_expired_sessions(browser, app)
-        snap = app.wait_metrics(lambda m: a.id not in {s["id"] for s in m["sessions"]}, "A's LiveSession to be freed", 90)
+        snap = app.wait_metrics(
+            lambda m: a.id not in {s["id"] for s in m["sessions"]}, "A's LiveSession to be freed", 90
+        )
         assert b.id in {s["id"] for s in snap["sessions"]}
         app.wait_metrics(
             lambda m: all(threads_of(m, kind) == 1 for kind in PER_SESSION_THREADS), "A's threads to end", 90
@@ -170,12 +177,17 @@ def test_no_thread_or_session_is_left_once_every_tab_is_closed(app, browser, bas
     """Runs last: the tabs of the tests above are all closed."""
     visitor = drop_expired_sessions(browser, app)
     snap = app.wait_metrics(
-        lambda m: {s["id"] for s in m["sessions"]} <= {visitor}
-        and all(threads_of(m, k) == 0 for k in PER_SESSION_THREADS),
-        "every streaming session and its threads to end", 120,
+        lambda m: (
+            {s["id"] for s in m["sessions"]} <= {visitor} and all(threads_of(m, k) == 0 for k in PER_SESSION_THREADS)
+        ),
+        "every streaming session and its threads to end",
+        120,
     )
     assert not [k for k in snap["thread_kinds"] if k.startswith("ShutdownPolling")], snap["thread_kinds"]
     # What may remain beyond the baseline are pools that do not grow with the number of sessions
     # that came and went (asyncio's executor, where aiortc encodes, holds up to cores + 4 threads).
-    assert snap["threads"] - threads_of(snap, WEB_POOL) <= baseline_threads + 8, (baseline_threads, snap["thread_kinds"])
+    assert snap["threads"] - threads_of(snap, WEB_POOL) <= baseline_threads + 8, (
+        baseline_threads,
+        snap["thread_kinds"],
+    )
     assert threads_of(snap, WEB_POOL) <= WEB_POOL_LIMIT, snap["thread_kinds"]

@@ -2,6 +2,7 @@
 streamlit-webrtc (refused, leaving it stock, for a version it was not checked against).
 
 The relay itself, with a real coturn and Chromium, is tests/test_turn.py."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,11 +23,15 @@ def started(policy: str = "all", server_relay: bool = False) -> Started:
 
 
 def test_the_same_servers_for_both_peers_and_the_policy_where_it_can_go():
-    assert camera_rtc(TURN, started()) == {"frontend_rtc_configuration": {"iceServers": TURN},
-                                           "server_rtc_configuration": {"iceServers": TURN}}
+    assert camera_rtc(TURN, started()) == {
+        "frontend_rtc_configuration": {"iceServers": TURN},
+        "server_rtc_configuration": {"iceServers": TURN},
+    }
     relay = {"iceServers": TURN, "iceTransportPolicy": "relay"}
-    assert camera_rtc(TURN, started("relay", True)) == {"frontend_rtc_configuration": relay,
-                                                        "server_rtc_configuration": relay}
+    assert camera_rtc(TURN, started("relay", True)) == {
+        "frontend_rtc_configuration": relay,
+        "server_rtc_configuration": relay,
+    }
     # The adaptation did not apply: the browser alone is held to the relay.
     assert camera_rtc(TURN, started("relay", False))["server_rtc_configuration"] == {"iceServers": TURN}
     # No servers configured: the key is left out, so streamlit-webrtc chooses them for both peers.
@@ -63,8 +68,13 @@ def test_the_relay_policy_reaches_aiortc(component):
 def test_without_servers_streamlit_webrtc_still_chooses_them(component, monkeypatch):
     """The dict names a policy but no servers: they come from streamlit-webrtc (here Google's STUN,
     as no provider key is set), as for an empty dict."""
-    for name in ("CLOUDFLARE_TURN_KEY_ID", "CLOUDFLARE_TURN_KEY_API_TOKEN", "TWILIO_ACCOUNT_SID",
-                 "TWILIO_AUTH_TOKEN", "HF_TOKEN"):
+    for name in (
+        "CLOUDFLARE_TURN_KEY_ID",
+        "CLOUDFLARE_TURN_KEY_API_TOKEN",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "HF_TOKEN",
+    ):
         monkeypatch.delenv(name, raising=False)
     assert keep_server_transport_policy()
     config = component._resolve_server_rtc_configuration({"iceTransportPolicy": "relay"})

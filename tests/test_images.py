@@ -1,4 +1,5 @@
 """knn.images: decoding, conversions, limits and the stored JPEG."""
+
 from __future__ import annotations
 
 import io
@@ -12,7 +13,6 @@ from PIL import Image
 
 from knn.core import images
 from knn.core.images import (
-    read_square,
     MAX_PIXELS,
     ImageError,
     as_rgb,
@@ -20,6 +20,7 @@ from knn.core.images import (
     decode_jpeg,
     encode_jpeg,
     read_image,
+    read_square,
 )
 
 
@@ -83,9 +84,10 @@ def test_read_image_from_bytes_path_and_file(tmp_path: Path):
     data = _encode(rgb)
     path = tmp_path / "g.png"
     path.write_bytes(data)
-    for source in (data, bytearray(data), path, str(path), io.BytesIO(data), open(path, "rb")):
-        out = read_image(source)
-        assert out.dtype == np.uint8 and (out == rgb).all()
+    with path.open("rb") as file:
+        for source in (data, bytearray(data), path, str(path), io.BytesIO(data), file):
+            out = read_image(source)
+            assert out.dtype == np.uint8 and (out == rgb).all()
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "CMYK", "I;16"])

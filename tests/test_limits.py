@@ -1,5 +1,6 @@
 """knn.core.limits: each limit holds where the work it guards starts, and the limits agree: a
 session filled to all of them can still be saved as a project file."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """knn.memory: glibc's mmap threshold, fixed so large frame buffers go back to the system."""
+
 from __future__ import annotations
 
 import subprocess

@@ -1,4 +1,5 @@
 """knn.serving.metrics: the serving process's live numbers, written as JSON for benchmarks and tests."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """knn.core.names: one normalisation for every class name, wherever it comes from."""
+
 from __future__ import annotations
 
 import unicodedata
@@ -12,31 +13,37 @@ from knn.core.classifier import KNNClassifier
 from knn.core.names import normalise_name
 
 
-@pytest.mark.parametrize("typed, stored", [
-    (" a ", "a"),
-    ("a   b", "a b"),
-    ("a\u00a0b", "a b"),  # a no-break space is a space
-    ("e\u0301", "\u00e9"),  # the two ways to write é are one name
-    ("\ufeffmug\u200b", "mug"),  # invisible format characters at the ends go
-    ("👨\u200d👩\u200d👧", "👨\u200d👩\u200d👧"),  # zero-width joiners inside an emoji stay
-])
+@pytest.mark.parametrize(
+    "typed, stored",
+    [
+        (" a ", "a"),
+        ("a   b", "a b"),
+        ("a\u00a0b", "a b"),  # a no-break space is a space
+        ("e\u0301", "\u00e9"),  # the two ways to write é are one name
+        ("\ufeffmug\u200b", "mug"),  # invisible format characters at the ends go
+        ("👨\u200d👩\u200d👧", "👨\u200d👩\u200d👧"),  # zero-width joiners inside an emoji stay
+    ],
+)
 def test_look_alike_names_are_one(typed, stored):
     assert normalise_name(typed) == stored
 
 
-@pytest.mark.parametrize("name, words", [
-    ("", "empty"),
-    ("   ", "empty"),
-    ("\u200b", "empty"),
-    ("rock\ud800", "valid Unicode"),
-    ("a\nb", "control characters"),
-    ("a\tb", "control characters"),
-    ("a\u2028b", "separators"),
-    ("a\u2029b", "separators"),
-    ("\u202egnp.exe", "direction"),
-    ("x" * 81, "at most 80"),
-    (7, "must be text"),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("\u200b", "empty"),
+        ("rock\ud800", "valid Unicode"),
+        ("a\nb", "control characters"),
+        ("a\tb", "control characters"),
+        ("a\u2028b", "separators"),
+        ("a\u2029b", "separators"),
+        ("\u202egnp.exe", "direction"),
+        ("x" * 81, "at most 80"),
+        (7, "must be text"),
+    ],
+)
 def test_refused_names_say_why(name, words):
     with pytest.raises(ClassifierError, match=words):
         normalise_name(name)

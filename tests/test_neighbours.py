@@ -1,4 +1,5 @@
 """knn.core.neighbours: each example's nearest others, in chunks and kept up to date incrementally."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,7 +28,7 @@ def _brute_force(clf: KNNClassifier, m: int) -> tuple[list[list[int]], list[list
     state = clf.state()
     counts = state.vector_counts()
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    groups = [state.embeddings[s : s + c] for s, c in zip(starts, counts)]
+    groups = [state.embeddings[s : s + c] for s, c in zip(starts, counts, strict=True)]
     index, sims = [], []
     for i, g in enumerate(groups):
         scored = sorted(((-float((other @ g[0]).max()), j) for j, other in enumerate(groups) if j != i))[:m]

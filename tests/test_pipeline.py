@@ -1,5 +1,6 @@
 """knn.live.pipeline: the camera sink, the shared model worker and the result track, wired as
 streamlit-webrtc wires them (a MediaRelay between the tracks), with the real embedder."""
+
 from __future__ import annotations
 
 import asyncio
@@ -84,7 +85,7 @@ def test_on_frame_never_waits_for_a_busy_model_and_its_frame_gets_its_turn(embed
     assert result.width == 64
     assert other.snapshot().prediction.label == "blue"
     for b in busy:
-        wait_until(lambda: b.snapshot().stats.frames_processed == 1, 5, "the busy frames")
+        wait_until(lambda b=b: b.snapshot().stats.frames_processed == 1, 5, "the busy frames")
 
 
 def test_frames_during_a_backbone_switch_pass_captioned_and_unclassified(embedder):
@@ -113,6 +114,7 @@ def test_a_result_drawn_when_taken_is_drawn_only_if_taken():
         def make():
             drawn.append(info)
             return frame, info
+
         return make
 
     async def run():
@@ -125,6 +127,7 @@ def test_a_result_drawn_when_taken_is_drawn_only_if_taken():
     asyncio.run(run())
     assert drawn == ["b"]
     assert sent == ["b", "plain"]  # the drawing's own info is what the encoder's side is told
+
 
 def test_once_the_encoder_confirms_a_frame_the_next_result_waits_for_its_word():
     """streamlit-webrtc's relays would queue every result handed out; the track hands out the
@@ -159,6 +162,7 @@ def test_once_the_encoder_confirms_a_frame_the_next_result_waits_for_its_word():
         assert await asyncio.wait_for(track.recv(), 0.1) is b
 
     asyncio.run(run())
+
 
 def test_the_newest_result_replaces_one_not_taken_and_an_end_is_read_once():
     track = ResultTrack()

@@ -1,4 +1,5 @@
 """knn.project: round trips, and every kind of bad file refused with ProjectFileError."""
+
 from __future__ import annotations
 
 import io
@@ -14,11 +15,11 @@ from hypothesis import strategies as st
 from numpy.lib import format as npy_format
 
 from knn.core import project
+from knn.core.checks import ClassifierError
 from knn.core.classifier import KNNClassifier
 from knn.core.images import decode_jpeg, encode_jpeg
-from knn.core.checks import ClassifierError
-from knn.core.names import normalise_name
 from knn.core.limits import MAX_CLASSES, MAX_DIM, MAX_EXAMPLES, MAX_META_BYTES, MAX_STORED_VALUES
+from knn.core.names import normalise_name
 from knn.core.project import (
     FORMAT_VERSION,
     MAX_PROJECT_BYTES,
@@ -70,7 +71,7 @@ def assert_same(a: KNNClassifier, b: KNNClassifier) -> None:
     np.testing.assert_array_equal(sa[2], sb[2])
     queries = np.random.default_rng(1).standard_normal((5, a.dim or D))
     if len(a):
-        for p, q in zip(a.predict_many(queries), b.predict_many(queries)):
+        for p, q in zip(a.predict_many(queries), b.predict_many(queries), strict=True):
             # The same examples in another row order: equal within rounding, not bit for bit.
             assert p.label == q.label and list(p.confidences) == list(q.confidences)
             assert list(p.confidences.values()) == pytest.approx(list(q.confidences.values()), abs=1e-5)
@@ -161,8 +162,7 @@ def usable_name(text: str) -> str | None:
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(0, 12),
-    names=st.lists(st.text(min_size=1, max_size=8).map(usable_name).filter(bool), min_size=1, max_size=4,
-                   unique=True),
+    names=st.lists(st.text(min_size=1, max_size=8).map(usable_name).filter(bool), min_size=1, max_size=4, unique=True),
     k=st.integers(1, 9),
     threshold=st.none() | st.floats(-1, 1),
 )
@@ -225,7 +225,8 @@ def classes_member(names: list[str], extra: list[int]) -> bytes:
     header = io.BytesIO()
     npy_format.write_array_header_1_0(header, {"descr": f"<U{len(units)}", "fortran_order": False, "shape": (1,)})
     arrays["meta"] = np.frombuffer(
-        json.dumps(dict(json.loads(arrays["meta"].tobytes()), n_classes=1)).encode(), np.uint8)
+        json.dumps(dict(json.loads(arrays["meta"].tobytes()), n_classes=1)).encode(), np.uint8
+    )
     arrays["labels"] = np.zeros_like(arrays["labels"])
     good = npz_bytes({k: v for k, v in arrays.items() if k != "classes"} | {"classes": np.array(["x"])})
     return replace_member(good, "classes.npy", b"\x93NUMPY" + header.getvalue()[6:] + np.array(units, "<u4").tobytes())
@@ -304,16 +305,24 @@ def bad_files() -> dict[str, tuple[bytes, str]]:
         "above U+10FFFF": (classes_member([], extra=[0x110000]), "not valid text"),
         "line separator": (with_array("classes", np.array(["a", "b\u2028c", "d", "e"])), "separators"),
         "long class name": (with_array("classes", np.array(["a" * 81, "b", "c", "d"])), "at most 80"),
-        "too many examples": (with_array("labels", np.zeros(MAX_EXAMPLES + 1, np.int32)),
-                              f"{MAX_EXAMPLES + 1:,} entries; a project has at most {MAX_EXAMPLES:,}"),
-        "too many values": (with_array("embeddings", np.ones((MAX_STORED_VALUES // 2048 + 1, 2048), np.float32)),
-                            f"a project holds at most {MAX_STORED_VALUES:,}"),
-        "too many classes": (with_array("classes", np.array([f"c{i}" for i in range(MAX_CLASSES + 1)])),
-                             f"{MAX_CLASSES + 1} classes; a project has at most {MAX_CLASSES}"),
+        "too many examples": (
+            with_array("labels", np.zeros(MAX_EXAMPLES + 1, np.int32)),
+            f"{MAX_EXAMPLES + 1:,} entries; a project has at most {MAX_EXAMPLES:,}",
+        ),
+        "too many values": (
+            with_array("embeddings", np.ones((MAX_STORED_VALUES // 2048 + 1, 2048), np.float32)),
+            f"a project holds at most {MAX_STORED_VALUES:,}",
+        ),
+        "too many classes": (
+            with_array("classes", np.array([f"c{i}" for i in range(MAX_CLASSES + 1)])),
+            f"{MAX_CLASSES + 1} classes; a project has at most {MAX_CLASSES}",
+        ),
         "too wide embeddings": (with_array("embeddings", np.ones((n, MAX_DIM + 1), np.float32)), "values; at most"),
         "settings too large": (with_meta(pad="x" * 2 * MAX_META_BYTES), "more than a project can hold"),
-        "deeply nested settings": (with_array("meta", np.frombuffer(b"[" * 20_000 + b"]" * 20_000, np.uint8)),
-                                   "settings cannot be read"),
+        "deeply nested settings": (
+            with_array("meta", np.frombuffer(b"[" * 20_000 + b"]" * 20_000, np.uint8)),
+            "settings cannot be read",
+        ),
         "encrypted member": (flagged(good, "meta.npy", encrypted=True), "truncated or damaged"),
         "unknown compression": (flagged(good, "meta.npy", method=99), "truncated or damaged"),
         "bad backbone id": (with_meta(backbone="../../etc/passwd"), "'backbone'"),

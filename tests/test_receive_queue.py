@@ -6,6 +6,7 @@ the connection counts what it can still read: what waited in the kernel's queue,
 busy server would work through before reaching the present. Linux reports twice the size asked
 for (its bookkeeping), capped by `net.core.rmem_max`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +23,6 @@ import pytest
 from aioice import ice, turn
 
 from knn.serving import receive_queue
-
 from tests.ice_pair import DATAGRAM, RTP_LIKE, connected_pair, received, send_burst
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,14 +85,18 @@ def fake_module(**attributes) -> types.ModuleType:
     return module
 
 
-@pytest.mark.parametrize("version, ice_module, turn_module, problem", [
-    ("0.14.0", ice, turn, "aioice 0.14.0 is not a version this was checked against"),
-    ("0.13.0", ice, fake_module(), "aioice.turn.UDP_SOCKET_BUFFER_SIZE is missing"),
-    ("0.13.0", fake_module(), turn, "the source of aioice.ice is missing"),
-    ("0.13.0", turn, turn, "aioice.ice no longer reads turn.UDP_SOCKET_BUFFER_SIZE"),
-])
-def test_a_mismatched_aioice_is_refused_with_a_warning_and_left_stock(version, ice_module, turn_module, problem,
-                                                                      stock_size, caplog):
+@pytest.mark.parametrize(
+    "version, ice_module, turn_module, problem",
+    [
+        ("0.14.0", ice, turn, "aioice 0.14.0 is not a version this was checked against"),
+        ("0.13.0", ice, fake_module(), "aioice.turn.UDP_SOCKET_BUFFER_SIZE is missing"),
+        ("0.13.0", fake_module(), turn, "the source of aioice.ice is missing"),
+        ("0.13.0", turn, turn, "aioice.ice no longer reads turn.UDP_SOCKET_BUFFER_SIZE"),
+    ],
+)
+def test_a_mismatched_aioice_is_refused_with_a_warning_and_left_stock(
+    version, ice_module, turn_module, problem, stock_size, caplog
+):
     with caplog.at_level(logging.WARNING, logger="knn.serving.receive_queue"):
         assert not receive_queue.short_receive_queues(version=version, ice=ice_module, turn=turn_module)
     assert problem in caplog.text
@@ -102,13 +106,22 @@ def test_a_mismatched_aioice_is_refused_with_a_warning_and_left_stock(version, i
 def test_the_serving_process_applies_it_when_asked():
     """What `streamlit run app.py` runs once per process (knn.serving.startup.start) applies it when
     KNN_UDP_RECEIVE_QUEUE asks for it, and leaves aioice's own size otherwise."""
-    code = ("from aioice import turn; from knn.serving.settings import Settings; "
-            "from knn.serving.startup import start; "
-            "started = start(Settings.from_env()); print(started.short_queues, turn.UDP_SOCKET_BUFFER_SIZE)")
-    for env, expected in (({"KNN_UDP_RECEIVE_QUEUE": str(receive_queue.RECEIVE_QUEUE)},
-                           ["True", str(receive_queue.RECEIVE_QUEUE)]),
-                          ({}, ["False", str(STOCK_SIZE)])):
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                              env={**{k: v for k, v in os.environ.items() if k != "KNN_UDP_RECEIVE_QUEUE"}, **env})
+    code = (
+        "from aioice import turn; from knn.serving.settings import Settings; "
+        "from knn.serving.startup import start; "
+        "started = start(Settings.from_env()); print(started.short_queues, turn.UDP_SOCKET_BUFFER_SIZE)"
+    )
+    for env, expected in (
+        ({"KNN_UDP_RECEIVE_QUEUE": str(receive_queue.RECEIVE_QUEUE)}, ["True", str(receive_queue.RECEIVE_QUEUE)]),
+        ({}, ["False", str(STOCK_SIZE)]),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**{k: v for k, v in os.environ.items() if k != "KNN_UDP_RECEIVE_QUEUE"}, **env},
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.split()[-2:] == expected

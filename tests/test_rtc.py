@@ -1,6 +1,7 @@
 """knn.serving.rtc: aiortc's bandwidth estimate for incoming video never falls below the floor,
 its encoder for the video sent back never aims above the ceiling, and both adaptations refuse an
 aiortc they were not checked against, leaving it stock."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,9 @@ def _estimates(estimator_cls) -> list[int]:
     for frame in range(900):
         for _ in range(2):
             abs_send_time = int(send_ms * (1 << 18) / 1000) & 0xFFFFFF
-            estimate = estimator.add(arrival_time_ms=int(arrive_ms), abs_send_time=abs_send_time,
-                                     payload_size=300, ssrc=1234)
+            estimate = estimator.add(
+                arrival_time_ms=int(arrive_ms), abs_send_time=abs_send_time, payload_size=300, ssrc=1234
+            )
             if estimate is not None:
                 out.append(estimate[0])
             send_ms += 1
@@ -79,10 +81,13 @@ class _Changed:
         return 1000, [1]
 
 
-@pytest.mark.parametrize("version, estimator, problem", [
-    ("1.16.0", _Changed, "takes ['self', 'packet', 'now_ms']"),
-    ("2.0.0", None, "aiortc 2.0.0 is not a version"),
-])
+@pytest.mark.parametrize(
+    "version, estimator, problem",
+    [
+        ("1.16.0", _Changed, "takes ['self', 'packet', 'now_ms']"),
+        ("2.0.0", None, "aiortc 2.0.0 is not a version"),
+    ],
+)
 def test_a_mismatched_aiortc_is_refused_with_a_warning_and_left_stock(version, estimator, problem, caplog):
     from aiortc import rate as real_rate
 
@@ -102,7 +107,8 @@ def test_a_receiver_that_no_longer_builds_the_estimator_is_refused(caplog):
     rate = types.SimpleNamespace(RemoteBitrateEstimator=real_rate.RemoteBitrateEstimator)
     receiver = types.SimpleNamespace()  # its estimator now comes from elsewhere
     assert check_estimator(CHECKED_AIORTC[0], rate, receiver) == [
-        "aiortc.rtcrtpreceiver no longer builds aiortc.rate.RemoteBitrateEstimator"]
+        "aiortc.rtcrtpreceiver no longer builds aiortc.rate.RemoteBitrateEstimator"
+    ]
     assert floor_receive_bitrate(version=CHECKED_AIORTC[0], rate=rate, receiver=receiver) is False
     assert not hasattr(receiver, "RemoteBitrateEstimator")
 
@@ -150,7 +156,9 @@ def test_the_ceiling_caps_what_the_video_encoder_aims_at_and_encodes(sender):
     assert taken == [True]  # the frame's source heard that the encoder took it
     from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-    opus = sender.get_encoder(RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111))
+    opus = sender.get_encoder(
+        RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
+    )
     assert not hasattr(type(opus), "cap_bps")  # no bitrate to cap: left stock
 
 
@@ -161,14 +169,25 @@ def test_a_sender_that_no_longer_uses_get_encoder_is_refused(sender, caplog):
     assert check_sender(aiortc.__version__, aiortc.codecs, sender) == []
     other = types.SimpleNamespace(get_encoder=lambda codec: None)
     assert check_sender(CHECKED_AIORTC[0], aiortc.codecs, other) == [
-        "aiortc.rtcrtpsender no longer builds its encoders with aiortc.codecs.get_encoder"]
-    renamed = types.SimpleNamespace(vpx=types.SimpleNamespace(Vp8Encoder=type(
-        "Vp8Encoder", (), {"target_bitrate": property(lambda self: 0, lambda self, v: None),
-                           "encode": lambda self, frame, keyframe=False: None})),
-        get_encoder=aiortc.codecs.get_encoder)
+        "aiortc.rtcrtpsender no longer builds its encoders with aiortc.codecs.get_encoder"
+    ]
+    renamed = types.SimpleNamespace(
+        vpx=types.SimpleNamespace(
+            Vp8Encoder=type(
+                "Vp8Encoder",
+                (),
+                {
+                    "target_bitrate": property(lambda self: 0, lambda self, v: None),
+                    "encode": lambda self, frame, keyframe=False: None,
+                },
+            )
+        ),
+        get_encoder=aiortc.codecs.get_encoder,
+    )
     assert check_sender(CHECKED_AIORTC[0], renamed, sender) == [
         "aiortc.codecs.vpx.Vp8Encoder.encode takes ['self', 'frame', 'keyframe'], "
-        "expected ['self', 'frame', 'force_keyframe']"]
+        "expected ['self', 'frame', 'force_keyframe']"
+    ]
     with caplog.at_level(logging.WARNING, logger="knn.serving.rtc"):
         assert cap_send_bitrate(300_000, version="2.0.0", codecs=aiortc.codecs, sender=sender) is False
     assert sender.get_encoder is aiortc.codecs.get_encoder  # left as it was
@@ -203,8 +222,12 @@ def test_behind_streamlit_webrtcs_relays_the_encoder_gets_the_newest_result_not_
     sender.get_encoder = recording
     track = ResultTrack(lambda: handed.append)
     rng = np.random.default_rng(0)
-    noise = [av.VideoFrame.from_ndarray(rng.integers(0, 256, (480, 640, 3), np.uint8), format="rgb24")
-             .reformat(format="yuv420p") for _ in range(4)]  # noise: slow to encode, as a camera is
+    noise = [
+        av.VideoFrame.from_ndarray(rng.integers(0, 256, (480, 640, 3), np.uint8), format="rgb24").reformat(
+            format="yuv420p"
+        )
+        for _ in range(4)
+    ]  # noise: slow to encode, as a camera is
 
     async def run():
         relay = MediaRelay()

@@ -3,6 +3,7 @@
 Frames go through `session.pipeline.on_frame` (what the camera sink calls) and come back from the
 result track (what aiortc's encoder reads), with the real MobileNet embedder.
 """
+
 from __future__ import annotations
 
 import gc
@@ -23,7 +24,7 @@ from knn.core.images import center_crop_resize
 from knn.live.overlay import _band, model_input
 from knn.live.session import LiveError, LiveSession
 from knn.live.worker import ModelWorker
-from tests.frames import BLUE, GREEN, RED, SlowEmbedder, grey, photo_frame, show, solid, stamped, wait_until
+from tests.frames import BLUE, GREEN, RED, SlowEmbedder, grey, photo_frame, show, solid, wait_until
 
 
 @pytest.fixture()
@@ -326,9 +327,9 @@ def test_model_input_through_the_real_embedder_matches_the_pil_path(embedder, rp
 def test_the_returned_frame_is_yuv420p_with_only_the_banner_rows_changed(session):
     """aiortc encodes yuv420p: a frame in that format needs no conversion before its encode."""
     rng = np.random.default_rng(0)
-    frame = av.VideoFrame.from_ndarray(
-        rng.integers(0, 255, (240, 320, 3), np.uint8), format="rgb24"
-    ).reformat(format="yuv420p")
+    frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (240, 320, 3), np.uint8), format="rgb24").reformat(
+        format="yuv420p"
+    )
     before = frame.to_ndarray()
     out = show(session, frame)
     assert out.format.name == "yuv420p" and (out.width, out.height) == (320, 240)

@@ -1,4 +1,5 @@
 """knn.serving.settings: one object from the environment; bad values named, defaults kept."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,12 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_defaults_without_any_variable():
     s = Settings.from_env({})
     assert (s.threads, s.gc_seconds, s.min_bitrate, s.metrics_file, s.metrics_interval) == (
-        None, 30.0, MIN_VIDEO_BITRATE, None, 1.0)
+        None,
+        30.0,
+        MIN_VIDEO_BITRATE,
+        None,
+        1.0,
+    )
     assert s.steady is True
     assert s.problems == ()
     assert s.ice_server_list() is None  # streamlit-webrtc chooses (knn.serving.ice)
@@ -24,15 +30,28 @@ def test_defaults_without_any_variable():
 
 def test_every_variable_is_read():
     turn = [{"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": "c"}]
-    s = Settings.from_env({
-        "KNN_ICE_SERVERS": json.dumps(turn), "KNN_THREADS": "1", "KNN_GC_SECONDS": "2.5",
-        "KNN_MIN_BITRATE": "0", "KNN_METRICS_FILE": "/tmp/m.json", "KNN_METRICS_INTERVAL": "0.5",
-        "KNN_ICE_TRANSPORT_POLICY": "Relay", "KNN_STEADY": "0", "KNN_UDP_RECEIVE_QUEUE": "32768",
-    })
+    s = Settings.from_env(
+        {
+            "KNN_ICE_SERVERS": json.dumps(turn),
+            "KNN_THREADS": "1",
+            "KNN_GC_SECONDS": "2.5",
+            "KNN_MIN_BITRATE": "0",
+            "KNN_METRICS_FILE": "/tmp/m.json",
+            "KNN_METRICS_INTERVAL": "0.5",
+            "KNN_ICE_TRANSPORT_POLICY": "Relay",
+            "KNN_STEADY": "0",
+            "KNN_UDP_RECEIVE_QUEUE": "32768",
+        }
+    )
     assert s.ice_server_list() == turn and s.ice_transport_policy == "relay"
     assert s.steady is False and s.udp_receive_queue == 32768
     assert (s.threads, s.gc_seconds, s.min_bitrate, s.metrics_file, s.metrics_interval) == (
-        1, 2.5, 0, Path("/tmp/m.json"), 0.5)
+        1,
+        2.5,
+        0,
+        Path("/tmp/m.json"),
+        0.5,
+    )
     assert Settings.from_env({"KNN_ICE_SERVERS": "[]"}).ice_server_list() == []  # loopback
 
 
@@ -57,16 +76,19 @@ def test_relay_only_needs_a_turn_server():
     assert relay.ice_server_list(secret=turns) == turns
 
 
-@pytest.mark.parametrize("name, value, words", [
-    ("KNN_ICE_SERVERS", "{not json", "not valid JSON"),
-    ("KNN_ICE_SERVERS", '{"urls": "stun:x"}', "list of"),
-    ("KNN_THREADS", "two", "whole number"),
-    ("KNN_THREADS", "0", "at least 1"),
-    ("KNN_GC_SECONDS", "-1", "at least"),
-    ("KNN_MIN_BITRATE", "fast", "whole number"),
-    ("KNN_ICE_TRANSPORT_POLICY", "turn", "one of all, relay"),
-    ("KNN_STEADY", "yes", "0 or 1"),
-])
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("KNN_ICE_SERVERS", "{not json", "not valid JSON"),
+        ("KNN_ICE_SERVERS", '{"urls": "stun:x"}', "list of"),
+        ("KNN_THREADS", "two", "whole number"),
+        ("KNN_THREADS", "0", "at least 1"),
+        ("KNN_GC_SECONDS", "-1", "at least"),
+        ("KNN_MIN_BITRATE", "fast", "whole number"),
+        ("KNN_ICE_TRANSPORT_POLICY", "turn", "one of all, relay"),
+        ("KNN_STEADY", "yes", "0 or 1"),
+    ],
+)
 def test_a_bad_value_is_named_and_its_default_kept(name, value, words):
     s = Settings.from_env({name: value})
     (problem,) = s.problems

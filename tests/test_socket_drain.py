@@ -5,6 +5,7 @@ video-sized datagrams while its event loop does not run (as a busy server's loop
 the loop turns a few times, and the test counts what the connection's sockets passed on: asyncio
 alone reads one datagram per turn, so a busy loop leaves the rest in the kernel's queue.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,9 @@ def read_within_turns(layers: str) -> tuple[int, list[bytes]]:
                 passed.append(data)
                 super().datagram_received(data, addr)
 
-        protocol = socket_drain.draining_protocol(Counting, socket_drain.MOST) if layers == "drain over count" \
-            else Counting
+        protocol = (
+            socket_drain.draining_protocol(Counting, socket_drain.MOST) if layers == "drain over count" else Counting
+        )
         async with connected_pair(protocol) as (connection, _):
             await asyncio.sleep(0.2)  # the connectivity checks' last answers are read
             passed.clear()
@@ -85,8 +87,10 @@ def test_the_second_handle_on_each_socket_is_closed_with_its_connection():
 
 def test_it_keeps_the_patient_consent_checks_and_they_keep_it_in_either_order(monkeypatch):
     stock = getattr(ice.StunProtocol, "stock", ice.StunProtocol)
-    for first, second in ((socket_drain.drain_sockets, consent.patient_consent),
-                          (consent.patient_consent, socket_drain.drain_sockets)):
+    for first, second in (
+        (socket_drain.drain_sockets, consent.patient_consent),
+        (consent.patient_consent, socket_drain.drain_sockets),
+    ):
         monkeypatch.setattr(ice, "StunProtocol", stock)
         assert first() and second() and first() and second()  # as a second call of the startup would
         layers = [c for c in ice.StunProtocol.__mro__ if issubclass(c, stock)]
@@ -106,13 +110,19 @@ class ChangedProtocol(ice.StunProtocol):
         super().datagram_received(data, addr)
 
 
-@pytest.mark.parametrize("version, module, problem", [
-    ("0.14.0", ice, "aioice 0.14.0 is not a version this was checked against"),
-    ("0.13.0", types.ModuleType("fake"), "aioice.ice.StunProtocol is missing"),
-    ("0.13.0", types.SimpleNamespace(StunProtocol=ChangedProtocol),
-     "aioice.ice.StunProtocol.datagram_received takes ['self', 'data', 'addr', 'flags']"),
-    ("0.13.0", types.SimpleNamespace(StunProtocol=ice.StunProtocol), "the source of aioice.ice is missing"),
-])
+@pytest.mark.parametrize(
+    "version, module, problem",
+    [
+        ("0.14.0", ice, "aioice 0.14.0 is not a version this was checked against"),
+        ("0.13.0", types.ModuleType("fake"), "aioice.ice.StunProtocol is missing"),
+        (
+            "0.13.0",
+            types.SimpleNamespace(StunProtocol=ChangedProtocol),
+            "aioice.ice.StunProtocol.datagram_received takes ['self', 'data', 'addr', 'flags']",
+        ),
+        ("0.13.0", types.SimpleNamespace(StunProtocol=ice.StunProtocol), "the source of aioice.ice is missing"),
+    ],
+)
 def test_a_mismatched_aioice_is_refused_with_a_warning_and_left_stock(version, module, problem, caplog):
     stock = getattr(module, "StunProtocol", None)
     with caplog.at_level(logging.WARNING, logger="knn.serving.socket_drain"):
@@ -132,13 +142,23 @@ def test_an_aioice_that_builds_its_protocol_otherwise_is_refused(monkeypatch, ca
 def test_the_serving_process_applies_it_unless_told_not_to():
     """What `streamlit run app.py` runs once per process (knn.serving.startup.start) drains the
     sockets by default, and leaves asyncio's one datagram per turn with KNN_UDP_DRAIN=1."""
-    code = ("from aioice import ice; from knn.serving.settings import Settings; "
-            "from knn.serving.startup import start; "
-            "started = start(Settings.from_env()); print(started.drained_sockets, started.patient_consent, "
-            "getattr(ice.StunProtocol, 'drain_most', 1))")
-    for env, expected in (({}, ["True", "True", str(socket_drain.MOST)]),
-                          ({"KNN_UDP_DRAIN": "1"}, ["False", "True", "1"])):
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                              env={**{k: v for k, v in os.environ.items() if k != "KNN_UDP_DRAIN"}, **env})
+    code = (
+        "from aioice import ice; from knn.serving.settings import Settings; "
+        "from knn.serving.startup import start; "
+        "started = start(Settings.from_env()); print(started.drained_sockets, started.patient_consent, "
+        "getattr(ice.StunProtocol, 'drain_most', 1))"
+    )
+    for env, expected in (
+        ({}, ["True", "True", str(socket_drain.MOST)]),
+        ({"KNN_UDP_DRAIN": "1"}, ["False", "True", "1"]),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**{k: v for k, v in os.environ.items() if k != "KNN_UDP_DRAIN"}, **env},
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.split()[-3:] == expected

@@ -1,4 +1,5 @@
 """Rolling timings and frame rates for the live panel."""
+
 from __future__ import annotations
 
 import math

@@ -7,6 +7,7 @@ session's CameraSink or `FramePipeline.on_frame` (what the page registers), embe
 model. Time is the session's injectable clock, advanced 1/30 s per frame, so nothing here depends
 on how fast this machine is: the assertions are on counts.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -48,7 +49,7 @@ def i420(data: bytes, width: int = 640, height: int = 480, pts: int | None = Non
     """Raw I420 bytes (tests/webcam.py's layout) as a decoded camera frame."""
     frame = av.VideoFrame(width, height, "yuv420p")
     luma = width * height
-    for plane, part in zip(frame.planes, (data[:luma], data[luma : luma * 5 // 4], data[luma * 5 // 4 :])):
+    for plane, part in zip(frame.planes, (data[:luma], data[luma : luma * 5 // 4], data[luma * 5 // 4 :]), strict=True):
         rows = np.frombuffer(part, np.uint8).reshape(plane.height, plane.width)
         padded = np.zeros((plane.height, plane.line_size), np.uint8)
         padded[:, : plane.width] = rows
@@ -67,7 +68,7 @@ def taught(embedder, images, clock: Clock, worker: ModelWorker) -> LiveSession:
     """A session taught each gesture from its photo, shown still and centred: the prediction names
     the photo the model last saw (what is tested here is when it looks, not how well it knows)."""
     session = LiveSession(embedder, classes=list(GESTURES), worker=worker, clock=clock)
-    for label, image in zip(GESTURES, images):
+    for label, image in zip(GESTURES, images, strict=True):
         clock.tick()
         show(session, i420(rgb_to_i420(fit(image, 640, 480))))
         session.add_latest(label)
@@ -104,8 +105,9 @@ def settle(worker: ModelWorker) -> None:
     wait_until(lambda: worker.busy() == 0, 20, "the model worker to finish")
 
 
-def stream(session: LiveSession, frames: list[av.VideoFrame], clock: Clock,
-           worker: ModelWorker) -> list[tuple[bool, str | None]]:
+def stream(
+    session: LiveSession, frames: list[av.VideoFrame], clock: Clock, worker: ModelWorker
+) -> list[tuple[bool, str | None]]:
     """Each frame through the session's CameraSink, as the page wires it; per frame whether the
     model saw it and the prediction after it."""
 
@@ -141,26 +143,28 @@ def test_the_thumbnail_sees_the_same_scene_at_any_camera_size_and_format(photos)
     assert mean_abs_diff(thumbnail(big), thumbnail(other)) > 2 * STILL_MAD
 
 
-
 @pytest.mark.parametrize("size", [(640, 480), (3840, 2160), (320, 240)])
 def test_the_thumbnail_is_the_mean_grey_of_each_block_at_every_size(photos, size):
     """The block sums are 16-bit where a block's rows fit: no overflow, whatever the frame's size,
     down to one block of the whole square (32-bit sums) and a white frame (the largest sums)."""
-    for frame in (photo_frame(photos["rock"][10]).reformat(width=size[0], height=size[1]),
-                  av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 255, np.uint8), format="rgb24")
-                  .reformat(format="yuv420p")):
+    for frame in (
+        photo_frame(photos["rock"][10]).reformat(width=size[0], height=size[1]),
+        av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 255, np.uint8), format="rgb24").reformat(
+            format="yuv420p"
+        ),
+    ):
         plane = frame.planes[0]
         luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
         for side in (16, 1):
             block = min(luma.shape) // side
             top, left = (luma.shape[0] - block * side) // 2, (luma.shape[1] - block * side) // 2
-            square = luma[top: top + block * side, left: left + block * side].astype(np.float64)
+            square = luma[top : top + block * side, left : left + block * side].astype(np.float64)
             expected = square.reshape(side, block, side, block).mean(axis=(1, 3))
             np.testing.assert_allclose(thumbnail(frame, side), expected, rtol=1e-6)
 
-def test_a_hand_held_scene_costs_the_model_twice_a_second_and_each_change_is_embedded_at_once(
-        embedder, photos, clock):
-    images = [Image.open(photos[label][i]) for label, i in zip(GESTURES, (10, 30, 50))]
+
+def test_a_hand_held_scene_costs_the_model_twice_a_second_and_each_change_is_embedded_at_once(embedder, photos, clock):
+    images = [Image.open(photos[label][i]) for label, i in zip(GESTURES, (10, 30, 50), strict=True)]
     worker = ModelWorker("test-steady-video")
     session = taught(embedder, images, clock, worker)
     raw, segments = handheld(images, list(GESTURES), hold_seconds=(1.0, 2.0), seed=3)
@@ -274,8 +278,7 @@ def test_the_gate_replays_the_rules_on_its_own():
 
 
 def test_with_steady_scenes_off_the_model_sees_every_still_frame(embedder, photos, clock):
-    session = LiveSession(embedder, classes=["rock"], worker=ModelWorker("test-steady-off"), clock=clock,
-                          steady=False)
+    session = LiveSession(embedder, classes=["rock"], worker=ModelWorker("test-steady-off"), clock=clock, steady=False)
     raw, _ = handheld([Image.open(photos["rock"][10])] * 2, ["rock", "rock"], hold_seconds=(1.0, 1.0), seed=7)
     for _ in range(5):
         clock.tick()

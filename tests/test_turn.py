@@ -12,6 +12,7 @@ Chromium needs no flag for this: the relay candidates are 127.0.0.1 and Chromium
 What loopback needs is on coturn's side, which refuses loopback peers unless --allow-loopback-peers.
 Slow (about a minute per test): marked `browser`. Skips with a message if coturn is absent.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import CHROMIUM, RECORD_PEERS, AppServer, Page, TurnServer, find_binary, launch, skip_without_chromium
+from tests.browser import (
+    CHROMIUM,
+    RECORD_PEERS,
+    AppServer,
+    Page,
+    TurnServer,
+    find_binary,
+    launch,
+    skip_without_chromium,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -38,8 +48,10 @@ def chromium() -> Path:
 
 
 def relayed_app(turn: TurnServer, transport: str) -> AppServer:
-    return AppServer(metrics=True, env={"KNN_ICE_SERVERS": json.dumps(turn.ice_servers(transport)),
-                                        "KNN_ICE_TRANSPORT_POLICY": "relay"})
+    return AppServer(
+        metrics=True,
+        env={"KNN_ICE_SERVERS": json.dumps(turn.ice_servers(transport)), "KNN_ICE_TRANSPORT_POLICY": "relay"},
+    )
 
 
 def open_page(p, app: AppServer, video: Path):
@@ -68,8 +80,9 @@ def mirrored_allocations(turn: TurnServer) -> list[tuple[str, str]]:
     what one relay address sent being what the other received, both ways (within 5%: packets in
     flight at the end). That is browser -> its allocation -> the server's allocation -> aiortc,
     and the captioned video back."""
+
     def mirrored(a: tuple[int, int], b: tuple[int, int]) -> bool:
-        return all(abs(x - y) <= 0.05 * max(x, y) for x, y in zip(a, reversed(b)))
+        return all(abs(x - y) <= 0.05 * max(x, y) for x, y in zip(a, reversed(b), strict=True))
 
     deadline = time.monotonic() + 30
     while True:
@@ -96,8 +109,11 @@ def test_frames_and_predictions_flow_through_the_relay(chromium, photos, rock_vi
             # Both peers allocated a relay address: the browser's and the server's.
             assert len(turn.allocations()) >= 2, turn.log()[-3000:]
             examples = 3 + len(photos["paper"][60::12])
-            app.wait_metrics(lambda m: [(s["examples"], s["frames_processed"] > 30) for s in m["sessions"]]
-                             == [(examples, True)], f"one session with {examples} examples processing frames", 30)
+            app.wait_metrics(
+                lambda m: [(s["examples"], s["frames_processed"] > 30) for s in m["sessions"]] == [(examples, True)],
+                f"one session with {examples} examples processing frames",
+                30,
+            )
             page.page.mouse.move(1380, 20)  # no tooltip over the page
             time.sleep(3.0)  # the live panel's rates settle
             page.page.screenshot(path=str(tmp_path / "relay.png"), full_page=True)
@@ -117,8 +133,11 @@ def test_aiortc_and_chromium_reach_the_relay_over_tcp(chromium, rock_video):
         browser, page = open_page(p, app, rock_video)
         try:
             page.start_camera()
-            app.wait_metrics(lambda m: m["sessions"] and m["sessions"][0]["frames_processed"] > 90,
-                             "frames processed on the server", 30)
+            app.wait_metrics(
+                lambda m: m["sessions"] and m["sessions"][0]["frames_processed"] > 90,
+                "frames processed on the server",
+                30,
+            )
             relay_pair(page)
             page.stop_camera()
             pairs = mirrored_allocations(turn)

@@ -13,6 +13,7 @@
 Slow (a few minutes: it builds a model file and switches the backbone's input size): `browser`.
 Set KNN_UI_SHOTS=folder to keep a screenshot after every step of the walk.
 """
+
 from __future__ import annotations
 
 import os
@@ -117,8 +118,9 @@ def test_every_action_keeps_the_camera_streaming(app, playwright, rock_video, ph
         walk.step("add a class", lambda: add_class(user))
         walk.step("upload to the new class", lambda: tab.upload(3, photos["scissors"][60:62]))
         walk.step("clear a class", lambda: class_menu(user, 3, "clear", lambda: tab.count(3) == 0))
-        walk.step("delete a class", lambda: class_menu(user, 3, "delete",
-                                                       lambda: not page.locator(".st-key-class_3").count()))
+        walk.step(
+            "delete a class", lambda: class_menu(user, 3, "delete", lambda: not page.locator(".st-key-class_3").count())
+        )
         tab.sidebar_section("Settings")
         walk.step("k", lambda: number(user, "k", 5))
         walk.step("threshold", lambda: slide(user, "threshold", 3))
@@ -148,12 +150,16 @@ def test_every_action_keeps_the_camera_streaming(app, playwright, rock_video, ph
 
 # ---- the actions ---------------------------------------------------------------------------------
 
+
 def record(user: User, slot: int) -> None:
     before = user.tab.count(slot)
     user.tab.button(f"record_{slot}").click()
     user.tab.wait_for(lambda: user.visible("Recording into"), "the recording's progress bar", 20)
-    user.tab.wait_for(lambda: not user.visible("Recording into") and user.tab.count(slot) > before + 5,
-                      "the recorded frames on the card", 30)
+    user.tab.wait_for(
+        lambda: not user.visible("Recording into") and user.tab.count(slot) > before + 5,
+        "the recorded frames on the card",
+        30,
+    )
 
 
 def refused_upload(user: User, folder: Path, good: Path) -> None:
@@ -161,8 +167,11 @@ def refused_upload(user: User, folder: Path, good: Path) -> None:
     notes.write_text("this is text, not a photo")
     before = user.tab.count(1)
     user.page.locator('.st-key-class_1 input[type="file"]').set_input_files([str(notes), str(good)])
-    user.tab.wait_for(lambda: user.tab.count(1) == before + 1 and user.visible("Refused: notes.jpg"),
-                      "one image added and notes.jpg refused", 60)
+    user.tab.wait_for(
+        lambda: user.tab.count(1) == before + 1 and user.visible("Refused: notes.jpg"),
+        "one image added and notes.jpg refused",
+        60,
+    )
 
 
 def rename(user: User, slot: int, name: str) -> None:
@@ -207,8 +216,11 @@ def slide(user: User, key: str, steps: int) -> None:
 
 def switch_input(user: User, mode: str, size: str) -> None:
     user.page.locator(".st-key-resolution label", has_text=mode).first.click()
-    user.tab.wait_for(lambda: f"{mode} input ({size} px)" in user.text(".st-key-live_prediction"),
-                      f"the live panel saying {mode} input", 240)
+    user.tab.wait_for(
+        lambda: f"{mode} input ({size} px)" in user.text(".st-key-live_prediction"),
+        f"the live panel saying {mode} input",
+        240,
+    )
 
 
 def download(user: User, key: str, path: Path) -> None:
@@ -225,8 +237,11 @@ def restore(user: User, path: Path, says: str) -> None:
 
 def build_model(user: User) -> None:
     user.tab.button("build_export").click()
-    user.tab.wait_for(lambda: user.page.locator(".st-key-download_export button:visible").count() > 0,
-                      "the model file's download button", 240)
+    user.tab.wait_for(
+        lambda: user.page.locator(".st-key-download_export button:visible").count() > 0,
+        "the model file's download button",
+        240,
+    )
 
 
 def open_tab(user: User, name: str, shows: str) -> None:
@@ -305,7 +320,7 @@ def test_the_coach_flags_photos_of_another_class_and_fixes_them_in_one_click(app
         page.screenshot(path=str(DOCS / "screenshot.png"))
         for moved in (1, 2):
             cards.first.locator("button:visible", has_text="Move to “fist”").click()
-            tab.wait_for(lambda: tab.count(0) == 13 + moved, f"photo {moved} moved to fist", 20)
+            tab.wait_for(lambda moved=moved: tab.count(0) == 13 + moved, f"photo {moved} moved to fist", 20)
         tab.wait_for(lambda: tab.count(1) == 10 and cards.count() == 0, "no more fist photos in paper", 60)
         user.streaming("the coach's moves")
     finally:

@@ -1,4 +1,5 @@
 """Weights: the offline conversion from the PyPI graph, checked against Google's reference weights."""
+
 from __future__ import annotations
 
 import subprocess
@@ -42,7 +43,7 @@ def test_conversion_matches_reference_weights(converted: Path, models_dir: Path)
     spec = get_backbone("mobilenet_v1_1.0_224")
     ours = spec.build_keras_model(converted / "mobilenet_v1_1.0_224.weights.h5", include_top=True)
     ref = spec.build_keras_model(models_dir / "mobilenet_v1_1.0_224.weights.h5", include_top=True)
-    pairs = list(zip(ours.weights, ref.weights))
+    pairs = list(zip(ours.weights, ref.weights, strict=True))
     assert len(pairs) == len(ref.weights) > 100
     worst = max(float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in pairs)
     assert worst < 1e-5
@@ -71,7 +72,7 @@ def test_headless_file_equals_full_model_body(converted: Path):
     checked = 0
     for layer in (layer for layer in body.layers if layer.weights):
         checked += 1
-        for a, b in zip(layer.get_weights(), full.get_layer(layer.name).get_weights()):
+        for a, b in zip(layer.get_weights(), full.get_layer(layer.name).get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
     assert checked == 2 * 27  # 27 convolutions, each followed by a batch norm
 
@@ -123,8 +124,12 @@ def test_unavailable_weights_name_the_file_and_where_to_put_it(tmp_path: Path):
     )
     env = {"KNN_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KNN_OFFLINE": "1"}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env,
-        cwd=Path(__file__).resolve().parents[1], timeout=120,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=120,
     ).stdout
     v1, v2 = out.splitlines()
     assert "mobilenet_v1_1.0_224_no_top.weights.h5" in v1

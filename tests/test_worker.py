@@ -1,4 +1,5 @@
 """ModelWorker: its threads run every session's frames, the newest per session, fairly."""
+
 from __future__ import annotations
 
 import threading
@@ -19,6 +20,7 @@ def test_a_newer_job_replaces_a_waiting_one():
             if name == "blocker":
                 gate.wait(5)
             ran.append(name)
+
         return run
 
     assert worker.submit("a", 0.0, job("blocker")) is False
@@ -53,6 +55,7 @@ def test_two_threads_run_two_keys_at_once_but_never_one_key_twice():
             with lock:
                 running[key] -= 1
             done.release()
+
         return run
 
     submitted = 0

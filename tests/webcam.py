@@ -6,12 +6,13 @@ Chromium's `--use-file-for-fake-video-capture=FILE.y4m` plays the file in a loop
 holds things up to it: each photo held 1-3 s with per-frame sensor noise and a hand's few pixels
 of tremor, then swept out by the next one.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -51,8 +52,9 @@ def write_y4m(
     return write_y4m_frames(path, frames, width, height, fps)
 
 
-def write_y4m_frames(path: str | Path, frames: Iterable[bytes], width: int = 640, height: int = 480,
-                     fps: int = 30) -> Path:
+def write_y4m_frames(
+    path: str | Path, frames: Iterable[bytes], width: int = 640, height: int = 480, fps: int = 30
+) -> Path:
     """Write raw I420 frames (Y, U, V planes, `rgb_to_i420`'s layout) as a 4:2:0 .y4m video."""
     if width % 2 or height % 2:
         raise ValueError("4:2:0 needs an even width and height")
@@ -111,7 +113,7 @@ def handheld(
     rng = np.random.default_rng(seed)
     holds = [int(round(rng.uniform(*hold_seconds) * fps)) for _ in images]
     segments, start = [], 0
-    for i, (hold, label) in enumerate(zip(holds, labels)):
+    for i, (hold, label) in enumerate(zip(holds, labels, strict=True)):
         segments.append(Segment(start, start + hold, "hold", i, label))
         nxt = (i + 1) % len(images)
         segments.append(Segment(start + hold, start + hold + move_frames, "move", nxt, labels[nxt]))
@@ -129,7 +131,9 @@ def handheld(
             here, there = fitted[i], fitted[(i + 1) % len(images)]
             for step in range(1, move_frames + 1):  # the next photo pushes this one out to the left
                 shift = round(width * step / (move_frames + 1))
-                both = np.concatenate([here[pad : pad + height, pad + shift :], there[pad : pad + height, pad:]], axis=1)
+                both = np.concatenate(
+                    [here[pad : pad + height, pad + shift :], there[pad : pad + height, pad:]], axis=1
+                )
                 yield _noisy(both[:, :width], noise, rng)
 
     return frames(), segments
@@ -144,8 +148,9 @@ def _noisy(rgb: np.ndarray, noise: float, rng: np.random.Generator) -> bytes:
     return np.clip(planes + 0.5, 0, 255).astype(np.uint8).tobytes()
 
 
-def write_handheld(path: str | Path, images: Sequence[Image.Image | np.ndarray], labels: Sequence[str],
-                   fps: int = 30, **options) -> tuple[Path, list[Segment]]:
+def write_handheld(
+    path: str | Path, images: Sequence[Image.Image | np.ndarray], labels: Sequence[str], fps: int = 30, **options
+) -> tuple[Path, list[Segment]]:
     """`handheld`'s video as a .y4m, its schedule beside it as JSON (`read_schedule`)."""
     width, height = options.get("width", 640), options.get("height", 480)
     frames, segments = handheld(images, labels, fps=fps, **options)

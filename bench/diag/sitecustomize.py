@@ -1,6 +1,7 @@
 """Loaded by the app server of `bench/live.py --webrtc-log FILE` (PYTHONPATH): streamlit-webrtc's
 DEBUG and aiortc's and aioice's INFO lines into FILE, which is how the lost streams were traced
 (docs/performance.md). Diagnostics only: the app never imports this."""
+
 import logging
 import os
 

@@ -6,13 +6,14 @@ mid-write (kill -9) cannot remove its temporary file, so the next write of the s
 the ones whose process is gone. Overwriting keeps the target's permissions (a 0600 project stays
 private); a new file is 0644, so a shared cache or project can be read by others.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 NEW_FILE_MODE = 0o644
 
@@ -31,8 +32,9 @@ def atomic_output(out: str | os.PathLike) -> Iterator[Path]:
         mode = out.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = NEW_FILE_MODE
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp" + "".join(out.suffixes),
-                                dir=out.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp" + "".join(out.suffixes), dir=out.parent
+    )
     os.close(fd)
     tmp = Path(name)
     try:
@@ -46,11 +48,10 @@ def atomic_output(out: str | os.PathLike) -> Iterator[Path]:
 
 def write_atomic(out: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `out` atomically, flushed to disk before it takes the real name."""
-    with atomic_output(out) as tmp:
-        with open(tmp, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
+    with atomic_output(out) as tmp, open(tmp, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def remove_stale_temporaries(out: Path) -> list[Path]:
@@ -62,7 +63,7 @@ def remove_stale_temporaries(out: Path) -> list[Path]:
     except OSError:
         return removed
     for path in candidates:
-        pid_text = path.name[len(prefix):].split(".", 1)[0]
+        pid_text = path.name[len(prefix) :].split(".", 1)[0]
         if pid_text.isdigit() and not _alive(int(pid_text)):
             try:
                 path.unlink()

@@ -1,10 +1,11 @@
 """What the classifier accepts: settings, images and embeddings, each refused with a message that
 says what is wrong (`ClassifierError`). Class names: knn.core.names."""
+
 from __future__ import annotations
 
-import numpy as np
-
 from collections.abc import Sequence
+
+import numpy as np
 
 from .limits import MAX_STORED_JPEG_BYTES, MAX_VECTORS_PER_EXAMPLE
 
@@ -42,8 +43,10 @@ def check_image(image: object) -> bytes | None:
     if not isinstance(image, (bytes, bytearray, memoryview)):
         raise ClassifierError(f"an example's image must be JPEG bytes or None, got {type(image).__name__}")
     if len(image) > MAX_STORED_JPEG_BYTES:  # so that a full session always fits in a project file
-        raise ClassifierError(f"an example's image is {len(image) / 1024:.0f} kB; at most "
-                              f"{MAX_STORED_JPEG_BYTES // 1024} kB are stored (knn.core.images.encode_jpeg keeps to it)")
+        raise ClassifierError(
+            f"an example's image is {len(image) / 1024:.0f} kB; at most "
+            f"{MAX_STORED_JPEG_BYTES // 1024} kB are stored (knn.core.images.encode_jpeg keeps to it)"
+        )
     return bytes(image) or None
 
 
@@ -57,8 +60,12 @@ def as_batch(embeddings: object, what: str) -> np.ndarray:
     return array
 
 
-def as_examples(embeddings: object, labels: Sequence[str] | str, images: Sequence[bytes | None] | None,
-                vectors: Sequence[int] | None) -> tuple[np.ndarray, list, list[bytes | None], list[int]]:
+def as_examples(
+    embeddings: object,
+    labels: Sequence[str] | str,
+    images: Sequence[bytes | None] | None,
+    vectors: Sequence[int] | None,
+) -> tuple[np.ndarray, list, list[bytes | None], list[int]]:
     """`add_many`'s arguments checked against each other: (embeddings [R, D], N labels, N images,
     N vector counts summing to R)."""
     batch = as_batch(embeddings, "add_many")

@@ -1,5 +1,6 @@
 """The classes of a classifier: names in order, each one's index and example count, and the
 alphabetical rank that breaks the last ties. Not thread-safe: the classifier's lock guards it."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -15,8 +16,9 @@ class ClassList:
     """Class names in creation order, at most `limit` of them; renaming keeps a class's place.
     Names are looked up and stored normalised (knn.core.names)."""
 
-    def __init__(self, names: list[str] | None = None, counts: list[int] | None = None,
-                 limit: int = MAX_CLASSES) -> None:
+    def __init__(
+        self, names: list[str] | None = None, counts: list[int] | None = None, limit: int = MAX_CLASSES
+    ) -> None:
         self.limit = limit
         self.names: list[str] = list(names or [])
         self.counts: list[int] = list(counts or [0] * len(self.names))
@@ -60,8 +62,9 @@ class ClassList:
         if label in self._index:
             raise ClassifierError(f"a class named {label!r} already exists")
         if len(self.names) >= self.limit:
-            raise ClassifierError(f"there are {len(self.names)} classes, the most one classifier holds; "
-                                  "delete one first")
+            raise ClassifierError(
+                f"there are {len(self.names)} classes, the most one classifier holds; delete one first"
+            )
         self.names.append(label)
         self.counts.append(0)
         self._changed()
@@ -92,8 +95,10 @@ class ClassList:
         classes than `limit` or more than `per_class` examples in a class; changes nothing."""
         new = len({label for label in labels if label not in self})
         if len(self) + new > self.limit:
-            raise ClassifierError(f"this would make {len(self) + new} classes; one classifier holds at most "
-                                  f"{self.limit}: delete a class first")
+            raise ClassifierError(
+                f"this would make {len(self) + new} classes; one classifier holds at most "
+                f"{self.limit}: delete a class first"
+            )
         for label, extra in Counter(labels).items():
             have = self.counts[self.index(label)] if label in self else 0
             if have + extra > per_class:
@@ -102,5 +107,5 @@ class ClassList:
                     "remove some examples first (or raise max_examples_per_class)"
                 )
 
-    def copy(self) -> "ClassList":
+    def copy(self) -> ClassList:
         return ClassList(self.names, self.counts, self.limit)

@@ -19,19 +19,20 @@ pred = clf.predict(embedder.embed_one(frame))
 pred.label, pred.confidences, pred.similarity, pred.neighbors
 ```
 """
+
 from __future__ import annotations
 
 import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+
 import numpy as np
 
-from .checks import (ClassifierError, as_batch, as_examples, as_single, check_cap, check_k, check_threshold,
-                     normalise)
-from .names import normalise_name
+from .checks import ClassifierError, as_batch, as_examples, as_single, check_cap, check_k, check_threshold, normalise
 from .classes import ClassList
 from .limits import MAX_CLASSES, MAX_EXAMPLES, MAX_EXAMPLES_PER_CLASS, MAX_STORED_VALUES
+from .names import normalise_name
 from .store import EmbeddingStore
 from .voting import is_unknown, vote, vote_one
 
@@ -114,8 +115,12 @@ class ClassifierState:
     def check(self) -> None:
         """Refuse (ClassifierError) a state whose parts do not agree."""
         labels, counts = np.asarray(self.labels), self.vector_counts()
-        if labels.ndim != 1 or len(labels) != len(self.images) or len(counts) != len(labels) \
-                or int(counts.sum()) != len(self.embeddings):
+        if (
+            labels.ndim != 1
+            or len(labels) != len(self.images)
+            or len(counts) != len(labels)
+            or int(counts.sum()) != len(self.embeddings)
+        ):
             raise ClassifierError("the numbers of embeddings, labels and images differ")
         if len(labels) and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= len(self.classes)):
             raise ClassifierError("an example refers to a class that does not exist")
@@ -126,8 +131,11 @@ class ClassifierState:
         counts = self.vector_counts()
         if len(counts) == len(self.embeddings):
             return self.embeddings
-        return self.embeddings[np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)] if len(counts) \
+        return (
+            self.embeddings[np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)]
+            if len(counts)
             else self.embeddings[:0]
+        )
 
 
 class Setting:
@@ -177,9 +185,15 @@ class KNNClassifier:
     # Lowering the cap below a class's count keeps the examples; it only refuses further adds.
     max_examples_per_class = Setting(check_cap)
 
-    def __init__(self, k: int = 3, unknown_threshold: float | None = None,
-                 max_examples_per_class: int = MAX_EXAMPLES_PER_CLASS, max_examples: int = MAX_EXAMPLES,
-                 max_classes: int = MAX_CLASSES, max_values: int = MAX_STORED_VALUES):
+    def __init__(
+        self,
+        k: int = 3,
+        unknown_threshold: float | None = None,
+        max_examples_per_class: int = MAX_EXAMPLES_PER_CLASS,
+        max_examples: int = MAX_EXAMPLES,
+        max_classes: int = MAX_CLASSES,
+        max_values: int = MAX_STORED_VALUES,
+    ):
         self._lock = threading.RLock()
         self.k, self.unknown_threshold, self.max_examples_per_class = k, unknown_threshold, max_examples_per_class
         self.max_examples, self.max_values = check_cap(max_examples), check_cap(max_values)
@@ -204,7 +218,7 @@ class KNNClassifier:
     def counts(self) -> dict[str, int]:
         """Number of examples per class, in class order."""
         with self._lock:
-            return dict(zip(self._classes.names, self._classes.counts))
+            return dict(zip(self._classes.names, self._classes.counts, strict=True))
 
     def __len__(self) -> int:
         return len(self._store)
@@ -392,8 +406,14 @@ class KNNClassifier:
         # remove(), and copying the store per frame would cost as much as the product itself.
         # The product is short (~1 ms at 10k × 1024) and releases the GIL.
         sims, rows = self._store.nearest(queries, self.k)
-        return _predictions(sims.tolist(), self._store.classes_at(rows).tolist(), self._store.ids_at(rows).tolist(),
-                            classes, self._classes.rank(), self.unknown_threshold)
+        return _predictions(
+            sims.tolist(),
+            self._store.classes_at(rows).tolist(),
+            self._store.ids_at(rows).tolist(),
+            classes,
+            self._classes.rank(),
+            self.unknown_threshold,
+        )
 
     def predict(self, embedding: np.ndarray) -> Prediction:
         """Classify one embedding.
@@ -448,11 +468,21 @@ class KNNClassifier:
         with self._lock:
             embeddings, labels, images, vectors = self._store.snapshot()
             ids = np.asarray(self._store.examples_of_class(), np.int64)
-            return ClassifierState(tuple(self._classes.names), embeddings, labels, images, self.k, self.unknown_threshold,
-                                   self.max_examples_per_class, self._store.dim, vectors, ids)
+            return ClassifierState(
+                tuple(self._classes.names),
+                embeddings,
+                labels,
+                images,
+                self.k,
+                self.unknown_threshold,
+                self.max_examples_per_class,
+                self._store.dim,
+                vectors,
+                ids,
+            )
 
     @classmethod
-    def from_state(cls, state: ClassifierState) -> "KNNClassifier":
+    def from_state(cls, state: ClassifierState) -> KNNClassifier:
         """Build a new classifier from a `ClassifierState` (ids are renumbered 0..N-1).
 
         Raises:
@@ -463,29 +493,47 @@ class KNNClassifier:
         for name in state.classes:
             clf.add_class(name)
         if len(state.labels):
-            clf.add_many(state.embeddings, [state.classes[i] for i in state.labels.tolist()], state.images,
-                         state.vector_counts().tolist())
+            clf.add_many(
+                state.embeddings,
+                [state.classes[i] for i in state.labels.tolist()],
+                state.images,
+                state.vector_counts().tolist(),
+            )
         return clf
 
-    def copy(self) -> "KNNClassifier":
+    def copy(self) -> KNNClassifier:
         """An independent copy (example ids are kept)."""
         with self._lock:
-            other = KNNClassifier(self.k, self.unknown_threshold, self.max_examples_per_class,
-                                  self.max_examples, self._classes.limit, self.max_values)
+            other = KNNClassifier(
+                self.k,
+                self.unknown_threshold,
+                self.max_examples_per_class,
+                self.max_examples,
+                self._classes.limit,
+                self.max_values,
+            )
             other._classes = self._classes.copy()
             other._store = self._store.copy()
             other.version = self.version
             return other
 
 
-def _predictions(sims: list, classes_of: list, ids: list, classes: list[str], rank: list[int],
-                 threshold: float | None) -> list[Prediction]:
+def _predictions(
+    sims: list, classes_of: list, ids: list, classes: list[str], rank: list[int], threshold: float | None
+) -> list[Prediction]:
     """One `Prediction` per query from its k neighbours' similarities, class indices and ids."""
     out = []
-    for sims_i, cls_i, ids_i in zip(sims, classes_of, ids):
+    for sims_i, cls_i, ids_i in zip(sims, classes_of, ids, strict=True):
         confidences, winner = vote_one(sims_i, cls_i, len(classes), rank)
         unknown = is_unknown(sims_i[0], threshold)
-        neighbors = tuple(Neighbor(e, classes[c], s) for e, c, s in zip(ids_i, cls_i, sims_i))
-        out.append(Prediction(None if unknown else classes[winner], dict(zip(classes, confidences)), sims_i[0],
-                              neighbors, unknown))
+        neighbors = tuple(Neighbor(e, classes[c], s) for e, c, s in zip(ids_i, cls_i, sims_i, strict=True))
+        out.append(
+            Prediction(
+                None if unknown else classes[winner],
+                dict(zip(classes, confidences, strict=True)),
+                sims_i[0],
+                neighbors,
+                unknown,
+            )
+        )
     return out

@@ -19,6 +19,7 @@ class, never an N x N matrix:
 `HESITATION_MARGIN` of each other for `HESITATION_SECONDS`, the user is asked to add the frame to
 the right one; that hint, or its end, stands `HESITATION_HOLD_SECONDS` before the next change.
 """
+
 from __future__ import annotations
 
 import math
@@ -105,24 +106,34 @@ class Coaching:
         taught = [c for c, n in self.counts.items() if n]
         tips = []
         if taught and self.empty:
-            tips.append(f"{_names(self.empty)} {'has' if len(self.empty) == 1 else 'have'} no examples yet: "
-                        "show the camera what belongs there and press Add or Record.")
+            tips.append(
+                f"{_names(self.empty)} {'has' if len(self.empty) == 1 else 'have'} no examples yet: "
+                "show the camera what belongs there and press Add or Record."
+            )
         for label in self.few:
             n = self.counts[label]
-            tips.append(f"“{label}” has only {n} example{'s' * (n != 1)}: add a few more, and vary the angle, "
-                        "distance and light.")
+            tips.append(
+                f"“{label}” has only {n} example{'s' * (n != 1)}: add a few more, and vary the angle, "
+                "distance and light."
+            )
         for label, similarity in self.same_scene.items():
-            tips.append(f"The {self.counts[label]} examples of “{label}” are near-duplicates of each other "
-                        f"(similarity {similarity:.2f}): vary the angle, distance and light.")
+            tips.append(
+                f"The {self.counts[label]} examples of “{label}” are near-duplicates of each other "
+                f"(similarity {similarity:.2f}): vary the angle, distance and light."
+            )
         c = self.confused
         if c is not None and c.count >= CONFUSED_SHARE * c.total:
-            tips.append(f"{c.count} of {c.total} examples of “{c.label}” are nearer to “{c.other}”"
-                        + (f" (and {c.back} of {c.other_total} of “{c.other}” nearer to “{c.label}”)" if c.back else "")
-                        + ": add more varied examples of both.")
+            tips.append(
+                f"{c.count} of {c.total} examples of “{c.label}” are nearer to “{c.other}”"
+                + (f" (and {c.back} of {c.other_total} of “{c.other}” nearer to “{c.label}”)" if c.back else "")
+                + ": add more varied examples of both."
+            )
         if self.suspects:
             n = len(self.suspects)
-            tips.append(f"{n} example{'s look' if n != 1 else ' looks'} mislabelled: "
-                        f"{'their' if n != 1 else 'its'} nearest examples all belong to other classes (below).")
+            tips.append(
+                f"{n} example{'s look' if n != 1 else ' looks'} mislabelled: "
+                f"{'their' if n != 1 else 'its'} nearest examples all belong to other classes (below)."
+            )
         return tips
 
     def accuracy(self, label: str) -> float:
@@ -149,7 +160,7 @@ def coach(state: ClassifierState, neighbours: Neighbours) -> Coaching:
     classes = list(state.classes)
     labels = np.asarray(state.labels, np.int64)
     per_class = np.bincount(labels, minlength=len(classes)) if len(labels) else np.zeros(len(classes), np.int64)
-    counts = dict(zip(classes, per_class.tolist()))
+    counts = dict(zip(classes, per_class.tolist(), strict=True))
     nearer = _nearer_counts(labels, neighbours, len(classes))
     sums = _class_sums(state.own_embeddings(), labels, len(classes))
     return Coaching(
@@ -193,8 +204,9 @@ def _most_confused(nearer: np.ndarray, classes: list[str], per_class: np.ndarray
     return Confusion(classes[a], classes[b], int(off[a, b]), int(per_class[a]), int(off[b, a]), int(per_class[b]))
 
 
-def _suspects(state: ClassifierState, labels: np.ndarray, neighbours: Neighbours, per_class: np.ndarray,
-              nearer: np.ndarray) -> tuple[Suspect, ...]:
+def _suspects(
+    state: ClassifierState, labels: np.ndarray, neighbours: Neighbours, per_class: np.ndarray, nearer: np.ndarray
+) -> tuple[Suspect, ...]:
     """Examples cut off from their class among their nearest others, in classes that otherwise
     hold together and are not simply mixed with the class they look like."""
     width = min(SUSPECT_NEIGHBOURS, neighbours.width)
@@ -224,19 +236,27 @@ def _suspects(state: ClassifierState, labels: np.ndarray, neighbours: Neighbours
     return tuple(suspects[:MOST_SUSPECTS])
 
 
-def _suspect(state: ClassifierState, example_id: int, i: int, near: np.ndarray, sims: np.ndarray,
-             rank: list[int]) -> Suspect:
+def _suspect(
+    state: ClassifierState, example_id: int, i: int, near: np.ndarray, sims: np.ndarray, rank: list[int]
+) -> Suspect:
     """Where it may belong: the classes its other nearest examples (`near`, not of its class or kin)
     vote for, best first."""
     own = state.labels[i]
-    pairs = [(float(sim), int(c)) for sim, c in zip(sims, near)]
+    pairs = [(float(sim), int(c)) for sim, c in zip(sims, near, strict=True)]
     confidences, winner = vote_one([p[0] for p in pairs], [p[1] for p in pairs], len(state.classes), rank)
-    order = [winner, *[c for c in np.argsort(-np.asarray(confidences), kind="stable").tolist()
-                       if confidences[c] > 0 and c != winner]]
+    order = [
+        winner,
+        *[
+            c
+            for c in np.argsort(-np.asarray(confidences), kind="stable").tolist()
+            if confidences[c] > 0 and c != winner
+        ],
+    ]
     agreeing = sum(1 for _, c in pairs if c == winner)
     image = state.images[i] if i < len(state.images) else None
-    return Suspect(example_id, state.classes[own], tuple(state.classes[c] for c in order), agreeing,
-                   SUSPECT_NEIGHBOURS, image)
+    return Suspect(
+        example_id, state.classes[own], tuple(state.classes[c] for c in order), agreeing, SUSPECT_NEIGHBOURS, image
+    )
 
 
 def _same_scene(classes: list[str], sums: np.ndarray, per_class: np.ndarray) -> dict[str, float]:
@@ -254,8 +274,12 @@ def _same_scene(classes: list[str], sums: np.ndarray, per_class: np.ndarray) -> 
 class Hesitation:
     """Whether the live prediction has wavered between the same two classes for a while."""
 
-    def __init__(self, margin: float = HESITATION_MARGIN, seconds: float = HESITATION_SECONDS,
-                 hold: float = HESITATION_HOLD_SECONDS) -> None:
+    def __init__(
+        self,
+        margin: float = HESITATION_MARGIN,
+        seconds: float = HESITATION_SECONDS,
+        hold: float = HESITATION_HOLD_SECONDS,
+    ) -> None:
         self.margin, self.seconds, self.hold = margin, seconds, hold
         self._pair: tuple[str, str] | None = None
         self._since = 0.0
@@ -268,7 +292,8 @@ class Hesitation:
         of that answer (another pair, or none) shows only `hold` seconds after the last change."""
         current, reported = self._undecided(confidences, now), self._reported
         changed = (current is None) != (reported is None) or (
-            current is not None and set(current[:2]) != set(reported[:2]))
+            current is not None and set(current[:2]) != set(reported[:2])
+        )
         if changed and now - self._reported_at < self.hold:
             return reported  # the standing answer holds a while yet
         if changed:

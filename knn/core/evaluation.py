@@ -4,11 +4,13 @@ leave-one-out over the stored examples, and few-shot accuracy on held-out photos
 Few-shot splits take the examples from the first half of each class's files and the queries from
 the second half (`few_shot_split`), because neighbouring frames of a recording are near-duplicates.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -18,10 +20,22 @@ from .voting import name_rank, vote
 if TYPE_CHECKING:
     from .classifier import ClassifierState, KNNClassifier
 
-__all__ = ["Evaluation", "METHODS", "METHOD_LABELS", "SPLITS", "arc_split", "few_shot_accuracy", "few_shot_split",
-           "evaluate_neighbours", "leave_one_out", "tfjs_predict", "split_accuracy"]
+__all__ = [
+    "Evaluation",
+    "METHODS",
+    "METHOD_LABELS",
+    "SPLITS",
+    "arc_split",
+    "few_shot_accuracy",
+    "few_shot_split",
+    "evaluate_neighbours",
+    "leave_one_out",
+    "tfjs_predict",
+    "split_accuracy",
+]
 
 T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -42,7 +56,7 @@ class Evaluation:
     n: int
 
 
-def leave_one_out(classifier: "KNNClassifier") -> Evaluation:
+def leave_one_out(classifier: KNNClassifier) -> Evaluation:
     """Classify every stored example by all the others (the classifier's k and voting).
 
     Works on a snapshot (`classifier.state()`, ~10 ms for 10k examples), so a video thread keeps
@@ -55,7 +69,7 @@ def leave_one_out(classifier: "KNNClassifier") -> Evaluation:
     return evaluate_neighbours(state, nearest_others(state, state.k))
 
 
-def evaluate_neighbours(state: "ClassifierState", neighbours: Neighbours) -> Evaluation:
+def evaluate_neighbours(state: ClassifierState, neighbours: Neighbours) -> Evaluation:
     """Leave-one-out from each example's nearest others (at least the state's k of them, or all
     N - 1): the k nearest vote as they would for a query."""
     classes, truth = list(state.classes), np.asarray(state.labels, np.int64)
@@ -96,8 +110,9 @@ def arc_split(files: Sequence[T], shots: int, max_queries: int | None = None) ->
     n = len(files)
     arc = max(1, n // 6)
     if shots < 1 or shots > arc:
-        raise ValueError(f"{shots} examples per class from a sixth of the turntable needs {6 * shots} frames, "
-                         f"found {n}")
+        raise ValueError(
+            f"{shots} examples per class from a sixth of the turntable needs {6 * shots} frames, found {n}"
+        )
     centre = (arc - 1) / 2 + n / 2  # opposite the arc's centre
     first = round(centre - n / 4)
     opposite = [files[(first + i) % n] for i in range(n // 2)]
@@ -143,7 +158,10 @@ def tfjs_predict(examples: np.ndarray, labels: np.ndarray, queries: np.ndarray, 
 
 
 def split_accuracy(
-    examples: dict[str, list[np.ndarray]], queries: dict[str, np.ndarray], method: str = "ours", k: int = 3,
+    examples: dict[str, list[np.ndarray]],
+    queries: dict[str, np.ndarray],
+    method: str = "ours",
+    k: int = 3,
 ) -> tuple[float, int]:
     """(accuracy, number of queries) of one rule for examples and queries already split per class.
 
@@ -168,14 +186,18 @@ def split_accuracy(
         n = sum(len(examples[name]) for name in names)
         clf = KNNClassifier(k=k if method == "ours" else 1, max_examples_per_class=n, max_examples=max(n, 1))
         flat = [v for name in names for v in examples[name]]
-        clf.add_many(np.concatenate(flat), [name for name in names for _ in examples[name]],
-                     vectors=[len(v) for v in flat])
+        clf.add_many(
+            np.concatenate(flat), [name for name in names for _ in examples[name]], vectors=[len(v) for v in flat]
+        )
         guess = np.asarray([names.index(p.label) for p in clf.predict_many(stacked)])
     return float(np.mean(guess == truth)), len(truth)
 
 
 def few_shot_accuracy(
-    embedded: dict[str, np.ndarray], shots: int, method: str = "ours", k: int = 3,
+    embedded: dict[str, np.ndarray],
+    shots: int,
+    method: str = "ours",
+    k: int = 3,
     max_queries: int | None = None,
 ) -> tuple[float, int]:
     """(accuracy, number of queries) with `shots` examples per class; `embedded` maps each class to
@@ -185,7 +207,7 @@ def few_shot_accuracy(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     ex_rows, ex_labels, q_rows, q_labels = [], [], [], []
-    for c, (name, rows) in enumerate(embedded.items()):
+    for c, rows in enumerate(embedded.values()):
         ex_idx, q_idx = few_shot_split(range(len(rows)), shots, max_queries)
         ex_rows.append(rows[ex_idx])
         ex_labels += [c] * len(ex_idx)

@@ -1,4 +1,5 @@
 """Image folders with one subfolder per class: the layout of `teach`, `evaluate` and the benchmarks."""
+
 from __future__ import annotations
 
 import re

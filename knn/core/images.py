@@ -19,15 +19,16 @@ jpeg = encode_jpeg(crop)                 # what a project stores
 thumb = decode_jpeg(jpeg)
 ```
 """
+
 from __future__ import annotations
 
 import io
 import os
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from .limits import MAX_DECODED_BYTES, MAX_PIXELS, MAX_STORED_JPEG_BYTES
 
@@ -46,7 +47,7 @@ __all__ = [
 ROWS_PER_STEP = 256
 """Rows composited at a time: converting a large transparent image never holds a wide copy of it."""
 
-ImageSource = Union[bytes, bytearray, memoryview, str, os.PathLike, BinaryIO]
+ImageSource = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 
 
 class ImageError(ValueError):
@@ -250,8 +251,10 @@ def augmented_views(square: np.ndarray) -> list[np.ndarray]:
     size = rgb.shape[0]
     side = max(1, round(size * AUGMENT_CROP))
     far = size - side
-    crops = [rgb[top : top + side, left : left + side]
-             for top, left in ((0, 0), (0, far), (far, 0), (far, far), (far // 2, far // 2))]
+    crops = [
+        rgb[top : top + side, left : left + side]
+        for top, left in ((0, 0), (0, far), (far, 0), (far, far), (far // 2, far // 2))
+    ]
     resized = [center_crop_resize(np.ascontiguousarray(c), size) for c in crops]
     return [np.ascontiguousarray(rgb[:, ::-1])] + [v for c in resized for v in (c, np.ascontiguousarray(c[:, ::-1]))]
 

@@ -7,6 +7,7 @@ decoded, a session's classes and examples before one is added. The limits agree 
 a session filled to every limit still saves as a project file under `MAX_PROJECT_BYTES`
 (`worst_project_bytes`, tested), so closing the tab never has to lose work the page accepted.
 """
+
 from __future__ import annotations
 
 MAX_CLASSES = 100

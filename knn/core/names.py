@@ -7,6 +7,7 @@ not UTF-8), control characters (newlines, tabs), line and paragraph separators (
 labels.txt), direction overrides (they make a name display as another), an empty name and one
 longer than `MAX_NAME_CHARS`. So " a " and "a", or a bare zero-width space and "", are the same.
 """
+
 from __future__ import annotations
 
 import re
@@ -45,6 +46,7 @@ def normalise_name(label: object) -> str:
 
 def _strip_invisible(name: str) -> str:
     """Drop spaces and format characters (zero-width space, BOM, ...) at both ends."""
+
     def invisible(ch: str) -> bool:
         return ch.isspace() or unicodedata.category(ch) == "Cf"
 

@@ -11,6 +11,7 @@ exists even for thousands of examples. `NearestOthers` keeps the answer between 
 examples were only added or removed since, recomputes only what changed: an Add among 5,000
 examples costs one row and one column, not a full pass (bench/coach.py).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,8 +65,11 @@ class _Layout:
     def rows_of(self, examples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the vector rows of these examples, the start of each one's rows within them)."""
         counts = self.counts[examples]
-        rows = np.concatenate([np.arange(s, s + c) for s, c in zip(self.starts[examples], counts)]) \
-            if len(examples) else np.zeros(0, np.int64)
+        rows = (
+            np.concatenate([np.arange(s, s + c) for s, c in zip(self.starts[examples], counts, strict=True)])
+            if len(examples)
+            else np.zeros(0, np.int64)
+        )
         return rows, np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
 
 
@@ -195,7 +199,9 @@ class NearestOthers:
             b = len(block)
             part = slice(done, done + b)
             cand_sims = np.concatenate([nbr_sims[clean][part], new], axis=1)
-            cand_ids = np.concatenate([nbr_ids[clean][part], np.broadcast_to(layout.ids[added], (b, len(added)))], axis=1)
+            cand_ids = np.concatenate(
+                [nbr_ids[clean][part], np.broadcast_to(layout.ids[added], (b, len(added)))], axis=1
+            )
             cand_pos = np.concatenate([old_pos[part], np.broadcast_to(added, (b, len(added)))], axis=1)
             index[block], sims[block] = _top(cand_sims, cand_ids, cand_pos, m)
             done += b

@@ -37,6 +37,7 @@ clf = load_project(uploaded_file, expected_backbone=embedder.backbone)
 st.download_button("Save project", project_bytes(clf, embedder.backbone), "project.npz")
 ```
 """
+
 from __future__ import annotations
 
 import io
@@ -46,15 +47,25 @@ import os
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.lib import format as npy_format
 
 from .atomic import write_atomic
 from .classifier import ClassifierError, ClassifierState, KNNClassifier
-from .limits import (MAX_CLASSES, MAX_DIM, MAX_EXAMPLES, MAX_META_BYTES, MAX_NAME_CHARS, MAX_PROJECT_BYTES,
-                     MAX_STORED_JPEG_BYTES, MAX_STORED_VALUES, MAX_VECTORS_PER_EXAMPLE, member_limits)
+from .limits import (
+    MAX_CLASSES,
+    MAX_DIM,
+    MAX_EXAMPLES,
+    MAX_META_BYTES,
+    MAX_NAME_CHARS,
+    MAX_PROJECT_BYTES,
+    MAX_STORED_JPEG_BYTES,
+    MAX_STORED_VALUES,
+    MAX_VECTORS_PER_EXAMPLE,
+    member_limits,
+)
 from .names import normalise_name
 
 __all__ = [
@@ -84,7 +95,7 @@ _MEMBERS = {
 }
 _FORMAT_1 = {name for name in _MEMBERS if name != "vectors"}
 
-PathOrFile = Union[str, os.PathLike, BinaryIO, bytes, bytearray, memoryview]
+PathOrFile = str | os.PathLike | BinaryIO | bytes | bytearray | memoryview
 
 
 class ProjectFileError(ValueError):
@@ -243,8 +254,14 @@ _LIMIT_WORDS = {
     "image_bytes.npy": f"{MAX_EXAMPLES:,} images of up to {MAX_STORED_JPEG_BYTES // 1024} kB",
     "image_offsets.npy": f"{MAX_EXAMPLES:,} examples",
 }
-_MAX_LENGTH = {"meta": MAX_META_BYTES, "classes": MAX_CLASSES, "labels": MAX_EXAMPLES, "vectors": MAX_EXAMPLES,
-               "image_offsets": MAX_EXAMPLES + 1, "image_bytes": MAX_EXAMPLES * MAX_STORED_JPEG_BYTES}
+_MAX_LENGTH = {
+    "meta": MAX_META_BYTES,
+    "classes": MAX_CLASSES,
+    "labels": MAX_EXAMPLES,
+    "vectors": MAX_EXAMPLES,
+    "image_offsets": MAX_EXAMPLES + 1,
+    "image_bytes": MAX_EXAMPLES * MAX_STORED_JPEG_BYTES,
+}
 
 
 def _check_header(archive: zipfile.ZipFile, name: str, what: str) -> None:
@@ -274,19 +291,23 @@ def _check_shape(name: str, shape: tuple, dtype: np.dtype, what: str) -> None:
     """The limits a header's shape must keep (knn.core.limits), before its data is read."""
     if name == "embeddings":
         if shape[0] > MAX_EXAMPLES * MAX_VECTORS_PER_EXAMPLE:
-            raise ProjectFileError(f"{what} holds {shape[0]:,} vectors; a project holds at most "
-                                   f"{MAX_EXAMPLES:,} examples of up to {MAX_VECTORS_PER_EXAMPLE}")
+            raise ProjectFileError(
+                f"{what} holds {shape[0]:,} vectors; a project holds at most "
+                f"{MAX_EXAMPLES:,} examples of up to {MAX_VECTORS_PER_EXAMPLE}"
+            )
         if shape[1] > MAX_DIM:
             raise ProjectFileError(f"{what} has embeddings of {shape[1]:,} values; at most {MAX_DIM:,} are possible")
         if shape[0] * shape[1] > MAX_STORED_VALUES:
-            raise ProjectFileError(f"{what} holds {shape[0] * shape[1]:,} embedding values; a project holds at "
-                                   f"most {MAX_STORED_VALUES:,}")
+            raise ProjectFileError(
+                f"{what} holds {shape[0] * shape[1]:,} embedding values; a project holds at most {MAX_STORED_VALUES:,}"
+            )
     elif shape[0] > _MAX_LENGTH[name]:
         words = {"classes": "classes", "meta": "bytes of settings"}.get(name, "entries")
         raise ProjectFileError(f"{what} has {shape[0]:,} {words}; a project has at most {_MAX_LENGTH[name]:,}")
     if name == "classes" and dtype.itemsize // 4 > MAX_NAME_CHARS:
-        raise ProjectFileError(f"{what} has class names of {dtype.itemsize // 4} characters; at most "
-                               f"{MAX_NAME_CHARS} are allowed")
+        raise ProjectFileError(
+            f"{what} has class names of {dtype.itemsize // 4} characters; at most {MAX_NAME_CHARS} are allowed"
+        )
 
 
 def _read_arrays(data: bytes, what: str) -> dict[str, np.ndarray]:
@@ -456,7 +477,7 @@ def load_project(path_or_file: PathOrFile, expected_backbone: Any = None) -> KNN
         )
     classes = _class_names(arrays["classes"], what)
     offsets, image_bytes = arrays["image_offsets"].tolist(), arrays["image_bytes"]
-    images = tuple(bytes(image_bytes[a:b]) or None for a, b in zip(offsets[:-1], offsets[1:]))
+    images = tuple(bytes(image_bytes[a:b]) or None for a, b in zip(offsets[:-1], offsets[1:], strict=True))
     counts = np.bincount(arrays["labels"].astype(np.int64), minlength=1)
     state = ClassifierState(
         classes=classes,

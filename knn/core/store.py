@@ -10,6 +10,7 @@ example moves the last rows into its rows' places, O(D) per vector, so rows are 
 order: ids increase with insertion and every listing sorts by id. Not thread-safe: the
 classifier's lock guards it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -53,8 +54,13 @@ class EmbeddingStore:
 
     # ---- writing ---------------------------------------------------------------------------
 
-    def append(self, rows: np.ndarray, classes: np.ndarray, images: Sequence[bytes | None],
-               vectors: Sequence[int] | None = None) -> list[int]:
+    def append(
+        self,
+        rows: np.ndarray,
+        classes: np.ndarray,
+        images: Sequence[bytes | None],
+        vectors: Sequence[int] | None = None,
+    ) -> list[int]:
         """Store examples; returns their new ids.
 
         Args:
@@ -76,7 +82,7 @@ class EmbeddingStore:
         self._cls[start:stop] = np.repeat(np.asarray(classes, np.int32), counts)
         self._ids[start:stop] = owners
         row = start
-        for example_id, count, image in zip(ids, counts, images):
+        for example_id, count, image in zip(ids, counts, images, strict=True):
             self._rows_of[example_id] = list(range(row, row + count))
             self._images[example_id] = image
             row += count
@@ -214,7 +220,7 @@ class EmbeddingStore:
             return sims, rows
         return _first_per_example(sims, rows, self._ids, k)
 
-    def copy(self) -> "EmbeddingStore":
+    def copy(self) -> EmbeddingStore:
         """An independent copy (ids kept)."""
         other = EmbeddingStore()
         other._next_id, other._dim, other._n = self._next_id, self._dim, self._n
@@ -233,7 +239,7 @@ def _first_per_example(sims: np.ndarray, rows: np.ndarray, ids: np.ndarray, k: i
     """Per query, the first `k` rows of distinct examples (rows come most similar first)."""
     out_sims = np.empty((len(sims), k), sims.dtype)
     out_rows = np.empty((len(rows), k), rows.dtype)
-    for q, (sims_q, rows_q) in enumerate(zip(sims, rows)):
+    for q, (sims_q, rows_q) in enumerate(zip(sims, rows, strict=True)):
         _, first = np.unique(ids[rows_q], return_index=True)
         keep = np.sort(first)[:k]
         out_sims[q], out_rows[q] = sims_q[keep], rows_q[keep]

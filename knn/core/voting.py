@@ -11,6 +11,7 @@ between classes indistinguishable on all three to the alphabetically first name:
 class that was made first, which is what the TF.js knn-classifier does. Only classes present
 among the neighbours can win.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,7 +65,7 @@ def vote_one(sims: list[float], cls: list[int], n_classes: int, rank: list[int])
     votes: dict[int, float] = {}
     raw: dict[int, float] = {}
     best: dict[int, float] = {}
-    for sim, c in zip(sims, cls):
+    for sim, c in zip(sims, cls, strict=True):
         votes[c] = votes.get(c, 0.0) + max(sim, MIN_WEIGHT)
         raw[c] = raw.get(c, 0.0) + sim
         best[c] = max(best.get(c, -math.inf), sim)

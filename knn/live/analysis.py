@@ -8,6 +8,7 @@ share, so a click never waits for it and two sessions' analyses never compete wi
 for both cores at once. Each example's nearest others are kept between computations
 (knn.core.neighbours.NearestOthers), so after an Add or a delete only what changed is searched.
 """
+
 from __future__ import annotations
 
 import logging

@@ -6,11 +6,12 @@ of it shrinks alike. While more than `CAMERAS_PER_CORE` cameras per core stream 
 answers go back at half size, as Chromium's own encoder lowers its resolution when its CPU is
 short. The model still sees the whole camera frame; only the picture sent back is smaller.
 """
+
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..model.embedder import cores as process_cores
 
@@ -23,8 +24,12 @@ CHECK_SECONDS = 1.0
 class AnswerSize:
     """Whether answers go back at half size now: `halved()`, cheap enough to ask per frame."""
 
-    def __init__(self, streaming_cameras: Callable[[], int], cores: int | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        streaming_cameras: Callable[[], int],
+        cores: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._count = streaming_cameras
         self._cores = cores or process_cores()
         self.limit = CAMERAS_PER_CORE * self._cores

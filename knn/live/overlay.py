@@ -4,6 +4,7 @@ Both work on the camera's yuv420p frames directly (PyAV's libswscale for the mod
 banner written into the Y, U and V planes for the caption), so no frame is converted to RGB and
 back on the video path (docs/performance.md has the measurements).
 """
+
 from __future__ import annotations
 
 import math
@@ -81,11 +82,11 @@ def overlay(
     width, height = frame.width // (2 * step) * 2, frame.height // (2 * step) * 2
     out = av.VideoFrame(width, height, "yuv420p")
     banner = _banner(text, None if fraction is None else round(fraction * 100), colour, width, _band(height))
-    for source, target, band in zip(frame.planes, out.planes, banner):
+    for source, target, band in zip(frame.planes, out.planes, banner, strict=True):
         rows = _rows(target)
         picture = _rows(source)[: rows.shape[0] * step : step, : rows.shape[1] * step : step]
-        below = picture[len(band):]
-        rows[len(band):] = below[:, ::-1] if mirror else below  # mirror the picture, not the banner
+        below = picture[len(band) :]
+        rows[len(band) :] = below[:, ::-1] if mirror else below  # mirror the picture, not the banner
         rows[: len(band)] = band
     return out
 
@@ -121,7 +122,9 @@ def _banner(
     image = Image.new("RGB", (width, band), (24, 24, 24))
     ImageDraw.Draw(image).text((8, band // 8), text, font=_font(int(band * 0.6)), fill=colour)
     if percent:
-        ImageDraw.Draw(image).rectangle((0, band - 4, round(width * max(0, min(100, percent)) / 100) - 1, band - 1), fill=colour)
+        ImageDraw.Draw(image).rectangle(
+            (0, band - 4, round(width * max(0, min(100, percent)) / 100) - 1, band - 1), fill=colour
+        )
     y, u, v = _yuv_views(av.VideoFrame.from_image(image).reformat(format="yuv420p").to_ndarray(), width, band)
     for plane in (y, u, v):
         plane.flags.writeable = False

@@ -15,6 +15,7 @@ never queue, and no frame is encoded twice.
 A frame's capture-to-overlay latency is taken when the encoder takes its result (see
 `stats.CaptureClock`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,9 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import av
 import numpy as np
@@ -81,8 +83,9 @@ class FrameConsumer(Protocol):
     def frame_embedder(self) -> EmbedderLike | None:
         """The embedder for camera frames now; None while the backbone is being switched."""
 
-    def accept(self, embedding: np.ndarray, crop: np.ndarray, arrived: float,
-               embedder: EmbedderLike) -> tuple[Caption, float, str | None] | None:
+    def accept(
+        self, embedding: np.ndarray, crop: np.ndarray, arrived: float, embedder: EmbedderLike
+    ) -> tuple[Caption, float, str | None] | None:
         """Classify a frame's embedding; (caption, KNN seconds, class or None), or None if the
         embedder changed."""
 
@@ -110,9 +113,14 @@ class FramePipeline:
         steady: reuse the last answer for still frames (False: every frame to the model).
     """
 
-    def __init__(self, consumer: FrameConsumer, worker: ModelWorker = MODEL_WORKER,
-                 clock: Callable[[], float] = time.monotonic, steady: bool = True,
-                 answer_size: AnswerSize = ANSWER_SIZE) -> None:
+    def __init__(
+        self,
+        consumer: FrameConsumer,
+        worker: ModelWorker = MODEL_WORKER,
+        clock: Callable[[], float] = time.monotonic,
+        steady: bool = True,
+        answer_size: AnswerSize = ANSWER_SIZE,
+    ) -> None:
         self.id = next(_IDS)
         self._answer_size = answer_size
         # Back-references are weak: with no reference cycle, a closed session is freed as soon as
@@ -196,8 +204,9 @@ class FramePipeline:
                 return
         self._publish(out, arrived, done)
 
-    def _classify(self, consumer: FrameConsumer, frame: av.VideoFrame, arrived: float, thumb: np.ndarray | None,
-                  generation: int) -> tuple[Caption, str | None, bool] | None:
+    def _classify(
+        self, consumer: FrameConsumer, frame: av.VideoFrame, arrived: float, thumb: np.ndarray | None, generation: int
+    ) -> tuple[Caption, str | None, bool] | None:
         """(caption, class, True): the model's answer for the frame, learnt as the session's; None
         if the backbone changed meanwhile; while it is being switched, (its caption, None, False)."""
         embedder = consumer.frame_embedder()
@@ -231,12 +240,14 @@ class FramePipeline:
             out = overlay(frame, *answer.caption, self.mirror, half=self._answer_size.halved())
         except Exception as exc:
             consumer = self._consumer()
-            return (frame if consumer is None else self._failed(consumer, frame, exc)), \
-                _Result(frame.time, None, None, None)
+            return (frame if consumer is None else self._failed(consumer, frame, exc)), _Result(
+                frame.time, None, None, None
+            )
         return out, _Result(frame.time, False, answer.label, answer.capture)
 
-    def _publish(self, out: av.VideoFrame | Callable[[], tuple[av.VideoFrame, _Result]], arrived: float,
-                 result: _Result | None) -> None:
+    def _publish(
+        self, out: av.VideoFrame | Callable[[], tuple[av.VideoFrame, _Result]], arrived: float, result: _Result | None
+    ) -> None:
         """Offer a result to the encoder unless a newer frame's already went (a model pass can
         finish after the still frames behind it were answered: its picture is older). `out` is the
         picture, or what draws it and says its result when the encoder takes it (`result` None)."""
@@ -269,7 +280,9 @@ class FramePipeline:
             return
         done = self._clock()
         with self._lock:
-            capture, source = (None if t is None else self._capture_clock.aligned(t) for t in (result.capture, result.source))
+            capture, source = (
+                None if t is None else self._capture_clock.aligned(t) for t in (result.capture, result.source)
+            )
             self._stats.record_answered(done, capture, result.fresh, result.label, source)
 
     # ---- reading -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Record: every processed camera frame becomes an example of one class until a deadline."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,7 @@ class Recording:
         """Whether a frame that arrived then belongs to the recording (its JPEG is worth making)."""
         return arrived < self.deadline
 
-    def take(self, classifier: KNNClassifier, vectors: np.ndarray, jpeg: bytes | None,
-             arrived: float) -> str | None:
+    def take(self, classifier: KNNClassifier, vectors: np.ndarray, jpeg: bytes | None, arrived: float) -> str | None:
         """Add the frame (its vectors [V, D]); returns the message that ends the recording, or
         None while it goes on."""
         if not self.wants(arrived):

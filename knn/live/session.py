@@ -8,17 +8,19 @@ KNN query, one add); embedding and JPEG encoding happen outside it. The embedder
 sessions (it is thread-safe); the examples are this session's alone. A weak registry
 (`live_sessions()`) lets the serving process report the sessions still alive.
 """
+
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import itertools
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -143,8 +145,9 @@ class LiveSession:
         with self._lock:
             return None if self._switching else self._embedder
 
-    def accept(self, embedding: np.ndarray, crop: np.ndarray, arrived: float,
-               embedder: EmbedderLike) -> tuple[Caption, float, str | None] | None:
+    def accept(
+        self, embedding: np.ndarray, crop: np.ndarray, arrived: float, embedder: EmbedderLike
+    ) -> tuple[Caption, float, str | None] | None:
         """Classify a camera frame's embedding, keep it for Add, record it while recording.
 
         Only frames the model embedded come here: a still frame that reused an answer is neither
@@ -225,8 +228,9 @@ class LiveSession:
         crops, errors = _read_uploads(files, size)
         if not crops:
             return [], errors
-        embeddings, counts = _embed_examples(embedder, crops, [self.augment] * len(crops), progress,
-                                             "Embedding uploaded images")
+        embeddings, counts = _embed_examples(
+            embedder, crops, [self.augment] * len(crops), progress, "Embedding uploaded images"
+        )
         jpegs = [encode_jpeg(c, size=size) for c in crops]
         with self._lock:
             if embedder is not self._embedder:
@@ -289,8 +293,9 @@ class LiveSession:
     def set_mirror(self, mirror: bool) -> None:
         self.pipeline.mirror = bool(mirror)
 
-    def restore(self, classifier: KNNClassifier, backbone: str, embedder: EmbedderLike,
-                progress: Progress | None = None) -> int:
+    def restore(
+        self, classifier: KNNClassifier, backbone: str, embedder: EmbedderLike, progress: Progress | None = None
+    ) -> int:
         """Use a restored project's `classifier`, made with `backbone`, with `embedder` from now
         on: as it is when `embedder` is that backbone, else re-embedded from its stored images
         (another input size counts as another backbone). Returns how many examples had no image
@@ -299,8 +304,10 @@ class LiveSession:
         if backbone != embedder.backbone:
             classifier, dropped = _re_embedded(classifier, embedder, progress)
         elif classifier.dim is not None and classifier.dim != embedder.dim:
-            raise LiveError(f"These examples have {classifier.dim}-dimensional embeddings; "
-                            f"{backbone} makes {embedder.dim}-dimensional ones.")
+            raise LiveError(
+                f"These examples have {classifier.dim}-dimensional embeddings; "
+                f"{backbone} makes {embedder.dim}-dimensional ones."
+            )
         with self._lock:
             self._classifier = classifier
             self._recording = None
@@ -365,8 +372,12 @@ class LiveSession:
             recording = (rec.label, rec.deadline - now, rec.seconds) if rec and now < rec.deadline else None
             counts = clf.counts()
             frame_age = None if self._latest is None else now - self._latest.time
-            live = (self._prediction is not None and self._prediction.label is not None
-                    and frame_age is not None and frame_age <= MAX_FRAME_AGE)
+            live = (
+                self._prediction is not None
+                and self._prediction.label is not None
+                and frame_age is not None
+                and frame_age <= MAX_FRAME_AGE
+            )
             hesitation = self._hesitation.update(self._prediction.confidences if live else None, now)
             snap = Snapshot(
                 classes=tuple(clf.classes),
@@ -409,10 +420,7 @@ class LiveSession:
     def _fresh_latest(self, action: str) -> _Latest:
         latest = self._latest
         if latest is None:
-            raise LiveError(
-                f"No camera frame yet: press START on the camera (and allow camera access), "
-                f"then {action}."
-            )
+            raise LiveError(f"No camera frame yet: press START on the camera (and allow camera access), then {action}.")
         if self._clock() - latest.time > MAX_FRAME_AGE:
             raise LiveError(f"The camera is not sending frames (is it stopped?): press START, then {action}.")
         if latest.embedder is not self._embedder:
@@ -449,7 +457,9 @@ def _read_uploads(files: Iterable[tuple[str, bytes]], size: int) -> tuple[list[n
     errors: list[str] = []
     for name, data in files:
         if len(data) > MAX_IMAGE_BYTES:
-            errors.append(f"{name} is {len(data) / 1024**2:.2g} MB; the limit is {MAX_IMAGE_BYTES / 1024**2:.2g} MB per image")
+            errors.append(
+                f"{name} is {len(data) / 1024**2:.2g} MB; the limit is {MAX_IMAGE_BYTES / 1024**2:.2g} MB per image"
+            )
             continue
         try:
             crops.append(read_square(_NamedBytes(data, name), size))
@@ -477,11 +487,12 @@ def _vectors(embedder: EmbedderLike, crop: np.ndarray, embedding: np.ndarray, au
     return np.vstack([embedding, np.asarray(embedder.embed(augmented_views(crop)), np.float32)])
 
 
-def _embed_examples(embedder: EmbedderLike, squares: Sequence[np.ndarray], augment: Sequence[bool],
-                    progress: Progress | None, what: str) -> tuple[np.ndarray, list[int]]:
+def _embed_examples(
+    embedder: EmbedderLike, squares: Sequence[np.ndarray], augment: Sequence[bool], progress: Progress | None, what: str
+) -> tuple[np.ndarray, list[int]]:
     """Every example's vectors one after the other, and how many each has (12 where augmented)."""
     images, counts = [], []
-    for square, views in zip(squares, augment):
+    for square, views in zip(squares, augment, strict=True):
         batch = [square, *augmented_views(square)] if views else [square]
         images += batch
         counts.append(len(batch))
@@ -493,17 +504,18 @@ def _re_embedded(old: KNNClassifier, embedder: EmbedderLike, progress: Progress 
     its views again where it had them); and how many examples had no image."""
     examples = old.examples()
     usable = [e for e in examples if e.image is not None]
-    new = KNNClassifier(k=old.k, unknown_threshold=old.unknown_threshold,
-                        max_examples_per_class=old.max_examples_per_class)
+    new = KNNClassifier(
+        k=old.k, unknown_threshold=old.unknown_threshold, max_examples_per_class=old.max_examples_per_class
+    )
     for label in old.classes:
         new.add_class(label)
     if usable:
         squares = [center_crop_resize(decode_jpeg(e.image), embedder.input_size) for e in usable]
-        embeddings, counts = _embed_examples(embedder, squares, [e.vectors > 1 for e in usable], progress,
-                                             "Re-embedding examples")
+        embeddings, counts = _embed_examples(
+            embedder, squares, [e.vectors > 1 for e in usable], progress, "Re-embedding examples"
+        )
         new.add_many(embeddings, [e.label for e in usable], [e.image for e in usable], counts)
     return new, len(examples) - len(usable)
-
 
 
 def _neighbor_views(clf: KNNClassifier, prediction: Prediction | None) -> tuple[NeighborView, ...]:
@@ -511,10 +523,8 @@ def _neighbor_views(clf: KNNClassifier, prediction: Prediction | None) -> tuple[
         return ()
     images: dict[int, bytes | None] = {}
     for label in {n.label for n in prediction.neighbors}:
-        try:
+        with contextlib.suppress(ClassifierError):  # the class went away since the prediction
             images.update((e.example_id, e.image) for e in clf.examples(label))
-        except ClassifierError:  # the class went away since the prediction
-            pass
     return tuple(
         NeighborView(n.example_id, n.label, n.similarity, images.get(n.example_id))
         for n in prediction.neighbors

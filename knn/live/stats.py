@@ -10,6 +10,7 @@ Recording happens once per video frame, so it only writes into preallocated NumP
 the page, a few times a second. Not thread-safe by itself: the owner (FramePipeline) serialises
 calls with its lock.
 """
+
 from __future__ import annotations
 
 import math
@@ -198,8 +199,9 @@ class Stats:
         self.frames_reused += 1
         self._reused.tick(time.monotonic() if now is None else now)
 
-    def record_answered(self, now: float, capture: float | None, fresh: bool, label: str | None,
-                        source: float | None = None) -> None:
+    def record_answered(
+        self, now: float, capture: float | None, fresh: bool, label: str | None, source: float | None = None
+    ) -> None:
         """The encoder took a result at `now`; `capture` is its frame's capture time on this
         process's clock when known (then its latency is recorded too), `source` that of the frame
         the model saw for it."""

@@ -9,6 +9,7 @@ renews the answer for the frames after it. So a still scene costs two model pass
 any change that moves the thumbnail is embedded as soon as it arrives, and a change too small to
 move it is still seen within 0.5 s. docs/performance.md has the measurements behind the constants.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

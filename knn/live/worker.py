@@ -6,12 +6,13 @@ sessions share the model evenly and none starves. A session's frames never overl
 results stay in order. Two threads, not one: while one converts, classifies and draws (work that
 needs the GIL), the other's frame is in the model (docs/performance.md).
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
 _LOG = logging.getLogger(__name__)
 

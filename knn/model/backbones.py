@@ -8,6 +8,7 @@ native 224; `get_backbone` also takes any of them at a size in `RESOLUTIONS`.
 Nothing here imports TensorFlow until `build_keras_model` is called, so the serving process can
 look up a backbone (its id, input size, preprocessing) without paying for TensorFlow.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -58,10 +59,10 @@ class BackboneSpec:
 
     @property
     def mode(self) -> str:
-        """"fast" or "accurate" (`RESOLUTIONS`)."""
+        """ "fast" or "accurate" (`RESOLUTIONS`)."""
         return RESOLUTIONS.get(self.size, f"{self.size} px")
 
-    def at(self, size: int) -> "BackboneSpec":
+    def at(self, size: int) -> BackboneSpec:
         """The same network at another input size."""
         return get_backbone(re.sub(r"_\d+$", f"_{size}", self.id))
 
@@ -106,9 +107,7 @@ def _specs() -> dict[str, BackboneSpec]:
         s = BackboneSpec(f"mobilenet_v2_{a}_224", "mobilenet_v2", a, 224, f"MobileNetV2 α {a}")
         specs[s.id] = s
     for kind in ("small", "large"):
-        s = BackboneSpec(
-            f"mobilenet_v3_{kind}_224", f"mobilenet_v3_{kind}", 1.0, 224, f"MobileNetV3 {kind.title()}"
-        )
+        s = BackboneSpec(f"mobilenet_v3_{kind}_224", f"mobilenet_v3_{kind}", 1.0, 224, f"MobileNetV3 {kind.title()}")
         specs[s.id] = s
     return specs
 

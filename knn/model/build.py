@@ -6,16 +6,18 @@
 
 Its functions import TensorFlow; the serving process never imports this module.
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..core.atomic import atomic_output
 from .backbones import FALLBACK_BACKBONE, get_backbone
 from .child import report
 from .weights import PYPI_GRAPH_SHA256, PYPI_PACKAGE, file_digest, origin_file, pypi_graph_path
+
 
 # Keras MobileNet layer -> TF-slim variable scope in the frozen graph.
 def _v1_layer_map() -> dict[str, str]:
@@ -33,9 +35,7 @@ def read_graph_constants(graph_path: Path) -> dict:
 
     graph = graph_pb2.GraphDef()
     graph.ParseFromString(graph_path.read_bytes())
-    return {
-        n.name: tensor_util.MakeNdarray(n.attr["value"].tensor) for n in graph.node if n.op == "Const"
-    }
+    return {n.name: tensor_util.MakeNdarray(n.attr["value"].tensor) for n in graph.node if n.op == "Const"}
 
 
 def convert_pypi_graph(out_dir: Path) -> None:

@@ -5,13 +5,15 @@ The parent (`run_child`) imports nothing heavy; the child (`python -m knn.model.
 ``@progress <fraction> <text>`` lines on stdout (`report`). So the serving process keeps LiteRT's
 ~30 MB instead of TensorFlow's ~565 MB.
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 BUILD = "knn.model.build"
 """The child module for weights and LiteRT conversions."""

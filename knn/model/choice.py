@@ -5,6 +5,7 @@ few-shot table). Its weights come from an explicit file, `KNN_WEIGHTS_DIR`, the 
 download; where none of those works (offline, no file given), MobileNet v1 1.0 runs, converted
 from the PyPI graph that requirements.txt installs. The reason is kept for the page and the CLI.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,10 +36,15 @@ def choose_backbone(size: int = NATIVE_SIZE, progress: Progress | None = None) -
             f"{preferred.label.split(' · ')[0]} would be the default, but its weights are not on this machine "
             f"({_why(exc)}); {fallback.label.split(' · ')[0]} runs instead, from the PyPI graph",
         )
-    return BackboneChoice(preferred.id, "the default: faster than v1 and more accurate on look-alike objects "
-                                        "(README's few-shot tables)")
+    return BackboneChoice(
+        preferred.id, "the default: faster than v1 and more accurate on look-alike objects (README's few-shot tables)"
+    )
 
 
 def _why(exc: WeightsUnavailable) -> str:
     text = str(exc)
-    return text[text.index("How to get it: ") + len("How to get it: "):].rstrip(".") if "How to get it: " in text else text
+    return (
+        text[text.index("How to get it: ") + len("How to get it: ") :].rstrip(".")
+        if "How to get it: " in text
+        else text
+    )

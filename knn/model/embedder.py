@@ -11,12 +11,13 @@ Two runtimes give the same embeddings (relative error under 1e-4):
 
 ``"auto"`` picks LiteRT when it loads and falls back to TensorFlow otherwise.
 """
+
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -188,7 +189,9 @@ class Embedder:
     def embed_one(self, image: np.ndarray) -> np.ndarray:
         """One image (H×W×3, H×W or H×W×4 uint8) -> its float32 ``[dim]`` embedding."""
         if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
-            raise ValueError(f"embed_one takes one image (an H×W×3 array), got {_shape_of(image)}; use embed() for a batch")
+            raise ValueError(
+                f"embed_one takes one image (an H×W×3 array), got {_shape_of(image)}; use embed() for a batch"
+            )
         return self.embed(image)[0]
 
     def __repr__(self) -> str:
@@ -208,9 +211,7 @@ def _as_image_list(images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray
             if len(images) == 0:
                 raise ValueError("Empty batch: expected at least one image")
             return list(images)
-        raise ValueError(
-            f"Expected one image (H×W×3) or a batch (N×H×W×3), got an array of shape {images.shape}"
-        )
+        raise ValueError(f"Expected one image (H×W×3) or a batch (N×H×W×3), got an array of shape {images.shape}")
     images = list(images)
     if not images:
         raise ValueError("Empty batch: expected at least one image")

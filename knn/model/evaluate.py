@@ -6,12 +6,13 @@ stored with augmented views (knn.core.images.augmented_views). For each number o
 class, examples and queries come from `knn.core.evaluation.SPLITS`; every rule
 (`knn.core.evaluation.METHODS`) is scored on the same queries.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -47,8 +48,9 @@ Tick = Callable[[int], None]
 """Told how many more images are done (e.g. a tqdm bar's update)."""
 
 
-def plan(folders: dict[str, list[Path]], shots: Sequence[int], split: str = "halves",
-         max_queries: int | None = None) -> tuple[dict[int, dict[str, list[Path]]], dict[str, list[Path]]]:
+def plan(
+    folders: dict[str, list[Path]], shots: Sequence[int], split: str = "halves", max_queries: int | None = None
+) -> tuple[dict[int, dict[str, list[Path]]], dict[str, list[Path]]]:
     """For each number of shots, each class's example files; and each class's query files (the
     same for every number of shots). ValueError when a class has too few files."""
     split_files = SPLITS[split]
@@ -61,10 +63,18 @@ Skip = Callable[[Path, ImageError], None]
 """Told of each file that is not a readable image (it is left out)."""
 
 
-def evaluate(folders: dict[str, list[Path]], configurations: Sequence[Configuration], shots: Sequence[int],
-             split: str = "halves", max_queries: int | None = None, k: int = 3,
-             embedder_for: Callable[[str], object] | None = None, tick: Tick | None = None,
-             skip: Skip | None = None, methods: Sequence[str] = METHODS) -> list[Score]:
+def evaluate(
+    folders: dict[str, list[Path]],
+    configurations: Sequence[Configuration],
+    shots: Sequence[int],
+    split: str = "halves",
+    max_queries: int | None = None,
+    k: int = 3,
+    embedder_for: Callable[[str], object] | None = None,
+    tick: Tick | None = None,
+    skip: Skip | None = None,
+    methods: Sequence[str] = METHODS,
+) -> list[Score]:
     """Score every configuration and rule at every number of shots.
 
     Each configuration embeds the example files (with their views when augmented) and the query
@@ -82,11 +92,15 @@ def evaluate(folders: dict[str, list[Path]], configurations: Sequence[Configurat
         embedder = embedder_for(config.backbone)
         example_vectors = embed_files(embedder, example_files, config.augment, tick, skip)
         query_vectors = embed_files(embedder, query_files, False, tick, skip)
-        query_rows = {name: _rows([query_vectors[f][0] for f in files if f in query_vectors], name, "queries")
-                      for name, files in queries.items()}
+        query_rows = {
+            name: _rows([query_vectors[f][0] for f in files if f in query_vectors], name, "queries")
+            for name, files in queries.items()
+        }
         for n in shots:
-            per_class = {name: [example_vectors[f] for f in files if f in example_vectors]
-                         for name, files in examples_at[n].items()}
+            per_class = {
+                name: [example_vectors[f] for f in files if f in example_vectors]
+                for name, files in examples_at[n].items()
+            }
             for name, found in per_class.items():
                 if not found:
                     raise ValueError(f"class {name!r} has no readable example image")
@@ -102,8 +116,9 @@ def _rows(vectors: list[np.ndarray], name: str, what: str) -> np.ndarray:
     return np.stack(vectors)
 
 
-def embed_files(embedder, files: Sequence[Path], augment: bool, tick: Tick | None = None,
-                skip: Skip | None = None) -> dict[Path, np.ndarray]:
+def embed_files(
+    embedder, files: Sequence[Path], augment: bool, tick: Tick | None = None, skip: Skip | None = None
+) -> dict[Path, np.ndarray]:
     """Each readable file's vectors [V, D]: its embedding, then with `augment` its views' (V = 12).
 
     Photos are decoded and scaled to the model's input on `DECODE_THREADS` threads, ahead of the
@@ -125,6 +140,7 @@ def embed_files(embedder, files: Sequence[Path], augment: bool, tick: Tick | Non
 def _squares(files: Sequence[Path], size: int) -> Iterator[tuple[Path, np.ndarray | ImageError]]:
     """(path, centre square at `size`, or the ImageError it raised) for each file, decoded ahead on
     a thread pool, in order."""
+
     def load(path: Path) -> np.ndarray | ImageError:
         try:
             return read_square(path, size)

@@ -39,6 +39,7 @@ export_model(clf, embedder, "hands.keras")                      # in this proces
 data = export_bytes(clf, embedder, "tflite", progress=callback)  # in a child process, for a download
 ```
 """
+
 from __future__ import annotations
 
 import io
@@ -47,8 +48,9 @@ import os
 import tempfile
 import threading
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -63,12 +65,22 @@ if TYPE_CHECKING:  # keep `import knn.model.export` free of TensorFlow and Keras
 
     from ..core.classifier import KNNClassifier
 
-__all__ = ["FORMATS", "ExportBusy", "ExportError", "build_head", "build_model", "export_bytes", "export_model", "read_metadata"]
+__all__ = [
+    "FORMATS",
+    "ExportBusy",
+    "ExportError",
+    "build_head",
+    "build_model",
+    "export_bytes",
+    "export_model",
+    "read_metadata",
+]
 
 FORMATS = {"keras": ".keras", "tflite": ".tflite"}
 EXPORT_FORMAT = "knn-export"
 EXPORT_VERSION = 1
 OUTPUTS = ("probabilities", "class_index", "similarity")
+
 
 class ExportError(ValueError):
     """A classifier that cannot be exported, or a bad format; the message is meant for the user."""
@@ -113,12 +125,12 @@ def _spec_and_weights(backbone: Any, weights: str | Path | None) -> tuple[Backbo
     return spec, Path(weights)
 
 
-def _require_examples(classifier: "KNNClassifier") -> None:
+def _require_examples(classifier: KNNClassifier) -> None:
     if len(classifier) == 0:
         raise ExportError("this classifier has no examples yet: teach it something before exporting")
 
 
-def _head_arrays(classifier: "KNNClassifier") -> tuple[np.ndarray, np.ndarray, list[str], int, int]:
+def _head_arrays(classifier: KNNClassifier) -> tuple[np.ndarray, np.ndarray, list[str], int, int]:
     """(normalised vectors [N * V, D], one-hot labels [N, C], class names, k clipped to N, V).
 
     V is the most vectors an example holds; each example's vectors take V consecutive rows, an
@@ -130,15 +142,20 @@ def _head_arrays(classifier: "KNNClassifier") -> tuple[np.ndarray, np.ndarray, l
     most = int(counts.max())
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     rows = np.empty(len(counts) * most, np.int64)
-    for i, (start, count) in enumerate(zip(starts.tolist(), counts.tolist())):
+    for i, (start, count) in enumerate(zip(starts.tolist(), counts.tolist(), strict=True)):
         rows[i * most : (i + 1) * most] = [start + j if j < count else start for j in range(most)]
     onehot = np.zeros((len(counts), len(state.classes)), np.float32)
     onehot[np.arange(len(counts)), state.labels] = 1.0
-    return (state.embeddings[rows].astype(np.float32), onehot, list(state.classes),
-            min(classifier.k, len(counts)), most)
+    return (
+        state.embeddings[rows].astype(np.float32),
+        onehot,
+        list(state.classes),
+        min(classifier.k, len(counts)),
+        most,
+    )
 
 
-def metadata(classifier: "KNNClassifier", spec: BackboneSpec) -> dict[str, Any]:
+def metadata(classifier: KNNClassifier, spec: BackboneSpec) -> dict[str, Any]:
     """What ``knn.json`` inside an export holds."""
     return {
         "format": EXPORT_FORMAT,
@@ -162,7 +179,7 @@ def metadata(classifier: "KNNClassifier", spec: BackboneSpec) -> dict[str, Any]:
     }
 
 
-def build_model(classifier: "KNNClassifier", backbone: Any, weights: str | Path | None = None) -> "keras.Model":
+def build_model(classifier: KNNClassifier, backbone: Any, weights: str | Path | None = None) -> keras.Model:
     """The classifier and its embedder as one Keras functional model (imports TensorFlow).
 
     Args:
@@ -200,7 +217,7 @@ def build_model(classifier: "KNNClassifier", backbone: Any, weights: str | Path 
     return keras.Model(image, outputs, name=f"knn_{spec.id}".replace(".", "_"))
 
 
-def build_head(classifier: "KNNClassifier") -> "keras.Model":
+def build_head(classifier: KNNClassifier) -> keras.Model:
     """Just the KNN head: embeddings float32 [B, D] (any length) -> the same outputs as `build_model`.
 
     For an embedder of your own, and for checking the head against the engine without a backbone.
@@ -211,7 +228,7 @@ def build_head(classifier: "KNNClassifier") -> "keras.Model":
     return keras.Model(embedding, _knn_head(embedding, classifier), name="knn_head")
 
 
-def _knn_head(features, classifier: "KNNClassifier") -> dict[str, Any]:
+def _knn_head(features, classifier: KNNClassifier) -> dict[str, Any]:
     """The engine's `predict` in Keras ops on symbolic [B, D] features; sets the head's weights.
 
     The rules and constants are knn.core.voting's, so the head cannot drift from the engine.
@@ -260,7 +277,7 @@ def _archive_entries(meta: dict[str, Any]) -> dict[str, bytes]:
     }
 
 
-def _write_keras(model: "keras.Model", meta: dict[str, Any], path: Path) -> None:
+def _write_keras(model: keras.Model, meta: dict[str, Any], path: Path) -> None:
     model.save(path)
     # load_model reads only its own members, so extra files ride along untouched.
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -268,7 +285,7 @@ def _write_keras(model: "keras.Model", meta: dict[str, Any], path: Path) -> None
             archive.writestr(name, data)
 
 
-def _write_tflite(model: "keras.Model", meta: dict[str, Any], path: Path, size: int) -> None:
+def _write_tflite(model: keras.Model, meta: dict[str, Any], path: Path, size: int) -> None:
     import tensorflow as tf
 
     # A fixed batch of one lets the converter plan every tensor statically (as the embedder does).
@@ -284,7 +301,7 @@ def _write_tflite(model: "keras.Model", meta: dict[str, Any], path: Path, size: 
 
 
 def export_model(
-    classifier: "KNNClassifier",
+    classifier: KNNClassifier,
     backbone: Any,
     path: str | os.PathLike,
     fmt: str | None = None,
@@ -330,7 +347,7 @@ def export_model(
 
 
 def export_bytes(
-    classifier: "KNNClassifier",
+    classifier: KNNClassifier,
     backbone: Any,
     fmt: str,
     weights: str | Path | None = None,
@@ -371,8 +388,9 @@ def export_bytes(
         _BUILDS.release()
 
 
-def _export_in_tmp(classifier, spec: BackboneSpec, weights_path: Path, fmt: str, progress: Progress | None,
-                   in_process: bool) -> bytes:
+def _export_in_tmp(
+    classifier, spec: BackboneSpec, weights_path: Path, fmt: str, progress: Progress | None, in_process: bool
+) -> bytes:
     with tempfile.TemporaryDirectory(prefix="knn-export-") as tmp:
         out = Path(tmp) / f"model{FORMATS[fmt]}"
         if in_process:

@@ -1,8 +1,9 @@
 """Class folders (one subfolder of images per class) through the embedder."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 

@@ -16,6 +16,7 @@ One file serves a network at every input size (`BackboneSpec.network`).
 Steps 4 and 5 need TensorFlow, so they run in a child process (`knn.model.build`) that exits afterwards:
 the serving process never carries TensorFlow's ~565 MB.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,6 +38,7 @@ PYPI_BACKBONE = FALLBACK_BACKBONE
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 """Where Keras downloads ImageNet weights from."""
 DOWNLOAD_CHECK_SECONDS = 3.0
+
 
 class WeightsUnavailable(RuntimeError):
     """No weights for the backbone could be found, converted or downloaded."""

@@ -17,6 +17,7 @@ check never fires. `keep_cameras_drawn` applies once per process, after checking
 version and the attribute it relies on; otherwise it logs one warning and streamlit-webrtc stays
 stock.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,8 +52,9 @@ def keep_cameras_drawn(*, version: str | None = None, context_class: type | None
         context_class = WebRtcStreamerContext
     problems = check_context(version, context_class)
     if problems:
-        _LOG.warning("A camera may be stopped by streamlit-webrtc's orphaned-context check under load (%s).",
-                     "; ".join(problems))
+        _LOG.warning(
+            "A camera may be stopped by streamlit-webrtc's orphaned-context check under load (%s).", "; ".join(problems)
+        )
         return False
     return True
 

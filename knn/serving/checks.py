@@ -1,8 +1,9 @@
 """What the version-checked adaptations of third-party libraries (knn.serving) all check first."""
+
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 
 def unchecked_version(package: str, version: str, checked: Sequence[str]) -> list[str]:

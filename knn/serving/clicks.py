@@ -18,6 +18,7 @@ elements of its earlier runs, e.g. the class cards from before a project restore
 calls the callbacks. `tell_copied_clicks` checks the installed version and that attribute once per
 process; otherwise it logs one warning and every callback runs as in stock Streamlit.
 """
+
 from __future__ import annotations
 
 import logging

@@ -17,6 +17,7 @@ version this was read against and that its consent check is the only request tha
 single try; otherwise it logs one warning and aioice stays as it is. A peer that has really gone is
 then given up after about 75 s instead of 30.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,9 +37,14 @@ SINGLE_TRY = "retransmissions=0"
 
 def check_consent(version: str, ice: ModuleType) -> list[str]:
     """What keeps `patient_consent` from applying to this aioice; empty when it fits."""
-    problems = [*unchecked_version("aioice", version, CHECKED_AIOICE),
-                *changed_signature("aioice.ice.StunProtocol.request",
-                                   getattr(getattr(ice, "StunProtocol", None), "request", None), REQUEST_PARAMETERS)]
+    problems = [
+        *unchecked_version("aioice", version, CHECKED_AIOICE),
+        *changed_signature(
+            "aioice.ice.StunProtocol.request",
+            getattr(getattr(ice, "StunProtocol", None), "request", None),
+            REQUEST_PARAMETERS,
+        ),
+    ]
     consent_source = source_of(getattr(getattr(ice, "Connection", None), "query_consent", None))
     module_source = source_of(ice)
     if consent_source is None or module_source is None:
@@ -53,8 +59,9 @@ def check_consent(version: str, ice: ModuleType) -> list[str]:
     return problems
 
 
-def patient_consent(retransmissions: int = CONSENT_RETRANSMISSIONS, *, version: str | None = None,
-                    ice: ModuleType | None = None) -> bool:
+def patient_consent(
+    retransmissions: int = CONSENT_RETRANSMISSIONS, *, version: str | None = None, ice: ModuleType | None = None
+) -> bool:
     """Make the consent checks of aioice connections made from now on wait for late answers
     (idempotent; the last call's count wins). The keyword arguments name what to adapt (the
     installed aioice by default; tests pass others). Returns True if it applies, False (after one
@@ -66,8 +73,9 @@ def patient_consent(retransmissions: int = CONSENT_RETRANSMISSIONS, *, version: 
         version, ice = aioice.__version__, aioice_ice
     problems = check_consent(version, ice)
     if problems:
-        _LOG.warning("A late answer to a consent check still ends a stream (%s); aioice is left as it is.",
-                     "; ".join(problems))
+        _LOG.warning(
+            "A late answer to a consent check still ends a stream (%s); aioice is left as it is.", "; ".join(problems)
+        )
         return False
     ice.StunProtocol = patient_protocol(ice.StunProtocol, retransmissions)
     return True

@@ -16,11 +16,13 @@ compile function that also carries the policy over, after checking that the inst
 streamlit-webrtc is a version this was read against; otherwise it logs one warning, streamlit-webrtc
 stays stock and only the browsers are held to the relay (which still sends all media through it).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from types import ModuleType
-from typing import Callable, Protocol
+from typing import Protocol
 
 from .checks import unchecked_version
 from .settings import Settings
@@ -47,8 +49,10 @@ def camera_rtc(servers: list[dict] | None, started: StartedLike) -> dict[str, di
     """
     base = {} if servers is None else {"iceServers": servers}
     policy = {"iceTransportPolicy": "relay"} if started.settings.ice_transport_policy == "relay" else {}
-    return {"frontend_rtc_configuration": {**base, **policy},
-            "server_rtc_configuration": {**base, **(policy if started.server_relay else {})}}
+    return {
+        "frontend_rtc_configuration": {**base, **policy},
+        "server_rtc_configuration": {**base, **(policy if started.server_relay else {})},
+    }
 
 
 def check_server_policy(version: str, component: ModuleType, config: ModuleType) -> list[str]:
@@ -56,13 +60,16 @@ def check_server_policy(version: str, component: ModuleType, config: ModuleType)
     problems = unchecked_version("streamlit-webrtc", version, CHECKED_STREAMLIT_WEBRTC)
     used = getattr(component, "compile_rtc_configuration", None)
     if used is not getattr(config, "compile_rtc_configuration", None) and not hasattr(used, "keeps_policy"):
-        problems.append("streamlit_webrtc.component no longer builds the server's configuration with "
-                        "streamlit_webrtc.config.compile_rtc_configuration")
+        problems.append(
+            "streamlit_webrtc.component no longer builds the server's configuration with "
+            "streamlit_webrtc.config.compile_rtc_configuration"
+        )
     return problems
 
 
-def keep_server_transport_policy(*, version: str | None = None, component: ModuleType | None = None,
-                                 config: ModuleType | None = None) -> bool:
+def keep_server_transport_policy(
+    *, version: str | None = None, component: ModuleType | None = None, config: ModuleType | None = None
+) -> bool:
     """Make streamlit-webrtc pass `iceTransportPolicy` of `server_rtc_configuration` on to aiortc
     (idempotent). The keyword arguments name what to adapt (the installed streamlit-webrtc by
     default; tests pass others). Returns True if it applies, False (after one warning) if not."""
@@ -76,8 +83,7 @@ def keep_server_transport_policy(*, version: str | None = None, component: Modul
         component, config = webrtc_component, webrtc_config
     problems = check_server_policy(version, component, config)
     if problems:
-        _LOG.warning("The server's WebRTC peer is not held to the relay (%s); browsers still are.",
-                     "; ".join(problems))
+        _LOG.warning("The server's WebRTC peer is not held to the relay (%s); browsers still are.", "; ".join(problems))
         return False
     component.compile_rtc_configuration = policy_keeping(config.compile_rtc_configuration)
     return True

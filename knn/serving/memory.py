@@ -12,6 +12,7 @@ every camera frame). One thread collects every few seconds instead, which frees 
 (reference cycles), and freezes what survives the first collection (the imported libraries, the
 model), so later collections skip those ~150,000 objects. docs/performance.md has the figures.
 """
+
 from __future__ import annotations
 
 import ctypes

@@ -22,8 +22,10 @@ seconds with `snapshot()`:
 Nothing runs per frame: the thread reads what `Stats` already records, under each session's lock,
 once per interval. No Streamlit import.
 """
+
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -85,8 +87,16 @@ def session_metrics(session: LiveSession, latencies_since: int = 0, answers_sinc
         "latencies": latencies,
         "latencies_lost": lost,
         "latencies_recorded": recorded,
-        "answers": [[round(c + to_epoch, 4), round(s + to_epoch, 4), int(f), label,
-                     None if src is None else round(src + to_epoch, 4)] for c, s, f, label, src in answers],
+        "answers": [
+            [
+                round(c + to_epoch, 4),
+                round(s + to_epoch, 4),
+                int(f),
+                label,
+                None if src is None else round(src + to_epoch, 4),
+            ]
+            for c, s, f, label, src in answers
+        ],
         "answers_lost": answers_lost,
         "answers_logged": logged,
     }
@@ -142,10 +152,8 @@ class _Writer(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
             snap = snapshot(self._since)
-            try:
+            with contextlib.suppress(OSError):  # the reader's directory went away: nothing to report to
                 write_json(self.path, snap)
-            except OSError:  # the reader's directory went away: nothing to report to
-                pass
 
     def stop(self) -> None:
         self._stop_event.set()

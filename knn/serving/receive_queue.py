@@ -16,6 +16,7 @@ connections made from now on, after checking that the installed aioice is a vers
 against and that it reads the size each time it opens a socket; otherwise it logs one warning and
 aioice stays as it is.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,12 +42,18 @@ def check_receive_queues(version: str, ice: ModuleType, turn: ModuleType) -> lis
     problems = unchecked_version("aioice", version, CHECKED_AIOICE)
     if not isinstance(getattr(turn, SIZE_NAME, None), int):
         problems.append(f"aioice.turn.{SIZE_NAME} is missing")
-    return problems + unread_source("aioice.ice", ice, READ_AT_OPEN,
-                                    f"aioice.ice no longer reads {READ_AT_OPEN} when it opens a socket")
+    return problems + unread_source(
+        "aioice.ice", ice, READ_AT_OPEN, f"aioice.ice no longer reads {READ_AT_OPEN} when it opens a socket"
+    )
 
 
-def short_receive_queues(size: int = RECEIVE_QUEUE, *, version: str | None = None,
-                         ice: ModuleType | None = None, turn: ModuleType | None = None) -> bool:
+def short_receive_queues(
+    size: int = RECEIVE_QUEUE,
+    *,
+    version: str | None = None,
+    ice: ModuleType | None = None,
+    turn: ModuleType | None = None,
+) -> bool:
     """Make the UDP sockets of aioice connections made from now on ask the kernel for `size` bytes
     of receive queue (the last call wins). The keyword arguments name what to adapt (the installed
     aioice by default; tests pass others). Returns True if it applies, False (after one logged

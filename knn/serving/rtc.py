@@ -24,10 +24,11 @@ the same kind of version check (`check_sender`). The same subclasses tell the fr
 they take it (a callable in the frame's `opaque`, knn.live.pipeline.ResultTrack), so the source
 hands out no result while the last one still waits in streamlit-webrtc's relays.
 """
+
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
+from functools import cache
 from types import ModuleType
 
 from .checks import changed_signature, unchecked_version
@@ -44,17 +45,23 @@ ENCODE_PARAMETERS = ["self", "frame", "force_keyframe"]
 def check_estimator(version: str, rate: ModuleType, receiver: ModuleType) -> list[str]:
     """What keeps the floor from applying to this aiortc; empty when it fits."""
     estimator = getattr(rate, "RemoteBitrateEstimator", None)
-    problems = [*unchecked_version("aiortc", version, CHECKED_AIORTC),
-                *changed_signature("aiortc.rate.RemoteBitrateEstimator.add", getattr(estimator, "add", None),
-                                   ADD_PARAMETERS)]
+    problems = [
+        *unchecked_version("aiortc", version, CHECKED_AIORTC),
+        *changed_signature("aiortc.rate.RemoteBitrateEstimator.add", getattr(estimator, "add", None), ADD_PARAMETERS),
+    ]
     built = getattr(receiver, "RemoteBitrateEstimator", None)
     if built is not estimator and not (isinstance(built, type) and getattr(built, "floor_bps", None)):
         problems.append("aiortc.rtcrtpreceiver no longer builds aiortc.rate.RemoteBitrateEstimator")
     return problems
 
 
-def floor_receive_bitrate(bps: int = MIN_VIDEO_BITRATE, *, version: str | None = None,
-                          rate: ModuleType | None = None, receiver: ModuleType | None = None) -> bool:
+def floor_receive_bitrate(
+    bps: int = MIN_VIDEO_BITRATE,
+    *,
+    version: str | None = None,
+    rate: ModuleType | None = None,
+    receiver: ModuleType | None = None,
+) -> bool:
     """Make aiortc's video receivers never report an estimate below `bps` (idempotent).
 
     The keyword arguments name what to adapt (the installed aiortc by default; tests pass others).
@@ -105,13 +112,19 @@ def check_sender(version: str, codecs: ModuleType, sender: ModuleType) -> list[s
     rate = getattr(vp8, "target_bitrate", None)
     if not (isinstance(rate, property) and rate.fset is not None):
         problems.append("aiortc.codecs.vpx.Vp8Encoder has no settable target_bitrate")
-    problems += changed_signature("aiortc.codecs.vpx.Vp8Encoder.encode", getattr(vp8, "encode", None),
-                                  ENCODE_PARAMETERS)
+    problems += changed_signature(
+        "aiortc.codecs.vpx.Vp8Encoder.encode", getattr(vp8, "encode", None), ENCODE_PARAMETERS
+    )
     return problems
 
 
-def cap_send_bitrate(bps: int = MAX_VIDEO_BITRATE, *, version: str | None = None,
-                     codecs: ModuleType | None = None, sender: ModuleType | None = None) -> bool:
+def cap_send_bitrate(
+    bps: int = MAX_VIDEO_BITRATE,
+    *,
+    version: str | None = None,
+    codecs: ModuleType | None = None,
+    sender: ModuleType | None = None,
+) -> bool:
     """Make aiortc's video encoders never aim above `bps` (idempotent; the last cap wins).
 
     The keyword arguments name what to adapt (the installed aiortc by default; tests pass others).
@@ -146,7 +159,7 @@ def capped_get_encoder(get_encoder, bps: int):
     return get_capped_encoder
 
 
-@lru_cache(maxsize=None)
+@cache
 def capped_encoder(encoder: type, bps: int) -> type:
     """A subclass of an aiortc encoder whose `target_bitrate` is at most `bps`."""
     rate: property = encoder.target_bitrate

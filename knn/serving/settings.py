@@ -4,13 +4,14 @@ Every variable is optional; README's table lists them (`VARIABLES` is that table
 cannot be read is reported in `Settings.problems` and its default is used, so a typo never stops
 the app but is never silent either.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from ..live.answer_size import CAMERAS_PER_CORE
 from .receive_queue import RECEIVE_QUEUE
@@ -26,39 +27,74 @@ start value; the camera's picture came in at 150-600 kbit/s, so more buys little
 encoder up to twice the time per frame (docs/performance.md)."""
 
 VARIABLES = (
-    ("KNN_ICE_SERVERS", "streamlit-webrtc's choice: Cloudflare or Twilio TURN when their keys are set, else "
-     "Google's public STUN server",
-     "ICE servers for WebRTC as a JSON list of RTCIceServer objects (`st.secrets[\"ice_servers\"]` wins); "
-     "`[]` for loopback"),
-    ("KNN_ICE_TRANSPORT_POLICY", "all",
-     "`relay`: browsers and the server use only TURN relay candidates, so all video crosses the relay "
-     "(to prove a relay works, or where peers must not see each other's addresses)"),
-    ("KNN_BACKBONE", "MobileNetV2 1.0 at 224 where its weights can be had, else v1",
-     "the backbone new sessions start with, e.g. `mobilenet_v2_1.0_320` for the accurate mode"),
+    (
+        "KNN_ICE_SERVERS",
+        "streamlit-webrtc's choice: Cloudflare or Twilio TURN when their keys are set, else "
+        "Google's public STUN server",
+        'ICE servers for WebRTC as a JSON list of RTCIceServer objects (`st.secrets["ice_servers"]` wins); '
+        "`[]` for loopback",
+    ),
+    (
+        "KNN_ICE_TRANSPORT_POLICY",
+        "all",
+        "`relay`: browsers and the server use only TURN relay candidates, so all video crosses the relay "
+        "(to prove a relay works, or where peers must not see each other's addresses)",
+    ),
+    (
+        "KNN_BACKBONE",
+        "MobileNetV2 1.0 at 224 where its weights can be had, else v1",
+        "the backbone new sessions start with, e.g. `mobilenet_v2_1.0_320` for the accurate mode",
+    ),
     ("KNN_THREADS", "one per core", "threads per LiteRT invoke"),
     ("KNN_GC_SECONDS", "30", "seconds between the process's full garbage collections, which free closed sessions"),
-    ("KNN_MIN_BITRATE", str(MIN_VIDEO_BITRATE),
-     "bit/s floor under the video bandwidth the server asks browsers for; 0 turns it off"),
-    ("KNN_MAX_BITRATE", str(MAX_VIDEO_BITRATE),
-     "bit/s ceiling on the captioned video the server sends back; 0 leaves aiortc's own (1.5 Mbit/s)"),
-    ("KNN_STEADY", "1", "`1`: a camera frame that barely differs from the last one the model saw reuses its "
-     "prediction (the model still sees each camera twice a second); `0`: every frame goes to the model, "
-     "for scenes whose smallest changes must show at once"),
-    ("KNN_CAMERAS_PER_CORE", "2", "above this many streaming cameras per core, the captioned video goes back at "
-     "half width and height (its encode is the server's largest cost per frame); `0`: always the camera's size"),
-    ("KNN_UDP_RECEIVE_QUEUE", "0 (aioice's own, 262144)", "bytes of kernel receive queue each WebRTC connection's "
-     f"UDP socket asks for. For a server past its capacity: at {RECEIVE_QUEUE} packets wait there about two seconds "
-     "instead of up to ~20 s and the answers that keep a stream alive come in time, but a busy server short of "
-     "capacity then loses packets in bursts and its video stalls for seconds (docs/performance.md)"),
-    ("KNN_UDP_DRAIN", str(DRAIN_MOST), "datagrams read from a WebRTC socket each time the event loop finds it "
-     "readable; `1`: asyncio's own one per turn, with which a busy server's loop leaves seconds of video waiting "
-     "in the kernel's queues (docs/performance.md)"),
+    (
+        "KNN_MIN_BITRATE",
+        str(MIN_VIDEO_BITRATE),
+        "bit/s floor under the video bandwidth the server asks browsers for; 0 turns it off",
+    ),
+    (
+        "KNN_MAX_BITRATE",
+        str(MAX_VIDEO_BITRATE),
+        "bit/s ceiling on the captioned video the server sends back; 0 leaves aiortc's own (1.5 Mbit/s)",
+    ),
+    (
+        "KNN_STEADY",
+        "1",
+        "`1`: a camera frame that barely differs from the last one the model saw reuses its "
+        "prediction (the model still sees each camera twice a second); `0`: every frame goes to the model, "
+        "for scenes whose smallest changes must show at once",
+    ),
+    (
+        "KNN_CAMERAS_PER_CORE",
+        "2",
+        "above this many streaming cameras per core, the captioned video goes back at "
+        "half width and height (its encode is the server's largest cost per frame); `0`: always the camera's size",
+    ),
+    (
+        "KNN_UDP_RECEIVE_QUEUE",
+        "0 (aioice's own, 262144)",
+        "bytes of kernel receive queue each WebRTC connection's "
+        f"UDP socket asks for. For a server past its capacity: at {RECEIVE_QUEUE} packets wait there about two seconds "
+        "instead of up to ~20 s and the answers that keep a stream alive come in time, but a busy server short of "
+        "capacity then loses packets in bursts and its video stalls for seconds (docs/performance.md)",
+    ),
+    (
+        "KNN_UDP_DRAIN",
+        str(DRAIN_MOST),
+        "datagrams read from a WebRTC socket each time the event loop finds it "
+        "readable; `1`: asyncio's own one per turn, with which a busy server's loop leaves seconds of video waiting "
+        "in the kernel's queues (docs/performance.md)",
+    ),
     ("KNN_METRICS_FILE", "none", "write the process's live metrics to this JSON file"),
     ("KNN_METRICS_INTERVAL", "1", "seconds between two metrics snapshots"),
     ("KNN_WEIGHTS_DIR", "none", "a folder of `<backbone>_no_top.weights.h5` files (read by the engine)"),
     ("KNN_CACHE", "~/.cache/knn", "where converted weights and LiteRT models are kept (read by the engine)"),
-    ("KNN_OFFLINE", "0", "`1`: never try Keras' weight download (read by the engine); it is tried only when its "
-     "host answers within 3 s anyway"),
+    (
+        "KNN_OFFLINE",
+        "0",
+        "`1`: never try Keras' weight download (read by the engine); it is tried only when its "
+        "host answers within 3 s anyway",
+    ),
 )
 """(name, default, what it does) of every environment variable the app reads."""
 
@@ -98,7 +134,7 @@ class Settings:
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         problems: list[str] = []
         values: dict[str, object] = {}
@@ -127,8 +163,10 @@ class Settings:
         read("KNN_METRICS_INTERVAL", "metrics_interval", lambda t: _number(t, float, 0.05))
         servers = values.get("ice_servers")
         if values.get("ice_transport_policy") == "relay" and servers is not None and not has_turn(servers):
-            problems.append("KNN_ICE_TRANSPORT_POLICY='relay' is ignored: KNN_ICE_SERVERS has no turn: or "
-                            "turns: URL, and without one no connection could be made")
+            problems.append(
+                "KNN_ICE_TRANSPORT_POLICY='relay' is ignored: KNN_ICE_SERVERS has no turn: or "
+                "turns: URL, and without one no connection could be made"
+            )
             del values["ice_transport_policy"]
         return cls(**values, problems=tuple(problems))
 
@@ -139,8 +177,10 @@ class Settings:
         if secret is not None:
             servers = parse_ice_servers(secret, "the ice_servers secret")
             if self.ice_transport_policy == "relay" and not has_turn(servers):
-                raise SettingsError("the ice_servers secret has no turn: or turns: URL, and "
-                                    "KNN_ICE_TRANSPORT_POLICY=relay allows only a TURN relay")
+                raise SettingsError(
+                    "the ice_servers secret has no turn: or turns: URL, and "
+                    "KNN_ICE_TRANSPORT_POLICY=relay allows only a TURN relay"
+                )
             return servers
         return None if self.ice_servers is None else [dict(s) for s in self.ice_servers]
 

@@ -14,6 +14,7 @@ from a duplicate of the same socket until the queue is empty. It applies only af
 protocol by that name, with the methods it extends taking the parameters expected; otherwise it
 logs one warning and aioice stays as it is.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,11 @@ camera cannot hold the loop from the others for long."""
 DATAGRAM_BYTES = 65536  # the largest UDP payload fits
 BUILT_AS = "StunProtocol(self)"
 """How aioice.ice builds each socket's protocol (by its module-level name, so a subclass put there is built)."""
-EXTENDED = {"connection_made": ["self", "transport"], "connection_lost": ["self", "exc"],
-            "datagram_received": ["self", "data", "addr"]}
+EXTENDED = {
+    "connection_made": ["self", "transport"],
+    "connection_lost": ["self", "exc"],
+    "datagram_received": ["self", "data", "addr"],
+}
 
 
 def check_drain(version: str, ice: ModuleType) -> list[str]:
@@ -45,8 +49,9 @@ def check_drain(version: str, ice: ModuleType) -> list[str]:
         return [*problems, "aioice.ice.StunProtocol is missing"]
     for name, parameters in EXTENDED.items():
         problems += changed_signature(f"aioice.ice.StunProtocol.{name}", getattr(protocol, name, None), parameters)
-    return problems + unread_source("aioice.ice", ice, BUILT_AS,
-                                    f"aioice.ice no longer builds its sockets' protocol as {BUILT_AS}")
+    return problems + unread_source(
+        "aioice.ice", ice, BUILT_AS, f"aioice.ice no longer builds its sockets' protocol as {BUILT_AS}"
+    )
 
 
 def drain_sockets(most: int = MOST, *, version: str | None = None, ice: ModuleType | None = None) -> bool:
@@ -61,8 +66,10 @@ def drain_sockets(most: int = MOST, *, version: str | None = None, ice: ModuleTy
         version, ice = aioice.__version__, aioice_ice
     problems = check_drain(version, ice)
     if problems:
-        _LOG.warning("WebRTC sockets are read one datagram per turn of the event loop (%s); aioice is left "
-                     "as it is.", "; ".join(problems))
+        _LOG.warning(
+            "WebRTC sockets are read one datagram per turn of the event loop (%s); aioice is left as it is.",
+            "; ".join(problems),
+        )
         return False
     ice.StunProtocol = draining_protocol(ice.StunProtocol, most)
     return True

@@ -10,6 +10,7 @@ their copies (knn.serving.clicks) and, when asked for, the server's relay-only I
 (knn.serving.socket_drain), short kernel queues on them (knn.serving.receive_queue) and the metrics
 writer (knn.serving.metrics).
 """
+
 from __future__ import annotations
 
 import sys
@@ -69,7 +70,15 @@ def start(settings: Settings) -> Started:
         from .metrics import start_writer
 
         start_writer(settings.metrics_file, settings.metrics_interval)
-    return Started(settings, fixed, floored, bitrate_cap=capped, server_relay=server_relay,
-                   cameras_kept=keep_cameras_drawn(), patient_consent=patient_consent(),
-                   one_click_each=tell_copied_clicks(), short_queues=short_queues,
-                   drained_sockets=drained)
+    return Started(
+        settings,
+        fixed,
+        floored,
+        bitrate_cap=capped,
+        server_relay=server_relay,
+        cameras_kept=keep_cameras_drawn(),
+        patient_consent=patient_consent(),
+        one_click_each=tell_copied_clicks(),
+        short_queues=short_queues,
+        drained_sockets=drained,
+    )
