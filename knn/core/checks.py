@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .limits import MAX_STORED_JPEG_BYTES, MAX_VECTORS_PER_EXAMPLE
+from .voting import VOTES
 
 
 class ClassifierError(ValueError):
@@ -29,6 +30,27 @@ def check_threshold(threshold: object) -> float | None:
     if not -1.0 <= value <= 1.0:  # also refuses nan
         raise ClassifierError(f"unknown_threshold is a cosine similarity, so it must lie in -1..1, got {value}")
     return value
+
+
+def check_vote(vote: object) -> str:
+    if vote not in VOTES:
+        raise ClassifierError(f"vote must be one of {', '.join(VOTES)}, got {vote!r}")
+    return str(vote)
+
+
+def check_weight(weight: object) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float, np.floating, np.integer)):
+        raise ClassifierError(f"centroid_weight must be a number in 0..1, got {weight!r}")
+    value = float(weight)
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise ClassifierError(f"centroid_weight is a share of the vote, so it must lie in 0..1, got {value}")
+    return value
+
+
+def check_flag(flag: object) -> bool:
+    if not isinstance(flag, (bool, np.bool_)):
+        raise ClassifierError(f"centred must be True or False, got {flag!r}")
+    return bool(flag)
 
 
 def check_cap(cap: object) -> int:

@@ -3,7 +3,9 @@
 Why not the TF.js `knn-classifier` rules: it gives each of k=3 neighbours one vote and answers the
 class that was added first on a tie, so with one example per class almost every query is a
 three-way tie and the first class wins. Here each neighbour votes with its cosine similarity and
-ties are broken by similarity, never by class order (knn.core.voting).
+ties are broken by similarity, never by class order (knn.core.voting). A project may instead let
+the class centroids vote, or blend the two, and may compare vectors centred on its examples' mean
+(knn.core.centroids); these settings travel with the project.
 
 Embeddings are L2-normalised on the way in, so cosine similarity is one matrix product per query
 (knn.core.store). One `threading.RLock` guards all state: a video thread predicts while the page
@@ -29,12 +31,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import ClassifierError, as_batch, as_examples, as_single, check_cap, check_k, check_threshold, normalise
+from .centroids import Space, build_space
+from .checks import (
+    ClassifierError,
+    as_batch,
+    as_examples,
+    as_single,
+    check_cap,
+    check_flag,
+    check_k,
+    check_threshold,
+    check_vote,
+    check_weight,
+    normalise,
+)
 from .classes import ClassList
 from .limits import MAX_CLASSES, MAX_EXAMPLES, MAX_EXAMPLES_PER_CLASS, MAX_STORED_VALUES
 from .names import normalise_name
 from .store import EmbeddingStore
-from .voting import is_unknown, vote, vote_one
+from .voting import DEFAULT_CENTROID_WEIGHT, LEGACY_VOTE, decide, decide_one, is_unknown
 
 __all__ = ["ClassifierError", "ClassifierState", "Example", "KNNClassifier", "Neighbor", "Prediction"]
 
@@ -96,6 +111,8 @@ class ClassifierState:
         vectors: int [N], how many of `embeddings` each example has (they sum to R); all 1
             without augmentation.
         ids: int [N], the examples' ids in the classifier (None in a state read from a file).
+        vote, centroid_weight, centred: the rule (`KNNClassifier`); a state made without them
+            has the rule every project had before they existed.
     """
 
     classes: tuple[str, ...]
@@ -108,6 +125,9 @@ class ClassifierState:
     dim: int | None
     vectors: np.ndarray | None = None
     ids: np.ndarray | None = None
+    vote: str = LEGACY_VOTE
+    centroid_weight: float = DEFAULT_CENTROID_WEIGHT
+    centred: bool = False
 
     def vector_counts(self) -> np.ndarray:
         return np.ones(len(self.labels), np.int64) if self.vectors is None else np.asarray(self.vectors, np.int64)
@@ -137,6 +157,12 @@ class ClassifierState:
             else self.embeddings[:0]
         )
 
+    def space(self) -> Space:
+        """The vectors as this state's rule compares them, and its class centroids."""
+        counts = self.vector_counts()
+        owner = np.repeat(np.arange(len(counts)), counts)
+        return build_space(self.embeddings, owner, np.asarray(self.labels, np.int64), self.centred)
+
 
 class Setting:
     """A validated attribute: `check` runs on every assignment and returns the value to keep."""
@@ -161,10 +187,11 @@ class KNNClassifier:
 
     A query is compared with every stored example by cosine similarity; each of the k most similar
     examples votes for its class with its similarity, and confidences are the votes normalised to
-    sum to 1 (see knn.core.voting for the tie rules).
+    sum to 1 (see knn.core.voting for the tie rules and the other vote rules).
 
     Args:
-        k: number of neighbours that vote (clipped to the number of stored examples).
+        k: number of neighbours that vote (clipped to the number of stored examples); with the
+            centroid vote, the number of nearest class centroids that share the confidence.
         unknown_threshold: when the best cosine similarity is below this, `predict` answers
             unknown (label None). None never answers unknown.
         max_examples_per_class: adding beyond this raises `ClassifierError`.
@@ -173,9 +200,15 @@ class KNNClassifier:
             bound memory and the time of every prediction (each query is compared with every
             vector); the defaults are knn.core.limits', which a project file and a browser
             session share.
+        vote: ``"examples"`` (the k nearest examples vote), ``"centroids"`` (the nearest class
+            centroid wins) or ``"blend"`` (their confidences mixed), knn.core.voting.
+        centroid_weight: the blend's share of the centroid vote, 0..1.
+        centred: compare vectors after subtracting the mean of the stored examples
+            (knn.core.centroids); similarities, and so `unknown_threshold`, are then centred ones.
 
     Attributes:
-        k, unknown_threshold, max_examples_per_class: settable, validated.
+        k, unknown_threshold, max_examples_per_class, vote, centroid_weight, centred: settable,
+            validated.
         dim: embedding size, set by the first add (None while empty).
         classes: class names in order (a copy); classes may hold no examples.
     """
@@ -184,6 +217,9 @@ class KNNClassifier:
     unknown_threshold = Setting(check_threshold)
     # Lowering the cap below a class's count keeps the examples; it only refuses further adds.
     max_examples_per_class = Setting(check_cap)
+    vote = Setting(check_vote)
+    centroid_weight = Setting(check_weight)
+    centred = Setting(check_flag)
 
     def __init__(
         self,
@@ -193,9 +229,15 @@ class KNNClassifier:
         max_examples: int = MAX_EXAMPLES,
         max_classes: int = MAX_CLASSES,
         max_values: int = MAX_STORED_VALUES,
+        *,
+        vote: str = LEGACY_VOTE,
+        centroid_weight: float = DEFAULT_CENTROID_WEIGHT,
+        centred: bool = False,
     ):
         self._lock = threading.RLock()
         self.k, self.unknown_threshold, self.max_examples_per_class = k, unknown_threshold, max_examples_per_class
+        self.vote, self.centroid_weight, self.centred = vote, centroid_weight, centred
+        self._space: tuple[int, Space] | None = None  # (version it was derived at, space)
         self.max_examples, self.max_values = check_cap(max_examples), check_cap(max_values)
         self._classes = ClassList(limit=check_cap(max_classes))
         self._store = EmbeddingStore()
@@ -224,8 +266,9 @@ class KNNClassifier:
         return len(self._store)
 
     def __repr__(self) -> str:
+        rule = f"vote={self.vote!r}, centroid_weight={self.centroid_weight}, centred={self.centred}, "
         return (
-            f"KNNClassifier(k={self.k}, unknown_threshold={self.unknown_threshold}, "
+            f"KNNClassifier(k={self.k}, unknown_threshold={self.unknown_threshold}, {rule}"
             f"classes={len(self._classes)}, examples={len(self._store)}, dim={self.dim})"
         )
 
@@ -397,15 +440,43 @@ class KNNClassifier:
 
     # ---- prediction ----------------------------------------------------------------------------
 
+    def _plain(self) -> bool:
+        """Whether the rule is the k nearest examples on the stored vectors as they are."""
+        return self.vote == "examples" and not self.centred
+
+    def _space_now(self) -> Space:
+        """The rule's space, derived once per change (under the lock)."""
+        if self._space is None or self._space[0] != self.version:
+            rows, ids, cls = self._store.rows()
+            _, first, owner = np.unique(ids, return_index=True, return_inverse=True)
+            self._space = (self.version, build_space(rows, owner, cls[first], self.centred))
+        return self._space[1]
+
+    def _neighbours(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(example sims [M, k], example rows [M, k], centroid sims [M, k'], centroid classes
+        [M, k']) for normalised queries; the centroids' are None when the rule does not use them."""
+        # The lock is held through the matrix product on purpose: rows are moved in place by
+        # remove(), and copying the store per frame would cost as much as the product itself.
+        # The product is short (~1 ms at 10k × 1024) and releases the GIL.
+        if self._plain():
+            sims, rows = self._store.nearest(queries, self.k)
+            return sims, rows, None, None
+        space = self._space_now()
+        placed = space.place(queries)
+        sims, rows = self._store.nearest(placed, self.k, None if space.mean is None else space.vectors)
+        if self.vote == "examples":
+            return sims, rows, None, None
+        to_centroids = placed @ space.centroids.T
+        # Most similar first; equal ones in class order, so which of them makes the cut is fixed.
+        order = np.argsort(-to_centroids, axis=1, kind="stable")[:, : min(self.k, len(space.centroids))]
+        return sims, rows, np.take_along_axis(to_centroids, order, axis=1), space.centroid_classes[order]
+
     def _predict_locked(self, queries: np.ndarray) -> list[Prediction]:
         classes = list(self._classes.names)
         if len(self._store) == 0:
             empty = dict.fromkeys(classes, 0.0)
             return [Prediction(None, dict(empty), math.nan, (), False) for _ in range(len(queries))]
-        # The lock is held through the matrix product on purpose: rows are moved in place by
-        # remove(), and copying the store per frame would cost as much as the product itself.
-        # The product is short (~1 ms at 10k × 1024) and releases the GIL.
-        sims, rows = self._store.nearest(queries, self.k)
+        sims, rows, cen_sims, cen_cls = self._neighbours(queries)
         return _predictions(
             sims.tolist(),
             self._store.classes_at(rows).tolist(),
@@ -413,6 +484,8 @@ class KNNClassifier:
             classes,
             self._classes.rank(),
             self.unknown_threshold,
+            (self.vote, self.centroid_weight),
+            None if cen_sims is None else (cen_sims.tolist(), cen_cls.tolist()),
         )
 
     def predict(self, embedding: np.ndarray) -> Prediction:
@@ -451,8 +524,19 @@ class KNNClassifier:
                 if len(self._store) == 0:
                     parts.append(np.zeros((len(chunk), n_classes)))
                     continue
-                sims, rows = self._store.nearest(chunk, self.k)
-                parts.append(vote(sims, self._store.classes_at(rows), n_classes, rank)[0])
+                sims, rows, cen_sims, cen_cls = self._neighbours(chunk)
+                parts.append(
+                    decide(
+                        self.vote,
+                        sims,
+                        self._store.classes_at(rows),
+                        cen_sims,
+                        cen_cls,
+                        n_classes,
+                        rank,
+                        self.centroid_weight,
+                    )[0]
+                )
             return np.concatenate(parts)
 
     def _chunks(self, batch: np.ndarray):
@@ -479,6 +563,9 @@ class KNNClassifier:
                 self._store.dim,
                 vectors,
                 ids,
+                self.vote,
+                self.centroid_weight,
+                self.centred,
             )
 
     @classmethod
@@ -489,7 +576,14 @@ class KNNClassifier:
             ClassifierError: the state is inconsistent (unknown label index, bad names, ...).
         """
         state.check()
-        clf = cls(state.k, state.unknown_threshold, state.max_examples_per_class)
+        clf = cls(
+            state.k,
+            state.unknown_threshold,
+            state.max_examples_per_class,
+            vote=state.vote,
+            centroid_weight=state.centroid_weight,
+            centred=state.centred,
+        )
         for name in state.classes:
             clf.add_class(name)
         if len(state.labels):
@@ -511,6 +605,9 @@ class KNNClassifier:
                 self.max_examples,
                 self._classes.limit,
                 self.max_values,
+                vote=self.vote,
+                centroid_weight=self.centroid_weight,
+                centred=self.centred,
             )
             other._classes = self._classes.copy()
             other._store = self._store.copy()
@@ -519,12 +616,22 @@ class KNNClassifier:
 
 
 def _predictions(
-    sims: list, classes_of: list, ids: list, classes: list[str], rank: list[int], threshold: float | None
+    sims: list,
+    classes_of: list,
+    ids: list,
+    classes: list[str],
+    rank: list[int],
+    threshold: float | None,
+    rule: tuple[str, float] = (LEGACY_VOTE, DEFAULT_CENTROID_WEIGHT),
+    centroids: tuple[list, list] | None = None,
 ) -> list[Prediction]:
-    """One `Prediction` per query from its k neighbours' similarities, class indices and ids."""
+    """One `Prediction` per query from its k neighbours' similarities, class indices and ids (and
+    with a centroid rule its nearest centroids' similarities and classes)."""
     out = []
-    for sims_i, cls_i, ids_i in zip(sims, classes_of, ids, strict=True):
-        confidences, winner = vote_one(sims_i, cls_i, len(classes), rank)
+    vote_rule, weight = rule
+    cen_sims, cen_cls = centroids if centroids is not None else ([None] * len(sims), [None] * len(sims))
+    for sims_i, cls_i, ids_i, cs_i, cc_i in zip(sims, classes_of, ids, cen_sims, cen_cls, strict=True):
+        confidences, winner = decide_one(vote_rule, sims_i, cls_i, cs_i, cc_i, len(classes), rank, weight)
         unknown = is_unknown(sims_i[0], threshold)
         neighbors = tuple(Neighbor(e, classes[c], s) for e, c, s in zip(ids_i, cls_i, sims_i, strict=True))
         out.append(

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from .centroids import build_space
 from .neighbours import Neighbours, nearest_others
-from .voting import name_rank, vote
+from .voting import decide, name_rank, vote
 
 if TYPE_CHECKING:
     from .classifier import ClassifierState, KNNClassifier
@@ -29,6 +30,7 @@ __all__ = [
     "few_shot_accuracy",
     "few_shot_split",
     "evaluate_neighbours",
+    "leave_groups_out",
     "leave_one_out",
     "tfjs_predict",
     "split_accuracy",
@@ -57,16 +59,73 @@ class Evaluation:
 
 
 def leave_one_out(classifier: KNNClassifier) -> Evaluation:
-    """Classify every stored example by all the others (the classifier's k and voting).
+    """Classify every stored example by all the others (the classifier's k and rule).
 
     Works on a snapshot (`classifier.state()`, ~10 ms for 10k examples), so a video thread keeps
-    predicting meanwhile. The k nearest others of each example come from one chunked pass
-    (knn.core.neighbours: its own embedding against every vector, its own vectors left out, the
-    others' best vector standing for them). `unknown_threshold` is ignored: this measures which
-    class is chosen.
+    predicting meanwhile. With the k nearest examples' vote on the vectors as stored, the k nearest
+    others of each example come from one chunked pass (knn.core.neighbours: its own embedding
+    against every vector, its own vectors left out, the others' best vector standing for them);
+    any other rule is `leave_groups_out` with one example per group. `unknown_threshold` is
+    ignored: this measures which class is chosen.
     """
     state = classifier.state()
-    return evaluate_neighbours(state, nearest_others(state, state.k))
+    if state.vote == "examples" and not state.centred:
+        return evaluate_neighbours(state, nearest_others(state, state.k))
+    return leave_groups_out(state)
+
+
+def leave_groups_out(state: ClassifierState, groups: Sequence[int] | np.ndarray | None = None) -> Evaluation:
+    """Classify each group of examples by all the other examples, under the state's rule.
+
+    Everything the rule derives from the examples (class centroids, the mean a centred project
+    subtracts) is derived again without the group, so nothing of a left-out example helps classify
+    it. Leave out a Record burst or an upload batch as one group: its frames are near-duplicates.
+
+    Args:
+        state: the examples and the rule (`KNNClassifier.state()`).
+        groups: [N] a group key per example; None puts each example in its own group. Examples of
+            a group that leaves no other example are counted as wrong (no class can be chosen).
+
+    Cost: one pass over the other examples' vectors per group, O(groups × R × D).
+    """
+    classes, truth = list(state.classes), np.asarray(state.labels, np.int64)
+    n, n_classes = len(truth), len(classes)
+    keys = np.arange(n) if groups is None else np.asarray(groups)
+    if keys.shape != (n,):
+        raise ValueError(f"groups must give one key per example ({n}), got shape {keys.shape}")
+    counts = state.vector_counts()
+    owner = np.repeat(np.arange(n), counts)
+    own = state.own_embeddings()
+    rank = name_rank(classes)
+    winner = np.full(n, -1, np.int64)
+    for key in np.unique(keys) if n >= 2 else []:
+        out = keys == key
+        kept = np.flatnonzero(~out)
+        if not len(kept):
+            continue
+        kept_rows = ~out[owner]
+        position = np.full(n, -1, np.int64)
+        position[kept] = np.arange(len(kept))
+        space = build_space(state.embeddings[kept_rows], position[owner[kept_rows]], truth[kept], state.centred)
+        placed = space.place(own[out])
+        sims = placed @ space.vectors.T
+        starts = np.concatenate([[0], np.cumsum(counts[kept])[:-1]]).astype(np.int64)
+        per_example = np.maximum.reduceat(sims, starts, axis=1) if (counts[kept] > 1).any() else sims
+        k = min(state.k, len(kept))
+        order = np.argsort(-per_example, axis=1, kind="stable")[:, :k]  # equal ones: the earlier example
+        ex_sims, ex_cls = np.take_along_axis(per_example, order, axis=1), truth[kept][order]
+        to_centroids = placed @ space.centroids.T
+        c_order = np.argsort(-to_centroids, axis=1, kind="stable")[:, : min(state.k, len(space.centroids))]
+        cen_sims, cen_cls = np.take_along_axis(to_centroids, c_order, axis=1), space.centroid_classes[c_order]
+        _, winner[out] = decide(state.vote, ex_sims, ex_cls, cen_sims, cen_cls, n_classes, rank, state.centroid_weight)
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    decided = winner >= 0
+    np.add.at(confusion, (truth[decided], winner[decided]), 1)
+    totals = np.bincount(truth, minlength=n_classes)
+    correct = np.diag(confusion)
+    per_class = {name: (float(correct[i] / totals[i]) if totals[i] else math.nan) for i, name in enumerate(classes)}
+    accuracy = float(correct.sum() / n) if n >= 2 else math.nan
+    return Evaluation(classes, accuracy, per_class, confusion, int(n))
 
 
 def evaluate_neighbours(state: ClassifierState, neighbours: Neighbours) -> Evaluation:

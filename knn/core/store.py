@@ -190,24 +190,28 @@ class EmbeddingStore:
         classes = np.fromiter((self.class_of(i) for i in ids), np.int64, len(ids))
         return embeddings, classes, tuple(self._images[i] for i in ids), counts
 
-    def nearest(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, queries: np.ndarray, k: int, vectors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest examples for normalised [M, D] queries, most similar first, equal
         similarities in id order (so listings do not depend on row order). An example is as
         similar as its most similar vector. Returns (sims [M, k] float32, rows [M, k]): each
-        example's most similar row, through which its class and id are looked up."""
+        example's most similar row, through which its class and id are looked up.
+
+        `vectors` [R, D], in the store's row order (`rows()`), replaces the stored vectors in the
+        comparison: a centred project's (knn.core.centroids)."""
         n = self._n
+        emb = self._emb[:n] if vectors is None else vectors
         examples = len(self._rows_of)
         k = min(k, examples)
         # Each example has at most `_most_vectors` rows, so this many nearest rows hold k examples.
         wide = min(n, k * self._most_vectors)
         if len(queries) == 1:  # the video loop's case: matrix-vector product, 1-D selection
-            sims1 = self._emb[:n] @ queries[0]
+            sims1 = emb @ queries[0]
             part1 = np.argpartition(sims1, n - wide)[n - wide :] if wide < n else np.arange(n)
             top1 = sims1[part1]
             order1 = np.lexsort((self._ids[part1], -top1))
             sims, rows = top1[order1][None, :], part1[order1][None, :]
         else:
-            all_sims = queries @ self._emb[:n].T
+            all_sims = queries @ emb.T
             if wide < n:
                 part = np.argpartition(all_sims, n - wide, axis=1)[:, n - wide :]
                 top = np.take_along_axis(all_sims, part, axis=1)
@@ -219,6 +223,12 @@ class EmbeddingStore:
         if wide == k:
             return sims, rows
         return _first_per_example(sims, rows, self._ids, k)
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows in use, in row order (not insertion order): (vectors [R, D], each row's
+        example id [R], each row's class index [R]); views, valid until the next change."""
+        n = self._n
+        return self._emb[:n], self._ids[:n], self._cls[:n]
 
     def copy(self) -> EmbeddingStore:
         """An independent copy (ids kept)."""

@@ -1,7 +1,14 @@
-"""How the k nearest examples decide: similarity-weighted votes, the tie rules, the unknown rule.
+"""How a project decides: the vote rules, their tie rules, the unknown rule.
 
 One place for the rules: `KNNClassifier` uses them per query, leave-one-out per block of rows, and
-the exported Keras head (knn.model.export) mirrors them with the same constants.
+the exported Keras head (knn.model.export) mirrors them with the same constants. A project's
+`vote` is one of `VOTES`:
+
+- ``"examples"``: the k nearest examples vote (below);
+- ``"centroids"``: the nearest class centroid wins; the k nearest centroids share the confidence
+  the same way (knn.core.centroids);
+- ``"blend"``: the confidences of the two, mixed as (1 - w) × examples' + w × centroids', w the
+  project's `centroid_weight`; ties go to the larger best single similarity, then to the name.
 
 Each neighbour votes with its cosine similarity; a similarity below `MIN_WEIGHT` (an unrelated or
 opposite example) counts as `MIN_WEIGHT`, so the votes never sum to 0 and, when all k neighbours
@@ -18,6 +25,13 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+
+VOTES = ("examples", "centroids", "blend")
+"""The vote rules a project may use (`KNNClassifier.vote`)."""
+LEGACY_VOTE = "examples"
+"""The rule of every project saved before the setting existed: its files read back with it."""
+DEFAULT_CENTROID_WEIGHT = 0.5
+"""The blend's weight of the centroid vote (chosen on grocery's train files: docs/accuracy.md)."""
 
 TIE_TOLERANCE = 1e-6
 """Sums of float32 similarities that differ by less than this are ties."""
@@ -77,4 +91,100 @@ def vote_one(sims: list[float], cls: list[int], n_classes: int, rank: list[int])
     confidences = [0.0] * n_classes
     for c, weight in votes.items():
         confidences[c] = weight / total
+    return confidences, min(candidates, key=rank.__getitem__)
+
+
+def blend(
+    ex_conf: np.ndarray,
+    ex_best: np.ndarray,
+    cen_conf: np.ndarray,
+    cen_best: np.ndarray,
+    weight: float,
+    rank: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The blended vote for [M, C] confidences and best similarities of the two rules (best is
+    -inf for a class without a neighbour or a voting centroid).
+
+    Returns:
+        (confidences [M, C] rows summing to 1, winner [M]): the most confident class, ties to the
+        larger best similarity of either rule, then to the alphabetically first name.
+    """
+    n_classes = ex_conf.shape[1]
+    confidences = (1.0 - weight) * ex_conf + weight * cen_conf
+    best = np.maximum(ex_best, cen_best)
+    candidates = confidences > 0
+    for key in (confidences, best):
+        top = np.where(candidates, key, -np.inf).max(axis=1, keepdims=True)
+        candidates &= key >= top - TIE_TOLERANCE
+    return confidences, np.where(candidates, rank[None, :], n_classes).argmin(axis=1)
+
+
+def class_best(sims: np.ndarray, cls: np.ndarray, n_classes: int) -> np.ndarray:
+    """[M, C] the best similarity of each class among [M, k] neighbours (-inf where it has none)."""
+    m = len(sims)
+    best = np.full(m * n_classes, -np.inf)
+    np.maximum.at(best, (np.arange(m)[:, None] * n_classes + cls).reshape(-1), sims.reshape(-1).astype(np.float64))
+    return best.reshape(m, n_classes)
+
+
+def decide(
+    vote_rule: str,
+    ex_sims: np.ndarray,
+    ex_cls: np.ndarray,
+    cen_sims: np.ndarray | None,
+    cen_cls: np.ndarray | None,
+    n_classes: int,
+    rank: np.ndarray,
+    weight: float = DEFAULT_CENTROID_WEIGHT,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(confidences [M, C], winner [M]) of a rule of `VOTES`.
+
+    Args:
+        ex_sims, ex_cls: [M, k] the k nearest examples' similarities and class indices.
+        cen_sims, cen_cls: [M, k'] the k' nearest class centroids' similarities and class
+            indices, most similar first (unused by ``"examples"``).
+    """
+    if vote_rule == "examples":
+        return vote(ex_sims, ex_cls, n_classes, rank)
+    if cen_sims is None or cen_cls is None:
+        raise ValueError(f"the {vote_rule!r} vote needs the nearest class centroids")
+    cen_conf, cen_winner = vote(cen_sims, cen_cls, n_classes, rank)
+    if vote_rule == "centroids":
+        return cen_conf, cen_winner
+    if vote_rule != "blend":
+        raise ValueError(f"vote must be one of {VOTES}, got {vote_rule!r}")
+    ex_conf, _ = vote(ex_sims, ex_cls, n_classes, rank)
+    ex_best, cen_best = class_best(ex_sims, ex_cls, n_classes), class_best(cen_sims, cen_cls, n_classes)
+    return blend(ex_conf, ex_best, cen_conf, cen_best, weight, rank)
+
+
+def decide_one(
+    vote_rule: str,
+    ex_sims: list[float],
+    ex_cls: list[int],
+    cen_sims: list[float] | None,
+    cen_cls: list[int] | None,
+    n_classes: int,
+    rank: list[int],
+    weight: float = DEFAULT_CENTROID_WEIGHT,
+) -> tuple[list[float], int]:
+    """`decide` for one query in plain Python (the video loop's case): the same rules and order."""
+    if vote_rule == "examples":
+        return vote_one(ex_sims, ex_cls, n_classes, rank)
+    if cen_sims is None or cen_cls is None:
+        raise ValueError(f"the {vote_rule!r} vote needs the nearest class centroids")
+    cen_conf, cen_winner = vote_one(cen_sims, cen_cls, n_classes, rank)
+    if vote_rule == "centroids":
+        return cen_conf, cen_winner
+    if vote_rule != "blend":
+        raise ValueError(f"vote must be one of {VOTES}, got {vote_rule!r}")
+    ex_conf, _ = vote_one(ex_sims, ex_cls, n_classes, rank)
+    best: dict[int, float] = {}
+    for sim, c in zip([*ex_sims, *cen_sims], [*ex_cls, *cen_cls], strict=True):
+        best[c] = max(best.get(c, -math.inf), sim)
+    confidences = [(1.0 - weight) * a + weight * b for a, b in zip(ex_conf, cen_conf, strict=True)]
+    candidates = [c for c in best if confidences[c] > 0]
+    for key in (confidences, best):
+        top = max(key[c] for c in candidates)
+        candidates = [c for c in candidates if key[c] >= top - TIE_TOLERANCE]
     return confidences, min(candidates, key=rank.__getitem__)
