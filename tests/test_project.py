@@ -141,6 +141,38 @@ def test_file_format_is_plain_arrays():
     assert (meta["dim"], meta["k"], meta["unknown_threshold"]) == (D, 5, 0.42)
 
 
+@pytest.mark.parametrize("vote", ["examples", "centroids", "blend"])
+def test_the_vote_rule_travels_with_the_project(vote):
+    clf = make_classifier()
+    clf.vote, clf.centroid_weight, clf.centred = vote, 0.25, True
+    loaded = load_project(project_bytes(clf, BACKBONE))
+    assert (loaded.vote, loaded.centroid_weight, loaded.centred) == (vote, 0.25, True)
+    assert_same(clf, loaded)
+    meta = read_project_meta(project_bytes(clf, BACKBONE))
+    assert (meta["vote"], meta["centroid_weight"], meta["centred"]) == (vote, 0.25, True)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_file_from_before_the_vote_rules_keeps_its_rule_when_defaults_change(version, monkeypatch):
+    """A format 1 or 2 file was answered by the k nearest examples, uncentred: it still is, even
+    when a newer default says otherwise (and even if such a file somehow carried the fields)."""
+    expected, arrays = make_classifier(), good_arrays()
+    meta = json.loads(arrays["meta"].tobytes())
+    for key in ("vote", "centroid_weight", "centred"):
+        del meta[key]
+    if version == 1:
+        del arrays["vectors"]
+    arrays["meta"] = np.frombuffer(json.dumps(dict(meta, version=version)).encode(), np.uint8)
+    new_defaults = KNNClassifier.__init__.__kwdefaults__ | {"vote": "blend", "centred": True}
+    monkeypatch.setattr(KNNClassifier.__init__, "__kwdefaults__", new_defaults)
+    assert KNNClassifier().vote == "blend"  # the default has changed ...
+    loaded = load_project(npz_bytes(arrays))
+    assert (loaded.vote, loaded.centred) == ("examples", False)  # ... the old project has not
+    assert_same(expected, loaded)
+    arrays["meta"] = np.frombuffer(json.dumps(dict(meta, version=version, vote="blend")).encode(), np.uint8)
+    assert load_project(npz_bytes(arrays)).vote == "examples"
+
+
 @pytest.mark.parametrize("classes", [[], ["only an empty class"]])
 def test_round_trip_without_examples(classes):
     clf = KNNClassifier(k=2)
@@ -334,6 +366,10 @@ def bad_files() -> dict[str, tuple[bytes, str]]:
         "no version": (with_meta(version=None), "version is missing"),
         "bad k": (with_meta(k=0), "'k'"),
         "bad threshold": (with_meta(unknown_threshold=3), "'unknown_threshold'"),
+        "bad vote": (with_meta(vote="majority"), "'vote'"),
+        "bad centroid weight": (with_meta(centroid_weight=-0.5), "'centroid_weight'"),
+        "bad centred": (with_meta(centred=1), "'centred'"),
+        "format 3 without its vote": (with_meta(vote=None), "'vote'"),
         "wrong dim": (with_meta(dim=D + 1), f"{D} values but it says {D + 1}"),
         "wrong count": (with_meta(n_examples=n + 1), "examples"),
         "lying .npy header": (lying_header(), "does not hold the data its header declares"),

@@ -6,7 +6,8 @@ Layout (every member a plain NumPy array; no pickles, no object arrays):
 member             dtype, shape    meaning
 =================  ==============  ===================================================
 ``meta``           uint8 [B]       UTF-8 JSON: format, version, backbone, dim, k,
-                                   unknown_threshold, max_examples_per_class, counts
+                                   unknown_threshold, max_examples_per_class, vote,
+                                   centroid_weight, centred, counts
 ``classes``        <U{w} [C]       class names in order (classes may be empty)
 ``embeddings``     float32 [R, D]  L2-normalised: each example's vectors (its own
                                    embedding first), examples in insertion order
@@ -19,7 +20,10 @@ member             dtype, shape    meaning
 =================  ==============  ===================================================
 
 The backbone id names the input size too (``mobilenet_v2_1.0_320``). Format 1 (before
-augmentation) had no ``vectors`` member: one vector per example; it still loads.
+augmentation) had no ``vectors`` member: one vector per example; formats 1 and 2 (before the vote
+rules) have no ``vote``, ``centroid_weight`` or ``centred``: they load with the rule they were made
+with (the k nearest examples, not centred), whatever today's defaults are. A project of format 3
+is refused by an app that reads 1 and 2 only, rather than answered with another rule.
 
 A project file comes from a user's upload, so `load_project` trusts nothing: it checks the size on
 disk, every member's declared uncompressed size against what a full session can hold
@@ -67,6 +71,7 @@ from .limits import (
     member_limits,
 )
 from .names import normalise_name
+from .voting import DEFAULT_CENTROID_WEIGHT, LEGACY_VOTE, VOTES
 
 __all__ = [
     "FORMAT_VERSION",
@@ -78,8 +83,8 @@ __all__ = [
     "save_project",
 ]
 
-FORMAT_VERSION = 2
-READS = (1, 2)
+FORMAT_VERSION = 3
+READS = (1, 2, 3)
 _BACKBONE_ID = re.compile(r"[a-z0-9][a-z0-9_.]{0,63}")
 
 _FORMAT_NAME = "knn-project"
@@ -137,6 +142,9 @@ def project_bytes(classifier: KNNClassifier, backbone: Any) -> bytes:
         "k": state.k,
         "unknown_threshold": state.unknown_threshold,
         "max_examples_per_class": state.max_examples_per_class,
+        "vote": state.vote,
+        "centroid_weight": state.centroid_weight,
+        "centred": state.centred,
         "n_examples": len(images),
         "n_classes": len(state.classes),
     }
@@ -370,6 +378,15 @@ def _read_meta(raw: np.ndarray, what: str) -> dict[str, Any]:
         "a similarity in -1..1 or null",
     )
     field("max_examples_per_class", lambda v: is_int(v) and v >= 1, "a whole number of at least 1")
+    if version < 3:  # from before the rule was saved: read as it was made, not with today's default
+        meta.update(vote=LEGACY_VOTE, centroid_weight=DEFAULT_CENTROID_WEIGHT, centred=False)
+    field("vote", lambda v: v in VOTES, f"one of {', '.join(VOTES)}")
+    field(
+        "centroid_weight",
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
+        "a share in 0..1",
+    )
+    field("centred", lambda v: isinstance(v, bool), "true or false")
     field("n_examples", lambda v: is_int(v) and 0 <= v <= MAX_EXAMPLES, f"a count up to {MAX_EXAMPLES:,}")
     field("n_classes", lambda v: is_int(v) and 0 <= v <= MAX_CLASSES, f"a count up to {MAX_CLASSES}")
     return meta
@@ -490,6 +507,9 @@ def load_project(path_or_file: PathOrFile, expected_backbone: Any = None) -> KNN
         max_examples_per_class=max(meta["max_examples_per_class"], int(counts.max())),
         dim=meta["dim"],
         vectors=arrays["vectors"].astype(np.int64),
+        vote=meta["vote"],
+        centroid_weight=float(meta["centroid_weight"]),
+        centred=meta["centred"],
     )
     try:
         return KNNClassifier.from_state(state)
