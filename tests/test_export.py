@@ -253,6 +253,66 @@ def test_head_follows_the_engine_with_augmented_examples():
     np.testing.assert_allclose(out["similarity"], [p.similarity for p in predictions], atol=1e-5, rtol=0)
 
 
+def rule_classifier(vote: str, centred: bool) -> tuple[knn.KNNClassifier, np.ndarray]:
+    """Examples of 1 to 12 vectors in 4 classes and an empty one, names out of alphabetical order,
+    features sharing a common component (as MobileNet's do); queries near and far from them, and
+    an unknown threshold that some of them fall below."""
+    rng = np.random.default_rng(11)
+    clf = knn.KNNClassifier(k=3, vote=vote, centred=centred, centroid_weight=0.3)
+    clf.add_class("empty")
+    counts = [1, 12, 5, 12, 1, 3, 12, 2, 2]
+    own = rng.normal(size=(len(counts), 24)) + 1.5
+    for i, count in enumerate(counts):
+        views = own[i] + 0.6 * rng.normal(size=(count - 1, 24))
+        clf.add_many(np.vstack([own[i], views]), [["zeta", "b", "alpha", "d"][i % 4]], vectors=[count])
+    vectors = clf.state().embeddings
+    queries = np.concatenate([vectors + 0.05 * rng.normal(size=vectors.shape), rng.normal(size=(200, 24)) + 1.5])
+    best = np.sort([p.similarity for p in clf.predict_many(queries)])
+    gap = int(np.argmax(np.diff(best[20:-20]))) + 20  # midway in a gap: no query sits on the threshold
+    clf.unknown_threshold = float((best[gap] + best[gap + 1]) / 2)
+    return clf, queries.astype(np.float32)
+
+
+def check_head(outputs: dict[str, np.ndarray], clf: knn.KNNClassifier, queries: np.ndarray) -> None:
+    predictions = clf.predict_many(queries)
+    index = engine_class_index(clf, predictions)
+    np.testing.assert_allclose(outputs["probabilities"], clf.predict_proba(queries), atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(outputs["class_index"], index)
+    np.testing.assert_allclose(outputs["similarity"], [p.similarity for p in predictions], atol=1e-5, rtol=0)
+    assert (index == -1).any() and (index >= 0).any()
+
+
+@pytest.mark.parametrize("centred", [False, True])
+@pytest.mark.parametrize("vote", ["examples", "centroids", "blend"])
+def test_head_follows_the_engine_for_every_rule(vote, centred):
+    from knn.model.backbones import get_backbone
+    from knn.model.export import metadata
+
+    clf, queries = rule_classifier(vote, centred)
+    check_head(build_head(clf).predict(queries, verbose=0), clf, queries)
+    meta = metadata(clf, get_backbone("mobilenet_v2_1.0_224"))
+    assert (meta["vote"], meta["centroid_weight"], meta["centred"]) == (vote, 0.3, centred)
+
+
+def test_centred_blend_head_saves_converts_to_litert_and_agrees(tmp_path):
+    """The centring layer and the second top_k survive a .keras file (default safe_mode) and
+    convert to LiteRT builtins, each giving the engine's answers."""
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    clf, queries = rule_classifier("blend", True)
+    head = build_head(clf)
+    head.save(tmp_path / "head.keras")
+    check_head(keras.models.load_model(tmp_path / "head.keras").predict(queries, verbose=0), clf, queries)
+    path = tmp_path / "head.tflite"
+    signature = [tf.TensorSpec([1, queries.shape[1]], tf.float32, name="embedding")]
+    head.export(str(path), format="litert", input_signature=signature, verbose=False)
+    runner = Interpreter(model_path=str(path)).get_signature_runner()
+    answers = [runner(embedding=q[None]) for q in queries]
+    check_head({name: np.concatenate([a[name] for a in answers]) for name in answers[0]}, clf, queries)
+
+
 @pytest.mark.parametrize(
     "backbone", ["mobilenet_v2_1.0_224", "mobilenet_v3_small_224", "mobilenet_v2_1.0_320", "mobilenet_v1_1.0_320"]
 )

@@ -8,18 +8,20 @@ and converts to LiteRT builtins only (TOPK_V2, GATHER, ...), so `ai_edge_litert`
       -> the backbone's preprocessing (x / 127.5 - 1 for v1/v2; MobileNetV3 rescales inside)
       -> MobileNet, global-average pooled                     [B, D]
       -> UnitNormalization (L2)                               [B, D]
+      (-> Normalization (minus the examples' mean), L2        [B, D]  a centred project only)
       -> Dense, kernel = the stored normalised examples^T     [B, N]  cosine similarities
       -> top_k(k)                                             [B, k]
       -> Embedding (example -> one-hot class)                 [B, k, C]
       -> similarity-weighted votes, normalised                [B, C]
+      (the same from a Dense of the class centroids, and the mix of the two, for the project's
+       centroid or blended vote: knn.core.voting)
 
 Outputs (a dict, by name; LiteRT's signature uses the same names):
 
 - ``probabilities`` float32 [B, C]: the engine's `KNNClassifier.predict_proba`, class order.
-- ``class_index`` int32 [B]: the engine's answer with its exact tie rules (votes, then summed
-  similarity, then best similarity, then alphabetical name); -1 when the best similarity is below
-  the project's ``unknown_threshold`` (the engine's ``label=None``). ``argmax(probabilities)``
-  agrees except on exact ties.
+- ``class_index`` int32 [B]: the engine's answer with its exact tie rules (knn.core.voting); -1
+  when the best similarity is below the project's ``unknown_threshold`` (the engine's
+  ``label=None``). ``argmax(probabilities)`` agrees except on exact ties.
 - ``similarity`` float32 [B]: cosine similarity of the nearest example.
 
 One case cannot match the engine by construction: when the k-th and (k+1)-th nearest examples are
@@ -29,7 +31,7 @@ engine's choice there is whatever `np.argpartition` picks.
 Class names travel inside the file: both formats are zip archives (a `.keras` file is one; the
 `.tflite` flatbuffer has a zip appended, as TFLite metadata does with its ``labels.txt``, which the
 interpreter ignores) holding ``labels.txt`` (one name per line, in output order) and ``knn.json``
-(classes, backbone, input size, k, unknown_threshold, output names). Read them with the standard
+(classes, backbone, input size, k, unknown_threshold, the vote rule, output names). Read them with the standard
 library alone: ``zipfile.ZipFile("model.tflite").read("labels.txt").decode().splitlines()``.
 
 Examples:
@@ -63,7 +65,7 @@ from .child import EXPORT, BuildError, Progress, report, run_child
 if TYPE_CHECKING:  # keep `import knn.model.export` free of TensorFlow and Keras
     import keras
 
-    from ..core.classifier import KNNClassifier
+    from ..core.classifier import ClassifierState, KNNClassifier
 
 __all__ = [
     "FORMATS",
@@ -80,6 +82,11 @@ FORMATS = {"keras": ".keras", "tflite": ".tflite"}
 EXPORT_FORMAT = "knn-export"
 EXPORT_VERSION = 1
 OUTPUTS = ("probabilities", "class_index", "similarity")
+VOTE_WORDS = {
+    "examples": "similarity-weighted votes of the k nearest examples",
+    "centroids": "similarity-weighted votes of the k nearest class centroids",
+    "blend": "(1 - centroid_weight) x the k nearest examples' votes + centroid_weight x the k nearest centroids'",
+}
 
 
 class ExportError(ValueError):
@@ -130,29 +137,21 @@ def _require_examples(classifier: KNNClassifier) -> None:
         raise ExportError("this classifier has no examples yet: teach it something before exporting")
 
 
-def _head_arrays(classifier: KNNClassifier) -> tuple[np.ndarray, np.ndarray, list[str], int, int]:
-    """(normalised vectors [N * V, D], one-hot labels [N, C], class names, k clipped to N, V).
+def _head_arrays(state: ClassifierState, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(`rows` laid out as [N * V, D], one-hot labels [N, C], V).
 
     V is the most vectors an example holds; each example's vectors take V consecutive rows, an
     example with fewer repeating its own embedding (which leaves its best similarity unchanged).
     """
-    _require_examples(classifier)
-    state = classifier.state()
     counts = state.vector_counts()
     most = int(counts.max())
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    rows = np.empty(len(counts) * most, np.int64)
+    layout = np.empty(len(counts) * most, np.int64)
     for i, (start, count) in enumerate(zip(starts.tolist(), counts.tolist(), strict=True)):
-        rows[i * most : (i + 1) * most] = [start + j if j < count else start for j in range(most)]
+        layout[i * most : (i + 1) * most] = [start + j if j < count else start for j in range(most)]
     onehot = np.zeros((len(counts), len(state.classes)), np.float32)
     onehot[np.arange(len(counts)), state.labels] = 1.0
-    return (
-        state.embeddings[rows].astype(np.float32),
-        onehot,
-        list(state.classes),
-        min(classifier.k, len(counts)),
-        most,
-    )
+    return rows[layout].astype(np.float32), onehot, most
 
 
 def metadata(classifier: KNNClassifier, spec: BackboneSpec) -> dict[str, Any]:
@@ -168,12 +167,15 @@ def metadata(classifier: KNNClassifier, spec: BackboneSpec) -> dict[str, Any]:
             "pixels": "RGB 0..255, centre-cropped to a square and resized (bilinear) to the input size",
         },
         "outputs": {
-            "probabilities": "float32 [batch, classes]: similarity-weighted votes of the k nearest examples",
+            "probabilities": f"float32 [batch, classes]: {VOTE_WORDS[classifier.vote]}",
             "class_index": "int32 [batch]: the predicted class (engine tie rules); -1 = unknown",
-            "similarity": "float32 [batch]: cosine similarity of the nearest example",
+            "similarity": "float32 [batch]: cosine similarity of the nearest example (centred when the project is)",
         },
         "k": classifier.k,
         "unknown_threshold": classifier.unknown_threshold,
+        "vote": classifier.vote,
+        "centroid_weight": classifier.centroid_weight,
+        "centred": classifier.centred,
         "n_examples": len(classifier),
         "vectors_per_example": int(classifier.state().vector_counts().max()) if len(classifier) else 1,
     }
@@ -231,43 +233,97 @@ def build_head(classifier: KNNClassifier) -> keras.Model:
 def _knn_head(features, classifier: KNNClassifier) -> dict[str, Any]:
     """The engine's `predict` in Keras ops on symbolic [B, D] features; sets the head's weights.
 
-    The rules and constants are knn.core.voting's, so the head cannot drift from the engine.
+    The rules and constants are knn.core.voting's, and the centroids and the mean are the engine's
+    own (`ClassifierState.space`), so the head cannot drift from the engine.
     """
     from keras import layers, ops
 
-    vectors, onehot, classes, k, per_example = _head_arrays(classifier)
-    n_examples = len(onehot)
+    _require_examples(classifier)
+    state = classifier.state()
+    plain = state.vote == "examples" and not state.centred
+    space = None if plain else state.space()
     x = layers.UnitNormalization(name="l2_normalize")(features)
-    sims_layer = layers.Dense(len(vectors), use_bias=False, trainable=False, name="similarities")
+    if space is not None and space.mean is not None:
+        # Subtract the examples' mean (a built-in layer holding it as weights), then re-normalise.
+        dim = len(space.mean)
+        x = layers.Normalization(mean=space.mean, variance=np.ones(dim), name="centre")(x)
+        x = layers.UnitNormalization(name="l2_normalize_centred")(x)
+    vectors, onehot, per_example = _head_arrays(state, state.embeddings if space is None else space.vectors)
+    examples = _nearest(x, vectors, onehot, min(classifier.k, len(onehot)), per_example, "example")
+    classes = list(state.classes)
+    if state.vote == "examples":
+        probabilities, winner = examples["confidences"], _winner(examples, ("votes", "raw", "best"), classes)
+    else:
+        assert space is not None
+        member = np.zeros((len(space.centroid_classes), len(classes)), np.float32)
+        member[np.arange(len(member)), space.centroid_classes] = 1.0
+        centroids = _nearest(x, space.centroids, member, min(classifier.k, len(member)), 1, "centroid")
+        if state.vote == "centroids":
+            probabilities, winner = centroids["confidences"], _winner(centroids, ("votes", "raw", "best"), classes)
+        else:
+            w = float(state.centroid_weight)
+            probabilities = (1.0 - w) * examples["confidences"] + w * centroids["confidences"]
+            mixed = {
+                "confidences": probabilities,
+                "best": ops.maximum(examples["best"], centroids["best"]),
+                "present": ops.greater(probabilities, 0.0),
+            }
+            winner = _winner(mixed, ("confidences", "best"), classes)
+    nearest = examples["top"][:, 0]
+    if classifier.unknown_threshold is not None:
+        winner = ops.where(ops.less(nearest, float(classifier.unknown_threshold)), -1, winner)
+    return {"probabilities": probabilities, "class_index": winner, "similarity": nearest}
+
+
+def _nearest(x, vectors: np.ndarray, member: np.ndarray, k: int, per_item: int, name: str) -> dict[str, Any]:
+    """The k nearest items (examples, or class centroids) of [B, D] queries and their votes per class.
+
+    `vectors` holds `per_item` rows per item (an item is as similar as its most similar row);
+    `member` [items, C] is each item's one-hot class. Returns [B, C] tensors: similarity-weighted
+    ``votes``, ``confidences`` (votes normalised), summed ``raw`` similarity, ``best`` single
+    similarity (-3, below any cosine, for a class without a neighbour) and ``present``; and ``top``
+    [B, k], the k similarities, most similar first.
+    """
+    from keras import layers, ops
+
+    items = len(member)
+    sims_layer = layers.Dense(len(vectors), use_bias=False, trainable=False, name=f"{name}_similarities")
     sims = sims_layer(x)  # cosine similarity to every stored vector
     sims_layer.set_weights([vectors.T])
-    if per_example > 1:  # an example is as similar as its most similar vector
-        sims = ops.max(ops.reshape(sims, (-1, n_examples, per_example)), axis=2)
+    if per_item > 1:  # an example is as similar as its most similar vector
+        sims = ops.max(ops.reshape(sims, (-1, items, per_item)), axis=2)
     top_sims, top_rows = ops.top_k(sims, k)
-    label_layer = layers.Embedding(n_examples, len(classes), trainable=False, name="example_classes")
-    member = label_layer(top_rows)  # [B, k, C]: 1 where neighbour j belongs to class c
-    label_layer.set_weights([onehot])
-
+    label_layer = layers.Embedding(items, member.shape[1], trainable=False, name=f"{name}_classes")
+    one_hot = label_layer(top_rows)  # [B, k, C]: 1 where neighbour j belongs to class c
+    label_layer.set_weights([member])
     s = ops.expand_dims(top_sims, -1)
-    votes = ops.sum(member * ops.maximum(s, MIN_WEIGHT), axis=1)
-    probabilities = votes / ops.sum(votes, axis=1, keepdims=True)
-    raw = ops.sum(member * s, axis=1)
-    # Best similarity per class; classes without a neighbour get -3, below any cosine (>= -1).
-    best = ops.max(member * (s + 3.0), axis=1) - 3.0
-    candidates = ops.greater(best, -2.0)
-    for key in (votes, raw, best):  # the engine's tie-break chain, one key after the other
-        top = ops.max(ops.where(candidates, key, -1e9), axis=1, keepdims=True)
-        candidates = ops.logical_and(candidates, ops.greater_equal(key, top - TIE_TOLERANCE))
-    # Last resort between indistinguishable classes: the alphabetically first name wins.
+    votes = ops.sum(one_hot * ops.maximum(s, MIN_WEIGHT), axis=1)
+    best = ops.max(one_hot * (s + 3.0), axis=1) - 3.0
+    return {
+        "votes": votes,
+        "confidences": votes / ops.sum(votes, axis=1, keepdims=True),
+        "raw": ops.sum(one_hot * s, axis=1),
+        "best": best,
+        "present": ops.greater(best, -2.0),
+        "top": top_sims,
+    }
+
+
+def _winner(parts: dict[str, Any], keys: Sequence[str], classes: list[str]):
+    """The engine's tie-break chain over `keys` of `parts`, among its ``present`` classes; last,
+    between indistinguishable classes, the alphabetically first name."""
+    from keras import ops
+
+    candidates = parts["present"]
+    for key in keys:
+        value = parts[key]
+        top = ops.max(ops.where(candidates, value, -1e9), axis=1, keepdims=True)
+        candidates = ops.logical_and(candidates, ops.greater_equal(value, top - TIE_TOLERANCE))
     order = np.argsort(np.array(classes, dtype=object), kind="stable")
     preference = np.empty(len(classes), np.int32)
     preference[order] = np.arange(len(classes), 0, -1, dtype=np.int32)
     # argmax over int32: Keras' float argmax adds a -0.0 fix that LiteRT only has as a Flex op.
-    winner = ops.cast(ops.argmax(ops.where(candidates, preference, 0), axis=1), "int32")
-    nearest = top_sims[:, 0]
-    if classifier.unknown_threshold is not None:
-        winner = ops.where(ops.less(nearest, float(classifier.unknown_threshold)), -1, winner)
-    return {"probabilities": probabilities, "class_index": winner, "similarity": nearest}
+    return ops.cast(ops.argmax(ops.where(candidates, preference, 0), axis=1), "int32")
 
 
 def _archive_entries(meta: dict[str, Any]) -> dict[str, bytes]:
