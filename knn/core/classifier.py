@@ -201,8 +201,9 @@ class KNNClassifier:
             vector); the defaults are knn.core.limits', which a project file and a browser
             session share.
         vote: ``"examples"`` (the k nearest examples vote), ``"centroids"`` (the nearest class
-            centroid wins) or ``"blend"`` (their confidences mixed), knn.core.voting.
-        centroid_weight: the blend's share of the centroid vote, 0..1.
+            centroid wins) or ``"blend"`` (the nearest centroid's class gets `centroid_weight` of
+            the vote, the k nearest examples share the rest), knn.core.voting.
+        centroid_weight: the blend's share of the vote for the nearest centroid's class, 0..1.
         centred: compare vectors after subtracting the mean of the stored examples
             (knn.core.centroids); similarities, and so `unknown_threshold`, are then centred ones.
 

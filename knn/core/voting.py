@@ -7,8 +7,10 @@ the exported Keras head (knn.model.export) mirrors them with the same constants.
 - ``"examples"``: the k nearest examples vote (below);
 - ``"centroids"``: the nearest class centroid wins; the k nearest centroids share the confidence
   the same way (knn.core.centroids);
-- ``"blend"``: the confidences of the two, mixed as (1 - w) × examples' + w × centroids', w the
-  project's `centroid_weight`; ties go to the larger best single similarity, then to the name.
+- ``"blend"``: the k nearest examples share 1 - w of the vote as they share all of it above, and
+  the class of the nearest centroid gets the other w (the project's `centroid_weight`). With k=3
+  and w around 0.3, unanimous neighbours decide and the centroid settles a split vote. Ties go to
+  the larger best single similarity (of a neighbour or the winning centroid), then to the name.
 
 Each neighbour votes with its cosine similarity; a similarity below `MIN_WEIGHT` (an unrelated or
 opposite example) counts as `MIN_WEIGHT`, so the votes never sum to 0 and, when all k neighbours
@@ -30,8 +32,9 @@ VOTES = ("examples", "centroids", "blend")
 """The vote rules a project may use (`KNNClassifier.vote`)."""
 LEGACY_VOTE = "examples"
 """The rule of every project saved before the setting existed: its files read back with it."""
-DEFAULT_CENTROID_WEIGHT = 0.5
-"""The blend's weight of the centroid vote (chosen on grocery's train files: docs/accuracy.md)."""
+DEFAULT_CENTROID_WEIGHT = 0.3
+"""The blend's share of the vote that goes to the nearest centroid's class (chosen on grocery's
+train files: docs/accuracy.md)."""
 
 TIE_TOLERANCE = 1e-6
 """Sums of float32 similarities that differ by less than this are ties."""
@@ -97,21 +100,25 @@ def vote_one(sims: list[float], cls: list[int], n_classes: int, rank: list[int])
 def blend(
     ex_conf: np.ndarray,
     ex_best: np.ndarray,
-    cen_conf: np.ndarray,
-    cen_best: np.ndarray,
+    cen_winner: np.ndarray,
+    cen_sim: np.ndarray,
     weight: float,
     rank: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The blended vote for [M, C] confidences and best similarities of the two rules (best is
-    -inf for a class without a neighbour or a voting centroid).
+    """The blended vote from the k nearest examples' [M, C] confidences and best similarities
+    (-inf for a class without a neighbour) and the nearest centroid's class [M] and similarity [M].
 
     Returns:
         (confidences [M, C] rows summing to 1, winner [M]): the most confident class, ties to the
-        larger best similarity of either rule, then to the alphabetically first name.
+        larger best similarity (of a neighbour or the winning centroid), then to the
+        alphabetically first name.
     """
-    n_classes = ex_conf.shape[1]
-    confidences = (1.0 - weight) * ex_conf + weight * cen_conf
-    best = np.maximum(ex_best, cen_best)
+    m, n_classes = ex_conf.shape
+    rows = np.arange(m)
+    confidences = (1.0 - weight) * ex_conf
+    confidences[rows, cen_winner] += weight
+    best = ex_best.copy()
+    best[rows, cen_winner] = np.maximum(best[rows, cen_winner], cen_sim)
     candidates = confidences > 0
     for key in (confidences, best):
         top = np.where(candidates, key, -np.inf).max(axis=1, keepdims=True)
@@ -154,8 +161,8 @@ def decide(
     if vote_rule != "blend":
         raise ValueError(f"vote must be one of {VOTES}, got {vote_rule!r}")
     ex_conf, _ = vote(ex_sims, ex_cls, n_classes, rank)
-    ex_best, cen_best = class_best(ex_sims, ex_cls, n_classes), class_best(cen_sims, cen_cls, n_classes)
-    return blend(ex_conf, ex_best, cen_conf, cen_best, weight, rank)
+    cen_sim = class_best(cen_sims, cen_cls, n_classes)[np.arange(len(cen_winner)), cen_winner]
+    return blend(ex_conf, class_best(ex_sims, ex_cls, n_classes), cen_winner, cen_sim, weight, rank)
 
 
 def decide_one(
@@ -180,9 +187,12 @@ def decide_one(
         raise ValueError(f"vote must be one of {VOTES}, got {vote_rule!r}")
     ex_conf, _ = vote_one(ex_sims, ex_cls, n_classes, rank)
     best: dict[int, float] = {}
-    for sim, c in zip([*ex_sims, *cen_sims], [*ex_cls, *cen_cls], strict=True):
+    for sim, c in zip(ex_sims, ex_cls, strict=True):
         best[c] = max(best.get(c, -math.inf), sim)
-    confidences = [(1.0 - weight) * a + weight * b for a, b in zip(ex_conf, cen_conf, strict=True)]
+    won = max(sim for sim, c in zip(cen_sims, cen_cls, strict=True) if c == cen_winner)
+    best[cen_winner] = max(best.get(cen_winner, -math.inf), won)
+    confidences = [(1.0 - weight) * a for a in ex_conf]
+    confidences[cen_winner] += weight
     candidates = [c for c in best if confidences[c] > 0]
     for key in (confidences, best):
         top = max(key[c] for c in candidates)

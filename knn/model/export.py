@@ -85,7 +85,7 @@ OUTPUTS = ("probabilities", "class_index", "similarity")
 VOTE_WORDS = {
     "examples": "similarity-weighted votes of the k nearest examples",
     "centroids": "similarity-weighted votes of the k nearest class centroids",
-    "blend": "(1 - centroid_weight) x the k nearest examples' votes + centroid_weight x the k nearest centroids'",
+    "blend": "(1 - centroid_weight) x the k nearest examples' votes + centroid_weight for the nearest centroid's class",
 }
 
 
@@ -260,12 +260,13 @@ def _knn_head(features, classifier: KNNClassifier) -> dict[str, Any]:
         centroids = _nearest(x, space.centroids, member, min(classifier.k, len(member)), 1, "centroid")
         if state.vote == "centroids":
             probabilities, winner = centroids["confidences"], _winner(centroids, ("votes", "raw", "best"), classes)
-        else:
+        else:  # the nearest centroid's class gets w of the vote, the k nearest examples share the rest
             w = float(state.centroid_weight)
-            probabilities = (1.0 - w) * examples["confidences"] + w * centroids["confidences"]
+            nearest = ops.one_hot(_winner(centroids, ("votes", "raw", "best"), classes), len(classes))
+            probabilities = (1.0 - w) * examples["confidences"] + w * nearest
             mixed = {
                 "confidences": probabilities,
-                "best": ops.maximum(examples["best"], centroids["best"]),
+                "best": ops.maximum(examples["best"], ops.where(nearest > 0, centroids["best"], -3.0)),
                 "present": ops.greater(probabilities, 0.0),
             }
             winner = _winner(mixed, ("confidences", "best"), classes)
