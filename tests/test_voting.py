@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from knn.core.centroids import build_space, unit_rows
+from knn.core.centroids import build_space, centred_rows, unit_rows
 from knn.core.classifier import ClassifierError, KNNClassifier
 from knn.core.evaluation import evaluate_neighbours, leave_groups_out
 from knn.core.neighbours import nearest_others
@@ -40,26 +40,28 @@ def brute_force(clf: KNNClassifier, query: np.ndarray) -> str:
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     examples = [state.embeddings[s : s + c] for s, c in zip(starts, counts, strict=True)]
     q = query / np.linalg.norm(query)
-    mean = np.zeros(D)
-    if clf.centred:
+    names = clf.classes
+    # Centroids: each class's mean example (an example: the mean of its vectors).
+    class_means = {
+        c: np.mean([e.mean(axis=0) for e, label in zip(examples, state.labels, strict=True) if label == c], axis=0)
+        for c in range(len(names))
+        if c in state.labels
+    }
+    if clf.centred:  # every vector, centroid and query compared as unit(x - the examples' mean)
         mean = np.mean([e.mean(axis=0) for e in examples], axis=0)
         examples = [unit_rows(e - mean) for e in examples]
+        class_means = {c: m - mean for c, m in class_means.items()}
         q = unit_rows((q - mean)[None])[0]
-    names = clf.classes
     # k nearest examples: each as similar as its best vector; equal ones in insertion order.
     sims = np.array([float((e @ q).max()) for e in examples])
     order = np.argsort(-sims, kind="stable")[: clf.k]
     ex = {c: [] for c in range(len(names))}
     for i in order:
         ex[int(state.labels[i])].append(sims[i])
-    # Centroids: the normalised sum of each class's example means.
     cen = {}
-    for c in range(len(names)):
-        members = [e.mean(axis=0) for e, label in zip(examples, state.labels, strict=True) if label == c]
-        if members:
-            centroid = np.sum(members, axis=0)
-            norm = np.linalg.norm(centroid)
-            cen[c] = float(q @ centroid / norm) if norm >= 1e-6 else 0.0  # no direction: 0-similar
+    for c, centroid in class_means.items():
+        norm = np.linalg.norm(centroid)
+        cen[c] = float(q @ centroid / norm) if norm >= 1e-6 else 0.0  # no direction: 0-similar
     near = sorted(cen, key=lambda c: -cen[c])[: clf.k]
 
     def shares(groups: dict[int, list[float]]) -> dict[int, float]:
@@ -206,7 +208,8 @@ def test_centring_uses_the_examples_mean_only():
     rows = unit_rows(3.0 + rng.standard_normal((6, D)))
     space = build_space(rows, np.arange(6), np.array([0, 0, 1, 1, 2, 2]), centred=True)
     np.testing.assert_allclose(space.mean, rows.mean(axis=0), atol=1e-6)
-    np.testing.assert_allclose(space.vectors, unit_rows(rows - rows.mean(axis=0)), atol=1e-6)
+    np.testing.assert_allclose(1 / space.inv_norm, np.linalg.norm(rows - rows.mean(axis=0), axis=1), rtol=1e-5)
+    np.testing.assert_allclose(centred_rows(rows, space), unit_rows(rows - rows.mean(axis=0)), atol=1e-6)
     # An example's views weigh as one example: two identical vectors of example 0 count once.
     doubled = np.vstack([rows[:1], rows])
     owner = np.array([0, 0, 1, 2, 3, 4, 5])

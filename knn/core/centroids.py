@@ -1,13 +1,17 @@
-"""Centroids: the examples' own mean (what a centred project subtracts before comparing) and each
-class's centroid (what the centroid vote compares a query with), derived from the stored vectors.
+"""Centroids: the examples' mean (what a centred project subtracts before comparing) and each
+class's centroid (what the centroid vote compares a query with), from the user's examples only.
 
-Both come from the user's examples only, never from camera frames or another data set, and are
-derived once per change of the examples (`Space`), so a frame still costs one matrix product
-(plus one of C centroids, C <= 100) and, when centred, one subtraction.
+An example's mean vector (its own embedding, its mirror, its crops: each example weighs the same
+whatever its number of vectors) is summed per class as examples come and go
+(knn.core.store), so after an Add the centroids cost O(C × D) and a frame stays one matrix
+product (plus one with the C <= 100 centroids). The class centroid is the class's mean example,
+the examples' mean the mean of all examples, and a centred project compares every vector x
+(stored vector, centroid, query) as ``unit(x - mean)``. The stored vectors are not rewritten:
+a stored unit vector e is compared through ``(e · q' - mean · q') / |e - mean|``, whose
+denominators are one matrix-vector product per change (`Space.inv_norm`).
 
-Every example weighs the same whatever its number of vectors: an example's vectors (its own
-embedding, its mirror, its crops) are averaged first. A vector that centring leaves at (nearly)
-zero length has no direction: it stays zero, so it is 0-similar to everything.
+A vector that centring leaves at (nearly) zero length has no direction: it is 0-similar to
+everything.
 """
 
 from __future__ import annotations
@@ -28,28 +32,33 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def example_means(rows: np.ndarray, owner: np.ndarray, n_examples: int) -> np.ndarray:
-    """Each example's mean vector [N, D] from its rows (`owner[r]`: the example index of row r)."""
-    sums = np.zeros((n_examples, rows.shape[1]), np.float64)
-    np.add.at(sums, owner, rows)
-    counts = np.bincount(owner, minlength=n_examples).astype(np.float64)
-    return sums / np.maximum(counts, 1.0)[:, None]
+def group_sums(rows: np.ndarray, group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the sum of each group's rows [G, D] float64, each group's row count [G]); `group[r]` is row
+    r's group in 0..G-1. One sort and one `reduceat` (np.add.at would be ~100× slower)."""
+    order = np.argsort(group, kind="stable")
+    counts = np.bincount(group, minlength=n_groups)
+    sums = np.zeros((n_groups, rows.shape[1]), np.float64)
+    present = np.flatnonzero(counts)
+    if len(present):
+        starts = np.concatenate([[0], np.cumsum(counts[present])[:-1]])
+        sums[present] = np.add.reduceat(rows[order].astype(np.float64), starts, axis=0)
+    return sums, counts
 
 
 @dataclass(frozen=True)
 class Space:
-    """The stored vectors as a rule compares them, and the class centroids among them.
+    """How a rule compares: the mean a centred project subtracts, and the class centroids.
 
     Attributes:
-        mean: [D] the examples' mean, subtracted from every vector and query before comparing
-            (then re-normalised); None when the project is not centred.
-        vectors: [R, D] float32, the stored rows in the order given, as compared.
-        centroids: [C', D] float32 unit rows, one per class that has examples.
+        mean: [D] float32, the examples' mean; None when the project is not centred.
+        inv_norm: [R] float32, 1 / |e - mean| of each stored vector e in the order given (0 where
+            it has no direction); None when not centred.
+        centroids: [C', D] float32 unit rows, one per class that has examples, as compared.
         centroid_classes: [C'] int64, the class index of each centroid, ascending.
     """
 
     mean: np.ndarray | None
-    vectors: np.ndarray
+    inv_norm: np.ndarray | None
     centroids: np.ndarray
     centroid_classes: np.ndarray
 
@@ -57,26 +66,50 @@ class Space:
         """Normalised queries [M, D] -> as compared (centred and re-normalised when centred)."""
         return queries if self.mean is None else unit_rows(queries - self.mean)
 
+    def similarities(self, raw: np.ndarray, placed: np.ndarray) -> np.ndarray:
+        """[M, R] similarities of placed queries to the stored vectors, from their raw products
+        ``placed @ vectors.T`` (returned as they are when not centred)."""
+        if self.mean is None or self.inv_norm is None:
+            return raw
+        return (raw - (placed @ self.mean)[:, None]) * self.inv_norm[None, :]
+
+
+def space_from_sums(class_sums: np.ndarray, class_counts: np.ndarray, rows: np.ndarray | None, centred: bool) -> Space:
+    """The `Space` from each class's sum of example means [C, D] and number of examples [C], and
+    (when centred) the stored unit vectors [R, D] whose `inv_norm` is wanted."""
+    present = np.flatnonzero(np.asarray(class_counts) > 0)
+    means = class_sums[present] / np.asarray(class_counts)[present, None]
+    mean = inv_norm = None
+    if centred and len(present):
+        mean64 = class_sums[present].sum(axis=0) / float(np.sum(class_counts))
+        mean = mean64.astype(np.float32)
+        means = means - mean64
+        if rows is not None:
+            # |e - mean|² = |e|² - 2 e·mean + |mean|², with |e| = 1 for a stored vector.
+            squared = 1.0 - 2.0 * (rows @ mean).astype(np.float64) + float(mean64 @ mean64)
+            norms = np.sqrt(np.maximum(squared, 0.0))
+            inv_norm = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms >= ZERO_NORM).astype(np.float32)
+    return Space(mean, inv_norm, unit_rows(means), present.astype(np.int64))
+
 
 def build_space(rows: np.ndarray, owner: np.ndarray, example_class: np.ndarray, centred: bool) -> Space:
-    """The `Space` of stored vectors.
+    """The `Space` of stored vectors from scratch (leave-one-out, export).
 
     Args:
-        rows: [R, D] normalised vectors, in any order.
+        rows: [R, D] unit vectors, in any order.
         owner: [R] the example index (0..N-1) each row belongs to.
         example_class: [N] each example's class index.
         centred: subtract the examples' mean.
     """
     example_class = np.asarray(example_class, np.int64)
-    owner = np.asarray(owner, np.int64)
     n = len(example_class)
-    mean = None
-    vectors = np.asarray(rows, np.float32)
-    if centred and n:
-        mean = example_means(vectors, owner, n).mean(axis=0).astype(np.float32)
-        vectors = unit_rows(vectors - mean)
-    means = example_means(vectors, owner, n)
-    classes, inverse = np.unique(example_class, return_inverse=True)
-    sums = np.zeros((len(classes), vectors.shape[1]), np.float64)
-    np.add.at(sums, inverse, means)
-    return Space(mean, vectors, unit_rows(sums), classes.astype(np.int64))
+    sums, counts = group_sums(rows, np.asarray(owner, np.int64), n)
+    example_means = sums / np.maximum(counts, 1)[:, None]
+    n_classes = int(example_class.max()) + 1 if n else 0
+    class_sums, class_counts = group_sums(example_means, example_class, n_classes)
+    return space_from_sums(class_sums, class_counts, rows, centred)
+
+
+def centred_rows(rows: np.ndarray, space: Space) -> np.ndarray:
+    """Stored unit vectors as a centred space compares them: ``unit(e - mean)`` (the export's)."""
+    return rows if space.mean is None else unit_rows(rows - space.mean)

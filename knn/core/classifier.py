@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .centroids import Space, build_space
+from .centroids import Space, build_space, space_from_sums
 from .checks import (
     ClassifierError,
     as_batch,
@@ -446,11 +446,12 @@ class KNNClassifier:
         return self.vote == "examples" and not self.centred
 
     def _space_now(self) -> Space:
-        """The rule's space, derived once per change (under the lock)."""
+        """The rule's space, derived once per change (under the lock): O(C × D) from the store's
+        running class sums, plus one matrix-vector product over the vectors when centred."""
         if self._space is None or self._space[0] != self.version:
-            rows, ids, cls = self._store.rows()
-            _, first, owner = np.unique(ids, return_index=True, return_inverse=True)
-            self._space = (self.version, build_space(rows, owner, cls[first], self.centred))
+            sums, counts = self._store.class_sums()
+            rows = self._store.rows() if self.centred else None
+            self._space = (self.version, space_from_sums(sums, counts, rows, self.centred))
         return self._space[1]
 
     def _neighbours(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -464,7 +465,7 @@ class KNNClassifier:
             return sims, rows, None, None
         space = self._space_now()
         placed = space.place(queries)
-        sims, rows = self._store.nearest(placed, self.k, None if space.mean is None else space.vectors)
+        sims, rows = self._store.nearest(placed, self.k, space if self.centred else None)
         if self.vote == "examples":
             return sims, rows, None, None
         to_centroids = placed @ space.centroids.T

@@ -108,7 +108,7 @@ def leave_groups_out(state: ClassifierState, groups: Sequence[int] | np.ndarray 
         position[kept] = np.arange(len(kept))
         space = build_space(state.embeddings[kept_rows], position[owner[kept_rows]], truth[kept], state.centred)
         placed = space.place(own[out])
-        sims = placed @ space.vectors.T
+        sims = space.similarities(placed @ state.embeddings[kept_rows].T, placed)
         starts = np.concatenate([[0], np.cumsum(counts[kept])[:-1]]).astype(np.int64)
         per_example = np.maximum.reduceat(sims, starts, axis=1) if (counts[kept] > 1).any() else sims
         k = min(state.k, len(kept))

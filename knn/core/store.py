@@ -7,8 +7,9 @@ is as similar to a query as its most similar vector, and the k nearest *examples
 A preallocated float32 matrix that doubles when full (adding is amortised O(D) per vector), with
 parallel arrays of class indices and example ids per row, and one image per example. Removing an
 example moves the last rows into its rows' places, O(D) per vector, so rows are in no particular
-order: ids increase with insertion and every listing sorts by id. Not thread-safe: the
-classifier's lock guards it.
+order: ids increase with insertion and every listing sorts by id. Each class's sum of example
+means is kept as examples come and go (knn.core.centroids), O(V × D) per example. Not
+thread-safe: the classifier's lock guards it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from .centroids import Space
 
 INITIAL_ROWS = 64
 
@@ -37,6 +40,20 @@ class EmbeddingStore:
         self._rows_of: dict[int, list[int]] = {}  # example id -> its rows, its own embedding first
         self._images: dict[int, bytes | None] = {}
         self._most_vectors = 1
+        self._class_sums = np.zeros((0, 0), np.float64)  # [classes, D]: each class's sum of example means
+        self._class_counts = np.zeros(0, np.int64)  # [classes]: examples per class
+
+    def _tally(self, example_rows: list[int], index: int, sign: int) -> None:
+        """Add (+1) or take away (-1) one example's mean from class `index`'s sum."""
+        if index >= len(self._class_counts):
+            grow = index + 1 - len(self._class_counts)
+            self._class_sums = np.vstack([self._class_sums.reshape(-1, self._dim), np.zeros((grow, self._dim))])
+            self._class_counts = np.concatenate([self._class_counts, np.zeros(grow, np.int64)])
+        self._class_counts[index] += sign
+        if self._class_counts[index] == 0:
+            self._class_sums[index] = 0.0  # no residue of rounding in an empty class
+        else:
+            self._class_sums[index] += sign * self._emb[example_rows].mean(axis=0, dtype=np.float64)
 
     def __len__(self) -> int:
         """Examples stored."""
@@ -82,9 +99,10 @@ class EmbeddingStore:
         self._cls[start:stop] = np.repeat(np.asarray(classes, np.int32), counts)
         self._ids[start:stop] = owners
         row = start
-        for example_id, count, image in zip(ids, counts, images, strict=True):
+        for example_id, count, image, index in zip(ids, counts, images, np.asarray(classes).tolist(), strict=True):
             self._rows_of[example_id] = list(range(row, row + count))
             self._images[example_id] = image
+            self._tally(self._rows_of[example_id], int(index), +1)
             row += count
         self._next_id += len(ids)
         self._n = stop
@@ -114,6 +132,7 @@ class EmbeddingStore:
             rows = self._rows_of.pop(example_id)
             self._images.pop(example_id)
             removed.append(int(self._cls[rows[0]]))
+            self._tally(rows, removed[-1], -1)
             for row in sorted(rows, reverse=True):  # descending: a moved row is never a later target
                 self._move_last_into(row)
         if not self._rows_of:
@@ -137,6 +156,8 @@ class EmbeddingStore:
         """Move an example (all its vectors) to class `index`; returns the class it had."""
         rows = self._rows_of[example_id]
         old = int(self._cls[rows[0]])
+        self._tally(rows, old, -1)
+        self._tally(rows, index, +1)
         self._cls[rows] = index
         return old
 
@@ -145,6 +166,9 @@ class EmbeddingStore:
         self.delete(self.examples_of_class(index))
         live = self._cls[: self._n]
         live[live > index] -= 1
+        if index < len(self._class_counts):
+            self._class_sums = np.delete(self._class_sums, index, axis=0)
+            self._class_counts = np.delete(self._class_counts, index)
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -190,28 +214,32 @@ class EmbeddingStore:
         classes = np.fromiter((self.class_of(i) for i in ids), np.int64, len(ids))
         return embeddings, classes, tuple(self._images[i] for i in ids), counts
 
-    def nearest(self, queries: np.ndarray, k: int, vectors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, queries: np.ndarray, k: int, space: Space | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest examples for normalised [M, D] queries, most similar first, equal
         similarities in id order (so listings do not depend on row order). An example is as
         similar as its most similar vector. Returns (sims [M, k] float32, rows [M, k]): each
         example's most similar row, through which its class and id are looked up.
 
-        `vectors` [R, D], in the store's row order (`rows()`), replaces the stored vectors in the
-        comparison: a centred project's (knn.core.centroids)."""
+        With a centred project's `space` (derived from this store's rows in their current order),
+        the queries come placed (`Space.place`) and the similarities are centred ones."""
         n = self._n
-        emb = self._emb[:n] if vectors is None else vectors
+        emb = self._emb[:n]
         examples = len(self._rows_of)
         k = min(k, examples)
         # Each example has at most `_most_vectors` rows, so this many nearest rows hold k examples.
         wide = min(n, k * self._most_vectors)
         if len(queries) == 1:  # the video loop's case: matrix-vector product, 1-D selection
             sims1 = emb @ queries[0]
+            if space is not None:
+                sims1 = space.similarities(sims1[None, :], queries)[0]
             part1 = np.argpartition(sims1, n - wide)[n - wide :] if wide < n else np.arange(n)
             top1 = sims1[part1]
             order1 = np.lexsort((self._ids[part1], -top1))
             sims, rows = top1[order1][None, :], part1[order1][None, :]
         else:
             all_sims = queries @ emb.T
+            if space is not None:
+                all_sims = space.similarities(all_sims, queries)
             if wide < n:
                 part = np.argpartition(all_sims, n - wide, axis=1)[:, n - wide :]
                 top = np.take_along_axis(all_sims, part, axis=1)
@@ -224,11 +252,15 @@ class EmbeddingStore:
             return sims, rows
         return _first_per_example(sims, rows, self._ids, k)
 
-    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The rows in use, in row order (not insertion order): (vectors [R, D], each row's
-        example id [R], each row's class index [R]); views, valid until the next change."""
-        n = self._n
-        return self._emb[:n], self._ids[:n], self._cls[:n]
+    def rows(self) -> np.ndarray:
+        """The vectors in use [R, D], in row order (not insertion order): a view, valid until the
+        next change."""
+        return self._emb[: self._n]
+
+    def class_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """(each class's sum of example means [C, D] float64, its number of examples [C]) for the
+        classes up to the last that ever had an example here (later classes have none)."""
+        return self._class_sums, self._class_counts
 
     def copy(self) -> EmbeddingStore:
         """An independent copy (ids kept)."""
@@ -238,6 +270,7 @@ class EmbeddingStore:
         other._rows_of = {i: list(r) for i, r in self._rows_of.items()}
         other._images = dict(self._images)
         other._most_vectors = self._most_vectors
+        other._class_sums, other._class_counts = self._class_sums.copy(), self._class_counts.copy()
         return other
 
     @property

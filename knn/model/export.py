@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.atomic import atomic_output
+from ..core.centroids import centred_rows
 from ..core.limits import MAX_CONCURRENT_EXPORTS
 from ..core.voting import MIN_WEIGHT, TIE_TOLERANCE
 from .backbones import BackboneSpec, get_backbone
@@ -248,7 +249,8 @@ def _knn_head(features, classifier: KNNClassifier) -> dict[str, Any]:
         dim = len(space.mean)
         x = layers.Normalization(mean=space.mean, variance=np.ones(dim), name="centre")(x)
         x = layers.UnitNormalization(name="l2_normalize_centred")(x)
-    vectors, onehot, per_example = _head_arrays(state, state.embeddings if space is None else space.vectors)
+    rows = state.embeddings if space is None else centred_rows(state.embeddings, space)
+    vectors, onehot, per_example = _head_arrays(state, rows)
     examples = _nearest(x, vectors, onehot, min(classifier.k, len(onehot)), per_example, "example")
     classes = list(state.classes)
     if state.vote == "examples":
