@@ -348,3 +348,21 @@ def test_other_backbone_families(backbone, rps_dir, models_dir, tmp_path):
     out = build_model(clf, embedder).predict(pixels, verbose=0)
     np.testing.assert_allclose(out["probabilities"], clf.predict_proba(embeddings), atol=TOLERANCE, rtol=0)
     np.testing.assert_array_equal(out["class_index"], engine_class_index(clf, clf.predict_many(embeddings)))
+
+
+def test_the_blended_vote_on_real_photos_with_mirrored_examples(rps_dir, embedder: knn.Embedder):
+    """The app's backbone, examples stored with their mirrors, the centred blended vote: the whole
+    exported model answers as the engine does on real photos."""
+    size = embedder.input_size
+    clf = knn.KNNClassifier(k=3, vote="blend", centred=True)
+    files = class_files(rps_dir)
+    for name, paths in files.items():
+        squares = [center_crop_resize(read_image(f), size) for f in paths[:60:15]]
+        views = [v for sq in squares for v in (sq, np.ascontiguousarray(sq[:, ::-1]))]
+        clf.add_many(embedder.embed(views), [name] * len(squares), vectors=[2] * len(squares))
+    images = [read_image(f) for paths in files.values() for f in paths[60::20]]
+    embeddings = embedder.embed(images)
+    pixels = np.stack([center_crop_resize(im, size) for im in images]).astype(np.float32)
+    out = build_model(clf, embedder).predict(pixels, verbose=0)
+    np.testing.assert_allclose(out["probabilities"], clf.predict_proba(embeddings), atol=TOLERANCE, rtol=0)
+    np.testing.assert_array_equal(out["class_index"], engine_class_index(clf, clf.predict_many(embeddings)))
