@@ -1,63 +1,264 @@
-"""Few-shot accuracy on every development set, every configuration, 1 / 5 / 10 examples per class.
+"""Few-shot accuracy of every candidate default on the development sets: input size, stored extras
+and vote rule, at 1 / 5 / 10 examples per class, over several random draws of the examples.
 
-Each set is one `python -m knn evaluate ... --compare` run (the command is printed above its
-table): every backbone with weights on this machine at 224 and 320 px, examples stored plain and
-augmented, beside the TF.js knn-classifier's rule as the anchor row.
+Sets (bench/fewshot_sets.py): rock-paper-scissors and COIL-20 (examples from the first half of
+each class's frames, queries the whole second half), grocery (the authors' ``train_*`` files as
+examples, every ``test_*`` file a query). Each draw spreads a class's examples evenly over its
+example files from a random offset, so they are far apart; every candidate sees the same draws,
+so their differences are paired.
 
-- rps: rock-paper-scissors, examples from the first half of each class's files, queries from the second;
-- coil20: COIL-20 the same way;
-- coil20 arc: examples from a 60° arc of each turntable, queries from the opposite half;
-- mixed: the 23 classes of COIL-20 and rock-paper-scissors together.
+Candidates, each scored by the engine itself (`KNNClassifier` with the rule's settings, k=3):
 
-    python bench/fewshot.py                 # all four (~12 min on 2 cores)
-    python bench/fewshot.py --sets rps
+- backbone and input size: MobileNetV2 and MobileNet v1 at 224 and 320 px;
+- stored extras: none, the mirror beside each example, the mirror with the vectors centred on the
+  examples' mean (`centred`), today's augmentation (mirror and 5 crops with theirs, 12 vectors);
+- vote: the k nearest examples (today's), the nearest class centroid, the centroid-blended vote,
+  whose weight is chosen first on grocery's train files alone (examples from their first half,
+  queries from their second), so no reported query took part in choosing it.
+
+Embeddings are cached under ~/.cache/knn-bench (bench/embedcache.py): the first run embeds every
+file the sets use in every variant (about an hour on 2 shared cores, under `nice`), a rerun only
+votes (minutes).
+
+    nice -n 19 python bench/fewshot.py
+    nice -n 19 python bench/fewshot.py --sets rps --draws 3 --backbones mobilenet_v2_1.0_224
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import subprocess
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import ROOT, SHARED, shared_path  # noqa: E402
+import numpy as np
 
-SETS = {
-    "rps": (["data/rps"], "halves"),
-    "coil20": (["data/coil20"], "halves"),
-    "coil20 arc": (["data/coil20"], "arc"),
-    "mixed": (["data/coil20", "data/rps"], "halves"),
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KNN_OFFLINE", "1")  # a benchmark never downloads
+
+from bench.common import SHARED  # noqa: E402
+from bench.embedcache import EmbeddingCache, cache_root  # noqa: E402
+from bench.fewshot_sets import DevSet, load_set  # noqa: E402
+
+if (SHARED / "models").is_dir():
+    os.environ.setdefault("KNN_WEIGHTS_DIR", str(SHARED / "models"))
+
+BACKBONES = ("mobilenet_v2_1.0_224", "mobilenet_v2_1.0_320", "mobilenet_v1_1.0_224", "mobilenet_v1_1.0_320")
+EXTRAS = {"none": ("own",), "mirror": ("own", "mirror"), "crops": ("own", "mirror", "crops")}
+"""Stored extras -> the cached variants an example's vectors are made of, own embedding first."""
+CANDIDATE_EXTRAS = {
+    "none": ("none", False),
+    "mirror": ("mirror", False),
+    "mirror-centred": ("mirror", True),
+    "crops": ("crops", False),
+    "centred": ("none", True),
+    "crops-centred": ("crops", True),
 }
+"""The stored extras the tables can show, as (extras, centred); the first four by default."""
+VOTES = ("examples", "centroids", "blend")
+WEIGHTS = tuple(round(w, 2) for w in np.arange(0.0, 1.001, 0.1))
+SELECTION = ("grocery-train", "mobilenet_v2_1.0_224", "none", False)
+"""Where the blend's weight is chosen: set, backbone, extras, centred (today's defaults)."""
+K = 3
+
+
+def pick(n_files: int, shots: int, rng: np.random.Generator) -> list[int]:
+    """`shots` indices spread evenly over `n_files` from a random offset."""
+    step = n_files / shots
+    offset = rng.random()
+    return [int((offset + i) * step) for i in range(shots)]
+
+
+class Vectors:
+    """A set's cached vectors for one backbone: each pool file's per variant, each query's own."""
+
+    def __init__(self, dev: DevSet, cache: EmbeddingCache, variants: Sequence[str]) -> None:
+        self.classes = list(dev.pool)
+        self.pool = {v: {c: cache.get(dev.pool[c], v) for c in self.classes} for v in variants}
+        own = {c: np.concatenate(cache.get(dev.queries[c], "own")) for c in self.classes}
+        self.queries = np.concatenate([own[c] for c in self.classes])
+        self.truth = np.concatenate([[i] * len(own[c]) for i, c in enumerate(self.classes)])
+
+    def examples(self, picks: dict[str, list[int]], variants: Sequence[str]) -> tuple[np.ndarray, list[str], list[int]]:
+        """(rows, labels, vectors per example) of the picked pool files, each made of these variants."""
+        rows, labels, counts = [], [], []
+        for c in self.classes:
+            for i in picks[c]:
+                parts = [self.pool[v][c][i] for v in variants]
+                rows.extend(parts)
+                labels.append(c)
+                counts.append(sum(len(p) for p in parts))
+        return np.concatenate(rows), labels, counts
+
+
+def draws_for(dev: DevSet, shots: int, draws: int) -> list[dict[str, list[int]]]:
+    """The same draws for every candidate and backbone (paired)."""
+    out = []
+    for d in range(draws):
+        rng = np.random.default_rng([d, shots])
+        out.append({c: pick(len(dev.pool[c]), shots, rng) for c in dev.pool})
+    return out
+
+
+def score(vectors: Vectors, picks, extras: str, centred: bool, rules: Sequence[tuple[str, float]]) -> list[float]:
+    """Accuracy of each (vote, weight) rule on the set's queries, with these examples (`extras`: a
+    key of `EXTRAS`, or a tuple of cached variants)."""
+    from knn.core.classifier import KNNClassifier
+
+    rows, labels, counts = vectors.examples(picks, EXTRAS[extras] if isinstance(extras, str) else extras)
+    n = len(labels)
+    clf = KNNClassifier(k=K, max_examples_per_class=n, max_examples=n, centred=centred)
+    clf.add_many(rows, labels, vectors=counts)
+    out = []
+    for vote, weight in rules:
+        clf.vote, clf.centroid_weight = vote, weight
+        guess = np.asarray([vectors.classes.index(p.label) for p in clf.predict_many(vectors.queries)])
+        out.append(float(np.mean(guess == vectors.truth)))
+    return out
+
+
+def fill(sets: dict[str, DevSet], backbones: Sequence[str], variants: Sequence[str]) -> None:
+    """Embed whatever the runs need that is not cached yet, under one progress bar."""
+    from tqdm import tqdm
+
+    jobs = []
+    for backbone in backbones:
+        cache = EmbeddingCache(backbone)
+        for dev in sets.values():
+            pool, queries = dev.files()
+            jobs.append((cache, queries + pool, "own"))
+            jobs += [(cache, pool, v) for v in variants if v != "own"]
+    todo = [(cache, cache.missing(files, v), v) for cache, files, v in jobs]
+    total = sum(len(files) for _, files, _ in todo)
+    if total:
+        with tqdm(total=total, desc="Embedding (cached for reruns)", unit="img", file=sys.stderr) as bar:
+            for cache, files, variant in todo:
+                cache.fill(files, variant, bar.update)
+
+
+def choose_weight(shots: Sequence[int], draws: int) -> tuple[float, dict[float, float]]:
+    """The blend's weight with the best mean accuracy over shots and draws on the selection set."""
+    set_name, backbone, extras, centred = SELECTION
+    dev = load_set(set_name)
+    vectors = Vectors(dev, EmbeddingCache(backbone), EXTRAS[extras])
+    totals = dict.fromkeys(WEIGHTS, 0.0)
+    for n in shots:
+        for picks in draws_for(dev, n, draws):
+            scores = score(vectors, picks, extras, centred, [("blend", w) for w in WEIGHTS])
+            for w, acc in zip(WEIGHTS, scores, strict=True):
+                totals[w] += acc / (len(shots) * draws)
+    best = max(WEIGHTS, key=lambda w: (round(totals[w], 6), -abs(w - 0.5)))
+    return best, totals
+
+
+def cell(values: Sequence[float]) -> str:
+    a = 100 * np.asarray(values)
+    return f"{a.mean():.1f} ± {a.std(ddof=1):.1f}" if len(a) > 1 else f"{a.mean():.1f}"
+
+
+BASELINE = ("mobilenet_v2_1.0_224", "none", False, "examples")
+"""Today's defaults: MobileNetV2 at 224, no stored extras, the k nearest examples vote."""
+
+
+def paired_report(saved: dict) -> str:
+    """Each candidate's paired difference from today's defaults, in points: the mean over draws
+    of (candidate - default) on the same examples, ± its sd, per set and number of shots."""
+    results = {tuple(json.loads(key)): values for key, values in saved["results"].items()}
+    sets = list(dict.fromkeys(k[0] for k in results))
+    shots = sorted({k[5] for k in results})
+    candidates = list(dict.fromkeys(k[1:5] for k in results))
+    rows = []
+    for cand in candidates:
+        cells, means = [], []
+        for set_name in sets:
+            for n in shots:
+                base = results.get((set_name, *BASELINE, n))
+                mine = results.get((set_name, *cand, n))
+                if base is None or mine is None:
+                    cells.append("-")
+                    continue
+                diff = 100 * (np.asarray(mine) - np.asarray(base))
+                means.append(diff.mean())
+                cells.append(f"{diff.mean():+.1f} ± {diff.std(ddof=1):.1f}" if len(diff) > 1 else f"{diff.mean():+.1f}")
+        backbone, extras, centred, vote = cand
+        label = f"blend {saved['weight']:g}" if vote == "blend" else vote
+        name = f"{backbone.replace('mobilenet_', '')} · {extras}{' centred' if centred else ''} · {label}"
+        rows.append((np.mean(means) if means else -np.inf, name, cells))
+    rows.sort(key=lambda r: -r[0])
+    header = ["candidate", "mean", *[f"{s} {n}" for s in sets for n in shots]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [f"| {name} | {mean:+.1f} | " + " | ".join(cells) + " |" for mean, name, cells in rows]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
-    parser.add_argument("--shots", nargs="+", default=["1", "5", "10"])
+    parser.add_argument("--sets", nargs="+", default=["rps", "coil20", "grocery"])
+    parser.add_argument("--backbones", nargs="+", default=list(BACKBONES))
+    parser.add_argument("--shots", nargs="+", type=int, default=[1, 5, 10])
+    parser.add_argument("--draws", type=int, default=10, help="random draws of the examples per number of shots")
+    parser.add_argument(
+        "--extras", nargs="+", choices=list(CANDIDATE_EXTRAS), default=list(CANDIDATE_EXTRAS)[:4], help="rows to show"
+    )
+    parser.add_argument("--weight", type=float, default=None, help="the blend's weight (default: chosen first)")
+    parser.add_argument("--json", type=Path, default=cache_root() / "fewshot-results.json", help="raw results")
+    parser.add_argument("--report", type=Path, metavar="JSON", help="print the paired differences of a saved run")
     args = parser.parse_args()
-    env = dict(os.environ, KNN_OFFLINE="1", PYTHONPATH=str(ROOT))
-    if (SHARED / "models").is_dir():
-        env.setdefault("KNN_WEIGHTS_DIR", str(SHARED / "models"))
-    for name in args.sets:
-        folders, split = SETS[name]
-        paths = [str(shared_path(f)) for f in folders]
-        options = ["--split", split, "--shots", *args.shots, "--compare"]
-        shown = ["python", "-m", "knn", "evaluate", *[f"../shared/{f}" for f in folders], *options]
-        print(f"\n{name}: `{' '.join(shown)}`\n", flush=True)
-        run = subprocess.run(
-            [sys.executable, "-m", "knn", "-q", "evaluate", *paths, *options],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if run.returncode:
-            raise SystemExit(run.stderr)
-        print(
-            "\n".join(line for line in run.stdout.splitlines() if not line.startswith("few-shot accuracy")), flush=True
-        )
+    if args.report:
+        print(paired_report(json.loads(args.report.read_text())))
+        return
+    started = time.perf_counter()
+    sets = {name: load_set(name) for name in dict.fromkeys([*args.sets, SELECTION[0]])}
+    pairs = [CANDIDATE_EXTRAS[name] for name in args.extras]
+    fill(sets, args.backbones, sorted({v for e, _ in pairs for v in EXTRAS[e]}))
+
+    if args.weight is None:
+        weight, totals = choose_weight(args.shots, args.draws)
+        print(f"\nThe blend's weight, chosen on {SELECTION[0]} ({SELECTION[1]}, extras {SELECTION[2]}), mean of")
+        print(f"{', '.join(map(str, args.shots))} examples per class over {args.draws} draws:\n")
+        print("| weight of the centroid vote | " + " | ".join(f"{w:g}" for w in WEIGHTS) + " |")
+        print("|---|" + "---|" * len(WEIGHTS))
+        print("| accuracy % | " + " | ".join(f"{100 * totals[w]:.1f}" for w in WEIGHTS) + " |")
+        print(f"\nchosen: {weight:g}")
+    else:
+        weight = args.weight
+    rules = [(v, weight) for v in VOTES]
+
+    results: dict[str, list[float]] = {}
+    for set_name in args.sets:
+        dev = sets[set_name]
+        n_queries = sum(len(f) for f in dev.queries.values())
+        what = f"{len(dev.pool)} classes, {n_queries} queries, {args.draws} draws"
+        print(f"\n*{set_name}*: {what}, accuracy % (mean ± sd)\n")
+        print("| backbone | input | extras | vote | " + " | ".join(f"{n} per class" for n in args.shots) + " |")
+        print("|---|---|---|---|" + "---|" * len(args.shots))
+        for backbone in args.backbones:
+            vectors = Vectors(dev, EmbeddingCache(backbone), sorted({v for e, _ in pairs for v in EXTRAS[e]}))
+            for extras, centred in pairs:
+                per_rule = {v: {n: [] for n in args.shots} for v in VOTES}
+                for n in args.shots:
+                    for picks in draws_for(dev, n, args.draws):
+                        for (vote, _), acc in zip(rules, score(vectors, picks, extras, centred, rules), strict=True):
+                            per_rule[vote][n].append(acc)
+                network, size = backbone.rsplit("_", 1)
+                shown = extras + (" centred" if centred else "")
+                for vote in VOTES:
+                    label = f"blend {weight:g}" if vote == "blend" else vote
+                    cells = [cell(per_rule[vote][n]) for n in args.shots]
+                    print(f"| {network} | {size} | {shown} | {label} | " + " | ".join(cells) + " |", flush=True)
+                    for n in args.shots:
+                        results[json.dumps([set_name, backbone, extras, centred, vote, n])] = per_rule[vote][n]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    saved = {"weight": weight, "draws": args.draws, "results": results}
+    args.json.write_text(json.dumps(saved))
+    print(f"\nPaired differences from today's defaults ({', '.join(map(str, BASELINE))}), points, mean ± sd over")
+    print("the same draws; candidates by their mean over every set and number of examples:\n")
+    print(paired_report(saved))
+    print(f"\n{time.perf_counter() - started:.0f} s; raw results in {args.json}", file=sys.stderr)
 
 
 if __name__ == "__main__":
