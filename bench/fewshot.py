@@ -156,6 +156,8 @@ def choose_weight(shots: Sequence[int], draws: int) -> tuple[float, dict[float, 
 
 
 def cell(values: Sequence[float]) -> str:
+    if not len(values):
+        return "-"
     a = 100 * np.asarray(values)
     return f"{a.mean():.1f} ± {a.std(ddof=1):.1f}" if len(a) > 1 else f"{a.mean():.1f}"
 
@@ -195,6 +197,34 @@ def paired_report(saved: dict) -> str:
     return "\n".join(lines)
 
 
+def merged(runs: list[dict]) -> dict:
+    """Saved runs as one (the draws are seeded, so a row measured twice is the same row)."""
+    weights = {run["weight"] for run in runs}
+    if len(weights) > 1:
+        raise SystemExit(f"these runs blend with different weights: {sorted(weights)}")
+    results = {key: values for run in runs for key, values in run["results"].items()}
+    return {"weight": runs[0]["weight"], "draws": runs[0]["draws"], "results": results}
+
+
+def wide_report(saved: dict) -> str:
+    """Per set, one row per backbone and stored extras, the three votes side by side (mean ± sd)."""
+    results = {tuple(json.loads(key)): values for key, values in saved["results"].items()}
+    shots = sorted({k[5] for k in results})
+    out = []
+    for set_name in dict.fromkeys(k[0] for k in results):
+        rows = list(dict.fromkeys(k[1:4] for k in results if k[0] == set_name))
+        votes = ("examples", "centroids", f"blend {saved['weight']:g}")
+        header = ["backbone", "extras", *[f"{v} {n}" for v in votes for n in shots]]
+        lines = [f"*{set_name}*, accuracy % (mean ± sd over {saved['draws']} draws)", ""]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for backbone, extras, centred in rows:
+            cells = [cell(results.get((set_name, backbone, extras, centred, v, n), [])) for v in VOTES for n in shots]
+            name = backbone.replace("mobilenet_", "")
+            lines.append(f"| {name} | {extras}{' centred' if centred else ''} | " + " | ".join(cells) + " |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=["rps", "coil20", "grocery"])
@@ -206,15 +236,22 @@ def main() -> None:
     )
     parser.add_argument("--weight", type=float, default=None, help="the blend's weight (default: chosen first)")
     parser.add_argument("--json", type=Path, default=cache_root() / "fewshot-results.json", help="raw results")
-    parser.add_argument("--report", type=Path, metavar="JSON", help="print the paired differences of a saved run")
+    parser.add_argument(
+        "--report", type=Path, nargs="+", metavar="JSON", help="print the tables of saved runs (same draws) together"
+    )
+    parser.add_argument("--cached-only", action="store_true", help="embed nothing; skip rows not cached")
     args = parser.parse_args()
     if args.report:
-        print(paired_report(json.loads(args.report.read_text())))
+        saved = merged([json.loads(path.read_text()) for path in args.report])
+        print(wide_report(saved))
+        print("\nPaired differences from today's defaults, points (mean ± sd over the same draws):\n")
+        print(paired_report(saved))
         return
     started = time.perf_counter()
     sets = {name: load_set(name) for name in dict.fromkeys([*args.sets, SELECTION[0]])}
     pairs = [CANDIDATE_EXTRAS[name] for name in args.extras]
-    fill(sets, args.backbones, sorted({v for e, _ in pairs for v in EXTRAS[e]}))
+    if not args.cached_only:
+        fill(sets, args.backbones, sorted({v for e, _ in pairs for v in EXTRAS[e]}))
 
     if args.weight is None:
         weight, totals = choose_weight(args.shots, args.draws)
@@ -237,8 +274,14 @@ def main() -> None:
         print("| backbone | input | extras | vote | " + " | ".join(f"{n} per class" for n in args.shots) + " |")
         print("|---|---|---|---|" + "---|" * len(args.shots))
         for backbone in args.backbones:
-            vectors = Vectors(dev, EmbeddingCache(backbone), sorted({v for e, _ in pairs for v in EXTRAS[e]}))
+            cache = EmbeddingCache(backbone)
+            pool = dev.files()[0]
+            cached = [v for v in sorted({v for e, _ in pairs for v in EXTRAS[e]}) if not cache.missing(pool, v)]
+            vectors = Vectors(dev, cache, cached)
             for extras, centred in pairs:
+                if any(v not in cached for v in EXTRAS[extras]):
+                    print(f"| {backbone} | | {extras} | not cached (--cached-only) | | | |", flush=True)
+                    continue
                 per_rule = {v: {n: [] for n in args.shots} for v in VOTES}
                 for n in args.shots:
                     for picks in draws_for(dev, n, args.draws):

@@ -54,7 +54,7 @@ def predict_costs(sizes: list[int], rounds: int, per_round: int) -> list[list[ob
             labels = [f"c{i % N_CLASSES}" for i in range(n)]
             classifiers = {}
             for vote, centred in RULES:
-                clf = KNNClassifier(k=3, vote=vote, centred=centred, max_examples_per_class=n)
+                clf = KNNClassifier(k=3, vote=vote, centred=centred, max_examples_per_class=n, max_examples=n + 1)
                 clf.add_many(emb, labels, vectors=[views] * n)
                 clf.predict(emb[0])  # derive the space once
                 classifiers[vote, centred] = clf
