@@ -206,13 +206,19 @@ def merged(runs: list[dict]) -> dict:
     return {"weight": runs[0]["weight"], "draws": runs[0]["draws"], "results": results}
 
 
+def row_order(row: tuple) -> tuple:
+    """Backbones in `BACKBONES` order, then the extras in `EXTRAS` order, plain before centred."""
+    backbone, extras, centred = row
+    return (BACKBONES.index(backbone) if backbone in BACKBONES else len(BACKBONES), list(EXTRAS).index(extras), centred)
+
+
 def wide_report(saved: dict) -> str:
     """Per set, one row per backbone and stored extras, the three votes side by side (mean ± sd)."""
     results = {tuple(json.loads(key)): values for key, values in saved["results"].items()}
     shots = sorted({k[5] for k in results})
     out = []
     for set_name in dict.fromkeys(k[0] for k in results):
-        rows = list(dict.fromkeys(k[1:4] for k in results if k[0] == set_name))
+        rows = sorted(dict.fromkeys(k[1:4] for k in results if k[0] == set_name), key=row_order)
         votes = ("examples", "centroids", f"blend {saved['weight']:g}")
         header = ["backbone", "extras", *[f"{v} {n}" for v in votes for n in shots]]
         lines = [f"*{set_name}*, accuracy % (mean ± sd over {saved['draws']} draws)", ""]
