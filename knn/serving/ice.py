@@ -1,20 +1,11 @@
 """What the camera's two WebRTC peers are given to find each other: ICE servers and transport policy.
 
-The ICE servers are the operator's (st.secrets["ice_servers"] or KNN_ICE_SERVERS, knn.serving.settings)
-or, when neither is set, streamlit-webrtc's own choice: a TURN relay with short-lived credentials
-when CLOUDFLARE_TURN_KEY_ID + CLOUDFLARE_TURN_KEY_API_TOKEN, TWILIO_ACCOUNT_SID + TWILIO_AUTH_TOKEN
-or HF_TOKEN are set (in that order), else Google's public STUN server. The browser's
-RTCPeerConnection and the server's (aiortc) are given the same servers.
-
-KNN_ICE_TRANSPORT_POLICY=relay makes both peers offer only relay candidates, so every packet
-crosses the TURN server. The browser's policy goes through streamlit-webrtc's
-`frontend_rtc_configuration`, which its frontend hands to `new RTCPeerConnection` as it is. The
-server's cannot: streamlit-webrtc 0.79 builds aiortc's `RTCConfiguration` from the dict's
-`iceServers` alone (`streamlit_webrtc.config.compile_rtc_configuration`), although aiortc honours
-`iceTransportPolicy`. So `keep_server_transport_policy` makes `streamlit_webrtc.component` use a
-compile function that also carries the policy over, after checking that the installed
-streamlit-webrtc is a version this was read against; otherwise it logs one warning, streamlit-webrtc
-stays stock and only the browsers are held to the relay (which still sends all media through it).
+The ICE servers are the operator's (st.secrets["ice_servers"] or KNN_ICE_SERVERS) or, when neither
+is set, streamlit-webrtc's own choice (a Cloudflare, Twilio or Hugging Face TURN relay when their
+keys are set, else Google's public STUN server); browser and server get the same.
+KNN_ICE_TRANSPORT_POLICY=relay holds both to relay candidates: streamlit-webrtc 0.79 drops the
+server's policy, so `keep_server_transport_policy` carries it over to aiortc, after checking the
+installed version; otherwise it logs one warning and only the browsers are held to the relay.
 """
 
 from __future__ import annotations

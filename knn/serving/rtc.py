@@ -1,28 +1,16 @@
 """Adaptations of aiortc: a floor under its receive-bandwidth estimate, a ceiling on what it sends.
 
-aiortc estimates each incoming video stream's bandwidth from packet arrival times taken on its
-event loop (Google's delay-based REMB estimator) and tells the browser the result. On a busy
-server those arrival times carry the server's own scheduling delays, the estimator reads
-congestion, and the figure it sends can fall to a few tens of kbit/s; Chromium then drops frames,
-not just pixels (docs/performance.md). Below ~150 kbit/s a 30 fps camera cannot keep its frame
-rate, so the estimate is floored there. A real network's congestion still shows as packet loss,
-on which the browser's own loss-based estimate cuts the rate regardless.
+On a busy server aiortc's delay-based estimate reads the event loop's own delays as congestion
+and can fall to tens of kbit/s; Chromium then drops frames. `floor_receive_bitrate` keeps the
+estimate at or above a floor (a subclass of `aiortc.rate.RemoteBitrateEstimator`); the browser's
+own loss-based estimate still answers a real network's congestion.
 
-aiortc has no setting for this, so `floor_receive_bitrate` makes its receivers build a subclass of
-`aiortc.rate.RemoteBitrateEstimator` whose `add` floors what the stock `add` returns. It applies
-only after `check_estimator` finds the installed aiortc to be a version this was read against,
-with the class, the method signature and the receiver's use of it as expected; otherwise it logs
-one warning and aiortc stays as it is.
-
-The other direction: aiortc's video encoder follows the browser's bandwidth estimate for the
-video sent back up to 1.5 Mbit/s, re-creating the encoder (a keyframe) at every change of more
-than 10%. On a fast network (loopback, a LAN) it climbs there within seconds, although the
-picture it re-encodes came in at 150-600 kbit/s, and the encoder's time per frame grows with the
-bitrate (docs/performance.md). `cap_send_bitrate` makes the senders' encoders (built by
-`aiortc.rtcrtpsender.get_encoder`) subclasses whose `target_bitrate` never exceeds the cap, after
-the same kind of version check (`check_sender`). The same subclasses tell the frame's source when
-they take it (a callable in the frame's `opaque`, knn.live.pipeline.ResultTrack), so the source
-hands out no result while the last one still waits in streamlit-webrtc's relays.
+On a fast network aiortc's encoder climbs to 1.5 Mbit/s, re-created at each step, for a picture
+that came in at 150-600 kbit/s. `cap_send_bitrate` caps its `target_bitrate` (subclasses of the
+encoders `aiortc.rtcrtpsender.get_encoder` builds), and the same encoders tell the frame's source
+when they take a frame (a callable in `frame.opaque`, knn.live.pipeline.ResultTrack), so no result
+waits in streamlit-webrtc's relays. Each checks the installed aiortc first; otherwise it logs one
+warning and aiortc stays as it is. Numbers: docs/performance.md, "Serving adaptations".
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ MIN_VIDEO_BITRATE = 150_000
 MAX_VIDEO_BITRATE = 500_000
 """bit/s: the most the server sends the captioned video back at (knn.serving.rtc): aiortc's own
 start value; the camera's picture came in at 150-600 kbit/s, so more buys little but costs the
-encoder up to twice the time per frame (docs/performance.md)."""
+encoder 1.4-1.5 times the time per frame at 1.5 Mbit/s (docs/performance.md)."""
 
 VARIABLES = (
     (

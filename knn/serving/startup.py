@@ -1,14 +1,8 @@
 """Once per serving process: what keeps live video flowing on a shared server.
 
-Each item was measured with bench/live.py (docs/performance.md): a fixed mmap threshold and a
-periodic, freezing garbage collection (knn.serving.memory), a 1 ms GIL switch interval (a frame
-crosses four threads that each take the GIL), the bandwidth floor and the send ceiling
-(knn.serving.rtc), consent checks that take a late answer (knn.serving.consent), a camera kept
-from streamlit-webrtc's misfiring orphan check (knn.serving.camera_context), clicks told from
-their copies (knn.serving.clicks) and, when asked for, the server's relay-only ICE policy
-(knn.serving.ice), WebRTC sockets read to the end at each wake of the event loop
-(knn.serving.socket_drain), short kernel queues on them (knn.serving.receive_queue) and the metrics
-writer (knn.serving.metrics).
+Memory and garbage collection (knn.serving.memory), a 1 ms GIL switch interval, the
+version-checked adaptations of aiortc, aioice, streamlit-webrtc and Streamlit (one module each in
+knn.serving) and the metrics writer (knn.serving.metrics). Each is a row of docs/performance.md.
 """
 
 from __future__ import annotations
