@@ -1,7 +1,7 @@
 """knn: a live webcam image classifier's engine — MobileNet embeddings + a k-nearest-neighbour head.
 
     >>> import knn
-    >>> embedder = knn.Embedder()                    # MobileNet v1 1.0/224, weights offline
+    >>> embedder = knn.Embedder()                    # the best backbone here: MobileNetV2 1.0/224, else v1
     >>> clf = knn.KNNClassifier(k=3)
     >>> clf.add(embedder.embed_one(photo), "mug")
     >>> clf.predict(embedder.embed_one(frame)).label

@@ -7,7 +7,7 @@ frame the model answered is under `STILL_MAD`, the frame is captioned with that 
 of going to the model; once every `REFRESH_SECONDS` such a frame also goes to the model, which
 renews the answer for the frames after it. So a still scene costs two model passes a second,
 any change that moves the thumbnail is embedded as soon as it arrives, and a change too small to
-move it is still seen within 0.5 s. docs/performance.md has the measurements behind the constants.
+move it is still seen within 0.5 s. docs/performance.md has the numbers behind the constants.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ THUMB_SIDE = 16
 noise averages out (σ 4 moves a cell by ~0.13 levels), while another object moves whole cells."""
 STILL_MAD = 5.0
 """Grey levels: sensor noise alone (σ up to 8, after VP8) moves the thumbnail by at most 1.1, with
-a hand's 3-5 px of tremor by at most 4.0; another photo moves it by 9.7 or more
-(docs/performance.md, `bench/steady.py`)."""
+a hand's 3-5 px of tremor by at most 4.0; a sweep to another photo moves it by 9.7 or more, a photo
+of another class by 8.4 or more (docs/benchmarks.md, `bench/steady.py`)."""
 REFRESH_SECONDS = 0.5
 """The model sees a frame of every streaming session at least this often, however still: a
 change too small for the thumbnail (or a changed classifier) shows within half a second."""

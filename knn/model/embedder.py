@@ -5,8 +5,8 @@ Two runtimes give the same embeddings (relative error under 1e-4):
 - ``"litert"``: the Keras model converted once to a LiteRT flatbuffer (cached on disk under the
   backbone id and the weights' digest), run by `ai_edge_litert`'s interpreter with XNNPACK and one
   thread per core. Once the weights and the flatbuffer are cached this imports neither TensorFlow nor
-  Keras, so the process stays near 100 MB instead of ~960 MB; a cold start builds them in a child
-  process (`knn.model.build`) that exits.
+  Keras, so the process stays near 80 MB instead of ~760 MB (bench/startup.py); a cold start builds
+  them in a child process (`knn.model.build`) that exits.
 - ``"tf"``: one `tf.function` with a fixed input signature around the Keras model.
 
 ``"auto"`` picks LiteRT when it loads and falls back to TensorFlow otherwise.
