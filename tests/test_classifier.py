@@ -490,3 +490,19 @@ def test_label_of_follows_an_example_through_move_and_remove():
     assert clf.label_of(first) == "b"
     clf.remove(first)
     assert clf.label_of(first) is None
+
+
+@pytest.mark.parametrize("bad", [True, False, np.True_, 1.0, "1", None])
+def test_an_example_id_is_a_whole_number_never_a_bool(bad):
+    clf = KNNClassifier()
+    ids = [clf.add(unit((0, 1.0)), "a"), clf.add(unit((1, 1.0)), "a")]
+    assert ids == [0, 1]  # so True and False would name real examples if taken as ids
+    with pytest.raises(ClassifierError, match="an example id is a whole number"):
+        clf.remove(bad)
+    with pytest.raises(ClassifierError, match="an example id is a whole number"):
+        clf.move(bad, "b")
+    assert clf.label_of(bad) is None
+    assert [e.example_id for e in clf.examples()] == ids and clf.classes == ["a"]
+    clf.move(np.int64(1), "b")  # NumPy's integers are ids
+    clf.remove(np.int32(0))
+    assert [(e.example_id, e.label) for e in clf.examples()] == [(1, "b")]

@@ -4,6 +4,7 @@ says what is wrong (`ClassifierError`). Class names: knn.core.names."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -14,8 +15,20 @@ class ClassifierError(ValueError):
     """A request the classifier refuses; the message is meant for the user."""
 
 
+def is_whole_number(value: object) -> TypeGuard[int | np.integer[Any]]:
+    """An int or a NumPy integer, never a bool: True is not 1 here."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_example_id(example_id: object) -> int:
+    """An example id as given: a whole number (so `remove(True)` never removes example 1)."""
+    if not is_whole_number(example_id):
+        raise ClassifierError(f"an example id is a whole number, got {example_id!r}")
+    return int(example_id)
+
+
 def check_k(k: object) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_whole_number(k) or k < 1:
         raise ClassifierError(f"k must be a whole number of at least 1, got {k!r}")
     return int(k)
 
@@ -32,7 +45,7 @@ def check_threshold(threshold: object) -> float | None:
 
 
 def check_cap(cap: object) -> int:
-    if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
+    if not is_whole_number(cap) or cap < 1:
         raise ClassifierError(f"max_examples_per_class must be a whole number of at least 1, got {cap!r}")
     return int(cap)
 

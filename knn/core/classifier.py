@@ -29,7 +29,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import ClassifierError, as_batch, as_examples, as_single, check_cap, check_k, check_threshold, normalise
+from .checks import (
+    ClassifierError,
+    as_batch,
+    as_examples,
+    as_single,
+    check_cap,
+    check_example_id,
+    check_k,
+    check_threshold,
+    is_whole_number,
+    normalise,
+)
 from .classes import ClassList
 from .limits import MAX_CLASSES, MAX_EXAMPLES, MAX_EXAMPLES_PER_CLASS, MAX_STORED_VALUES
 from .names import normalise_name
@@ -344,12 +355,13 @@ class KNNClassifier:
         """Remove one example, all its vectors with it (its class stays, possibly empty).
 
         Raises:
-            ClassifierError: no example has this id.
+            ClassifierError: the id is not a whole number (a bool is not an id), or no example has it.
         """
+        example_id = check_example_id(example_id)
         with self._lock:
             if not self._store.has(example_id):
                 raise ClassifierError(f"there is no example with id {example_id!r}")
-            (index,) = self._store.delete([int(example_id)])
+            (index,) = self._store.delete([example_id])
             self._classes.counts[index] -= 1
             self.version += 1
 
@@ -357,28 +369,31 @@ class KNNClassifier:
         """Move one example (all its vectors) to another class, created if need be.
 
         Raises:
-            ClassifierError: no such example, or the class is at its cap.
+            ClassifierError: the id is not a whole number, no such example, or the class is at its cap.
         """
+        example_id = check_example_id(example_id)
         with self._lock:
             if not self._store.has(example_id):
                 raise ClassifierError(f"there is no example with id {example_id!r}")
             name = normalise_name(label)
-            if name in self._classes and self._store.class_of(int(example_id)) == self._classes.index(name):
+            if name in self._classes and self._store.class_of(example_id) == self._classes.index(name):
                 return
             self._classes.check_room([name], self.max_examples_per_class)  # a move adds no example
             if name not in self._classes:
                 self._classes.add(name)
             index = self._classes.index(name)
-            old = self._store.relabel(int(example_id), index)
+            old = self._store.relabel(example_id, index)
             self._classes.counts[old] -= 1
             self._classes.counts[index] += 1
             self.version += 1
 
     def label_of(self, example_id: object) -> str | None:
-        """The class of a stored example; None when no example has this id."""
+        """The class of a stored example; None when no example has this id (or it is no id: a bool)."""
+        if not is_whole_number(example_id):
+            return None
+        key = int(example_id)
         with self._lock:
-            store = self._store
-            return self._classes.names[store.class_of(int(example_id))] if store.has(example_id) else None
+            return self._classes.names[self._store.class_of(key)] if self._store.has(key) else None
 
     def examples(self, label: str | None = None) -> list[Example]:
         """Stored examples in insertion order, all or those of one class."""

@@ -148,8 +148,8 @@ class EmbeddingStore:
 
     # ---- reading ---------------------------------------------------------------------------
 
-    def has(self, example_id: object) -> bool:
-        return isinstance(example_id, (int, np.integer)) and int(example_id) in self._rows_of
+    def has(self, example_id: int) -> bool:
+        return example_id in self._rows_of
 
     def class_of(self, example_id: int) -> int:
         return int(self._cls[self._rows_of[example_id][0]])
