@@ -78,7 +78,7 @@ def as_examples(
     labels: Sequence[str] | str,
     images: Sequence[bytes | None] | None,
     vectors: Sequence[int] | None,
-) -> tuple[np.ndarray, list, list[bytes | None], list[int]]:
+) -> tuple[np.ndarray, list[str], list[bytes | None], list[int]]:
     """`add_many`'s arguments checked against each other: (embeddings [R, D], N labels, N images,
     N vector counts summing to R)."""
     batch = as_batch(embeddings, "add_many")
@@ -119,7 +119,7 @@ def normalise(embeddings: np.ndarray, dim: int | None) -> np.ndarray:
             "embeddings; it was probably made by a different backbone"
         )
     values = embeddings.astype(np.float64, copy=False)
-    squares = np.einsum("ij,ij->i", values, values)[:, None]
+    squares: np.ndarray = np.einsum("ij,ij->i", values, values)[:, None]
     if not (np.isfinite(squares).all() and (squares > 0).all()):  # rare: find out what is wrong
         if not np.isfinite(values).all():
             raise ClassifierError("an embedding contains NaN or infinite values")
@@ -131,4 +131,5 @@ def normalise(embeddings: np.ndarray, dim: int | None) -> np.ndarray:
     # Rows already of unit length are kept as they are, so normalising is idempotent: a store
     # saved and loaded again (or re-added from embeddings()) holds the same vectors.
     norms[np.abs(norms - 1.0) <= 1e-6] = 1.0
-    return (values / norms).astype(np.float32)
+    unit: np.ndarray = (values / norms).astype(np.float32)
+    return unit

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar, cast, overload
 
 import numpy as np
 
@@ -48,6 +49,8 @@ from .store import EmbeddingStore
 from .voting import is_unknown, vote, vote_one
 
 __all__ = ["ClassifierError", "ClassifierState", "Example", "KNNClassifier", "Neighbor", "Prediction"]
+
+T = TypeVar("T")
 
 CHUNK_FLOATS = 1 << 24
 """Queries per matrix product are chosen so that the [chunk, N] similarities stay near 16 M floats."""
@@ -149,21 +152,25 @@ class ClassifierState:
         )
 
 
-class Setting:
-    """A validated attribute: `check` runs on every assignment and returns the value to keep."""
+class Setting(Generic[T]):
+    """A validated attribute: `check` runs on every assignment (of any value) and returns the value to keep."""
 
-    def __init__(self, check) -> None:
+    def __init__(self, check: Callable[[object], T]) -> None:
         self.check = check
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.attr = "_" + name
 
-    def __get__(self, obj, owner=None):
-        return self if obj is None else getattr(obj, self.attr)
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Setting[T]: ...
+    @overload
+    def __get__(self, obj: KNNClassifier, owner: type | None = None) -> T: ...
+    def __get__(self, obj: KNNClassifier | None, owner: type | None = None) -> Setting[T] | T:
+        return self if obj is None else cast(T, getattr(obj, self.attr))
 
-    def __set__(self, obj, value) -> None:
+    def __set__(self, obj: KNNClassifier, value: object) -> None:
         setattr(obj, self.attr, self.check(value))
-        if hasattr(obj, "version"):  # a setting changes what the classifier answers
+        if hasattr(obj, "version"):  # a setting changes what the classifier answers (none yet in __init__)
             obj.version += 1
 
 
@@ -204,7 +211,7 @@ class KNNClassifier:
         max_examples: int = MAX_EXAMPLES,
         max_classes: int = MAX_CLASSES,
         max_values: int = MAX_STORED_VALUES,
-    ):
+    ) -> None:
         self._lock = threading.RLock()
         self.k, self.unknown_threshold, self.max_examples_per_class = k, unknown_threshold, max_examples_per_class
         self.max_examples, self.max_values = check_cap(max_examples), check_cap(max_values)
@@ -470,7 +477,7 @@ class KNNClassifier:
                 parts.append(vote(sims, self._store.classes_at(rows), n_classes, rank)[0])
             return np.concatenate(parts)
 
-    def _chunks(self, batch: np.ndarray):
+    def _chunks(self, batch: np.ndarray) -> Iterator[np.ndarray]:
         """The batch normalised, in chunks whose [chunk, N] similarities stay near `CHUNK_FLOATS`."""
         queries = normalise(batch, self._store.dim)
         step = max(1, min(4096, CHUNK_FLOATS // max(self._store.vectors, 1)))
@@ -534,7 +541,12 @@ class KNNClassifier:
 
 
 def _predictions(
-    sims: list, classes_of: list, ids: list, classes: list[str], rank: list[int], threshold: float | None
+    sims: list[list[float]],
+    classes_of: list[list[int]],
+    ids: list[list[int]],
+    classes: list[str],
+    rank: list[int],
+    threshold: float | None,
 ) -> list[Prediction]:
     """One `Prediction` per query from its k neighbours' similarities, class indices and ids."""
     out = []

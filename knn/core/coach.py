@@ -23,6 +23,7 @@ the right one; that hint, or its end, stands `HESITATION_HOLD_SECONDS` before th
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,7 +145,7 @@ class Coaching:
         return self.evaluation.per_class.get(label, math.nan)
 
 
-def _names(labels) -> str:
+def _names(labels: Iterable[str]) -> str:
     quoted = [f"“{label}”" for label in labels]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
@@ -291,9 +292,10 @@ class Hesitation:
         undecided) once the same two classes have been within the margin for `seconds`; a change
         of that answer (another pair, or none) shows only `hold` seconds after the last change."""
         current, reported = self._undecided(confidences, now), self._reported
-        changed = (current is None) != (reported is None) or (
-            current is not None and set(current[:2]) != set(reported[:2])
-        )
+        if current is None or reported is None:
+            changed = (current is None) != (reported is None)
+        else:
+            changed = set(current[:2]) != set(reported[:2])
         if changed and now - self._reported_at < self.hold:
             return reported  # the standing answer holds a while yet
         if changed:

@@ -154,7 +154,8 @@ def tfjs_predict(examples: np.ndarray, labels: np.ndarray, queries: np.ndarray, 
     n_classes = int(labels.max()) + 1
     votes = np.zeros((len(q), n_classes))
     np.add.at(votes, (np.repeat(np.arange(len(q)), k), labels[nearest].reshape(-1)), 1)
-    return votes.argmax(axis=1)  # first maximum: the earliest class wins ties
+    winners: np.ndarray = votes.argmax(axis=1)  # first maximum: the earliest class wins ties
+    return winners
 
 
 def split_accuracy(
@@ -189,7 +190,7 @@ def split_accuracy(
         clf.add_many(
             np.concatenate(flat), [name for name in names for _ in examples[name]], vectors=[len(v) for v in flat]
         )
-        guess = np.asarray([names.index(p.label) for p in clf.predict_many(stacked)])
+        guess = np.asarray([_class_index(names, p.label) for p in clf.predict_many(stacked)])
     return float(np.mean(guess == truth)), len(truth)
 
 
@@ -221,5 +222,10 @@ def few_shot_accuracy(
         names = list(embedded)
         clf = KNNClassifier(k=k if method == "ours" else 1, max_examples_per_class=len(ex_labels))
         clf.add_many(examples, [names[c] for c in ex_labels])
-        guess = np.asarray([names.index(p.label) for p in clf.predict_many(queries)])
+        guess = np.asarray([_class_index(names, p.label) for p in clf.predict_many(queries)])
     return float(np.mean(guess == truth)), len(truth)
+
+
+def _class_index(names: list[str], label: str | None) -> int:
+    """A prediction's class index; -1 (never the truth) for an unknown one."""
+    return -1 if label is None else names.index(label)

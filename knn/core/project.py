@@ -46,8 +46,9 @@ import math
 import os
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -95,7 +96,7 @@ _MEMBERS = {
 }
 _FORMAT_1 = {name for name in _MEMBERS if name != "vectors"}
 
-PathOrFile = str | os.PathLike | BinaryIO | bytes | bytearray | memoryview
+PathOrFile = str | os.PathLike[str] | BinaryIO | bytes | bytearray | memoryview
 
 
 class ProjectFileError(ValueError):
@@ -151,7 +152,7 @@ def project_bytes(classifier: KNNClassifier, backbone: Any) -> bytes:
         "image_offsets": offsets,
     }
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # the stub fears **arrays fills allow_pickle
     data = buffer.getvalue()
     if len(data) > MAX_PROJECT_BYTES:
         raise ProjectFileError(
@@ -161,7 +162,9 @@ def project_bytes(classifier: KNNClassifier, backbone: Any) -> bytes:
     return data
 
 
-def save_project(path_or_file: str | os.PathLike | BinaryIO, classifier: KNNClassifier, embedder_backbone: Any) -> None:
+def save_project(
+    path_or_file: str | os.PathLike[str] | BinaryIO, classifier: KNNClassifier, embedder_backbone: Any
+) -> None:
     """Save `classifier` as a project file.
 
     Args:
@@ -287,7 +290,7 @@ def _check_header(archive: zipfile.ZipFile, name: str, what: str) -> None:
     _check_shape(name, shape, dtype, what)
 
 
-def _check_shape(name: str, shape: tuple, dtype: np.dtype, what: str) -> None:
+def _check_shape(name: str, shape: tuple[int, ...], dtype: np.dtype[Any], what: str) -> None:
     """The limits a header's shape must keep (knn.core.limits), before its data is read."""
     if name == "embeddings":
         if shape[0] > MAX_EXAMPLES * MAX_VECTORS_PER_EXAMPLE:
@@ -352,13 +355,12 @@ def _read_meta(raw: np.ndarray, what: str) -> dict[str, Any]:
     if version not in READS:
         raise ProjectFileError(f"{what} uses project format {version}, which this app does not know")
 
-    def field(key: str, check, expected: str):
+    def field(key: str, check: Callable[[Any], object], expected: str) -> None:
         value = meta.get(key)
         if not check(value):
             raise ProjectFileError(f"{what} is damaged: setting {key!r} is {value!r}, expected {expected}")
-        return value
 
-    def is_int(v):
+    def is_int(v: object) -> TypeGuard[int]:
         return isinstance(v, int) and not isinstance(v, bool)
 
     field("backbone", lambda v: isinstance(v, str) and _BACKBONE_ID.fullmatch(v), "a backbone id")

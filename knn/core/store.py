@@ -99,7 +99,7 @@ class EmbeddingStore:
         new_capacity = max(INITIAL_ROWS, capacity)
         while new_capacity < needed:
             new_capacity *= 2
-        emb = np.empty((new_capacity, self._dim), dtype=np.float32)
+        emb = np.empty((new_capacity, self._emb.shape[1]), dtype=np.float32)  # append set the width
         cls = np.empty(new_capacity, dtype=np.int32)
         ids = np.empty(new_capacity, dtype=np.int64)
         emb[: self._n] = self._emb[: self._n]
@@ -169,10 +169,12 @@ class EmbeddingStore:
         return self._emb[self._rows_of[example_id]]
 
     def classes_at(self, rows: np.ndarray) -> np.ndarray:
-        return self._cls[rows]
+        classes: np.ndarray = self._cls[rows]
+        return classes
 
     def ids_at(self, rows: np.ndarray) -> np.ndarray:
-        return self._ids[rows]
+        ids: np.ndarray = self._ids[rows]
+        return ids
 
     def rows_in_order(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows, vectors per example): every example's rows, examples in insertion order."""
