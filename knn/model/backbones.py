@@ -15,8 +15,12 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # keep `import knn.model.backbones` free of Keras
+    import keras
 
 DEFAULT_BACKBONE = "mobilenet_v2_1.0_224"
 """The network the app and the CLI use when they can get its weights (knn.model.choice)."""
@@ -77,11 +81,11 @@ class BackboneSpec:
             x -= 1.0
         return x
 
-    def build_keras_model(self, weights: str | Path | None, include_top: bool = False):
+    def build_keras_model(self, weights: str | Path | None, include_top: bool = False) -> keras.Model:
         """The Keras model (imports Keras): `weights` is a `.weights.h5` path, "imagenet" or None."""
         from keras import applications
 
-        kwargs = dict(
+        kwargs: dict[str, object] = dict(
             input_shape=(self.size, self.size, 3),
             alpha=self.alpha,
             include_top=include_top,

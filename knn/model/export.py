@@ -93,7 +93,7 @@ class ExportBusy(ExportError):
 _BUILDS = threading.BoundedSemaphore(MAX_CONCURRENT_EXPORTS)
 
 
-def _format_of(fmt_or_path: str | os.PathLike) -> str:
+def _format_of(fmt_or_path: str | os.PathLike[str]) -> str:
     """'keras' / 'tflite' from a format name or a file name's suffix."""
     text = str(fmt_or_path)
     name = text.lower().lstrip(".")
@@ -228,7 +228,7 @@ def build_head(classifier: KNNClassifier) -> keras.Model:
     return keras.Model(embedding, _knn_head(embedding, classifier), name="knn_head")
 
 
-def _knn_head(features, classifier: KNNClassifier) -> dict[str, Any]:
+def _knn_head(features: keras.KerasTensor, classifier: KNNClassifier) -> dict[str, Any]:
     """The engine's `predict` in Keras ops on symbolic [B, D] features; sets the head's weights.
 
     The rules and constants are knn.core.voting's, so the head cannot drift from the engine.
@@ -303,7 +303,7 @@ def _write_tflite(model: keras.Model, meta: dict[str, Any], path: Path, size: in
 def export_model(
     classifier: KNNClassifier,
     backbone: Any,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     fmt: str | None = None,
     weights: str | Path | None = None,
     progress: Progress | None = None,
@@ -389,7 +389,12 @@ def export_bytes(
 
 
 def _export_in_tmp(
-    classifier, spec: BackboneSpec, weights_path: Path, fmt: str, progress: Progress | None, in_process: bool
+    classifier: KNNClassifier,
+    spec: BackboneSpec,
+    weights_path: Path,
+    fmt: str,
+    progress: Progress | None,
+    in_process: bool,
 ) -> bytes:
     with tempfile.TemporaryDirectory(prefix="knn-export-") as tmp:
         out = Path(tmp) / f"model{FORMATS[fmt]}"
@@ -404,7 +409,7 @@ def _export_in_tmp(
         return out.read_bytes()
 
 
-def read_metadata(path_or_bytes: str | os.PathLike | bytes) -> dict[str, Any]:
+def read_metadata(path_or_bytes: str | os.PathLike[str] | bytes) -> dict[str, Any]:
     """The ``knn.json`` stored inside an exported `.keras` or `.tflite` file.
 
     Needs nothing but the standard library; shown here for convenience.
@@ -412,9 +417,12 @@ def read_metadata(path_or_bytes: str | os.PathLike | bytes) -> dict[str, Any]:
     source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, (bytes, bytearray)) else path_or_bytes
     try:
         with zipfile.ZipFile(source) as archive:
-            return json.loads(archive.read("knn.json"))
+            meta = json.loads(archive.read("knn.json"))
     except (zipfile.BadZipFile, KeyError) as exc:
         raise ExportError(f"not a model exported by knn ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ExportError("not a model exported by knn (its knn.json is not an object)")
+    return meta
 
 
 # --- child process ------------------------------------------------------------------------------
