@@ -19,6 +19,7 @@ A frame's capture-to-overlay latency is taken when the encoder takes its result 
 from __future__ import annotations
 
 import asyncio
+import enum
 import fractions
 import functools
 import itertools
@@ -28,7 +29,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 import av
 import numpy as np
@@ -202,7 +203,7 @@ class FramePipeline:
             out, done = self._failed(consumer, frame, exc), _Result(frame.time, None, None, None)
             if not publish:
                 return
-        self._publish(out, arrived, done)
+        self._publish((out, done), arrived)
 
     def _classify(
         self, consumer: FrameConsumer, frame: av.VideoFrame, arrived: float, thumb: np.ndarray | None, generation: int
@@ -232,7 +233,7 @@ class FramePipeline:
         drawn only if the encoder takes the frame: on a busy server a newer one replaces most first."""
         with self._lock:
             self._stats.record_reused(arrived)
-        self._publish(functools.partial(self._captioned, frame, answer), arrived, None)
+        self._publish(functools.partial(self._captioned, frame, answer), arrived)
 
     def _captioned(self, frame: av.VideoFrame, answer: Answer) -> tuple[av.VideoFrame, _Result]:
         """A still frame with its reused answer drawn on it (on the encoder's side, when taken)."""
@@ -246,19 +247,19 @@ class FramePipeline:
         return out, _Result(frame.time, False, answer.label, answer.capture)
 
     def _publish(
-        self, out: av.VideoFrame | Callable[[], tuple[av.VideoFrame, _Result]], arrived: float, result: _Result | None
+        self, out: tuple[av.VideoFrame, _Result] | Callable[[], tuple[av.VideoFrame, _Result]], arrived: float
     ) -> None:
         """Offer a result to the encoder unless a newer frame's already went (a model pass can
         finish after the still frames behind it were answered: its picture is older). `out` is the
-        picture, or what draws it and says its result when the encoder takes it (`result` None)."""
+        picture and its result, or what draws them when the encoder takes it."""
         with self._lock:  # held while publishing: two threads publish, in arrival order
             if arrived < self._newest_out:
                 return
             self._newest_out = arrived
-            if result is None:
+            if callable(out):
                 self.output.publish_later(out)
             else:
-                self.output.publish(out, result)
+                self.output.publish(*out)
 
     def _failed(self, consumer: FrameConsumer, frame: av.VideoFrame, exc: Exception) -> av.VideoFrame:
         """Log a frame's failure once per run of failures, tell the user, caption the frame."""
@@ -274,9 +275,9 @@ class FramePipeline:
 
     # ---- the encoder's side ------------------------------------------------------------------
 
-    def _sent(self, result: _Result | None) -> None:
+    def _sent(self, result: object) -> None:
         """The encoder took a result: it is answered, and its capture-to-overlay latency is known."""
-        if result is None or result.fresh is None:
+        if not isinstance(result, _Result) or result.fresh is None:
             return
         done = self._clock()
         with self._lock:
@@ -325,8 +326,7 @@ class CameraSink:
     def __init__(self, pipeline: FramePipeline) -> None:
         self._pipeline = weakref.ref(pipeline)
         self._track: MediaStreamTrack | None = None
-        self._task: asyncio.Task | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def addTrack(self, track: MediaStreamTrack) -> None:  # noqa: N802 - streamlit-webrtc's protocol
         self._track = track
@@ -342,14 +342,13 @@ class CameraSink:
         pipeline = self._pipeline()
         if pipeline is not None:
             pipeline.output.new_stream()
-        self._loop = asyncio.get_running_loop()
-        self._task = self._loop.create_task(self._read(self._track))
+        self._task = asyncio.get_running_loop().create_task(self._read(self._track))
 
     def stop(self) -> None:
         """End reading (any thread: streamlit-webrtc stops sinks from its own threads too)."""
         task, self._task, self._track = self._task, None, None
         if task is not None:
-            self._loop.call_soon_threadsafe(task.cancel)
+            task.get_loop().call_soon_threadsafe(task.cancel)
         self._ended()
 
     def _ended(self) -> None:
@@ -364,6 +363,8 @@ class CameraSink:
                     frame = await track.recv()
                 except MediaStreamError:
                     return
+                if not isinstance(frame, av.VideoFrame):  # a camera track sends video only
+                    continue
                 pipeline = self._pipeline()
                 if pipeline is None:  # the session is gone
                     return
@@ -376,10 +377,15 @@ class CameraSink:
             self._ended()
 
 
-_END = object()
-"""What `ResultTrack.end_stream` leaves for `recv`: the stream of results is over."""
-_LATER = object()
-"""The info of a result `ResultTrack.publish_later` left: its drawing gives the real one."""
+class _End(enum.Enum):
+    """What `ResultTrack.end_stream` leaves for `recv`: the stream of results is over."""
+
+    END = "end"
+
+
+_END: Final = _End.END
+_Draw = Callable[[], tuple[av.VideoFrame, object]]
+"""What `ResultTrack.publish_later` leaves: drawn, if taken, into the frame and its `info`."""
 
 
 class ResultTrack(MediaStreamTrack):
@@ -407,8 +413,8 @@ class ResultTrack(MediaStreamTrack):
     def __init__(self, on_sent: Callable[[], Callable[[object], None] | None] | None = None) -> None:
         super().__init__()
         self._lock = threading.Lock()
-        self._pending: tuple[av.VideoFrame, object] | object | None = None
-        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future] | None = None
+        self._pending: tuple[av.VideoFrame, object] | _Draw | _End | None = None
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
         self._on_sent = on_sent
         self._origin = time.monotonic()
         self._last_pts = -1
@@ -419,9 +425,9 @@ class ResultTrack(MediaStreamTrack):
         """Offer a result; `info` (what the pipeline knows of it) goes to `on_sent` when it is taken."""
         self._put((frame, info))
 
-    def publish_later(self, draw: Callable[[], tuple[av.VideoFrame, object]]) -> None:
+    def publish_later(self, draw: _Draw) -> None:
         """Offer a result drawn only if it is taken: `draw()` gives the frame and its `info`."""
-        self._put((draw, _LATER))
+        self._put(draw)
 
     def end_stream(self) -> None:
         self._put(_END)
@@ -433,7 +439,7 @@ class ResultTrack(MediaStreamTrack):
             if self._pending is _END:
                 self._pending = None
 
-    def _put(self, item) -> None:
+    def _put(self, item: tuple[av.VideoFrame, object] | _Draw | _End) -> None:
         with self._lock:
             self._pending = item
             waiter, self._waiter = self._waiter, None
@@ -474,9 +480,7 @@ class ResultTrack(MediaStreamTrack):
                 await future
             else:
                 await asyncio.wait([future], timeout=wait)
-        frame, info = item
-        if info is _LATER:
-            frame, info = frame()
+        frame, info = item() if callable(item) else item
         now = time.monotonic()
         pts = max(round((now - self._origin) * VIDEO_CLOCK_RATE), self._last_pts + 1)
         frame.pts, frame.time_base, self._last_pts = pts, VIDEO_TIME_BASE, pts
@@ -493,12 +497,12 @@ class ResultTrack(MediaStreamTrack):
         self._put(_END)
 
 
-def _wake(waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future] | None) -> None:
+def _wake(waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None) -> None:
     if waiter is not None:
         loop, future = waiter
         loop.call_soon_threadsafe(_resolve, future)
 
 
-def _resolve(future: asyncio.Future) -> None:
+def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)

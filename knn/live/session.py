@@ -372,13 +372,12 @@ class LiveSession:
             recording = (rec.label, rec.deadline - now, rec.seconds) if rec and now < rec.deadline else None
             counts = clf.counts()
             frame_age = None if self._latest is None else now - self._latest.time
-            live = (
-                self._prediction is not None
-                and self._prediction.label is not None
-                and frame_age is not None
-                and frame_age <= MAX_FRAME_AGE
-            )
-            hesitation = self._hesitation.update(self._prediction.confidences if live else None, now)
+            prediction = self._prediction
+            live = frame_age is not None and frame_age <= MAX_FRAME_AGE
+            if prediction is not None and prediction.label is not None and live:
+                hesitation = self._hesitation.update(prediction.confidences, now)
+            else:
+                hesitation = self._hesitation.update(None, now)
             snap = Snapshot(
                 classes=tuple(clf.classes),
                 counts=counts,
@@ -503,18 +502,18 @@ def _re_embedded(old: KNNClassifier, embedder: EmbedderLike, progress: Progress 
     """A classifier like `old` with every example that has an image embedded by `embedder` (with
     its views again where it had them); and how many examples had no image."""
     examples = old.examples()
-    usable = [e for e in examples if e.image is not None]
+    usable = [(e, e.image) for e in examples if e.image is not None]
     new = KNNClassifier(
         k=old.k, unknown_threshold=old.unknown_threshold, max_examples_per_class=old.max_examples_per_class
     )
     for label in old.classes:
         new.add_class(label)
     if usable:
-        squares = [center_crop_resize(decode_jpeg(e.image), embedder.input_size) for e in usable]
+        squares = [center_crop_resize(decode_jpeg(jpeg), embedder.input_size) for _, jpeg in usable]
         embeddings, counts = _embed_examples(
-            embedder, squares, [e.vectors > 1 for e in usable], progress, "Re-embedding examples"
+            embedder, squares, [e.vectors > 1 for e, _ in usable], progress, "Re-embedding examples"
         )
-        new.add_many(embeddings, [e.label for e in usable], [e.image for e in usable], counts)
+        new.add_many(embeddings, [e.label for e, _ in usable], [jpeg for _, jpeg in usable], counts)
     return new, len(examples) - len(usable)
 
 

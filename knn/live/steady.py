@@ -39,7 +39,7 @@ def thumbnail(frame: av.VideoFrame, side: int = THUMB_SIDE) -> np.ndarray:
     if frame.format.name not in _LUMA_FIRST:  # converted as the model's input is: the same greys
         frame = frame.reformat(format="yuv420p")
     plane = frame.planes[0]
-    luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    luma = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
     height, width = luma.shape
     side = max(1, min(side, height, width))
     block = min(height, width) // side
