@@ -21,11 +21,16 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Never, TextIO, TypeVar
 
 import numpy as np
 
 from .core.folders import IMAGE_SUFFIXES, class_folders, natural_key
+
+if TYPE_CHECKING:  # tqdm is imported when a bar is shown
+    from tqdm import tqdm
+
+T = TypeVar("T")
 
 PROG = "python -m knn"
 UNKNOWN = "(unknown)"  # printed by `predict` when the best similarity is below the threshold
@@ -38,13 +43,20 @@ class UsageError(Exception):
 # --- small helpers ------------------------------------------------------------------------------
 
 
-def _progress(iterable: Iterable, total: int | None = None, desc: str = "", quiet: bool = False):
+def _progress(iterable: Iterable[T], total: int | None = None, desc: str = "", quiet: bool = False) -> tqdm[T]:
     """A tqdm bar on stderr, shown only on a terminal (pipes and logs stay clean)."""
     from tqdm import tqdm
 
     return tqdm(
         iterable, total=total, desc=desc, unit="img", file=sys.stderr, disable=True if quiet else None, leave=False
     )
+
+
+def _bar(total: int, desc: str = "", quiet: bool = False) -> tqdm[Never]:
+    """`_progress` without an iterable: advanced by `update`."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=True if quiet else None, leave=False)
 
 
 def _warn(message: str, level: str = "warning") -> None:
@@ -364,7 +376,7 @@ def _evaluate_folders(args: argparse.Namespace) -> int:
         configurations = [Configuration(embedder.backbone, args.augment)]
         chosen = {embedder.backbone: embedder}
     needed = sum(len(files) for files in _needed_files(folders, shots, args).values())
-    bar = _progress(None, total=needed * len(configurations), desc="Embedding", quiet=args.quiet)
+    bar = _bar(needed * len(configurations), desc="Embedding", quiet=args.quiet)
 
     def embedder_for(backbone: str):
         return chosen[backbone] if not args.compare and backbone in chosen else _embedder(backbone, args.quiet)

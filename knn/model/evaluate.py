@@ -48,8 +48,8 @@ class Score:
     queries: int
 
 
-Tick = Callable[[int], None]
-"""Told how many more images are done (e.g. a tqdm bar's update)."""
+Tick = Callable[[int], object]
+"""Told how many more images are done (e.g. a tqdm bar's update); what it returns is ignored."""
 
 
 def plan(

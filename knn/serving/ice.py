@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Protocol
 
 from .checks import unchecked_version
 from .settings import Settings
@@ -76,27 +76,32 @@ def keep_server_transport_policy(
     if problems:
         _LOG.warning("The server's WebRTC peer is not held to the relay (%s); browsers still are.", "; ".join(problems))
         return False
-    component.compile_rtc_configuration = policy_keeping(config.compile_rtc_configuration)
+    component.compile_rtc_configuration = policy_keeping(config.compile_rtc_configuration)  # type: ignore[attr-defined]  # the adaptation's one write
     return True
 
 
-def policy_keeping(compile_configuration: Callable) -> Callable:
+def policy_keeping(compile_configuration: Callable[[dict[str, Any]], Any]) -> PolicyKeeping:
     """`compile_configuration` that also sets aiortc's `iceTransportPolicy` from the dict, and leaves
     `iceServers` unset (None: streamlit-webrtc then chooses) when the dict does not name any, as
     streamlit-webrtc does for an empty dict."""
-    stock = getattr(compile_configuration, "stock", compile_configuration)  # applying twice wraps once
+    return PolicyKeeping(getattr(compile_configuration, "stock", compile_configuration))  # applying twice wraps once
 
-    def compile_keeping_policy(rtc_configuration: dict):
+
+class PolicyKeeping:
+    """`policy_keeping`'s compile function; `stock` is streamlit-webrtc's."""
+
+    keeps_policy = True
+
+    def __init__(self, stock: Callable[[dict[str, Any]], Any]) -> None:
+        self.stock = stock
+
+    def __call__(self, rtc_configuration: dict[str, Any]) -> Any:
         from aiortc import RTCIceTransportPolicy
 
-        compiled = stock(rtc_configuration)
+        compiled = self.stock(rtc_configuration)
         policy = rtc_configuration.get("iceTransportPolicy")
         if policy is not None:
             compiled.iceTransportPolicy = RTCIceTransportPolicy(policy)
         if "iceServers" not in rtc_configuration:
             compiled.iceServers = None
         return compiled
-
-    compile_keeping_policy.stock = stock
-    compile_keeping_policy.keeps_policy = True
-    return compile_keeping_policy

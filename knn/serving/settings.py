@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..live.answer_size import CAMERAS_PER_CORE
 from .receive_queue import RECEIVE_QUEUE
@@ -137,9 +138,9 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         problems: list[str] = []
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}  # attribute -> its parser's value, of the attribute's type
 
-        def read(name: str, attr: str, parse) -> None:
+        def read(name: str, attr: str, parse: Callable[[str], object]) -> None:
             text = env.get(name, "").strip()
             if not text:
                 return
