@@ -1,14 +1,14 @@
 """What the teaching coach costs, at 100, 1,000 and 5,000 stored examples.
 
 The coach (knn.core.coach) runs on the analysis thread whenever the examples change: each
-example's nearest others (knn.core.neighbours, a full chunked pass the first time, then
+example's nearest others (knn.core.neighbors, a full chunked pass the first time, then
 incremental), leave-one-out, the confused pair, mislabelled-looking examples, few and near-duplicate
 classes. Embeddings are 1,280 values (MobileNetV2, the default backbone), random around one centre
 per class: the time depends on the sizes, not the values. For each size:
 
 - full: the first analysis of a classifier (e.g. after a project restore or a backbone switch);
 - Add / Record / delete: the analysis after one new example, 90 new ones (a 3 s Record at 30 fps)
-  and one deleted example, each from the kept neighbours;
+  and one deleted example, each from the kept neighbors;
 - peak MB: the most memory the full analysis allocates at once (tracemalloc), against the
   N x N float32 matrix a plain leave-one-out would hold.
 
@@ -30,8 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import markdown_table  # noqa: E402
 from knn.core.classifier import KNNClassifier  # noqa: E402
-from knn.core.coach import coach, neighbours_needed  # noqa: E402
-from knn.core.neighbours import NearestOthers  # noqa: E402
+from knn.core.coach import coach, neighbors_needed  # noqa: E402
+from knn.core.neighbors import NearestOthers  # noqa: E402
 
 DIM = 1280
 RECORD_FRAMES = 90
@@ -57,7 +57,7 @@ def analyse(index: NearestOthers, clf: KNNClassifier) -> float:
 
 def run(n: int, classes: int, vectors: int, repeat: int, rng: np.random.Generator) -> list:
     clf = taught(n, classes, vectors, rng)
-    m = neighbours_needed(clf.k)
+    m = neighbors_needed(clf.k)
     full = []
     for _ in range(repeat):
         full.append(analyse(NearestOthers(m), clf))

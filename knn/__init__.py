@@ -1,4 +1,4 @@
-"""knn: a live webcam image classifier's engine — MobileNet embeddings + a k-nearest-neighbour head.
+"""knn: a live webcam image classifier's engine — MobileNet embeddings + a k-nearest-neighbor head.
 
     >>> import knn
     >>> embedder = knn.Embedder()                    # the best backbone here: MobileNetV2 1.0/224, else v1

@@ -572,7 +572,7 @@ class _HelpFormatter(argparse.HelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Teach, evaluate, use and export k-nearest-neighbour image classifiers on MobileNet embeddings.",
+        description="Teach, evaluate, use and export k-nearest-neighbor image classifiers on MobileNet embeddings.",
         epilog="Exit codes: 0 ok, 2 bad input, 1 other failure. Run a command with --help for details.",
         formatter_class=_HelpFormatter,
     )
@@ -630,7 +630,7 @@ def _add_teach(sub) -> None:
     p.add_argument("folder", metavar="FOLDER")
     p.add_argument("-o", "--output", metavar="PROJECT", required=True, help="project file to write (.npz)")
     _backbone_option(p, "embedding model")
-    p.add_argument("-k", type=_positive, default=3, help="neighbours that vote (default 3)")
+    p.add_argument("-k", type=_positive, default=3, help="neighbors that vote (default 3)")
     p.add_argument(
         "--unknown-threshold",
         type=_threshold,
@@ -658,8 +658,8 @@ def _add_evaluate(sub) -> None:
         "print per-class accuracy and the confusion matrix.\n\n"
         "evaluate FOLDER [FOLDER ...] --shots 1 5 10: for each number of examples per class, take "
         "them evenly from the first half of each class's files (natural order) and query with the "
-        "second half, since neighbouring frames are near-duplicates; ours beside plain "
-        "nearest neighbour. Only the files the split uses are embedded.",
+        "second half, since neighboring frames are near-duplicates; ours beside plain "
+        "nearest neighbor. Only the files the split uses are embedded.",
     )
     p.add_argument(
         "targets",
@@ -688,7 +688,7 @@ def _add_evaluate(sub) -> None:
         help="every backbone with weights here x 224/320 x augmentation off/on, beside the TF.js rule",
     )
     p.add_argument(
-        "-k", type=_positive, default=None, help="neighbours that vote (default: the project's k; 3 for a folder)"
+        "-k", type=_positive, default=None, help="neighbors that vote (default: the project's k; 3 for a folder)"
     )
     p.add_argument(
         "--max-queries",

@@ -77,7 +77,7 @@ def test_add_predict_returns_label_confidences_similarity_neighbors():
     assert len(clf) == 3 and clf.dim == D
 
 
-def test_one_example_per_class_is_nearest_neighbour_not_first_class():
+def test_one_example_per_class_is_nearest_neighbor_not_first_class():
     # The TF.js rules (k=3, one vote each, ties to the first class) answer "c0" here every time.
     rng = np.random.default_rng(1)
     emb = rng.standard_normal((10, D)).astype(np.float32)
@@ -109,7 +109,7 @@ def test_empty_classifier_and_empty_classes():
 # ------------------------------------------------------------------ ties
 @pytest.mark.parametrize("order", [("first", "second"), ("second", "first")])
 def test_vote_count_tie_goes_to_the_more_similar_class(order):
-    # k=2, one neighbour each: a 1:1 count tie that TF.js gives to whichever class came first.
+    # k=2, one neighbor each: a 1:1 count tie that TF.js gives to whichever class came first.
     clf = KNNClassifier(k=2)
     vectors = {"first": at_similarity(0.5, 1), "second": at_similarity(0.9, 2)}
     for name in order:
@@ -119,7 +119,7 @@ def test_vote_count_tie_goes_to_the_more_similar_class(order):
 
 @pytest.mark.parametrize("order", [("pair", "single"), ("single", "pair")])
 def test_equal_summed_similarity_goes_to_the_best_single_match(order):
-    # k=3: "pair" sums 0.4 + 0.4, "single" has one neighbour at 0.8: equal votes, decided by the best.
+    # k=3: "pair" sums 0.4 + 0.4, "single" has one neighbor at 0.8: equal votes, decided by the best.
     clf = KNNClassifier(k=3)
     for name in order:
         if name == "pair":

@@ -49,7 +49,7 @@ def test_one_shot_beats_the_tfjs_rule(rps_embedded):
     tfjs, _ = few_shot_accuracy(rps_embedded, 1, "tfjs")
     nearest, _ = few_shot_accuracy(rps_embedded, 1, "nearest")
     assert n == 3 * 15
-    assert ours == nearest  # with one example per class, weighted k=3 is nearest neighbour
+    assert ours == nearest  # with one example per class, weighted k=3 is nearest neighbor
     assert ours >= 0.7 and tfjs <= 0.5 and ours - tfjs >= 0.3  # one photo per class: the rule decides
 
 

@@ -1,8 +1,8 @@
-"""K-nearest-neighbour classifier over image embeddings (NumPy only).
+"""K-nearest-neighbor classifier over image embeddings (NumPy only).
 
-Why not the TF.js `knn-classifier` rules: it gives each of k=3 neighbours one vote and answers the
+Why not the TF.js `knn-classifier` rules: it gives each of k=3 neighbors one vote and answers the
 class that was added first on a tie, so with one example per class almost every query is a
-three-way tie and the first class wins. Here each neighbour votes with its cosine similarity and
+three-way tie and the first class wins. Here each neighbor votes with its cosine similarity and
 ties are broken by similarity, never by class order (knn.core.voting).
 
 Embeddings are L2-normalised on the way in, so cosine similarity is one matrix product per query
@@ -175,14 +175,14 @@ class Setting(Generic[T]):
 
 
 class KNNClassifier:
-    """K-nearest-neighbour classifier with similarity-weighted votes.
+    """K-nearest-neighbor classifier with similarity-weighted votes.
 
     A query is compared with every stored example by cosine similarity; each of the k most similar
     examples votes for its class with its similarity, and confidences are the votes normalised to
     sum to 1 (see knn.core.voting for the tie rules).
 
     Args:
-        k: number of neighbours that vote (clipped to the number of stored examples).
+        k: number of neighbors that vote (clipped to the number of stored examples).
         unknown_threshold: when the best cosine similarity is below this, `predict` answers
             unknown (label None). None never answers unknown.
         max_examples_per_class: adding beyond this raises `ClassifierError`.
@@ -548,7 +548,7 @@ def _predictions(
     rank: list[int],
     threshold: float | None,
 ) -> list[Prediction]:
-    """One `Prediction` per query from its k neighbours' similarities, class indices and ids."""
+    """One `Prediction` per query from its k neighbors' similarities, class indices and ids."""
     out = []
     for sims_i, cls_i, ids_i in zip(sims, classes_of, ids, strict=True):
         confidences, winner = vote_one(sims_i, cls_i, len(classes), rank)

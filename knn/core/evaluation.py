@@ -2,7 +2,7 @@
 leave-one-out over the stored examples, and few-shot accuracy on held-out photos.
 
 Few-shot splits take the examples from the first half of each class's files and the queries from
-the second half (`few_shot_split`), because neighbouring frames of a recording are near-duplicates.
+the second half (`few_shot_split`), because neighboring frames of a recording are near-duplicates.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from .neighbours import Neighbours, nearest_others
+from .neighbors import Neighbors, nearest_others
 from .voting import name_rank, vote
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ __all__ = [
     "arc_split",
     "few_shot_accuracy",
     "few_shot_split",
-    "evaluate_neighbours",
+    "evaluate_neighbors",
     "leave_one_out",
     "tfjs_predict",
     "split_accuracy",
@@ -61,15 +61,15 @@ def leave_one_out(classifier: KNNClassifier) -> Evaluation:
 
     Works on a snapshot (`classifier.state()`, ~10 ms for 10k examples), so a video thread keeps
     predicting meanwhile. The k nearest others of each example come from one chunked pass
-    (knn.core.neighbours: its own embedding against every vector, its own vectors left out, the
+    (knn.core.neighbors: its own embedding against every vector, its own vectors left out, the
     others' best vector standing for them). `unknown_threshold` is ignored: this measures which
     class is chosen.
     """
     state = classifier.state()
-    return evaluate_neighbours(state, nearest_others(state, state.k))
+    return evaluate_neighbors(state, nearest_others(state, state.k))
 
 
-def evaluate_neighbours(state: ClassifierState, neighbours: Neighbours) -> Evaluation:
+def evaluate_neighbors(state: ClassifierState, neighbors: Neighbors) -> Evaluation:
     """Leave-one-out from each example's nearest others (at least the state's k of them, or all
     N - 1): the k nearest vote as they would for a query."""
     classes, truth = list(state.classes), np.asarray(state.labels, np.int64)
@@ -77,9 +77,9 @@ def evaluate_neighbours(state: ClassifierState, neighbours: Neighbours) -> Evalu
     k = min(state.k, n - 1)
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     if n >= 2:
-        if neighbours.width < k:
-            raise ValueError(f"leave-one-out with k={k} needs {k} neighbours per example, got {neighbours.width}")
-        index, sims = neighbours.index[:, :k], neighbours.sims[:, :k]
+        if neighbors.width < k:
+            raise ValueError(f"leave-one-out with k={k} needs {k} neighbors per example, got {neighbors.width}")
+        index, sims = neighbors.index[:, :k], neighbors.sims[:, :k]
         _, winner = vote(sims, truth[index], n_classes, name_rank(classes))
         np.add.at(confusion, (truth, winner), 1)
     correct = np.diag(confusion)
@@ -92,7 +92,7 @@ def evaluate_neighbours(state: ClassifierState, neighbours: Neighbours) -> Evalu
 def few_shot_split(files: Sequence[T], shots: int, max_queries: int | None = None) -> tuple[list[T], list[T]]:
     """Examples from the first half of a class's files, queries from the second half.
 
-    Neighbouring frames are near-duplicates, so examples are spread evenly over the first half and
+    Neighboring frames are near-duplicates, so examples are spread evenly over the first half and
     queries (optionally thinned evenly to `max_queries`) never come from it.
     """
     files = list(files)
@@ -136,12 +136,12 @@ METHODS = ("ours", "tfjs", "nearest")
 METHOD_LABELS = {
     "ours": "ours (k=3, similarity-weighted)",
     "tfjs": "TF.js knn-classifier rule (k=3, one vote each, ties to first class)",
-    "nearest": "plain nearest neighbour (k=1)",
+    "nearest": "plain nearest neighbor (k=1)",
 }
 
 
 def tfjs_predict(examples: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int = 3) -> np.ndarray:
-    """The TF.js knn-classifier's decision: cosine top-k, one vote per neighbour, argmax to the first.
+    """The TF.js knn-classifier's decision: cosine top-k, one vote per neighbor, argmax to the first.
 
     `labels` are class indices in the order the classes were added, which is what TF.js' argmax
     favours on a tie.

@@ -245,14 +245,14 @@ def _knn_head(features: keras.KerasTensor, classifier: KNNClassifier) -> dict[st
         sims = ops.max(ops.reshape(sims, (-1, n_examples, per_example)), axis=2)
     top_sims, top_rows = ops.top_k(sims, k)
     label_layer = layers.Embedding(n_examples, len(classes), trainable=False, name="example_classes")
-    member = label_layer(top_rows)  # [B, k, C]: 1 where neighbour j belongs to class c
+    member = label_layer(top_rows)  # [B, k, C]: 1 where neighbor j belongs to class c
     label_layer.set_weights([onehot])
 
     s = ops.expand_dims(top_sims, -1)
     votes = ops.sum(member * ops.maximum(s, MIN_WEIGHT), axis=1)
     probabilities = votes / ops.sum(votes, axis=1, keepdims=True)
     raw = ops.sum(member * s, axis=1)
-    # Best similarity per class; classes without a neighbour get -3, below any cosine (>= -1).
+    # Best similarity per class; classes without a neighbor get -3, below any cosine (>= -1).
     best = ops.max(member * (s + 3.0), axis=1) - 3.0
     candidates = ops.greater(best, -2.0)
     for key in (votes, raw, best):  # the engine's tie-break chain, one key after the other

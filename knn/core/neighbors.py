@@ -1,7 +1,7 @@
 """Each stored example's nearest other examples: the ground leave-one-out and the coach stand on.
 
 An example is as similar to another as its own embedding is to the other's most similar vector
-(the rule `KNNClassifier.predict` applies to a query), so neighbours are found with the example's
+(the rule `KNNClassifier.predict` applies to a query), so neighbors are found with the example's
 own embedding against every stored vector. Equal similarities go to the earlier example (lower
 id), as everywhere else.
 
@@ -27,7 +27,7 @@ transient memory of a pass."""
 
 
 @dataclass(frozen=True)
-class Neighbours:
+class Neighbors:
     """The m nearest other examples of each example of a state, most similar first.
 
     Attributes:
@@ -128,19 +128,19 @@ def _search(layout: _Layout, queries: np.ndarray, m: int) -> tuple[np.ndarray, n
     every = np.arange(len(layout), dtype=np.int64)
     done = 0
     for block, sims in _similarities(layout, queries, None):
-        sims[np.arange(len(block)), block] = -np.inf  # not its own neighbour
+        sims[np.arange(len(block)), block] = -np.inf  # not its own neighbor
         pos, top = _top(sims, layout.ids, every, m)
         index[done : done + len(block)], sims_out[done : done + len(block)] = pos, top
         done += len(block)
     return index, sims_out
 
 
-def nearest_others(state: ClassifierState, m: int) -> Neighbours:
+def nearest_others(state: ClassifierState, m: int) -> Neighbors:
     """Every example's m nearest other examples (m is cut to N - 1), in one chunked pass."""
     layout = _Layout(state)
     m = max(0, min(m, len(layout) - 1))
     index, sims = _search(layout, np.arange(len(layout), dtype=np.int64), m)
-    return Neighbours(index, sims)
+    return Neighbors(index, sims)
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ class NearestOthers:
         self._previous: _Previous | None = None
         self.last_full = True  # whether the last update was a full pass (for benchmarks and tests)
 
-    def update(self, state: ClassifierState) -> Neighbours:
+    def update(self, state: ClassifierState) -> Neighbors:
         layout = _Layout(state)
         n = len(layout)
         width = max(0, min(self.m, n - 1))
@@ -183,7 +183,7 @@ class NearestOthers:
             index, sims = self._incremental(layout, kept_mask, previous)
         neighbor_ids = np.where(index >= 0, layout.ids[np.maximum(index, 0)], -1)
         self._previous = _Previous(layout.ids.copy(), neighbor_ids, sims, state.dim)
-        return Neighbours(index[:, :width], sims[:, :width])
+        return Neighbors(index[:, :width], sims[:, :width])
 
     def _incremental(
         self, layout: _Layout, kept_mask: np.ndarray, previous: _Previous
