@@ -91,7 +91,7 @@ def vp8_round_trip(frames, width: int, height: int, bitrate: int, fps: int = 30)
 
 def gate_run(thumbs: list[np.ndarray], kinds: list[str], fps: int, threshold: float, refresh: float) -> dict:
     """Replay `SteadyGate` over the frames (the model answers at once); collect the differences."""
-    from knn.live.steady import Answer, SteadyGate
+    from knn.live.steady import ModelAnswer, SteadyGate
 
     gate = SteadyGate(threshold, refresh)
     still, change, fresh, caught, changes = [], [], 0, 0, 0
@@ -106,7 +106,7 @@ def gate_run(thumbs: list[np.ndarray], kinds: list[str], fps: int, threshold: fl
                 change.append(d)
         if gate.on_arrival(thumb, now) is None:
             fresh += 1
-            gate.learn(Answer(thumb, ("", None, (0, 0, 0)), None, now), gate.generation)
+            gate.learn(ModelAnswer(thumb, ("", None, (0, 0, 0)), None, now), gate.generation)
             ref = thumb
             if kind == "move" and kinds[i - 1] == "hold":
                 caught += 1

@@ -21,7 +21,7 @@ from aiortc.mediastreams import MediaStreamError
 from PIL import Image
 
 from knn.live.session import LiveSession
-from knn.live.steady import STILL_MAD, Answer, SteadyGate, mean_abs_diff, thumbnail
+from knn.live.steady import STILL_MAD, ModelAnswer, SteadyGate, mean_abs_diff, thumbnail
 from knn.live.worker import ModelWorker
 from tests.frames import SlowEmbedder, photo_frame, show, wait_until
 from tests.webcam import fit, handheld, rgb_to_i420
@@ -264,7 +264,7 @@ def test_the_gate_replays_the_rules_on_its_own():
     gate = SteadyGate(threshold=2.0, refresh=0.5)
     thumb = np.zeros((16, 16), np.float32)
     assert gate.on_arrival(thumb, 0.0) == (None, True)  # nothing answered yet: the model
-    answer = Answer(thumb, ("a", None, (0, 0, 0)), "a", 0.0)
+    answer = ModelAnswer(thumb, ("a", None, (0, 0, 0)), "a", 0.0)
     gate.learn(answer, gate.generation)
     assert gate.on_arrival(thumb + 1.9, 0.1) == (answer, False)  # under the threshold: reused
     assert gate.on_arrival(thumb + 2.1, 0.2) == (None, True)  # over it: a new scene for the model
@@ -273,7 +273,7 @@ def test_the_gate_replays_the_rules_on_its_own():
     assert gate.on_arrival(thumb, 0.8) == (answer, False)  # and refreshed; the frames after it wait for that
     old = gate.generation
     gate.forget()
-    gate.learn(Answer(thumb, ("a", None, (0, 0, 0)), "a", 0.8), old)  # began before the forget: ignored
+    gate.learn(ModelAnswer(thumb, ("a", None, (0, 0, 0)), "a", 0.8), old)  # began before the forget: ignored
     assert gate.on_arrival(thumb, 0.9) == (None, True)
 
 

@@ -38,9 +38,8 @@ from aiortc.mediastreams import MediaStreamError
 
 from .answer_size import AnswerSize
 from .overlay import FAILED_COLOUR, SWITCHING, Caption, model_input, overlay
-from .stats import Answer as StatsAnswer
-from .stats import CaptureClock, Stats, StatsSummary
-from .steady import Answer, SteadyGate, thumbnail
+from .stats import AnsweredFrame, CaptureClock, Stats, StatsSummary
+from .steady import ModelAnswer, SteadyGate, thumbnail
 from .worker import MODEL_WORKER, ModelWorker
 
 _LOG = logging.getLogger(__name__)
@@ -225,17 +224,17 @@ class FramePipeline:
             self._last_processed = time.monotonic()
             self._failing = False
             self._stats.record_processed(embed_seconds, knn_seconds, arrived)
-            self._gate.learn(Answer(thumb, caption, label, arrived, frame.time), generation)
+            self._gate.learn(ModelAnswer(thumb, caption, label, arrived, frame.time), generation)
         return caption, label, True
 
-    def _answer_again(self, frame: av.VideoFrame, answer: Answer, arrived: float) -> None:
+    def _answer_again(self, frame: av.VideoFrame, answer: ModelAnswer, arrived: float) -> None:
         """Answer a still frame with the answer the model gave a frame just like it. The caption is
         drawn only if the encoder takes the frame: on a busy server a newer one replaces most first."""
         with self._lock:
             self._stats.record_reused(arrived)
         self._publish(functools.partial(self._captioned, frame, answer), arrived)
 
-    def _captioned(self, frame: av.VideoFrame, answer: Answer) -> tuple[av.VideoFrame, _Result]:
+    def _captioned(self, frame: av.VideoFrame, answer: ModelAnswer) -> tuple[av.VideoFrame, _Result]:
         """A still frame with its reused answer drawn on it (on the encoder's side, when taken)."""
         try:
             out = overlay(frame, *answer.caption, self.mirror, half=self._answer_size.halved())
@@ -303,7 +302,7 @@ class FramePipeline:
             values, lost = self._stats.latencies_since(since)
             return [round(float(v), 2) for v in values], lost, self._stats.latencies_recorded
 
-    def answers(self, since: int) -> tuple[list[StatsAnswer], int, int]:
+    def answers(self, since: int) -> tuple[list[AnsweredFrame], int, int]:
         """(answered frames logged after the first `since`: capture and sent times on the clock,
         fresh, class; how many of them were lost; total so far)."""
         with self._lock:

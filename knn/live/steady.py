@@ -56,7 +56,7 @@ def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class Answer:
+class ModelAnswer:
     """What the model said of one frame, reused for the still frames after it."""
 
     thumb: np.ndarray | None  # None when steady scenes are off
@@ -76,11 +76,11 @@ class SteadyGate:
     def __init__(self, threshold: float = STILL_MAD, refresh: float = REFRESH_SECONDS) -> None:
         self.threshold = threshold
         self.refresh = refresh
-        self._answer: Answer | None = None
+        self._answer: ModelAnswer | None = None
         self._asked = -float("inf")  # arrival time of the newest frame handed to the model
         self.generation = 0  # bumped by forget(): answers of an older generation are stale
 
-    def on_arrival(self, thumb: np.ndarray | None, now: float) -> tuple[Answer | None, bool]:
+    def on_arrival(self, thumb: np.ndarray | None, now: float) -> tuple[ModelAnswer | None, bool]:
         """A frame arrived: (the answer it reuses or None, whether the model must see it).
 
         A still frame reuses the answer; if the model last saw a frame `refresh` or more ago, it
@@ -96,7 +96,7 @@ class SteadyGate:
         self._asked = now
         return (answer if still else None), True
 
-    def before_model(self, thumb: np.ndarray | None, arrived: float) -> Answer | None:
+    def before_model(self, thumb: np.ndarray | None, arrived: float) -> ModelAnswer | None:
         """The model is about to take a frame that waited: an answer given meanwhile, to a frame
         at most `refresh` older that looked the same, makes the model pass unnecessary."""
         answer = self._answer
@@ -104,7 +104,7 @@ class SteadyGate:
             return answer
         return None
 
-    def learn(self, answer: Answer, generation: int) -> None:
+    def learn(self, answer: ModelAnswer, generation: int) -> None:
         """The model answered a frame; ignored if `forget` was called since its pass began."""
         if generation == self.generation and (self._answer is None or answer.arrived >= self._answer.arrived):
             self._answer = answer
@@ -114,7 +114,7 @@ class SteadyGate:
         self._answer = None
         self.generation += 1
 
-    def _still(self, thumb: np.ndarray | None, answer: Answer) -> bool:
+    def _still(self, thumb: np.ndarray | None, answer: ModelAnswer) -> bool:
         if thumb is None or answer.thumb is None or thumb.shape != answer.thumb.shape:
             return False
         return mean_abs_diff(thumb, answer.thumb) < self.threshold
