@@ -40,7 +40,7 @@ def random_set(seed: int, n: int, n_classes: int, dim: int = D):
     return emb, labels, rng.standard_normal((8, dim)).astype(np.float32)
 
 
-def snapshot(clf: KNNClassifier):
+def contents(clf: KNNClassifier):
     emb, labels, ids = clf.embeddings()
     return clf.classes, clf.counts(), clf.dim, emb, labels
 
@@ -163,7 +163,7 @@ def test_add_then_remove_restores_the_state(seed, n, extra, k):
     emb, labels, queries = random_set(seed, n + extra, 3)
     clf = KNNClassifier(k=k)
     clf.add_many(emb[:n], labels[:n])
-    before = snapshot(clf)
+    before = contents(clf)
     predictions = [clf.predict(q) for q in queries]
     ids = clf.add_many(emb[n:], ["c0"] * extra)  # "c0" may be a new class: make it exist before
     if "c0" not in before[0]:
@@ -171,7 +171,7 @@ def test_add_then_remove_restores_the_state(seed, n, extra, k):
     else:
         for i in np.random.default_rng(seed).permutation(ids):
             clf.remove(int(i))
-    after = snapshot(clf)
+    after = contents(clf)
     assert after[:3] == before[:3] and after[4] == before[4]
     np.testing.assert_array_equal(after[3], before[3])
     for p, q in zip(predictions, (clf.predict(q) for q in queries), strict=True):
@@ -278,11 +278,11 @@ def test_errors_say_what_is_wrong(call, words):
     clf = KNNClassifier()
     clf.add(np.ones(D), "a")
     clf.add_class("b")
-    before = snapshot(clf)
+    before = contents(clf)
     with pytest.raises(ClassifierError, match=words):
         call(clf)
     assert isinstance(ClassifierError("x"), ValueError)
-    after = snapshot(clf)
+    after = contents(clf)
     assert after[:3] == before[:3]
 
 

@@ -488,7 +488,7 @@ class KNNClassifier:
     def state(self) -> ClassifierState:
         """A consistent copy of everything, taken under the lock (for saving and evaluating)."""
         with self._lock:
-            embeddings, labels, images, vectors = self._store.snapshot()
+            embeddings, labels, images, vectors = self._store.arrays_in_order()
             ids = np.asarray(self._store.examples_of_class(), np.int64)
             return ClassifierState(
                 tuple(self._classes.names),

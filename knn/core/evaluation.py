@@ -59,7 +59,7 @@ class Evaluation:
 def leave_one_out(classifier: KNNClassifier) -> Evaluation:
     """Classify every stored example by all the others (the classifier's k and voting).
 
-    Works on a snapshot (`classifier.state()`, ~10 ms for 10k examples), so a video thread keeps
+    Works on a copy (`classifier.state()`, ~10 ms for 10k examples), so a video thread keeps
     predicting meanwhile. The k nearest others of each example come from one chunked pass
     (knn.core.neighbors: its own embedding against every vector, its own vectors left out, the
     others' best vector standing for them). `unknown_threshold` is ignored: this measures which

@@ -119,7 +119,7 @@ def project_bytes(classifier: KNNClassifier, backbone: Any) -> bytes:
     """The project file for `classifier` as bytes (e.g. for a download button).
 
     Args:
-        classifier: the classifier to save (read under its lock, so a consistent snapshot).
+        classifier: the classifier to save (read under its lock, so a consistent copy).
         backbone: the embedder's backbone id, or an object with a `.backbone` attribute.
 
     Raises:

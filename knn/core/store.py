@@ -183,7 +183,7 @@ class EmbeddingStore:
         rows = np.fromiter((r for i in order for r in self._rows_of[i]), np.int64, int(counts.sum()))
         return rows, counts
 
-    def snapshot(self) -> tuple[np.ndarray, np.ndarray, tuple[bytes | None, ...], np.ndarray]:
+    def arrays_in_order(self) -> tuple[np.ndarray, np.ndarray, tuple[bytes | None, ...], np.ndarray]:
         """Copies in insertion order: (every vector [R, D], class index [N], image per example,
         vectors per example [N])."""
         ids = self.examples_of_class()

@@ -93,7 +93,7 @@ class Analysis:
                     self.failure = None
 
     def _analyse(self, classifier: KNNClassifier) -> Coaching:
-        state = classifier.state()  # a snapshot taken under the classifier's lock
+        state = classifier.state()  # a copy taken under the classifier's lock
         m = neighbors_needed(state.k)
         if self._index is None or self._index[0]() is not classifier or self._index[1].m < m:
             self._index = (weakref.ref(classifier), NearestOthers(m))

@@ -329,7 +329,7 @@ def export_model(
     fmt = _format_of(fmt or path)
     if fmt == "keras" and Path(path).suffix != ".keras":
         raise ExportError(f"a Keras model's file name must end in .keras (load_model needs it), got {Path(path).name}")
-    classifier = classifier.copy()  # one consistent snapshot, even if another thread edits it
+    classifier = classifier.copy()  # one consistent copy, even if another thread edits it
     path = Path(path)
     spec, weights_path = _spec_and_weights(backbone, weights)
     step(0.05, f"Building {spec.label} with the KNN head")
@@ -360,7 +360,7 @@ def export_bytes(
     afterwards, so a serving process never takes on TensorFlow (its cost: docs/performance.md).
 
     Args:
-        classifier: the `KNNClassifier` to export (snapshotted now).
+        classifier: the `KNNClassifier` to export (copied now).
         backbone: the `Embedder` it was taught with, its `BackboneSpec` or its backbone id.
         fmt: ``"keras"`` or ``"tflite"``.
         weights: an explicit backbone weights file (default: the embedder's / resolved).

@@ -2,7 +2,7 @@
 
 When the app runs with env ``KNN_METRICS_FILE=/path/metrics.json`` (knn.serving.settings), a
 daemon thread (`start_writer`) replaces that file atomically every ``KNN_METRICS_INTERVAL``
-seconds with `snapshot()`:
+seconds with `process_metrics()`:
 
 - ``time`` (epoch s), ``pid``, ``rss_mb`` (resident memory), ``cpu_seconds`` (user + system since
   the process started), ``threads`` (count) and ``thread_kinds`` (count per thread name with its
@@ -103,7 +103,7 @@ def session_metrics(session: LiveSession, latencies_since: int = 0, answers_sinc
     }
 
 
-def snapshot(latencies_since: MutableMapping[LiveSession, tuple[int, int]] | None = None) -> dict[str, object]:
+def process_metrics(latencies_since: MutableMapping[LiveSession, tuple[int, int]] | None = None) -> dict[str, object]:
     """The process and its live sessions now. `latencies_since` maps a session to how many of its
     latencies and answers were already reported (updated in place); without it, none are included."""
     proc = psutil.Process()
@@ -152,7 +152,7 @@ class _Writer(threading.Thread):
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
-            snap = snapshot(self._since)
+            snap = process_metrics(self._since)
             with contextlib.suppress(OSError):  # the reader's directory went away: nothing to report to
                 write_json(self.path, snap)
 
@@ -161,7 +161,7 @@ class _Writer(threading.Thread):
 
 
 def start_writer(path: str | os.PathLike, interval: float = DEFAULT_INTERVAL) -> threading.Thread:
-    """Start (once per process) the thread that writes `snapshot()` to `path` every `interval` s.
+    """Start (once per process) the thread that writes `process_metrics()` to `path` every `interval` s.
 
     Freed sessions in reference cycles leave the registry at the periodic collection
     (knn.serving.memory), not here.
