@@ -85,7 +85,7 @@ def make_video(path: Path) -> Path:
     """640×480, 30 fps: 4 photos each of rock, paper and scissors, each held for 10 frames (4 s loop)."""
     from PIL import Image
 
-    from knn.core.folders import class_folders
+    from knn.core.image_folders import class_folders
     from tests.webcam import write_y4m
 
     if path.exists():
@@ -97,7 +97,7 @@ def make_video(path: Path) -> Path:
 
 def changing_photos() -> list[tuple[str, Path]]:
     """`make_video`'s photos in their order, (class, file)."""
-    from knn.core.folders import class_folders
+    from knn.core.image_folders import class_folders
 
     photos = class_folders(shared_path("data/rps"))
     return [(label, p) for label in ("rock", "paper", "scissors") for p in photos[label][:40:10]]

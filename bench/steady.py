@@ -43,7 +43,7 @@ def handheld_photos(count: int = 3) -> list[tuple[str, Path]]:
     """Photos for a hand-held video, (class, file): the gestures in turn, so every change of
     photo changes the class. bench/live.py's video shows three (one per class: a tab taught
     those three names each one surely), the threshold's measurement six."""
-    from knn.core.folders import class_folders
+    from knn.core.image_folders import class_folders
 
     files = class_folders(shared_path("data/rps"))
     picks = [("rock", 10), ("paper", 30), ("scissors", 50), ("rock", 70), ("paper", 90), ("scissors", 110)]
@@ -125,7 +125,7 @@ def photo_pairs() -> tuple[list[float], list[float]]:
     """Thumbnail differences between distinct photos of one class, and of two classes."""
     from PIL import Image
 
-    from knn.core.folders import class_folders
+    from knn.core.image_folders import class_folders
     from knn.live.steady import thumbnail
     from tests.webcam import fit
 

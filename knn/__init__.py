@@ -41,7 +41,7 @@ _EXPORTS = {
     "project_bytes": "core.project",
     "ImageError": "core.images",
     "read_image": "core.images",
-    "class_folders": "core.folders",
+    "class_folders": "core.image_folders",
     "LiveSession": "live.session",
 }
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Never, TextIO, TypeVar
 
 import numpy as np
 
-from .core.folders import IMAGE_SUFFIXES, class_folders, natural_key
+from .core.image_folders import IMAGE_SUFFIXES, class_folders, natural_key
 
 if TYPE_CHECKING:  # tqdm is imported when a bar is shown
     from tqdm import tqdm
@@ -195,7 +195,7 @@ def _read_images(files: Sequence[Path], embedder, strict: bool, quiet: bool, des
 def _class_folders(root: Path, max_per_class: int | None = None) -> dict[str, list[Path]]:
     """Class name (normalised as a typed name is) -> its image files; at most `max_per_class`
     of them, spread evenly over the folder."""
-    from .core.checks import ClassifierError
+    from .core.inputs import ClassifierError
     from .core.names import normalise_name
 
     try:

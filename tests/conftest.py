@@ -42,7 +42,7 @@ def rps_dir() -> Path:
 @pytest.fixture(scope="session")
 def photos(rps_dir) -> dict[str, list[Path]]:
     """The rock-paper-scissors photos by class, in file order."""
-    from knn.core.folders import class_folders
+    from knn.core.image_folders import class_folders
 
     return class_folders(rps_dir)
 
@@ -69,7 +69,7 @@ def coil_dir() -> Path:
 
 def class_files(folder: Path) -> dict[str, list[Path]]:
     """Image files per class subfolder, in natural order."""
-    from knn.core.folders import class_folders
+    from knn.core.image_folders import class_folders
 
     return class_folders(folder)
 

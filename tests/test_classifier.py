@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from knn.core.checks import normalise
 from knn.core.classifier import ClassifierError, KNNClassifier
 from knn.core.evaluation import leave_one_out
+from knn.core.inputs import normalise
 from knn.core.store import EmbeddingStore
 
 D = 16
@@ -460,7 +460,7 @@ def test_real_photos_few_shot(rps_dir: Path, embedder):
     Also one example per class with k=3: the case the TF.js voting answers with the first class.
     """
     from knn.core.evaluation import few_shot_split
-    from knn.core.folders import class_folders
+    from knn.core.image_folders import class_folders
     from knn.core.images import read_image
 
     five, one = KNNClassifier(k=3), KNNClassifier(k=3)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from knn.cli import main
-from knn.core.folders import natural_key
+from knn.core.image_folders import natural_key
 from knn.core.images import read_image
 from knn.core.project import load_project
 from tests.conftest import class_files

@@ -10,7 +10,7 @@ import pytest
 from knn.core.classifier import KNNClassifier
 from knn.core.coach import FEW_EXAMPLES, HESITATION_SECONDS, Coaching, Hesitation, coach, neighbors_needed
 from knn.core.evaluation import leave_one_out
-from knn.core.folders import class_folders
+from knn.core.image_folders import class_folders
 from knn.core.images import center_crop_resize, read_image
 from knn.core.neighbors import nearest_others
 

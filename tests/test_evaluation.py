@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from knn.core.evaluation import few_shot_accuracy, few_shot_split, tfjs_predict
-from knn.core.folders import class_folders
-from knn.model.folders import embed_folder
+from knn.core.image_folders import class_folders
+from knn.model.folder_embeddings import embed_folder
 
 
 def test_tfjs_rule_gives_ties_to_the_first_class():

@@ -17,7 +17,7 @@ import time
 import pytest
 from PIL import Image
 
-from knn.core.folders import class_folders
+from knn.core.image_folders import class_folders
 from tests.browser import AppServer, Page, launch, serve_app, skip_without_chromium
 from tests.webcam import write_y4m
 

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from numpy.lib import format as npy_format
 
 from knn.core import project
-from knn.core.checks import ClassifierError
 from knn.core.classifier import KNNClassifier
 from knn.core.images import decode_jpeg, encode_jpeg
+from knn.core.inputs import ClassifierError
 from knn.core.limits import MAX_CLASSES, MAX_DIM, MAX_EXAMPLES, MAX_META_BYTES, MAX_STORED_VALUES
 from knn.core.names import normalise_name
 from knn.core.project import (

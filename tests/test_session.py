@@ -19,7 +19,7 @@ from PIL import Image
 import knn
 import knn.live.session as live
 from knn.core.classifier import ClassifierError, KNNClassifier
-from knn.core.folders import class_folders
+from knn.core.image_folders import class_folders
 from knn.core.images import center_crop_resize
 from knn.live.overlay import _band, model_input
 from knn.live.session import LiveError, LiveSession

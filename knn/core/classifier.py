@@ -30,7 +30,8 @@ from typing import Generic, TypeVar, cast, overload
 
 import numpy as np
 
-from .checks import (
+from .classes import ClassList
+from .inputs import (
     ClassifierError,
     as_batch,
     as_examples,
@@ -42,7 +43,6 @@ from .checks import (
     is_whole_number,
     normalise,
 )
-from .classes import ClassList
 from .limits import MAX_CLASSES, MAX_EXAMPLES, MAX_EXAMPLES_PER_CLASS, MAX_STORED_VALUES
 from .names import normalise_name
 from .store import EmbeddingStore

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from .checks import unchecked_version
+from .adaptation_checks import unchecked_version
 
 _LOG = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from types import ModuleType
 
-from .checks import changed_signature, source_of, unchecked_version, with_layer
+from .adaptation_checks import changed_signature, source_of, unchecked_version, with_layer
 
 _LOG = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Protocol
 
-from .checks import unchecked_version
+from .adaptation_checks import unchecked_version
 from .settings import Settings
 
 _LOG = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from types import ModuleType
 
-from .checks import unchecked_version, unread_source
+from .adaptation_checks import unchecked_version, unread_source
 
 _LOG = logging.getLogger(__name__)
 

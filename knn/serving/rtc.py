@@ -21,7 +21,7 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
-from .checks import changed_signature, unchecked_version
+from .adaptation_checks import changed_signature, unchecked_version
 from .settings import MAX_VIDEO_BITRATE, MIN_VIDEO_BITRATE
 
 _LOG = logging.getLogger(__name__)

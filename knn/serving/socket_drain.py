@@ -15,7 +15,7 @@ import logging
 import socket
 from types import ModuleType
 
-from .checks import changed_signature, unchecked_version, unread_source, with_layer
+from .adaptation_checks import changed_signature, unchecked_version, unread_source, with_layer
 
 _LOG = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core.folders import class_folders
+from ..core.image_folders import class_folders
 from ..core.images import read_square
 
 if TYPE_CHECKING:
