@@ -54,6 +54,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from .atomic import write_atomic
+from .backbone_widths import embedding_width
 from .classifier import ClassifierError, ClassifierState, KNNClassifier
 from .limits import (
     MAX_CLASSES,
@@ -108,6 +109,12 @@ def _backbone_id(backbone: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ProjectFileError(f"the backbone must be an id such as 'mobilenet_v1_1.0_224', got {value!r}")
     return value
+
+
+def _expected_dim(backbone: Any) -> int | None:
+    """The embedding size `backbone` makes: an Embedder's own, else its id's (None for an id not offered)."""
+    dim = getattr(backbone, "dim", None)
+    return dim if isinstance(dim, int) else embedding_width(_backbone_id(backbone))
 
 
 def _mb(n: int) -> str:
@@ -448,9 +455,10 @@ def load_project(path_or_file: PathOrFile, expected_backbone: Any = None) -> KNN
     Args:
         path_or_file: a path, a binary file object read from its current position (e.g.
             Streamlit's `UploadedFile`), or the file's bytes.
-        expected_backbone: the backbone id the app is using (or the embedder, whose embedding
-            size is then checked too); a project made with another backbone is refused, since its
-            embeddings are not comparable.
+        expected_backbone: the backbone id the app is using, or the embedder; a project made with
+            another backbone is refused, since its embeddings are not comparable, and so is one
+            whose embeddings are not as wide as the backbone's (the embedder's, or the id's
+            network's: knn.core.backbone_widths).
 
     Returns:
         A new `KNNClassifier` with the classes (in order, empty ones too), examples, images, k and
@@ -471,7 +479,7 @@ def load_project(path_or_file: PathOrFile, expected_backbone: Any = None) -> KNN
                 "switch the backbone in Settings first"
             )
     _check_values(arrays, meta, what)
-    dim = getattr(expected_backbone, "dim", None)  # an Embedder: its embeddings must fit too
+    dim = None if expected_backbone is None else _expected_dim(expected_backbone)
     if dim is not None and meta["n_examples"] and meta["dim"] != dim:
         raise ProjectFileError(
             f"{what} holds {meta['dim']}-value embeddings but {meta['backbone']} makes {dim}-value ones: "

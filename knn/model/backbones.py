@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..core.backbone_widths import embedding_width
+
 if TYPE_CHECKING:  # keep `import knn.model.backbones` free of Keras
     import keras
 
@@ -60,6 +62,14 @@ class BackboneSpec:
         """Name of the headless Keras weights file, as `KNN_WEIGHTS_DIR` and the cache hold it
         (one file for every input size: the weights do not depend on it)."""
         return f"{self.network}_no_top.weights.h5"
+
+    @property
+    def dim(self) -> int:
+        """Embedding size (knn.core.backbone_widths)."""
+        width = embedding_width(self.id)
+        if width is None:
+            raise ValueError(f"no embedding width is known for {self.id}")
+        return width
 
     @property
     def mode(self) -> str:
