@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import markdown_table  # noqa: E402
-from knn.core.classifier import KNNClassifier  # noqa: E402
-from knn.core.coach import coach, neighbors_needed  # noqa: E402
-from knn.core.neighbors import NearestOthers  # noqa: E402
+from bench.common import markdown_table
+from knn.core.classifier import KNNClassifier
+from knn.core.coach import coach, neighbors_needed
+from knn.core.neighbors import NearestOthers
 
 DIM = 1280
 RECORD_FRAMES = 90
@@ -78,8 +78,12 @@ def run(n: int, classes: int, vectors: int, repeat: int, rng: np.random.Generato
         delete.append(analyse(index, clf))
         assert not index.last_full
     square = n * n * 4 / 1024**2
-    ms = lambda xs: f"{1e3 * float(np.median(xs)):.0f}"  # noqa: E731
-    return [f"{n:,}", classes, vectors, ms(full), ms(add), ms(record), ms(delete), f"{peak:.0f}", f"{square:.0f}"]
+    return [f"{n:,}", classes, vectors, *map(_ms, (full, add, record, delete)), f"{peak:.0f}", f"{square:.0f}"]
+
+
+def _ms(seconds: list[float]) -> str:
+    """The median in whole milliseconds."""
+    return f"{1e3 * float(np.median(seconds)):.0f}"
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import ROOT, SHARED, shared_path  # noqa: E402
+from bench.common import ROOT, SHARED, shared_path
 
 SETS = {
     "rps": (["data/rps"], "halves"),

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import markdown_table, p50_p95, time_calls  # noqa: E402
-from knn.core.classifier import KNNClassifier  # noqa: E402
+from bench.common import markdown_table, p50_p95, time_calls
+from knn.core.classifier import KNNClassifier
 
 DIM = 1024
 N_CLASSES = 50

@@ -76,7 +76,7 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import ROOT, SHARED, markdown_table, shared_path  # noqa: E402
+from bench.common import ROOT, SHARED, markdown_table, shared_path
 
 RESULTS = ROOT / "bench" / "results"
 

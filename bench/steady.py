@@ -30,7 +30,7 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import markdown_table, shared_path  # noqa: E402
+from bench.common import markdown_table, shared_path
 
 CAMERAS = ((2.0, 0), (4.0, 0), (8.0, 0), (0.0, 3), (4.0, 3), (8.0, 3), (4.0, 5))
 """(sensor noise σ in grey levels, tremor in pixels): noise alone, then with a holding hand."""

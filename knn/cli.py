@@ -745,7 +745,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+    except Exception as exc:  # any failure: one clear line instead of a traceback
         print(f"{PROG} {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         if os.environ.get("KNN_DEBUG"):
             raise

@@ -327,10 +327,10 @@ class CameraSink:
         self._track: MediaStreamTrack | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def addTrack(self, track: MediaStreamTrack) -> None:  # noqa: N802 - streamlit-webrtc's protocol
+    def addTrack(self, track: MediaStreamTrack) -> None:  # camelCase: streamlit-webrtc's MediaSink protocol
         self._track = track
 
-    def hasTrack(self) -> bool:  # noqa: N802
+    def hasTrack(self) -> bool:
         return self._track is not None
 
     def start(self) -> None:
