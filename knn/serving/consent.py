@@ -68,7 +68,7 @@ def patient_consent(
             "A late answer to a consent check still ends a stream (%s); aioice is left as it is.", "; ".join(problems)
         )
         return False
-    ice.StunProtocol = patient_protocol(ice.StunProtocol, retransmissions)  # type: ignore[attr-defined]  # the adaptation's one write
+    ice.StunProtocol = patient_protocol(ice.StunProtocol, retransmissions)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
     return True
 
 

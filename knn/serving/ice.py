@@ -76,7 +76,7 @@ def keep_server_transport_policy(
     if problems:
         _LOG.warning("The server's WebRTC peer is not held to the relay (%s); browsers still are.", "; ".join(problems))
         return False
-    component.compile_rtc_configuration = policy_keeping(config.compile_rtc_configuration)  # type: ignore[attr-defined]  # the adaptation's one write
+    component.compile_rtc_configuration = policy_keeping(config.compile_rtc_configuration)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
     return True
 
 

@@ -67,7 +67,7 @@ def floor_receive_bitrate(
     if problems:
         _LOG.warning("Not flooring aiortc's bandwidth estimate (%s); aiortc is left as it is.", "; ".join(problems))
         return False
-    receiver.RemoteBitrateEstimator = floored_estimator(rate.RemoteBitrateEstimator, bps)  # type: ignore[attr-defined]  # the adaptation's one write
+    receiver.RemoteBitrateEstimator = floored_estimator(rate.RemoteBitrateEstimator, bps)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
     return True
 
 
@@ -132,7 +132,7 @@ def cap_send_bitrate(
     if problems:
         _LOG.warning("Not capping aiortc's send bitrate (%s); aiortc is left as it is.", "; ".join(problems))
         return False
-    sender.get_encoder = capped_get_encoder(codecs.get_encoder, bps)  # type: ignore[attr-defined]  # the adaptation's one write
+    sender.get_encoder = capped_get_encoder(codecs.get_encoder, bps)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
     return True
 
 

@@ -65,7 +65,7 @@ def drain_sockets(most: int = MOST, *, version: str | None = None, ice: ModuleTy
             "; ".join(problems),
         )
         return False
-    ice.StunProtocol = draining_protocol(ice.StunProtocol, most)  # type: ignore[attr-defined]  # the adaptation's one write
+    ice.StunProtocol = draining_protocol(ice.StunProtocol, most)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
     return True
 
 
