@@ -352,7 +352,7 @@ def test_evaluation_view(at):
     at.session_state["view"] = "Evaluation"
     at.run()
     assert any("Teach at least two classes" in t for t in text(at.info))
-    at.number_input(key="k").set_value(1).run()  # two examples a class: k=3 would outvote the one same-class neighbour
+    at.number_input(key="k").set_value(1).run()  # two examples a class: k=3 would outvote the one same-class neighbor
     for colour, slot in ((RED, 0), ((190, 40, 40), 0), (BLUE, 1), ((40, 40, 190), 1)):
         show_camera(at, photo(colour))
         at.button(key=f"add_{slot}").click().run()
