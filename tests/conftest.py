@@ -80,3 +80,30 @@ def embedder():
     import knn
 
     return knn.Embedder()
+
+
+# ---- the project store's databases (knn.persist): SQLite in a temporary folder, and a real
+# PostgreSQL cluster started once per run (skipped with its reason where it cannot run here).
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A temporary PostgreSQL cluster (harness.postgres) for the whole run."""
+    from harness.postgres import Cluster, missing
+
+    reason = missing()
+    if reason:
+        pytest.skip(f"no PostgreSQL for the store's tests: {reason}")
+    cluster = Cluster().start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """An empty project database: a SQLite file, then a new database in the PostgreSQL cluster."""
+    if request.param == "sqlite":
+        from knn.persist import sqlite_url
+
+        return sqlite_url(tmp_path / "data")
+    return request.getfixturevalue("postgres").create_database()
