@@ -89,10 +89,9 @@ def test_a_project_comes_back_as_it_was_stored(store):
 
 
 def test_each_change_is_written_and_read_back(store):
-    token, writer = store.create(content())
-    clf = KNNClassifier.from_state(content().state)  # a mirror of what the session holds
-    clf = store.open(token).classifier
-    writer = store.open(token).writer
+    token, _ = store.create(content())
+    loaded = store.open(token)
+    clf, writer = loaded.classifier, loaded.writer  # clf: what the session holds, changed alike
     new = vectors(3)
     (added,) = clf.add_many(new, ["paper"], [jpeg(50)], [3])
     writer.add([NewExample(added, "paper", new, jpeg(50), 7)])

@@ -264,3 +264,18 @@ def test_without_a_store_nothing_changes(embedder, worker, photos):
     session.add_images("rock", files(photos["rock"][:1]))
     assert session.save_state.kind == "off" and session.project_token is None
     assert not session.open_project("a" * 32).ok
+
+
+def test_a_closed_session_is_freed_and_its_saver_stops(tmp_path, embedder, worker):
+    import gc
+    import threading
+    import weakref
+
+    session = new_session(embedder, ProjectStore(sqlite_url(tmp_path), sweep=False), worker)
+    session.add_class("lizard")
+    saver, gone = session._saver, weakref.ref(session)
+    del session
+    gc.collect()
+    assert gone() is None
+    wait_until(lambda: not saver._thread.is_alive(), 10, "the saver's thread to end")
+    assert saver._thread not in threading.enumerate()
