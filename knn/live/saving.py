@@ -178,7 +178,7 @@ class Saver:
                 self._forget(first)
             elif first.method is None or self._stopped:
                 pass
-            elif self._needs_full or self._problem or first.method == "replace":
+            elif self._writer is None or self._needs_full or self._problem or first.method == "replace":
                 self._catch_up()
             else:
                 fresh = [c for c in batch if c.seq > self._synced]
