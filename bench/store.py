@@ -31,15 +31,15 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import markdown_table, p50_p95, shared_path  # noqa: E402 - after the path fix above
-from harness.postgres import Cluster, missing  # noqa: E402
-from knn.core.classifier import KNNClassifier  # noqa: E402
-from knn.core.folders import class_folders  # noqa: E402
-from knn.core.images import encode_jpeg, read_square  # noqa: E402
-from knn.core.limits import MAX_CLASSES, MAX_EXAMPLES  # noqa: E402
-from knn.live.session import LiveSession  # noqa: E402
-from knn.live.worker import ModelWorker  # noqa: E402
-from knn.persist import Content, ProjectSettings, ProjectStore, sqlite_url  # noqa: E402
+from bench.common import markdown_table, p50_p95, shared_path
+from harness.postgres import Cluster, missing
+from knn.core.classifier import KNNClassifier
+from knn.core.image_folders import class_folders
+from knn.core.images import encode_jpeg, read_square
+from knn.core.limits import MAX_CLASSES, MAX_EXAMPLES
+from knn.live.session import LiveSession
+from knn.live.worker import ModelWorker
+from knn.persist import Content, ProjectSettings, ProjectStore, sqlite_url
 
 FPS = 30.0
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 import knn
-from knn.core.folders import class_folders
+from knn.core.image_folders import class_folders
 from knn.live.session import LiveSession
 from knn.persist import ProjectStore
 from tests.frames import photo_frame, show

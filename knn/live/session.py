@@ -204,7 +204,7 @@ class LiveSession:
             if recording is not None:
                 before = recording.added
                 ended = recording.take(self._classifier, vectors, jpeg, arrived)
-                if recording.added > before:
+                if recording.added > before and recording.last_id is not None:
                     self._log_added([recording.last_id], vectors, [jpeg], [len(vectors)], recording.batch, record=True)
                 if ended is not None:
                     self._recording = None
@@ -658,11 +658,11 @@ class LiveSession:
         if self._saver is None:
             return None
         starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        labels = [self._classifier.label_of(example_id) for example_id in ids]
         new = [
-            NewExample(
-                example_id, self._classifier.label_of(example_id), vectors[starts[i] : starts[i + 1]], jpeg, batch
-            )
-            for i, (example_id, jpeg) in enumerate(zip(ids, jpegs, strict=True))
+            NewExample(example_id, label, vectors[starts[i] : starts[i + 1]], jpeg, batch)
+            for i, (example_id, label, jpeg) in enumerate(zip(ids, labels, jpegs, strict=True))
+            if label is not None  # just added under the same lock: always there
         ]
         return self._log("add", new, record=record)
 
@@ -691,7 +691,8 @@ class LiveSession:
 
     def _content_locked(self) -> Content:
         state = self._classifier.state()
-        batches = [self._batches.get(int(i), int(i)) for i in state.ids]
+        ids = state.ids if state.ids is not None else ()  # a live classifier's state always has its ids
+        batches = [self._batches.get(int(i), int(i)) for i in ids]
         return Content(state, self._settings_locked(), batches)
 
     def _content(self) -> tuple[int, Content]:
