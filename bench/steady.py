@@ -2,7 +2,7 @@
 
     python bench/steady.py            # ~6 min on 2 cores, no browser
 
-The hand-held fake webcam of bench/live.py (tests/webcam.py `handheld`: rock/paper/scissors photos
+The hand-held fake webcam of bench/live.py (harness/webcam.py `handheld`: rock/paper/scissors photos
 held 1-3 s, Gaussian sensor noise every frame, a few pixels of tremor, then swept out by the next)
 is made at several noise levels, sent through VP8 as a browser would send it (libvpx through
 PyAV with aiortc's real-time settings, at two bitrates and two sizes) and decoded. For every
@@ -125,9 +125,9 @@ def photo_pairs() -> tuple[list[float], list[float]]:
     """Thumbnail differences between distinct photos of one class, and of two classes."""
     from PIL import Image
 
+    from harness.webcam import fit
     from knn.core.image_folders import class_folders
     from knn.live.steady import thumbnail
-    from tests.webcam import fit
 
     files = class_folders(shared_path("data/rps"))
     thumbs = []
@@ -161,8 +161,8 @@ def thumbnail_cost() -> list[list]:
 
 
 def main() -> None:
+    from harness.webcam import handheld
     from knn.live.steady import REFRESH_SECONDS, STILL_MAD, thumbnail
-    from tests.webcam import handheld
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threshold", type=float, default=STILL_MAD, help="the still threshold to replay")

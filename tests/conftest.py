@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from harness import SHARED, use_shared_weights
 
-# Tests never download: weights come from ../shared/models when it is there (MobileNetV2, the
-# default backbone), else v1 is converted from the PyPI graph. Set for the app servers the browser
-# tests start too, which inherit the environment.
-os.environ["KNN_OFFLINE"] = "1"
-if (SHARED / "models").is_dir():
-    os.environ.setdefault("KNN_WEIGHTS_DIR", str(SHARED / "models"))
+# Tests never download; the app servers the browser tests start inherit this too.
+use_shared_weights()
 
 
 def _shared(sub: str) -> Path:
@@ -53,7 +48,7 @@ def rock_video(photos, tmp_path_factory) -> Path:
     (uploads in the browser tests use the second half)."""
     from PIL import Image
 
-    from tests.webcam import write_y4m
+    from harness.webcam import write_y4m
 
     return write_y4m(
         tmp_path_factory.mktemp("webcam") / "rock.y4m",

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from tests.browser import AppServer, Page, launch, serve_app, skip_without_chromium
+from harness.app_server import AppServer, serve_app
+from harness.browser import Page, launch, skip_without_chromium
 
 pytestmark = pytest.mark.browser
 

@@ -17,9 +17,10 @@ import time
 import pytest
 from PIL import Image
 
+from harness.app_server import AppServer, serve_app
+from harness.browser import Page, launch, skip_without_chromium
+from harness.webcam import write_y4m
 from knn.core.image_folders import class_folders
-from tests.browser import AppServer, Page, launch, serve_app, skip_without_chromium
-from tests.webcam import write_y4m
 
 pytestmark = pytest.mark.browser
 

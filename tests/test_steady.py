@@ -2,7 +2,7 @@
 a changed one is at once, and the model still sees every session at least every 0.5 s.
 
 Frames are real photos (../shared) as av.VideoFrame objects, held the way a hand holds them
-(tests/webcam.py `handheld`: sensor noise every frame, a few pixels of tremor), handed to the
+(harness/webcam.py `handheld`: sensor noise every frame, a few pixels of tremor), handed to the
 session's CameraSink or `FramePipeline.on_frame` (what the page registers), embedded by the real
 model. Time is the session's injectable clock, advanced 1/30 s per frame, so nothing here depends
 on how fast this machine is: the assertions are on counts.
@@ -20,11 +20,11 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from PIL import Image
 
+from harness.webcam import fit, handheld, rgb_to_i420
 from knn.live.session import LiveSession
 from knn.live.steady import STILL_MAD, ModelAnswer, SteadyGate, mean_abs_diff, thumbnail
 from knn.live.worker import ModelWorker
 from tests.frames import SlowEmbedder, photo_frame, show, wait_until
-from tests.webcam import fit, handheld, rgb_to_i420
 
 FPS = 30
 BOUND = 0.5
@@ -46,7 +46,7 @@ class Clock:
 
 
 def i420(data: bytes, width: int = 640, height: int = 480, pts: int | None = None) -> av.VideoFrame:
-    """Raw I420 bytes (tests/webcam.py's layout) as a decoded camera frame."""
+    """Raw I420 bytes (harness/webcam.py's layout) as a decoded camera frame."""
     frame = av.VideoFrame(width, height, "yuv420p")
     luma = width * height
     for plane, part in zip(frame.planes, (data[:luma], data[luma : luma * 5 // 4], data[luma * 5 // 4 :]), strict=True):

@@ -21,16 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import (
-    CHROMIUM,
-    RECORD_PEERS,
-    AppServer,
-    Page,
-    TurnServer,
-    find_binary,
-    launch,
-    skip_without_chromium,
-)
+from harness.app_server import AppServer
+from harness.browser import CHROMIUM, RECORD_PEERS, Page, launch, skip_without_chromium
+from harness.processes import find_binary
+from harness.turn import TurnServer
 
 pytestmark = pytest.mark.browser
 

@@ -1,4 +1,4 @@
-"""What a user sees, in the real page and headless Chromium with a fake webcam (tests/browser.py).
+"""What a user sees, in the real page and headless Chromium with a fake webcam (harness.browser).
 
 - The camera keeps streaming through every action the page offers: one walk through all of them,
   checking after each that the server keeps processing this tab's frames, that START never shows
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import AppServer, Page, launch, serve_app, skip_without_chromium
+from harness.app_server import AppServer, serve_app
+from harness.browser import Page, launch, skip_without_chromium
 
 pytestmark = pytest.mark.browser
 
