@@ -102,6 +102,12 @@ class AppServer(ChildProcess):
         snap = self.metrics()
         return None if snap is None else next((s for s in snap["sessions"] if s["id"] == sid), None)
 
+    def next_metrics(self, seconds: float = 30) -> dict:
+        """The first metrics snapshot the app writes after this call: what it holds now, not an
+        interval ago."""
+        now = time.time()  # the snapshots' `time` is the epoch
+        return self.wait_metrics(lambda m: m["time"] > now, "a metrics snapshot written from now on", seconds)
+
     def wait_metrics(self, condition, what: str, seconds: float) -> dict:
         """Poll the metrics until `condition(snapshot)` holds; AssertionError with the last one if not."""
         deadline = time.monotonic() + seconds

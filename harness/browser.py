@@ -1,7 +1,8 @@
 """Headless Chromium with a fake webcam, and the app in one of its tabs as a user sees it.
 
 Chromium plays a .y4m video (harness.webcam writes one from photos) as its camera, or its own
-moving test pattern. `Page` is one tab: what a user clicks and reads.
+moving test pattern. `Page` is one tab: what a user clicks and reads, and how many times the page
+has run, so a test can wait for later runs before it says something did not happen.
 """
 
 from __future__ import annotations
@@ -88,11 +89,31 @@ async () => Promise.all((window.__knnPeers || []).map(async (pc) => {
 """
 
 
+COUNT_RUNS = """
+(() => {
+  // Observation only: count the page's finished runs (the whole page, or a fragment such as the live
+  // panel's timed redraw) from the state Streamlit's frontend sets on its root element.
+  if (window.top !== window || window.__knnRuns !== undefined) return;
+  window.__knnRuns = 0;
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.target.getAttribute("data-test-script-state") === "notRunning" && r.oldValue !== "notRunning") {
+        window.__knnRuns += 1;
+      }
+    }
+  }).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
+                        attributeFilter: ["data-test-script-state"]});
+})();
+"""
+"""An init script for a tab (`Page` adds it): see `Page.runs`."""
+
+
 class Page:
     """The app in one browser tab: what a user clicks and reads."""
 
     def __init__(self, page, url: str):
         self.page = page
+        page.add_init_script(COUNT_RUNS)
         # The first visit in a process loads the embedder, and a server busy with many cameras
         # serves the page slowly: allow for both.
         page.goto(url, timeout=120_000)
@@ -217,6 +238,18 @@ class Page:
         selected candidate pair's types ("host", "srflx", "relay"), addresses and bytes."""
         frame = self.page.locator('iframe[title*="webrtc"]').first.element_handle().content_frame()
         return frame.evaluate(SELECTED_PAIRS)
+
+    def runs(self) -> int:
+        """The page's runs finished in this tab so far: whole-page runs and fragment runs (the live
+        panel redraws about every second while the camera streams)."""
+        return int(self.page.evaluate("window.__knnRuns"))
+
+    def wait_runs(self, count: int, what: str, seconds: float = 60) -> None:
+        """Wait until the page has finished `count` more runs than now: a positive signal to wait
+        for before saying that something did not happen (a message did not vanish, a click did not
+        act twice). The first of them may have been under way already: ask for two or more."""
+        start = self.runs()
+        self.wait_for(lambda: self.runs() >= start + count, f"{count} more page runs ({what})", seconds)
 
     def wait_for(self, condition, what: str, seconds: float) -> None:
         deadline = time.monotonic() + seconds
