@@ -6,6 +6,8 @@ with a fake webcam made from real photos, a TURN relay, a load balancer in front
 - `webcam`: the .y4m videos (photos held still, or a hand-held camera with its schedule).
 - `turn`, `balancer`: coturn and HAProxy (deploy/haproxy/haproxy.cfg) on loopback.
 - `postgres`: a temporary PostgreSQL cluster on loopback, for the project store's tests and bench.
+- `scenes`: what a user does for README's screenshots, step by step; `python -m harness.screenshots`
+  takes them.
 
 The product (`app.py`, `knn/`, the page's package) never imports this. No pytest here either:
 failures are plain exceptions; `browser.skip_without_chromium` and `app_server.serve_app` import

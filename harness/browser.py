@@ -215,6 +215,14 @@ class Page:
             self.wait_for(lambda before=before: self.count(slot) == before + 1, what, 20)
             time.sleep(pause)  # the video moves on to another photo
 
+    def rename(self, slot: int, name: str) -> None:
+        """Type a class's new name on its card; wait until its quick Add button shows it."""
+        box = self.page.locator(f".st-key-name_{slot} input")
+        box.fill(name)
+        box.press("Enter")
+        quick_add = self.page.locator(f".st-key-quick_add_{slot}").first
+        self.wait_for(lambda: name in quick_add.inner_text(), f"{name} on its button", 20)
+
     def upload(self, slot: int, files: list[Path]) -> None:
         before = self.count(slot)
         self.uploader(slot).set_input_files([str(f) for f in files])

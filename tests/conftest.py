@@ -44,17 +44,10 @@ def photos(rps_dir) -> dict[str, list[Path]]:
 
 @pytest.fixture(scope="session")
 def rock_video(photos, tmp_path_factory) -> Path:
-    """A fake webcam showing a fist: every sixth of the first 60 rock photos, 5 frames each
-    (uploads in the browser tests use the second half)."""
-    from PIL import Image
+    """A fake webcam showing a fist (harness.scenes.rock_video, as README's screenshots have it)."""
+    from harness.scenes import rock_video
 
-    from harness.webcam import write_y4m
-
-    return write_y4m(
-        tmp_path_factory.mktemp("webcam") / "rock.y4m",
-        [Image.open(p) for p in photos["rock"][:60:6]],
-        frames_per_image=5,
-    )
+    return rock_video(tmp_path_factory.mktemp("webcam") / "rock.y4m", photos)
 
 
 @pytest.fixture(scope="session")
