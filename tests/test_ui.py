@@ -135,7 +135,7 @@ def test_every_action_keeps_the_camera_streaming(app, playwright, rock_video, ph
         broken.write_bytes(b"PK\x03\x04 not a project")
         walk.step("restore a damaged project", lambda: restore(user, broken, "Could not restore broken.npz"))
         # The error stays: reruns come and go (the live panel redraws every second), it does not.
-        time.sleep(4)
+        tab.wait_runs(4, "the error on screen")
         assert user.visible("Could not restore broken.npz"), "the error vanished before the next action"
         walk.step("build a model file", lambda: build_model(user), seconds=240)
         walk.step("download the model file", lambda: download(user, "download_export", tmp_path / "model.keras"))
@@ -194,7 +194,7 @@ def number(user: User, key: str, value: int) -> None:
     box.fill(str(value))
     box.press("Enter")
     user.tab.wait_for(lambda: box.input_value() == str(value), f"{key} = {value}", 20)
-    time.sleep(1)  # its rerun
+    user.tab.wait_runs(2, f"the run that sets {key}")
 
 
 def slide(user: User, key: str, steps: int) -> None:
@@ -204,7 +204,7 @@ def slide(user: User, key: str, steps: int) -> None:
     for _ in range(steps):
         handle.press("ArrowRight")
     user.tab.wait_for(lambda: handle.input_value() != before, f"{key} moved", 20)
-    time.sleep(1)  # its rerun
+    user.tab.wait_runs(2, f"the run that sets {key}")
 
 
 def switch_input(user: User, mode: str, size: str) -> None:
@@ -269,7 +269,7 @@ def test_keys_add_and_record_but_not_while_typing(app, playwright, rock_video):
         box.click()
         box.press_sequentially("12!3")  # digits and Shift+1 while typing: text, not shortcuts
         assert box.input_value() == "Class 312!3"
-        time.sleep(1.5)
+        tab.wait_runs(3, "the runs after typing")
         assert [tab.count(s) for s in range(3)] == [recorded, 1, 0] and not user.visible("Recording into")
         user.streaming("the keys")
     finally:
