@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from harness import SHARED, use_shared_weights
+from harness import ROOT, SHARED, use_shared_weights
 
 # Tests never download; the app servers the browser tests start inherit this too.
 use_shared_weights()
@@ -95,3 +97,48 @@ def db_url(request, tmp_path) -> str:
 
         return sqlite_url(tmp_path / "data")
     return request.getfixturevalue("postgres").create_database()
+
+
+# ---- the suite writes no file of the repository --------------------------------------------------
+
+_CHANGED = pytest.StashKey[dict]()
+
+
+def changed_files() -> dict[str, str] | None:
+    """The repository's files that differ from HEAD or are untracked (not ignored), each with a hash
+    of its bytes now; None outside a git checkout."""
+    try:
+        names = [
+            subprocess.run(args, cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+            for args in (
+                ["git", "diff", "HEAD", "--name-only", "-z"],
+                ["git", "ls-files", "--others", "--exclude-standard", "-z"],
+            )
+        ]
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    out = {}
+    for name in {n.decode() for part in names for n in part if n}:
+        path = ROOT / name
+        out[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "absent"
+    return out
+
+
+def pytest_sessionstart(session) -> None:
+    changed = changed_files()
+    if changed is not None:
+        session.config.stash[_CHANGED] = changed
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Fail the run if the tests wrote, changed or deleted a file of the repository (screenshots go
+    to tmp_path; `python -m harness.screenshots` writes README's). Edit nothing meanwhile: it would count."""
+    before, after = session.config.stash.get(_CHANGED, None), changed_files()
+    if before is None or after is None:
+        return
+    written = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    if written:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"The tests changed files of the repository: {', '.join(written)}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
