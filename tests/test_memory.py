@@ -36,7 +36,7 @@ print(proc.memory_info().rss / 2**20)
 
 GLIBC = platform.libc_ver()[0] == "glibc"
 
-MMAPPED_AFTER_A_FREED_FRAME = """
+MMAPPED_AFTER_A_FREED_BLOCK = """
 import ctypes, ctypes.util, sys
 from knn.serving.memory import fix_mmap_threshold
 
@@ -48,21 +48,25 @@ libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.mallinfo2.restype = Mallinfo2
 libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
 fixed = fix_mmap_threshold() if sys.argv[1] == "fix" else None
-libc.free(libc.malloc(1 << 20))  # a frame-sized block freed: glibc's own threshold would rise to 1 MB
-before = libc.mallinfo2().hblks  # blocks served by mmap now
-block = libc.malloc(256 << 10)  # above 128 KB, below 1 MB
-print(fixed, libc.mallinfo2().hblks - before)
+libc.free(libc.malloc(30 << 20))  # a large mmapped block freed: glibc's own threshold would rise to 30 MB
+info = libc.mallinfo2()
+# More than all the free memory the heaps hold: only mmap or a grown heap can serve it.
+size = max(256 << 10, info.fordblks + (64 << 10))
+assert size < 30 << 20, info.fordblks
+block = libc.malloc(size)
+print(fixed, libc.mallinfo2().hblks - info.hblks)
 """
 
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt's mmap threshold is glibc's")
-def test_on_glibc_the_fixed_threshold_holds_after_a_frame_is_freed():
-    """glibc's own count of mmapped blocks (mallinfo2().hblks): after a 1 MB block is freed, a
-    256 KB one is mmapped with the fix and comes from the heap without it."""
+def test_on_glibc_the_fixed_threshold_holds_after_a_large_block_is_freed():
+    """glibc's own count of mmapped blocks (mallinfo2().hblks): after a 30 MB block is freed, a
+    block above 128 KB that no free memory of the heap can hold is mmapped with the fix, and served
+    by growing the heap without it (glibc raised its threshold to 30 MB)."""
     out = {}
     for mode in ("fix", "default"):
         run = subprocess.run(
-            [sys.executable, "-c", MMAPPED_AFTER_A_FREED_FRAME, mode], capture_output=True, text=True, check=True
+            [sys.executable, "-c", MMAPPED_AFTER_A_FREED_BLOCK, mode], capture_output=True, text=True, check=True
         )
         out[mode] = run.stdout.split()
     assert out == {"fix": ["True", "1"], "default": ["None", "0"]}
