@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from .processes import free_port
 
 
 def binaries() -> Path | None:
@@ -38,12 +39,6 @@ def missing() -> str | None:
         except KeyError:
             return "there is no postgres user to run the server as (initdb refuses root)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:

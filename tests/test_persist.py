@@ -432,7 +432,7 @@ def test_the_data_folder_is_private(tmp_path):
 
 
 def test_an_unreachable_postgresql_is_a_clear_error():
-    from harness.postgres import free_port
+    from harness.processes import free_port
 
     store = ProjectStore(f"postgresql://postgres@127.0.0.1:{free_port()}/none", sweep=False)
     with pytest.raises(StoreUnavailable, match="cannot be reached"):
