@@ -151,15 +151,15 @@ def hesitation_hint() -> None:
 
 
 def stats_table(snap: Snapshot) -> None:
-    """Frame rates, timings and memory."""
+    """Frame rates, timings and memory. "From the model": frames the model embedded; "reused": a
+    still scene kept the last answer (knn.live.steady)."""
     s = snap.stats
     rss = psutil.Process().memory_info().rss
     store = snap.n_examples * snap.dim * 4
     rows = {
         "frames/s received · answered": f"{s.received_fps:.1f} · {s.answered_fps:.1f}",
-        # fresh: the model saw the frame; reused: a still scene kept the last answer (knn.live.steady)
-        "answered frames/s fresh · reused": f"{s.processed_fps:.1f} · {s.reused_fps:.1f}",
-        "frames received · fresh · reused · dropped": (
+        "answered frames/s from the model · reused": f"{s.processed_fps:.1f} · {s.reused_fps:.1f}",
+        "frames received · from the model · reused · dropped": (
             f"{s.frames_received} · {s.frames_processed} · {s.frames_reused} · {s.frames_dropped}"
         ),
         "embedding time p50 · p95": f"{_ms(s.embed_ms_p50)} · {_ms(s.embed_ms_p95)}",
