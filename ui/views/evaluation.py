@@ -3,10 +3,17 @@ matrix as a chart (computed in the background by the session's analysis)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import streamlit as st
 
+from knn.core.evaluation import Evaluation
+
 from ..state import live
+
+if TYPE_CHECKING:
+    import altair as alt  # for the annotation; imported where the chart is drawn
 
 
 def evaluation_view() -> None:
@@ -17,8 +24,6 @@ def evaluation_view() -> None:
 
 
 def evaluation_body(waiting: bool) -> None:
-    import altair as alt  # here: it adds ~25 MB to the serving process, paid once someone looks
-
     session = live()
     clf = session.classifier
     counts = clf.counts()
@@ -52,6 +57,13 @@ def evaluation_body(waiting: bool) -> None:
         column_config={"accuracy": st.column_config.NumberColumn(format="percent")},
         hide_index=True,
     )
+    right.altair_chart(confusion_chart(ev), width="stretch", height=48 * len(ev.classes) + 90)
+
+
+def confusion_chart(ev: Evaluation) -> alt.LayerChart:
+    """The confusion matrix as a heat map with each cell's count written on it."""
+    import altair as alt  # here: it adds ~25 MB to the serving process, paid once someone looks
+
     cells = pd.DataFrame(
         [
             {"true class": t, "predicted class": p, "examples": int(ev.confusion[i, j])}
@@ -72,5 +84,5 @@ def evaluation_body(waiting: bool) -> None:
         text="examples:Q",
         color=alt.condition(alt.datum.examples > most / 2, alt.value("white"), alt.value("black")),
     )
-    chart = (heat + text).properties(title="Confusion matrix (rows: true class)")
-    right.altair_chart(chart, width="stretch", height=48 * len(ev.classes) + 90)
+    chart: alt.LayerChart = (heat + text).properties(title="Confusion matrix (rows: true class)")
+    return chart
