@@ -14,9 +14,9 @@ from knn.serving.camera_context import forget_last_draw
 from knn.serving.clicks import fragments_alone
 
 from .resources import serving
+from .state import ss
 
 P = ParamSpec("P")
-ss = st.session_state
 
 # Keyboard hints mean nothing on a touch screen, and there they would make each class's buttons
 # wider than a phone's half width; st.button has no setting to hide them.
@@ -57,12 +57,10 @@ def keep_camera_context() -> None:
 
 
 # ---- uploads taken once, by the page -------------------------------------------------------------
-# Streamlit stops a callback at its first st.session_state access when another rerun is waiting,
-# as one is under load, and an uploader's value never calls its callback again: the upload was
-# silently lost (docs/performance.md). An uploader keeps its files until the page takes them, so
-# the page takes them (ui.uploads): a run that is stopped leaves them for the next one. The mark
-# that they were taken is set straight after the engine took them, with no st.* call in between,
-# and the uploader then gets a new key (a nonce), so it comes back empty.
+# Uploads are taken by the page's run, not by a callback: Streamlit stops a callback at its first
+# st.session_state access while another rerun waits, and an uploader never calls it again
+# (docs/performance.md). They are marked taken straight after the engine took them, then a new key
+# (a nonce) gives an empty uploader.
 
 
 def upload_key(slot: int) -> str:
@@ -93,11 +91,9 @@ def taken_uploads() -> set[str]:
 
 
 # ---- widgets that show the engine's values -------------------------------------------------------
-# The Settings widgets take their defaults from the engine on every run and are never given values
-# through st.session_state: a widget the browser redraws without its state falls back to its
-# default, and a fixed default (the first backbone, k = 1) once switched a busy tab's backbone by
-# itself (docs/performance.md). To show the engine's new values, their state is dropped instead.
-# A class card's name field follows the same rule (ui.views.sidebar).
+# The Settings widgets and a class card's name field take their defaults from the engine, never a
+# value set through st.session_state: a widget the browser mounts from a later run falls back to its
+# default (docs/performance.md). To show the engine's new values, their state is dropped instead.
 
 
 def show_backbone_in_use() -> None:
