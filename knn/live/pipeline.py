@@ -66,11 +66,17 @@ ANSWER_SIZE = AnswerSize(streaming_cameras)
 
 
 class EmbedderLike(Protocol):
-    """What the live path needs of an embedder (knn.model.embedder.Embedder)."""
+    """What the live path needs of an embedder (knn.model.embedder.Embedder). Read-only members:
+    the Embedder's are properties, and the live path never sets them."""
 
-    backbone: str
-    dim: int
-    input_size: int
+    @property
+    def backbone(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def input_size(self) -> int: ...
 
     def embed(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray: ...
 

@@ -25,10 +25,14 @@ CHECKED_STREAMLIT_WEBRTC = ("0.79.0",)
 
 
 class StartedLike(Protocol):
-    """What `camera_rtc` reads of knn.serving.startup.Started (which imports this module)."""
+    """What `camera_rtc` reads of knn.serving.startup.Started (which imports this module); read-only
+    members, as Started is a frozen dataclass."""
 
-    settings: Settings
-    server_relay: bool
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def server_relay(self) -> bool: ...
 
 
 def camera_rtc(servers: list[dict] | None, started: StartedLike) -> dict[str, dict]:
