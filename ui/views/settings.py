@@ -21,7 +21,7 @@ def settings() -> None:
     session = live()
     current = get_backbone(session.embedder.backbone)
     st.number_input(
-        "k: neighbours that vote",
+        "k: neighbors that vote",
         min_value=1,
         max_value=50,
         value=session.classifier.k,
