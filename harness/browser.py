@@ -181,10 +181,10 @@ class Page:
         model or reused for a still scene; measured over its last 2 s)."""
         return float(self.stat("frames/s received").split("·")[-1])
 
-    def fresh_and_reused_fps(self) -> tuple[float, float]:
+    def model_and_reused_fps(self) -> tuple[float, float]:
         """The live panel's answered frames per second that the model saw, and that reused its answer."""
-        fresh, reused = self.stat("answered frames/s").split("·")
-        return float(fresh), float(reused)
+        model, reused = self.stat("answered frames/s").split("·")
+        return float(model), float(reused)
 
     def count(self, slot: int) -> int:
         text = self.page.locator(f'.st-key-class_{slot} [data-testid="stCaptionContainer"]').first.inner_text()
