@@ -570,7 +570,9 @@ def _positive(text: str) -> int:
 def _paragraphs(text: str) -> str:
     """A command's description wrapped here, its blank-line-separated paragraphs kept apart: shown as
     written by argparse's public `RawDescriptionHelpFormatter`."""
-    return "\n\n".join(textwrap.fill(" ".join(p.split()), HELP_WIDTH, break_on_hyphens=False) for p in text.split("\n\n"))
+    return "\n\n".join(
+        textwrap.fill(" ".join(p.split()), HELP_WIDTH, break_on_hyphens=False) for p in text.split("\n\n")
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
