@@ -38,12 +38,15 @@ class Started:
     """WebRTC sockets keep a short kernel receive queue (knn.serving.receive_queue)."""
     drained_sockets: bool = False
     """WebRTC sockets are read up to `Settings.udp_drain` datagrams per wake (knn.serving.socket_drain)."""
+    peers_reachable: bool = False
+    """The page may follow each camera's server-side peer to say why it does not connect (knn.serving.camera_peer)."""
 
 
 def start(settings: Settings) -> Started:
     """Apply the process-wide settings and start the background threads (each thread once per
     process, so a second call only reapplies the settings)."""
     from .camera_context import keep_cameras_drawn
+    from .camera_peer import peers_reachable
     from .clicks import tell_copied_clicks
     from .consent import patient_consent
     from .ice import keep_server_transport_policy
@@ -75,4 +78,5 @@ def start(settings: Settings) -> Started:
         one_click_each=tell_copied_clicks(),
         short_queues=short_queues,
         drained_sockets=drained,
+        peers_reachable=peers_reachable(),
     )
