@@ -6,22 +6,59 @@ keys are set, else Google's public STUN server); browser and server get the same
 KNN_ICE_TRANSPORT_POLICY=relay holds both to relay candidates: streamlit-webrtc 0.79 drops the
 server's policy, so `keep_server_transport_policy` carries it over to aiortc, after checking the
 installed version; otherwise it logs one warning and only the browsers are held to the relay.
+`relay_configured` and `is_local` decide whether the page must say, before anyone waits, that
+cameras behind NAT need a relay.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any, Protocol
 
 from .adaptation_checks import unchecked_version
-from .settings import Settings
+from .settings import Settings, has_turn
 
 _LOG = logging.getLogger(__name__)
 
 CHECKED_STREAMLIT_WEBRTC = ("0.79.0",)
 """streamlit-webrtc versions whose server-side configuration path this was read against."""
+
+
+PROVIDER_KEYS = (
+    ("CLOUDFLARE_TURN_KEY_ID", "CLOUDFLARE_TURN_KEY_API_TOKEN"),
+    ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"),
+    ("HF_TOKEN",),
+)
+"""The environment variables with which streamlit-webrtc fetches a TURN relay's credentials (each
+group complete), when no ICE servers are configured."""
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+"""Hosts from which a browser reaches the server on the same machine: no relay needed."""
+
+
+def relay_configured(servers: list[dict] | None, env: Mapping[str, str]) -> bool:
+    """Whether the camera's peers are given a TURN relay: a `turn:`/`turns:` URL among the configured
+    `servers`, or (None: streamlit-webrtc chooses) a provider's keys in `env`."""
+    if servers is not None:
+        return has_turn(servers)
+    return any(all(env.get(key) for key in keys) for keys in PROVIDER_KEYS)
+
+
+def is_local(host: str | None) -> bool:
+    """Whether the page's host (st.context's URL host, no port) is this machine; None (unknown) counts
+    as local, so nothing is said on a guess."""
+    return host is None or host.strip("[]").lower() in LOCAL_HOSTS
+
+
+def server_ice_servers(servers: list[dict] | None) -> list[dict]:
+    """The ICE servers the server's peer is given: `servers`, or (None) streamlit-webrtc's choice,
+    which it caches, so this is the list the peer got."""
+    if servers is not None:
+        return servers
+    from streamlit_webrtc.credentials import get_available_ice_servers
+
+    return [dict(s) for s in get_available_ice_servers()]
 
 
 class StartedLike(Protocol):
