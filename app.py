@@ -19,6 +19,7 @@ from ui.state import init_session
 from ui.uploads import restore_if_asked, take_images
 from ui.views.camera import camera, ice_problem, quick_add
 from ui.views.coach import coach_view, coaching
+from ui.views.connection import connection_notices
 from ui.views.evaluation import evaluation_view
 from ui.views.examples import examples_view
 from ui.views.header import backbone_caption, header
@@ -51,6 +52,7 @@ coached = coaching()
 sidebar(coached)
 with notices:
     ice_problem()
+    connection_notices()
     show_messages(None)  # after the sidebar took its own
 with quick:
     quick_add()

@@ -1,5 +1,6 @@
 """The camera and what sits under it: the quick Add and Record buttons of the first nine classes,
-and the ICE setting's problem if the operator's value was refused."""
+and the ICE setting's problem if the operator's value was refused (what the page says about the
+connection itself: ui.views.connection)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..markdown import md
 from ..resources import serving
 from ..state import live, record_seconds, slot_of, ss
 from ..streamlit_fixes import hide_key_hints_on_touch, keep_camera_context
+from .connection import follow_connection
 
 KEYED_CLASSES = 9  # keys 1-9 add to classes 1-9, Shift+1-9 record
 
@@ -25,8 +27,9 @@ def camera() -> None:
 
     pipeline = live().pipeline
     keep_camera_context()  # drawn on every run: never an orphan
-    rtc = camera_rtc(configured_ice_servers(), serving())
-    webrtc_streamer(
+    servers = configured_ice_servers()
+    rtc = camera_rtc(servers, serving())
+    context = webrtc_streamer(
         key="camera",
         mode=WebRtcMode.SENDRECV,
         frontend_rtc_configuration=rtc["frontend_rtc_configuration"],
@@ -38,6 +41,7 @@ def camera() -> None:
         sink_video_track=pipeline.sink,
         source_video_track=pipeline.output,
     )
+    follow_connection(context, servers)
     st.caption(
         "Press **START** and allow camera access. Frames are classified on the server; "
         "nothing is stored unless you press Add or Record."

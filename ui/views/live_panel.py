@@ -17,6 +17,7 @@ from ..markdown import md
 from ..state import live, ss
 from ..streamlit_fixes import page_is_being_drawn
 from .coach import THUMBNAIL_PX, coach_is_new
+from .connection import shown_problem
 
 # The live panel's redraw period; each redraw costs the server and the browser (docs/performance.md),
 # so it slows down while more than BUSY_SESSIONS cameras stream to this process.
@@ -123,8 +124,9 @@ def page_is_stale(session: LiveSession, snap: Snapshot) -> bool:
     return (
         (snap.recording is None and (snap.counts != ss.get("drawn_counts") or coach_is_new(session)))
         or ss.hesitation != ss.get("drawn_hesitation")
-        or panel_period() != ss.get("panel_period")
-    )  # cameras started or stopped elsewhere
+        or panel_period() != ss.get("panel_period")  # cameras started or stopped elsewhere
+        or shown_problem() != ss.get("drawn_problem")  # the camera's connection failed, or works again
+    )
 
 
 def hesitation_hint() -> None:
