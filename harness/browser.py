@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 CHROMIUM = Path("/usr/bin/chromium")
 CAMERA_IFRAME = 'iframe[title*="webrtc"]'
@@ -23,11 +24,13 @@ def skip_without_chromium() -> None:
     pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
 
 
-def launch(playwright, video: Path | None, cameras: int = 1):
+def launch(playwright, video: Path | None, cameras: int = 1, origins: tuple[str, ...] = ()):
     """Headless Chromium whose camera plays `video` (read at launch: another video, another browser).
 
     Without a video it has `cameras` fake cameras playing Chromium's own moving test pattern
-    (a file is one camera only), e.g. a phone's front and back camera.
+    (a file is one camera only), e.g. a phone's front and back camera. `origins` (e.g.
+    "http://knn.test:8501") are other names for this machine: their hosts resolve to 127.0.0.1, and
+    each origin may use the camera as an HTTPS one would, so the app can be opened as a deployment is.
     """
     if not CHROMIUM.exists():
         raise FileNotFoundError(f"{CHROMIUM} is absent: install Debian's chromium")
@@ -50,8 +53,19 @@ def launch(playwright, video: Path | None, cameras: int = 1):
             "--disable-renderer-backgrounding",
             "--disable-backgrounding-occluded-windows",
             *fake,
+            *_aliases(origins),
         ],
     )
+
+
+def _aliases(origins: tuple[str, ...]) -> list[str]:
+    if not origins:
+        return []
+    hosts = {urlsplit(origin).hostname for origin in origins}
+    return [
+        "--host-resolver-rules=" + ", ".join(f"MAP {host} 127.0.0.1" for host in sorted(hosts)),
+        "--unsafely-treat-insecure-origin-as-secure=" + ",".join(origins),
+    ]
 
 
 RECORD_PEERS = """
