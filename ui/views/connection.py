@@ -59,8 +59,7 @@ def connection_notices() -> None:
     if not is_local(host) and not ss.get("relay_configured", True):
         st.container(key="relay_advice").warning(
             f"**Cameras behind NAT need a relay.** This page is served as {md(host)} and no TURN relay is "
-            "configured, so only a camera that can reach this server directly (on its network) can "
-            "connect. " + WHAT_TO_PUT,
+            "configured: only cameras on the server's own network can connect. " + WHAT_TO_PUT,
             icon=":material/router:",
         )
     problem = ss.drawn_problem = shown_problem()
