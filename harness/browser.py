@@ -152,6 +152,17 @@ class Page:
                 if stop.count():
                     stop.click()
 
+    def press_start(self) -> None:
+        """Press START and wait for nothing more (a camera that is not expected to connect)."""
+        self.page.bring_to_front()
+        self._component().get_by_role("button", name="START").click()
+
+    def notice(self, key: str) -> str:
+        """The text of the message under the camera whose container has this key ("relay_advice",
+        "connection_problem"); "" while none is shown."""
+        box = self.page.locator(f".st-key-{key}")
+        return box.first.inner_text() if box.count() else ""
+
     def camera_stopped(self) -> bool:
         """START is showing: the camera is not streaming (it stopped, or the component remounted)."""
         return self._component().get_by_role("button", name="START").count() > 0

@@ -3,9 +3,12 @@ users go through, run here so the camera can be tested through it."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import re
 import secrets
 import socket
+import sqlite3
 import subprocess
 import tempfile
 from pathlib import Path
@@ -31,6 +34,7 @@ class TurnServer(ChildProcess):
         self._tmp = tempfile.TemporaryDirectory(prefix="knn-turn-")
         tmp = Path(self._tmp.name)
         self.log_path = tmp / "turn.log"
+        self.userdb = tmp / "turndb"
         self.port = free_port((socket.SOCK_DGRAM, socket.SOCK_STREAM))
         self.username, self.password, self.realm = "knn", secrets.token_hex(8), "knn.test"
         self._args = [
@@ -47,7 +51,7 @@ class TurnServer(ChildProcess):
             "--fingerprint",
             f"--user={self.username}:{self.password}",
             f"--realm={self.realm}",
-            f"--userdb={tmp / 'turndb'}",
+            f"--userdb={self.userdb}",
             f"--pidfile={tmp / 'turn.pid'}",
             f"--log-file={self.log_path}",
             "--simple-log",
@@ -79,6 +83,14 @@ class TurnServer(ChildProcess):
                 "credential": self.password,
             }
         ]
+
+    def set_user(self, username: str, password: str) -> None:
+        """Add a user to the running relay, or change its password (coturn reads its user database
+        at each request): the row `turnadmin -a` writes, the RFC 5389 long-term key MD5(user:realm:password)."""
+        key = hashlib.md5(f"{username}:{self.realm}:{password}".encode()).hexdigest()
+        with contextlib.closing(sqlite3.connect(self.userdb)) as db, db:
+            row = (self.realm, username, key)
+            db.execute("INSERT OR REPLACE INTO turnusers_lt (realm, name, hmackey) VALUES (?, ?, ?)", row)
 
     def allocations(self) -> set[str]:
         """Ids of the TURN sessions whose ALLOCATE request succeeded."""
