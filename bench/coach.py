@@ -1,14 +1,14 @@
 """What the teaching coach costs, at 100, 1,000 and 5,000 stored examples.
 
 The coach (knn.core.coach) runs on the analysis thread whenever the examples change: each
-example's nearest others (knn.core.neighbours, a full chunked pass the first time, then
+example's nearest others (knn.core.neighbors, a full chunked pass the first time, then
 incremental), leave-one-out, the confused pair, mislabelled-looking examples, few and near-duplicate
 classes. Embeddings are 1,280 values (MobileNetV2, the default backbone), random around one centre
 per class: the time depends on the sizes, not the values. For each size:
 
 - full: the first analysis of a classifier (e.g. after a project restore or a backbone switch);
 - Add / Record / delete: the analysis after one new example, 90 new ones (a 3 s Record at 30 fps)
-  and one deleted example, each from the kept neighbours;
+  and one deleted example, each from the kept neighbors;
 - peak MB: the most memory the full analysis allocates at once (tracemalloc), against the
   N x N float32 matrix a plain leave-one-out would hold.
 
@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import markdown_table  # noqa: E402
-from knn.core.classifier import KNNClassifier  # noqa: E402
-from knn.core.coach import coach, neighbours_needed  # noqa: E402
-from knn.core.neighbours import NearestOthers  # noqa: E402
+from bench.common import markdown_table
+from knn.core.classifier import KNNClassifier
+from knn.core.coach import coach, neighbors_needed
+from knn.core.neighbors import NearestOthers
 
 DIM = 1280
 RECORD_FRAMES = 90
@@ -57,7 +57,7 @@ def analyse(index: NearestOthers, clf: KNNClassifier) -> float:
 
 def run(n: int, classes: int, vectors: int, repeat: int, rng: np.random.Generator) -> list:
     clf = taught(n, classes, vectors, rng)
-    m = neighbours_needed(clf.k)
+    m = neighbors_needed(clf.k)
     full = []
     for _ in range(repeat):
         full.append(analyse(NearestOthers(m), clf))
@@ -78,8 +78,12 @@ def run(n: int, classes: int, vectors: int, repeat: int, rng: np.random.Generato
         delete.append(analyse(index, clf))
         assert not index.last_full
     square = n * n * 4 / 1024**2
-    ms = lambda xs: f"{1e3 * float(np.median(xs)):.0f}"  # noqa: E731
-    return [f"{n:,}", classes, vectors, ms(full), ms(add), ms(record), ms(delete), f"{peak:.0f}", f"{square:.0f}"]
+    return [f"{n:,}", classes, vectors, *map(_ms, (full, add, record, delete)), f"{peak:.0f}", f"{square:.0f}"]
+
+
+def _ms(seconds: list[float]) -> str:
+    """The median in whole milliseconds."""
+    return f"{1e3 * float(np.median(seconds)):.0f}"
 
 
 def main() -> None:

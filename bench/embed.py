@@ -21,12 +21,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.common import SHARED, markdown_table, p50_p95, time_calls  # noqa: E402
-from knn import Embedder  # noqa: E402
-from knn.model.backbones import DEFAULT_BACKBONE, get_backbone  # noqa: E402
+from bench.common import SHARED, markdown_table, p50_p95, time_calls
+from knn import Embedder
+from knn.model.backbones import DEFAULT_BACKBONE, get_backbone
 
 os.environ.setdefault("KNN_OFFLINE", "1")  # a benchmark never downloads
-from knn.model.weights import WeightsUnavailable, cache_dir, resolve_weights  # noqa: E402
+from knn.model.weights import WeightsUnavailable, cache_dir, resolve_weights
 
 BACKBONES = [
     "mobilenet_v1_1.0_224",

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import ROOT, SHARED, markdown_table, shared_path  # noqa: E402
+from bench.common import ROOT, SHARED, markdown_table, shared_path
 
 CLASSES = 71
 PER_CLASS = 648

@@ -4,9 +4,9 @@ At 100, 1k, 10k and 100k stored examples (D=1024, random unit vectors: the timin
 on the values), one query at a time, as the live video loop calls it:
 
 - ours: `knn.core.classifier.KNNClassifier.predict` (one matrix-vector product over a preallocated
-  float32 store, argpartition, similarity-weighted votes, a `Prediction` with neighbours);
+  float32 store, argpartition, similarity-weighted votes, a `Prediction` with neighbors);
 - TF.js-style: the `@tensorflow-models/knn-classifier` design in NumPy: the store is concatenated
-  anew on every add, predict sorts all similarities, one unweighted vote per neighbour;
+  anew on every add, predict sorts all similarities, one unweighted vote per neighbor;
 - scikit-learn: `KNeighborsClassifier(n_neighbors=3, metric="cosine", algorithm="brute").predict`.
 
 Also the cost of one add at that size: ours amortised over building the whole store, the TF.js
@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import markdown_table, p50_p95, time_calls  # noqa: E402
-from knn.core.classifier import KNNClassifier  # noqa: E402
+from bench.common import markdown_table, p50_p95, time_calls
+from knn.core.classifier import KNNClassifier
 
 DIM = 1024
 N_CLASSES = 50

@@ -35,7 +35,7 @@ floor is memory at the end within 10% of memory after the first minute.
 2 (`--processes`) app processes and runs the largest `--sessions` count through it, reporting
 each session's rates and latency with the process that served it, and each process's CPU.
 
-`--video handheld` plays a hand-held camera instead (tests/webcam.py `handheld`: a rock, paper
+`--video handheld` plays a hand-held camera instead (harness/webcam.py `handheld`: a rock, paper
 and scissors photo, each held 1-3 s under per-frame sensor noise and a few pixels of tremor, then
 swept out by the next); the default video changes photo every third of a second. With `--teach`
 (always with `--video handheld`, unless `--no-teach`) each tab is first taught its video's photos (uploaded into its
@@ -76,7 +76,7 @@ import numpy as np
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import ROOT, SHARED, markdown_table, shared_path  # noqa: E402
+from bench.common import ROOT, SHARED, markdown_table, shared_path
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -85,8 +85,8 @@ def make_video(path: Path) -> Path:
     """640×480, 30 fps: 4 photos each of rock, paper and scissors, each held for 10 frames (4 s loop)."""
     from PIL import Image
 
-    from knn.core.folders import class_folders
-    from tests.webcam import write_y4m
+    from harness.webcam import write_y4m
+    from knn.core.image_folders import class_folders
 
     if path.exists():
         return path
@@ -97,18 +97,18 @@ def make_video(path: Path) -> Path:
 
 def changing_photos() -> list[tuple[str, Path]]:
     """`make_video`'s photos in their order, (class, file)."""
-    from knn.core.folders import class_folders
+    from knn.core.image_folders import class_folders
 
     photos = class_folders(shared_path("data/rps"))
     return [(label, p) for label in ("rock", "paper", "scissors") for p in photos[label][:40:10]]
 
 
 def make_handheld_video(path: Path) -> Path:
-    """640×480, 30 fps: a hand-held camera (tests/webcam.py `handheld`), its schedule beside it."""
+    """640×480, 30 fps: a hand-held camera (harness/webcam.py `handheld`), its schedule beside it."""
     from PIL import Image
 
     from bench.steady import handheld_photos
-    from tests.webcam import write_handheld
+    from harness.webcam import write_handheld
 
     if path.exists() and path.with_suffix(".json").exists():
         return path
@@ -118,9 +118,9 @@ def make_handheld_video(path: Path) -> Path:
 
 
 def video_plan(kind: str) -> tuple[Path, list, dict[int, list[Path]]]:
-    """The video for `kind`, its schedule (tests.webcam.Segment list), and the photos to teach per
+    """The video for `kind`, its schedule (harness.webcam.Segment list), and the photos to teach per
     class slot (the video's own photos, so a prediction names the photo the model saw)."""
-    from tests.webcam import Segment, read_schedule
+    from harness.webcam import Segment, read_schedule
 
     if kind == "handheld":
         video = make_handheld_video(RESULTS / "webcam-handheld-640x480-30fps.y4m")
@@ -243,7 +243,7 @@ def open_sessions(p, app, video: Path, n: int, ramp: list | None = None, teach: 
     `teach` maps a class slot to photos uploaded into it before START."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    from tests.browser import Page, launch
+    from harness.browser import Page, launch
 
     browser = launch(p, video)
     pages = []
@@ -291,7 +291,7 @@ def run_sessions(
 ) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from tests.browser import AppServer
+    from harness.app_server import AppServer
 
     print(f"{n} session(s): starting the app and {n} tab(s) …", file=sys.stderr, flush=True)
     with AppServer(metrics=True, **server) as app, sync_playwright() as p:
@@ -411,7 +411,7 @@ def run_peer_sessions(
     prediction follows the video while the server carries `n` cameras and not their browsers."""
     from playwright.sync_api import sync_playwright
 
-    from tests.browser import AppServer
+    from harness.app_server import AppServer
 
     tabs = 1 if teach else 0
     who = f"a taught tab and {n - 1} peer(s)" if tabs else f"{n} peer(s)"
@@ -868,7 +868,7 @@ def ramp_table(steps: list[dict]) -> str:
 def run_soak(seconds: float, add_every: float, warmup: float, video: Path, server: dict) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from tests.browser import AppServer
+    from harness.app_server import AppServer
 
     print(f"soak: one session for {seconds:.0f} s, Add every {add_every:.0f} s …", file=sys.stderr, flush=True)
     with AppServer(metrics=True, **server) as app, sync_playwright() as p:
@@ -973,7 +973,8 @@ def run_balanced(
 
     from playwright.sync_api import sync_playwright
 
-    from tests.browser import AppServer, Balancer
+    from harness.app_server import AppServer
+    from harness.balancer import Balancer
 
     print(f"{n} session(s) over {processes} process(es) behind HAProxy …", file=sys.stderr, flush=True)
     peers = None

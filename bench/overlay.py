@@ -12,8 +12,8 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import SHARED  # noqa: E402
-from knn.live.overlay import overlay  # noqa: E402
+from bench.common import SHARED
+from knn.live.overlay import overlay
 
 PHOTO = SHARED / "data" / "rps" / "rock"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import ROOT, markdown_table  # noqa: E402
+from bench.common import ROOT, markdown_table
 
 APP = str(ROOT / "app.py")
 WRAPPER = """

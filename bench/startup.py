@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import ROOT, markdown_table  # noqa: E402
+from bench.common import ROOT, markdown_table
 
 CHILD = """
 import json, resource, sys, time

@@ -2,7 +2,7 @@
 
     python bench/steady.py            # ~6 min on 2 cores, no browser
 
-The hand-held fake webcam of bench/live.py (tests/webcam.py `handheld`: rock/paper/scissors photos
+The hand-held fake webcam of bench/live.py (harness/webcam.py `handheld`: rock/paper/scissors photos
 held 1-3 s, Gaussian sensor noise every frame, a few pixels of tremor, then swept out by the next)
 is made at several noise levels, sent through VP8 as a browser would send it (libvpx through
 PyAV with aiortc's real-time settings, at two bitrates and two sizes) and decoded. For every
@@ -30,7 +30,7 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import markdown_table, shared_path  # noqa: E402
+from bench.common import markdown_table, shared_path
 
 CAMERAS = ((2.0, 0), (4.0, 0), (8.0, 0), (0.0, 3), (4.0, 3), (8.0, 3), (4.0, 5))
 """(sensor noise σ in grey levels, tremor in pixels): noise alone, then with a holding hand."""
@@ -43,7 +43,7 @@ def handheld_photos(count: int = 3) -> list[tuple[str, Path]]:
     """Photos for a hand-held video, (class, file): the gestures in turn, so every change of
     photo changes the class. bench/live.py's video shows three (one per class: a tab taught
     those three names each one surely), the threshold's measurement six."""
-    from knn.core.folders import class_folders
+    from knn.core.image_folders import class_folders
 
     files = class_folders(shared_path("data/rps"))
     picks = [("rock", 10), ("paper", 30), ("scissors", 50), ("rock", 70), ("paper", 90), ("scissors", 110)]
@@ -91,7 +91,7 @@ def vp8_round_trip(frames, width: int, height: int, bitrate: int, fps: int = 30)
 
 def gate_run(thumbs: list[np.ndarray], kinds: list[str], fps: int, threshold: float, refresh: float) -> dict:
     """Replay `SteadyGate` over the frames (the model answers at once); collect the differences."""
-    from knn.live.steady import Answer, SteadyGate
+    from knn.live.steady import ModelAnswer, SteadyGate
 
     gate = SteadyGate(threshold, refresh)
     still, change, fresh, caught, changes = [], [], 0, 0, 0
@@ -106,7 +106,7 @@ def gate_run(thumbs: list[np.ndarray], kinds: list[str], fps: int, threshold: fl
                 change.append(d)
         if gate.on_arrival(thumb, now) is None:
             fresh += 1
-            gate.learn(Answer(thumb, ("", None, (0, 0, 0)), None, now), gate.generation)
+            gate.learn(ModelAnswer(thumb, ("", None, (0, 0, 0)), None, now), gate.generation)
             ref = thumb
             if kind == "move" and kinds[i - 1] == "hold":
                 caught += 1
@@ -125,9 +125,9 @@ def photo_pairs() -> tuple[list[float], list[float]]:
     """Thumbnail differences between distinct photos of one class, and of two classes."""
     from PIL import Image
 
-    from knn.core.folders import class_folders
+    from harness.webcam import fit
+    from knn.core.image_folders import class_folders
     from knn.live.steady import thumbnail
-    from tests.webcam import fit
 
     files = class_folders(shared_path("data/rps"))
     thumbs = []
@@ -161,8 +161,8 @@ def thumbnail_cost() -> list[list]:
 
 
 def main() -> None:
+    from harness.webcam import handheld
     from knn.live.steady import REFRESH_SECONDS, STILL_MAD, thumbnail
-    from tests.webcam import handheld
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threshold", type=float, default=STILL_MAD, help="the still threshold to replay")

@@ -1,7 +1,7 @@
-"""knn: a live webcam image classifier's engine — MobileNet embeddings + a k-nearest-neighbour head.
+"""knn: a live webcam image classifier's engine — MobileNet embeddings + a k-nearest-neighbor head.
 
     >>> import knn
-    >>> embedder = knn.Embedder()                    # MobileNet v1 1.0/224, weights offline
+    >>> embedder = knn.Embedder()                    # the best backbone here: MobileNetV2 1.0/224, else v1
     >>> clf = knn.KNNClassifier(k=3)
     >>> clf.add(embedder.embed_one(photo), "mug")
     >>> clf.predict(embedder.embed_one(frame)).label
@@ -41,7 +41,7 @@ _EXPORTS = {
     "project_bytes": "core.project",
     "ImageError": "core.images",
     "read_image": "core.images",
-    "class_folders": "core.folders",
+    "class_folders": "core.image_folders",
     "LiveSession": "live.session",
 }
 

@@ -19,13 +19,19 @@ import contextlib
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Never, TextIO, TypeVar
 
 import numpy as np
 
-from .core.folders import IMAGE_SUFFIXES, class_folders, natural_key
+from .core.image_folders import IMAGE_SUFFIXES, class_folders, natural_key
+
+if TYPE_CHECKING:  # tqdm is imported when a bar is shown
+    from tqdm import tqdm
+
+T = TypeVar("T")
 
 PROG = "python -m knn"
 UNKNOWN = "(unknown)"  # printed by `predict` when the best similarity is below the threshold
@@ -38,13 +44,20 @@ class UsageError(Exception):
 # --- small helpers ------------------------------------------------------------------------------
 
 
-def _progress(iterable: Iterable, total: int | None = None, desc: str = "", quiet: bool = False):
+def _progress(iterable: Iterable[T], total: int | None = None, desc: str = "", quiet: bool = False) -> tqdm[T]:
     """A tqdm bar on stderr, shown only on a terminal (pipes and logs stay clean)."""
     from tqdm import tqdm
 
     return tqdm(
         iterable, total=total, desc=desc, unit="img", file=sys.stderr, disable=True if quiet else None, leave=False
     )
+
+
+def _bar(total: int, desc: str = "", quiet: bool = False) -> tqdm[Never]:
+    """`_progress` without an iterable: advanced by `update`."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=True if quiet else None, leave=False)
 
 
 def _warn(message: str, level: str = "warning") -> None:
@@ -183,7 +196,7 @@ def _read_images(files: Sequence[Path], embedder, strict: bool, quiet: bool, des
 def _class_folders(root: Path, max_per_class: int | None = None) -> dict[str, list[Path]]:
     """Class name (normalised as a typed name is) -> its image files; at most `max_per_class`
     of them, spread evenly over the folder."""
-    from .core.checks import ClassifierError
+    from .core.inputs import ClassifierError
     from .core.names import normalise_name
 
     try:
@@ -364,7 +377,7 @@ def _evaluate_folders(args: argparse.Namespace) -> int:
         configurations = [Configuration(embedder.backbone, args.augment)]
         chosen = {embedder.backbone: embedder}
     needed = sum(len(files) for files in _needed_files(folders, shots, args).values())
-    bar = _progress(None, total=needed * len(configurations), desc="Embedding", quiet=args.quiet)
+    bar = _bar(needed * len(configurations), desc="Embedding", quiet=args.quiet)
 
     def embedder_for(backbone: str):
         return chosen[backbone] if not args.compare and backbone in chosen else _embedder(backbone, args.quiet)
@@ -543,6 +556,10 @@ def _threshold(text: str) -> float:
     return value
 
 
+HELP_WIDTH = 80
+"""Columns the commands' descriptions are wrapped to."""
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -550,19 +567,22 @@ def _positive(text: str) -> int:
     return value
 
 
-class _HelpFormatter(argparse.HelpFormatter):
-    """Wraps text like the default, but keeps blank-line-separated paragraphs apart."""
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        return "\n\n".join(super(_HelpFormatter, self)._fill_text(p, width, indent) for p in text.split("\n\n"))
+def _paragraphs(text: str) -> str:
+    """A command's description wrapped here, its blank-line-separated paragraphs kept apart: shown as
+    written by argparse's public `RawDescriptionHelpFormatter`."""
+    return "\n\n".join(
+        textwrap.fill(" ".join(p.split()), HELP_WIDTH, break_on_hyphens=False) for p in text.split("\n\n")
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Teach, evaluate, use and export k-nearest-neighbour image classifiers on MobileNet embeddings.",
+        description=_paragraphs(
+            "Teach, evaluate, use and export k-nearest-neighbor image classifiers on MobileNet embeddings."
+        ),
         epilog="Exit codes: 0 ok, 2 bad input, 1 other failure. Run a command with --help for details.",
-        formatter_class=_HelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or build messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -596,10 +616,12 @@ def _add_predict(sub) -> None:
     p = sub.add_parser(
         "predict",
         help="classify images with a project",
-        formatter_class=_HelpFormatter,
-        description="Print one line per image: path, class, confidence (tab-separated). The class is "
-        f"{UNKNOWN} when the best similarity is below the project's unknown threshold. "
-        "Folders are searched recursively for image files.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_paragraphs(
+            "Print one line per image: path, class, confidence (tab-separated). The class is "
+            f"{UNKNOWN} when the best similarity is below the project's unknown threshold. "
+            "Folders are searched recursively for image files."
+        ),
     )
     p.add_argument("project", metavar="PROJECT", help="a project file (.npz) saved by the app or `teach`")
     p.add_argument("inputs", metavar="IMAGE_OR_FOLDER", nargs="+", help="image files and/or folders")
@@ -610,15 +632,17 @@ def _add_teach(sub) -> None:
     p = sub.add_parser(
         "teach",
         help="build a project from a folder with one subfolder per class",
-        formatter_class=_HelpFormatter,
-        description="Every subfolder of FOLDER is a class and its image files are the examples. Unreadable "
-        "images are skipped with a warning (--strict: refused); a class with no readable image "
-        "is an error. The project is written atomically.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_paragraphs(
+            "Every subfolder of FOLDER is a class and its image files are the examples. Unreadable "
+            "images are skipped with a warning (--strict: refused); a class with no readable image "
+            "is an error. The project is written atomically."
+        ),
     )
     p.add_argument("folder", metavar="FOLDER")
     p.add_argument("-o", "--output", metavar="PROJECT", required=True, help="project file to write (.npz)")
     _backbone_option(p, "embedding model")
-    p.add_argument("-k", type=_positive, default=3, help="neighbours that vote (default 3)")
+    p.add_argument("-k", type=_positive, default=3, help="neighbors that vote (default 3)")
     p.add_argument(
         "--unknown-threshold",
         type=_threshold,
@@ -641,13 +665,15 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser(
         "evaluate",
         help="leave-one-out accuracy of a project, or few-shot accuracy on a folder",
-        formatter_class=_HelpFormatter,
-        description="evaluate PROJECT: classify every stored example by all the others (leave-one-out) and "
-        "print per-class accuracy and the confusion matrix.\n\n"
-        "evaluate FOLDER [FOLDER ...] --shots 1 5 10: for each number of examples per class, take "
-        "them evenly from the first half of each class's files (natural order) and query with the "
-        "second half, since neighbouring frames are near-duplicates; ours beside plain "
-        "nearest neighbour. Only the files the split uses are embedded.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_paragraphs(
+            "evaluate PROJECT: classify every stored example by all the others (leave-one-out) and "
+            "print per-class accuracy and the confusion matrix.\n\n"
+            "evaluate FOLDER [FOLDER ...] --shots 1 5 10: for each number of examples per class, take "
+            "them evenly from the first half of each class's files (natural order) and query with the "
+            "second half, since neighboring frames are near-duplicates; ours beside plain "
+            "nearest neighbor. Only the files the split uses are embedded."
+        ),
     )
     p.add_argument(
         "targets",
@@ -676,7 +702,7 @@ def _add_evaluate(sub) -> None:
         help="every backbone with weights here x 224/320 x augmentation off/on, beside the TF.js rule",
     )
     p.add_argument(
-        "-k", type=_positive, default=None, help="neighbours that vote (default: the project's k; 3 for a folder)"
+        "-k", type=_positive, default=None, help="neighbors that vote (default: the project's k; 3 for a folder)"
     )
     p.add_argument(
         "--max-queries",
@@ -694,14 +720,16 @@ def _add_export(sub) -> None:
     p = sub.add_parser(
         "export",
         help="export a project as one Keras or LiteRT model",
-        formatter_class=_HelpFormatter,
-        description="Write MobileNet + L2 normalisation + the KNN head as one model: .keras (loads with "
-        "keras.models.load_model, no knn needed) or .tflite (ai_edge_litert). Input: float32 "
-        "[batch, S, S, 3] RGB 0..255, centre-cropped and resized to S (224, or 320 for a project in the "
-        "accurate mode; knn.json says). Outputs: "
-        "probabilities [batch, classes], class_index [batch] (-1 = unknown), similarity "
-        "[batch]. The class names are inside the file: it is also a zip holding labels.txt "
-        "and knn.json.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_paragraphs(
+            "Write MobileNet + L2 normalisation + the KNN head as one model: .keras (loads with "
+            "keras.models.load_model, no knn needed) or .tflite (ai_edge_litert). Input: float32 "
+            "[batch, S, S, 3] RGB 0..255, centre-cropped and resized to S (224, or 320 for a project in the "
+            "accurate mode; knn.json says). Outputs: "
+            "probabilities [batch, classes], class_index [batch] (-1 = unknown), similarity "
+            "[batch]. The class names are inside the file: it is also a zip holding labels.txt "
+            "and knn.json."
+        ),
     )
     p.add_argument("project", metavar="PROJECT")
     p.add_argument(
@@ -733,7 +761,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+    except Exception as exc:  # any failure: one clear line instead of a traceback
         print(f"{PROG} {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         if os.environ.get("KNN_DEBUG"):
             raise

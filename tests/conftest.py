@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
+import hashlib
+import subprocess
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from harness import ROOT, SHARED, use_shared_weights
 
-# Tests never download: weights come from ../shared/models when it is there (MobileNetV2, the
-# default backbone), else v1 is converted from the PyPI graph. Set for the app servers the browser
-# tests start too, which inherit the environment.
-os.environ["KNN_OFFLINE"] = "1"
-if (SHARED / "models").is_dir():
-    os.environ.setdefault("KNN_WEIGHTS_DIR", str(SHARED / "models"))
+# Tests never download; the app servers the browser tests start inherit this too.
+use_shared_weights()
 
 
 def _shared(sub: str) -> Path:
@@ -42,24 +39,17 @@ def rps_dir() -> Path:
 @pytest.fixture(scope="session")
 def photos(rps_dir) -> dict[str, list[Path]]:
     """The rock-paper-scissors photos by class, in file order."""
-    from knn.core.folders import class_folders
+    from knn.core.image_folders import class_folders
 
     return class_folders(rps_dir)
 
 
 @pytest.fixture(scope="session")
 def rock_video(photos, tmp_path_factory) -> Path:
-    """A fake webcam showing a fist: every sixth of the first 60 rock photos, 5 frames each
-    (uploads in the browser tests use the second half)."""
-    from PIL import Image
+    """A fake webcam showing a fist (harness.scenes.rock_video, as README's screenshots have it)."""
+    from harness.scenes import rock_video
 
-    from tests.webcam import write_y4m
-
-    return write_y4m(
-        tmp_path_factory.mktemp("webcam") / "rock.y4m",
-        [Image.open(p) for p in photos["rock"][:60:6]],
-        frames_per_image=5,
-    )
+    return rock_video(tmp_path_factory.mktemp("webcam") / "rock.y4m", photos)
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +59,7 @@ def coil_dir() -> Path:
 
 def class_files(folder: Path) -> dict[str, list[Path]]:
     """Image files per class subfolder, in natural order."""
-    from knn.core.folders import class_folders
+    from knn.core.image_folders import class_folders
 
     return class_folders(folder)
 
@@ -80,3 +70,75 @@ def embedder():
     import knn
 
     return knn.Embedder()
+
+
+# ---- the project store's databases (knn.persist): SQLite in a temporary folder, and a real
+# PostgreSQL cluster started once per run (skipped with its reason where it cannot run here).
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A temporary PostgreSQL cluster (harness.postgres) for the whole run."""
+    from harness.postgres import Cluster, missing
+
+    reason = missing()
+    if reason:
+        pytest.skip(f"no PostgreSQL for the store's tests: {reason}")
+    cluster = Cluster().start()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """An empty project database: a SQLite file, then a new database in the PostgreSQL cluster."""
+    if request.param == "sqlite":
+        from knn.persist import sqlite_url
+
+        return sqlite_url(tmp_path / "data")
+    return request.getfixturevalue("postgres").create_database()
+
+
+# ---- the suite writes no file of the repository --------------------------------------------------
+
+_CHANGED = pytest.StashKey[dict]()
+
+
+def changed_files() -> dict[str, str] | None:
+    """The repository's files that differ from HEAD or are untracked (not ignored), each with a hash
+    of its bytes now; None outside a git checkout."""
+    try:
+        names = [
+            subprocess.run(args, cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+            for args in (
+                ["git", "diff", "HEAD", "--name-only", "-z"],
+                ["git", "ls-files", "--others", "--exclude-standard", "-z"],
+            )
+        ]
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    out = {}
+    for name in {n.decode() for part in names for n in part if n}:
+        path = ROOT / name
+        out[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "absent"
+    return out
+
+
+def pytest_sessionstart(session) -> None:
+    changed = changed_files()
+    if changed is not None:
+        session.config.stash[_CHANGED] = changed
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Fail the run if the tests wrote, changed or deleted a file of the repository (screenshots go
+    to tmp_path; `python -m harness.screenshots` writes README's). Edit nothing meanwhile: it would count."""
+    before, after = session.config.stash.get(_CHANGED, None), changed_files()
+    if before is None or after is None:
+        return
+    written = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    if written:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"The tests changed files of the repository: {', '.join(written)}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -48,8 +48,8 @@ def test_a_replaced_classifier_is_not_described_by_the_old_result():
 
 
 def test_the_coach_comes_with_the_result_and_follows_adds_incrementally():
-    from knn.core.coach import coach, neighbours_needed
-    from knn.core.neighbours import nearest_others
+    from knn.core.coach import coach, neighbors_needed
+    from knn.core.neighbors import nearest_others
 
     analysis, clf = Analysis(), _taught(200)
     wait_until(lambda: analysis.latest(clf)[1], 30, "the first analysis")
@@ -57,7 +57,7 @@ def test_the_coach_comes_with_the_result_and_follows_adds_incrementally():
     wait_until(lambda: analysis.latest(clf)[1], 30, "the analysis after one Add")
     assert not analysis._index[1].last_full  # only the new example's row and column were searched
     state = clf.state()
-    fresh = coach(state, nearest_others(state, neighbours_needed(state.k)))
+    fresh = coach(state, nearest_others(state, neighbors_needed(state.k)))
     result = analysis.latest(clf)[0]
     assert result.coaching.counts == fresh.counts
     np.testing.assert_array_equal(result.evaluation.confusion, fresh.evaluation.confusion)

@@ -352,7 +352,7 @@ def test_evaluation_view(at):
     at.session_state["view"] = "Evaluation"
     at.run()
     assert any("Teach at least two classes" in t for t in text(at.info))
-    at.number_input(key="k").set_value(1).run()  # two examples a class: k=3 would outvote the one same-class neighbour
+    at.number_input(key="k").set_value(1).run()  # two examples a class: k=3 would outvote the one same-class neighbor
     for colour, slot in ((RED, 0), ((190, 40, 40), 0), (BLUE, 1), ((40, 40, 190), 1)):
         show_camera(at, photo(colour))
         at.button(key=f"add_{slot}").click().run()
@@ -522,6 +522,7 @@ def test_the_coach_names_what_to_teach_and_moves_a_mislabelled_example(at):
 
 def test_a_frame_between_two_classes_asks_where_it_belongs(at):
     from knn.core.coach import HESITATION_SECONDS
+    from knn.live.worker import MODEL_WORKER
 
     for colour, slot in ((RED, 0), (BLUE, 1), ((150, 20, 90), 0), ((90, 20, 150), 1)):
         show_camera(at, photo(colour))
@@ -531,6 +532,9 @@ def test_a_frame_between_two_classes_asks_where_it_belongs(at):
     at.run()
     time.sleep(HESITATION_SECONDS)  # the session's own clock: the page is not given another
     show_camera(at, photo((120, 20, 120)))
+    # A still frame is answered at once and its refresh runs on the model worker: the page's
+    # snapshot must come after it, or the frame looks older than the camera's live window.
+    wait_until(lambda: MODEL_WORKER.busy() == 0, 20, "the model to renew the still frame's answer")
     at.run()  # the live panel notices; the page draws the hint on its next run (in a browser the
     at.run()  # panel's next timed run asks for it; AppTest only runs the whole page)
     assert any("Undecided between" in i for i in text(at.info))

@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 
 import knn
+from harness.app_server import AppServer
+from harness.balancer import Balancer
+from harness.browser import CHROMIUM, Page, launch, skip_without_chromium
+from harness.processes import find_binary
 from knn.core.images import encode_jpeg
 from knn.model.choice import choose_backbone
-from tests.browser import CHROMIUM, AppServer, Balancer, Page, find_binary, launch, skip_without_chromium
 
 pytestmark = pytest.mark.browser
 

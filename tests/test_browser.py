@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.browser import CHROMIUM, Page, launch, serve_app, skip_without_chromium
-from tests.webcam import read_y4m, write_y4m
+from harness.app_server import serve_app
+from harness.browser import CHROMIUM, Page, launch, skip_without_chromium
+from harness.webcam import read_y4m, write_y4m
 
 pytestmark = pytest.mark.browser
 

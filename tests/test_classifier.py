@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from knn.core.checks import normalise
 from knn.core.classifier import ClassifierError, KNNClassifier
 from knn.core.evaluation import leave_one_out
+from knn.core.inputs import normalise
 from knn.core.store import EmbeddingStore
 
 D = 16
@@ -40,7 +40,7 @@ def random_set(seed: int, n: int, n_classes: int, dim: int = D):
     return emb, labels, rng.standard_normal((8, dim)).astype(np.float32)
 
 
-def snapshot(clf: KNNClassifier):
+def contents(clf: KNNClassifier):
     emb, labels, ids = clf.embeddings()
     return clf.classes, clf.counts(), clf.dim, emb, labels
 
@@ -77,7 +77,7 @@ def test_add_predict_returns_label_confidences_similarity_neighbors():
     assert len(clf) == 3 and clf.dim == D
 
 
-def test_one_example_per_class_is_nearest_neighbour_not_first_class():
+def test_one_example_per_class_is_nearest_neighbor_not_first_class():
     # The TF.js rules (k=3, one vote each, ties to the first class) answer "c0" here every time.
     rng = np.random.default_rng(1)
     emb = rng.standard_normal((10, D)).astype(np.float32)
@@ -109,7 +109,7 @@ def test_empty_classifier_and_empty_classes():
 # ------------------------------------------------------------------ ties
 @pytest.mark.parametrize("order", [("first", "second"), ("second", "first")])
 def test_vote_count_tie_goes_to_the_more_similar_class(order):
-    # k=2, one neighbour each: a 1:1 count tie that TF.js gives to whichever class came first.
+    # k=2, one neighbor each: a 1:1 count tie that TF.js gives to whichever class came first.
     clf = KNNClassifier(k=2)
     vectors = {"first": at_similarity(0.5, 1), "second": at_similarity(0.9, 2)}
     for name in order:
@@ -119,7 +119,7 @@ def test_vote_count_tie_goes_to_the_more_similar_class(order):
 
 @pytest.mark.parametrize("order", [("pair", "single"), ("single", "pair")])
 def test_equal_summed_similarity_goes_to_the_best_single_match(order):
-    # k=3: "pair" sums 0.4 + 0.4, "single" has one neighbour at 0.8: equal votes, decided by the best.
+    # k=3: "pair" sums 0.4 + 0.4, "single" has one neighbor at 0.8: equal votes, decided by the best.
     clf = KNNClassifier(k=3)
     for name in order:
         if name == "pair":
@@ -163,7 +163,7 @@ def test_add_then_remove_restores_the_state(seed, n, extra, k):
     emb, labels, queries = random_set(seed, n + extra, 3)
     clf = KNNClassifier(k=k)
     clf.add_many(emb[:n], labels[:n])
-    before = snapshot(clf)
+    before = contents(clf)
     predictions = [clf.predict(q) for q in queries]
     ids = clf.add_many(emb[n:], ["c0"] * extra)  # "c0" may be a new class: make it exist before
     if "c0" not in before[0]:
@@ -171,7 +171,7 @@ def test_add_then_remove_restores_the_state(seed, n, extra, k):
     else:
         for i in np.random.default_rng(seed).permutation(ids):
             clf.remove(int(i))
-    after = snapshot(clf)
+    after = contents(clf)
     assert after[:3] == before[:3] and after[4] == before[4]
     np.testing.assert_array_equal(after[3], before[3])
     for p, q in zip(predictions, (clf.predict(q) for q in queries), strict=True):
@@ -278,11 +278,11 @@ def test_errors_say_what_is_wrong(call, words):
     clf = KNNClassifier()
     clf.add(np.ones(D), "a")
     clf.add_class("b")
-    before = snapshot(clf)
+    before = contents(clf)
     with pytest.raises(ClassifierError, match=words):
         call(clf)
     assert isinstance(ClassifierError("x"), ValueError)
-    after = snapshot(clf)
+    after = contents(clf)
     assert after[:3] == before[:3]
 
 
@@ -460,7 +460,7 @@ def test_real_photos_few_shot(rps_dir: Path, embedder):
     Also one example per class with k=3: the case the TF.js voting answers with the first class.
     """
     from knn.core.evaluation import few_shot_split
-    from knn.core.folders import class_folders
+    from knn.core.image_folders import class_folders
     from knn.core.images import read_image
 
     five, one = KNNClassifier(k=3), KNNClassifier(k=3)
@@ -490,3 +490,19 @@ def test_label_of_follows_an_example_through_move_and_remove():
     assert clf.label_of(first) == "b"
     clf.remove(first)
     assert clf.label_of(first) is None
+
+
+@pytest.mark.parametrize("bad", [True, False, np.True_, 1.0, "1", None])
+def test_an_example_id_is_a_whole_number_never_a_bool(bad):
+    clf = KNNClassifier()
+    ids = [clf.add(unit((0, 1.0)), "a"), clf.add(unit((1, 1.0)), "a")]
+    assert ids == [0, 1]  # so True and False would name real examples if taken as ids
+    with pytest.raises(ClassifierError, match="an example id is a whole number"):
+        clf.remove(bad)
+    with pytest.raises(ClassifierError, match="an example id is a whole number"):
+        clf.move(bad, "b")
+    assert clf.label_of(bad) is None
+    assert [e.example_id for e in clf.examples()] == ids and clf.classes == ["a"]
+    clf.move(np.int64(1), "b")  # NumPy's integers are ids
+    clf.remove(np.int32(0))
+    assert [(e.example_id, e.label) for e in clf.examples()] == [(1, "b")]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from knn.cli import main
-from knn.core.folders import natural_key
+from knn.core.image_folders import natural_key
 from knn.core.images import read_image
 from knn.core.project import load_project
 from tests.conftest import class_files
@@ -102,7 +102,7 @@ def test_evaluate_project_and_folder(project, folders):
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split(" | ")[0:2] for row in rows] == [["| 1", "9"], ["| 3", "9"]]  # 3 queries × 3 classes
-    assert "ours (k=3, similarity-weighted)" in result.stdout and "nearest neighbour" in result.stdout
+    assert "ours (k=3, similarity-weighted)" in result.stdout and "nearest neighbor" in result.stdout
 
 
 def test_evaluate_compares_configurations_on_several_folders(folders, tmp_path):

@@ -12,11 +12,10 @@ Slow (about a minute): marked `browser`.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.browser import AppServer, Page, launch, serve_app, skip_without_chromium
+from harness.app_server import AppServer, serve_app
+from harness.browser import Page, launch, skip_without_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -25,19 +24,31 @@ HOLD_MS = 2500
 more than two cameras on the process), so the panel's timer fires first, and new camera frames
 reach the server in between."""
 
+LATER_RUNS = 3
+"""Page runs to wait for once the click's own message went out: it ran by the end of the second
+(the first may have been under way); a copy of the click would have acted by then."""
+
 CLICK_LATE = """([selector, hold]) => {
   const button = [...document.querySelectorAll(selector)].find((b) => b.offsetParent !== null);
   if (!button) throw new Error(`no visible ${selector}`);
   // The timers the click sets (Streamlit's zero-delay one that sends it) fire `hold` ms late, as
-  // behind a busy main thread; the live panel's timer fires meanwhile.
+  // behind a busy main thread; the live panel's timer fires meanwhile. window.__knnHeld counts
+  // them, and those that fired: once all have, the click's own message went out.
+  const held = (window.__knnHeld = {set: 0, fired: 0});
   const setTimeout = window.setTimeout;
-  window.setTimeout = (callback, delay, ...args) => setTimeout(callback, (delay || 0) + hold, ...args);
+  window.setTimeout = (callback, delay, ...args) => {
+    held.set += 1;
+    const late = (...a) => { try { callback(...a); } finally { held.fired += 1; } };
+    return setTimeout(late, (delay || 0) + hold, ...args);
+  };
   try {
     button.click();
   } finally {
     window.setTimeout = setTimeout;
   }
 }"""
+
+HELD_SENT = "() => window.__knnHeld.set > 0 && window.__knnHeld.fired === window.__knnHeld.set"
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +61,23 @@ def late_click(page: Page, selector: str) -> None:
     page.page.evaluate(CLICK_LATE, [selector, HOLD_MS])
 
 
-def settled(app: AppServer, sid: int, key: str, expected: int, seconds: float = 20.0) -> int:
-    """The session's `key` once it reached `expected` and stayed there for the panel's next few
-    redraws (a copied click lands up to seconds after the click, when the tab sends it)."""
+def after_the_click(page: Page) -> None:
+    """Wait until the late click's own message went out and the page ran `LATER_RUNS` times since:
+    a copy of it (in the live panel's run before) and the click itself have both been acted on."""
+    page.wait_for(lambda: page.page.evaluate(HELD_SENT), "the click's own message to go out", 20)
+    page.wait_runs(LATER_RUNS, "after the click's own")
+
+
+def settled(app: AppServer, page: Page, sid: int, key: str, expected: int, seconds: float = 20.0) -> int:
+    """The session's `key` once it reached `expected` and the click it came from has been acted
+    on in full (a copied click lands up to seconds after the click, when the tab sends it)."""
     app.wait_metrics(
         lambda m: any(s["id"] == sid and s[key] >= expected for s in m["sessions"]),
         f"{key} to reach {expected}",
         seconds,
     )
-    time.sleep(2 * HOLD_MS / 1000)
-    return app.session(sid)[key]
+    after_the_click(page)
+    return next(s for s in app.next_metrics()["sessions"] if s["id"] == sid)[key]
 
 
 def test_a_click_sent_after_the_panels_timer_acts_once(app, rock_video):
@@ -82,11 +100,11 @@ def test_a_click_sent_after_the_panels_timer_acts_once(app, rock_video):
                 [".st-key-add_0 button", ".st-key-quick_add_1 button", ".st-key-add_0 button"], 1
             ):
                 late_click(page, selector)
-                assert settled(app, sid, "examples", n) == n, f"click {n} ({selector}) stored more than one frame"
+                assert settled(app, page, sid, "examples", n) == n, f"click {n} ({selector}) stored more than one frame"
                 page.wait_for(lambda n=n: page.count(0) + page.count(1) == n, f"{n} examples on the cards", 20)
             late_click(page, ".st-key-add_class button")
             page.wait_for(lambda: len(page.class_names()) >= 4, "a fourth class", 20)
-            time.sleep(2 * HOLD_MS / 1000)
+            after_the_click(page)
             assert page.class_names() == ["Class 1", "Class 2", "Class 3", "Class 4"]
         finally:
             browser.close()

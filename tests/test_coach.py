@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from knn.core.classifier import KNNClassifier
-from knn.core.coach import FEW_EXAMPLES, HESITATION_SECONDS, Coaching, Hesitation, coach, neighbours_needed
+from knn.core.coach import FEW_EXAMPLES, HESITATION_SECONDS, Coaching, Hesitation, coach, neighbors_needed
 from knn.core.evaluation import leave_one_out
-from knn.core.folders import class_folders
+from knn.core.image_folders import class_folders
 from knn.core.images import center_crop_resize, read_image
-from knn.core.neighbours import nearest_others
+from knn.core.neighbors import nearest_others
 
 
 def _coach(clf: KNNClassifier) -> Coaching:
     state = clf.state()
-    return coach(state, nearest_others(state, neighbours_needed(state.k)))
+    return coach(state, nearest_others(state, neighbors_needed(state.k)))
 
 
 def _cluster(rng, centre, n, spread):
@@ -41,7 +41,7 @@ def test_a_well_taught_classifier_gets_no_tips_and_its_per_class_accuracy():
     result = _coach(clf)
     assert result.tips() == [] and result.suspects == () and result.same_scene == {}
     assert result.accuracy("a") == 1.0
-    expected = leave_one_out(clf)  # the same neighbours, the same vote
+    expected = leave_one_out(clf)  # the same neighbors, the same vote
     assert result.evaluation.per_class == expected.per_class
     np.testing.assert_array_equal(result.evaluation.confusion, expected.confusion)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.processes import find_binary
 from knn.core.project import MAX_PROJECT_BYTES
 from knn.serving.settings import VARIABLES
-from tests.browser import find_binary
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 K8S = DEPLOY / "k8s"

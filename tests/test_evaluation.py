@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from knn.core.evaluation import few_shot_accuracy, few_shot_split, tfjs_predict
-from knn.core.folders import class_folders
-from knn.model.folders import embed_folder
+from knn.core.image_folders import class_folders
+from knn.model.folder_embeddings import embed_folder
 
 
 def test_tfjs_rule_gives_ties_to_the_first_class():
@@ -49,7 +49,7 @@ def test_one_shot_beats_the_tfjs_rule(rps_embedded):
     tfjs, _ = few_shot_accuracy(rps_embedded, 1, "tfjs")
     nearest, _ = few_shot_accuracy(rps_embedded, 1, "nearest")
     assert n == 3 * 15
-    assert ours == nearest  # with one example per class, weighted k=3 is nearest neighbour
+    assert ours == nearest  # with one example per class, weighted k=3 is nearest neighbor
     assert ours >= 0.7 and tfjs <= 0.5 and ours - tfjs >= 0.3  # one photo per class: the rule decides
 
 

@@ -42,7 +42,7 @@ def taught(rps_dir: Path, embedder: knn.Embedder):
         queries += rest
     images = [read_image(f) for f in queries]
     embeddings = embedder.embed(images)
-    # A threshold midway between two neighbouring best similarities: some queries are unknown, and
+    # A threshold midway between two neighboring best similarities: some queries are unknown, and
     # no query sits near the threshold, where runtimes' last-digit differences could flip it.
     best = np.sort([p.similarity for p in clf.predict_many(embeddings)])
     gap = int(np.argmax(np.diff(best[2:-2]))) + 2
@@ -211,7 +211,7 @@ def test_head_follows_the_engine_on_ties_unknowns_and_empty_classes():
     queries = np.concatenate([base, -base, rng.normal(size=(300, 32)), base[:4] + 0.05 * rng.normal(size=(4, 32))])
     embeddings, _, _ = clf.embeddings()
     sims = np.sort((queries / np.linalg.norm(queries, axis=1, keepdims=True)) @ embeddings.T, axis=1)[:, ::-1]
-    # When the k-th and (k+1)-th neighbours tie exactly, which one counts is unspecified in the
+    # When the k-th and (k+1)-th neighbors tie exactly, which one counts is unspecified in the
     # engine (argpartition); the export takes the earlier example. Leave those queries out.
     clear = ~np.isclose(sims[:, clf.k - 1], sims[:, clf.k], rtol=0, atol=1e-6)
     queries = queries[clear]

@@ -17,9 +17,10 @@ import time
 import pytest
 from PIL import Image
 
-from knn.core.folders import class_folders
-from tests.browser import AppServer, Page, launch, serve_app, skip_without_chromium
-from tests.webcam import write_y4m
+from harness.app_server import AppServer, serve_app
+from harness.browser import Page, launch, skip_without_chromium
+from harness.webcam import write_y4m
+from knn.core.image_folders import class_folders
 
 pytestmark = pytest.mark.browser
 
@@ -105,13 +106,24 @@ def threads_of(snap: dict, kind: str) -> int:
     return snap["thread_kinds"].get(kind, 0)
 
 
-def drop_expired_sessions(browser, app: AppServer) -> int:
-    """Streamlit removes expired disconnected sessions when another one disconnects: a visit.
-    Returns the visitor's session id (kept in turn until the next disconnect)."""
-    time.sleep(1.5)  # past the 1 s TTL of the sessions closed before this
-    visitor = Tab(browser, app)
-    visitor.close()
-    return visitor.id
+def drop_expired_sessions(browser, app: AppServer, gone, what: str, seconds: float = 120) -> tuple[int, dict]:
+    """Streamlit removes expired disconnected sessions when another one disconnects: visit (open a
+    tab, close it) until `gone(snapshot, visitor)` holds, the visitor being the last visit's session
+    id (kept in turn until the next disconnect). A visit can come before the closed sessions' 1 s
+    TTL ran out: the next one, a few seconds later, drops them. Returns the visitor and the snapshot."""
+    deadline = time.monotonic() + seconds
+    while True:
+        visitor = Tab(browser, app)
+        visitor.close()
+        try:  # the app's collection frees a dropped session within a second or two
+            return visitor.id, app.wait_metrics(lambda m, v=visitor.id: gone(m, v), what, 10)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def ids(snap: dict) -> set[int]:
+    return {s["id"] for s in snap["sessions"]}
 
 
 def test_camera_stop_and_restart_while_another_session_streams(app, browser, baseline_threads):
@@ -141,11 +153,8 @@ def test_closing_a_tab_mid_stream_frees_its_session_and_the_others_keep_going(ap
         b.page.start_camera()
         wait_processing(app, a.id, b.id)
         a.close()  # no STOP: the tab just goes away
-        drop_expired_sessions(browser, app)
-        snap = app.wait_metrics(
-            lambda m: a.id not in {s["id"] for s in m["sessions"]}, "A's LiveSession to be freed", 90
-        )
-        assert b.id in {s["id"] for s in snap["sessions"]}
+        _, snap = drop_expired_sessions(browser, app, lambda m, _: a.id not in ids(m), "A's LiveSession to be freed")
+        assert b.id in ids(snap)
         app.wait_metrics(
             lambda m: all(threads_of(m, kind) == 1 for kind in PER_SESSION_THREADS), "A's threads to end", 90
         )
@@ -167,15 +176,14 @@ def test_reloading_the_page_gives_a_fresh_session_that_works(app, browser):
         tab.page.start_camera()
         wait_processing(app, fresh)
         assert [s["examples"] for s in app.metrics()["sessions"] if s["id"] == fresh] == [0]
-        drop_expired_sessions(browser, app)
-        app.wait_metrics(lambda m: tab.id not in {s["id"] for s in m["sessions"]}, "the old session to be freed", 90)
+        drop_expired_sessions(browser, app, lambda m, _: tab.id not in ids(m), "the old session to be freed")
     finally:
         tab.close()
 
 
 def test_no_thread_or_session_is_left_once_every_tab_is_closed(app, browser, baseline_threads):
     """Runs last: the tabs of the tests above are all closed."""
-    visitor = drop_expired_sessions(browser, app)
+    visitor, _ = drop_expired_sessions(browser, app, lambda m, v: ids(m) <= {v}, "every closed session to be freed")
     snap = app.wait_metrics(
         lambda m: (
             {s["id"] for s in m["sessions"]} <= {visitor} and all(threads_of(m, k) == 0 for k in PER_SESSION_THREADS)

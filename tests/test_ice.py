@@ -11,7 +11,14 @@ import types
 
 import pytest
 
-from knn.serving.ice import CHECKED_STREAMLIT_WEBRTC, camera_rtc, check_server_policy, keep_server_transport_policy
+from knn.serving.ice import (
+    CHECKED_STREAMLIT_WEBRTC,
+    camera_rtc,
+    check_server_policy,
+    is_local,
+    keep_server_transport_policy,
+    relay_configured,
+)
 from knn.serving.settings import Settings
 from knn.serving.startup import Started
 
@@ -111,3 +118,18 @@ def test_another_streamlit_webrtc_is_left_stock(caplog):
     moved = types.SimpleNamespace(compile_rtc_configuration=lambda d: d)  # the component builds it elsewhere
     (problem,) = check_server_policy(CHECKED_STREAMLIT_WEBRTC[0], moved, config)
     assert "no longer builds" in problem
+
+
+def test_a_relay_is_configured_by_a_turn_url_or_a_providers_complete_keys():
+    assert relay_configured(TURN, {}) and not relay_configured([{"urls": "stun:stun.example.org"}], {})
+    assert not relay_configured([], {"HF_TOKEN": "t"})  # servers named: the keys are not used
+    assert not relay_configured(None, {})  # streamlit-webrtc's choice is then Google's STUN server
+    assert relay_configured(None, {"CLOUDFLARE_TURN_KEY_ID": "i", "CLOUDFLARE_TURN_KEY_API_TOKEN": "t"})
+    assert not relay_configured(None, {"CLOUDFLARE_TURN_KEY_ID": "i"})  # half a pair: not used
+    assert relay_configured(None, {"TWILIO_ACCOUNT_SID": "s", "TWILIO_AUTH_TOKEN": "t"})
+    assert relay_configured(None, {"HF_TOKEN": "t"})
+
+
+def test_only_this_machine_is_local():
+    assert all(is_local(h) for h in ("localhost", "127.0.0.1", "::1", "[::1]", "LOCALHOST", None))
+    assert not any(is_local(h) for h in ("knn.test", "192.168.1.20", "app.streamlit.app", "localhost.example.org"))

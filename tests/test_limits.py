@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from knn.core import limits
-from knn.core.checks import ClassifierError
 from knn.core.classifier import KNNClassifier
 from knn.core.images import encode_jpeg
+from knn.core.inputs import ClassifierError
 from knn.core.limits import MAX_CLASSES, MAX_EXAMPLES, MAX_PROJECT_BYTES, MAX_STORED_JPEG_BYTES
 from knn.core.project import load_project, project_bytes
 

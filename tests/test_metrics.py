@@ -13,10 +13,10 @@ from knn.serving.metrics import session_metrics
 from tests.frames import RED, show, solid, stamped
 
 
-def test_snapshot_has_the_process_and_every_live_session(embedder):
+def test_process_metrics_has_the_process_and_every_live_session(embedder):
     session = LiveSession(embedder, classes=["red"])
     show(session, stamped(solid(RED), 90_000))
-    snap = metrics.snapshot({})
+    snap = metrics.process_metrics({})
     assert snap["rss_mb"] > 10 and snap["cpu_seconds"] > 0 and snap["threads"] >= 1
     assert snap["thread_kinds"]["MainThread"] == 1
     mine = [s for s in snap["sessions"] if s["id"] == session.id]

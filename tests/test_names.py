@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from knn.core.checks import ClassifierError
 from knn.core.classifier import KNNClassifier
+from knn.core.inputs import ClassifierError
 from knn.core.names import normalise_name
 
 

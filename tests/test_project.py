@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from numpy.lib import format as npy_format
 
 from knn.core import project
-from knn.core.checks import ClassifierError
 from knn.core.classifier import KNNClassifier
 from knn.core.images import decode_jpeg, encode_jpeg
+from knn.core.inputs import ClassifierError
 from knn.core.limits import MAX_CLASSES, MAX_DIM, MAX_EXAMPLES, MAX_META_BYTES, MAX_STORED_VALUES
 from knn.core.names import normalise_name
 from knn.core.project import (
@@ -31,7 +31,7 @@ from knn.core.project import (
 )
 
 BACKBONE = "mobilenet_v1_1.0_224"
-D = 32
+D = 1024  # the backbone's width: load_project checks it
 
 
 class UploadedFile(io.BytesIO):
@@ -46,16 +46,16 @@ class FakeEmbedder:
     backbone = BACKBONE
 
 
-def make_classifier() -> KNNClassifier:
+def make_classifier(dim: int = D) -> KNNClassifier:
     rng = np.random.default_rng(0)
     clf = KNNClassifier(k=5, unknown_threshold=0.42, max_examples_per_class=50)
     clf.add_class("rock")
     clf.add_class("empty in the middle")
     jpeg = encode_jpeg(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8), size=32)
     for i in range(7):
-        clf.add(rng.standard_normal(D), ["rock", "paper", "scissors ✂"][i % 3], jpeg if i % 2 else None)
+        clf.add(rng.standard_normal(dim), ["rock", "paper", "scissors ✂"][i % 3], jpeg if i % 2 else None)
     clf.remove(3)  # a hole: rows are no longer in id order
-    clf.add(rng.standard_normal(D), "rock", jpeg)
+    clf.add(rng.standard_normal(dim), "rock", jpeg)
     return clf
 
 
@@ -373,6 +373,10 @@ def bad_files() -> dict[str, tuple[bytes, str]]:
         "wrong dim": (with_meta(dim=D + 1), f"{D} values but it says {D + 1}"),
         "wrong count": (with_meta(n_examples=n + 1), "examples"),
         "lying .npy header": (lying_header(), "does not hold the data its header declares"),
+        "narrower than its backbone": (
+            project_bytes(make_classifier(dim=512), BACKBONE),
+            f"holds 512-value embeddings but {BACKBONE} makes 1024-value ones",
+        ),
         "other backbone": (
             project_bytes(make_classifier(), "mobilenet_v2_1.0_224"),
             "This project was made with mobilenet_v2_1.0_224 but the app is using mobilenet_v1_1.0_224; "
@@ -399,6 +403,15 @@ def test_bad_file_is_refused_and_the_current_classifier_kept(case: str, tmp_path
     after = state_of(current)
     assert after[:2] == before[:2] and after[3:] == before[3:]
     np.testing.assert_array_equal(after[2], before[2])
+
+
+def test_the_width_is_checked_against_the_backbone_id_at_any_size():
+    narrow = project_bytes(make_classifier(dim=512), "mobilenet_v1_1.0_320")
+    with pytest.raises(ProjectFileError, match="512-value embeddings but mobilenet_v1_1.0_320 makes 1024-value"):
+        load_project(narrow, expected_backbone="mobilenet_v1_1.0_320")
+    assert load_project(narrow).dim == 512  # a caller that names no backbone checks nothing
+    wide = project_bytes(make_classifier(), "mobilenet_v1_1.0_320")
+    assert_same(make_classifier(), load_project(wide, expected_backbone="mobilenet_v1_1.0_320"))
 
 
 def test_file_over_the_size_limit(tmp_path: Path, monkeypatch):

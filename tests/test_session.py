@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import io
 import threading
-import time
 
 import av
 import numpy as np
@@ -19,7 +18,7 @@ from PIL import Image
 import knn
 import knn.live.session as live
 from knn.core.classifier import ClassifierError, KNNClassifier
-from knn.core.folders import class_folders
+from knn.core.image_folders import class_folders
 from knn.core.images import center_crop_resize
 from knn.live.overlay import _band, model_input
 from knn.live.session import LiveError, LiveSession
@@ -30,6 +29,27 @@ from tests.frames import BLUE, GREEN, RED, SlowEmbedder, grey, photo_frame, show
 @pytest.fixture()
 def session(embedder) -> LiveSession:
     return LiveSession(embedder, classes=["red", "blue"], worker=ModelWorker("test-session"))
+
+
+class Clock:
+    """The session's clock, moved on by the test: seconds pass when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture()
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture()
+def clocked(embedder, clock) -> LiveSession:
+    """A session on `clock`."""
+    return LiveSession(embedder, classes=["red", "blue"], worker=ModelWorker("test-session"), clock=clock)
 
 
 def test_nothing_to_add_before_the_camera_starts(session):
@@ -115,12 +135,11 @@ def test_mirror_flips_the_picture(session):
     assert session.snapshot().mirror
 
 
-def test_add_refuses_a_stale_frame(session, monkeypatch):
-    show(session, solid(RED))
-    monkeypatch.setattr(live, "MAX_FRAME_AGE", 0.0)
-    time.sleep(0.01)
+def test_add_refuses_a_stale_frame(clocked, clock):
+    show(clocked, solid(RED))
+    clock.now += live.MAX_FRAME_AGE + 0.01
     with pytest.raises(LiveError, match="not sending frames"):
-        session.add_latest("red")
+        clocked.add_latest("red")
 
 
 def test_add_to_a_missing_class_is_refused_not_created(session):
@@ -130,19 +149,20 @@ def test_add_to_a_missing_class_is_refused_not_created(session):
     assert session.classifier.classes == ["red", "blue"]
 
 
-def test_recording_adds_frames_until_the_deadline(session):
-    show(session, solid(RED))
-    session.start_recording("red", seconds=1.0)
-    assert session.snapshot().recording[0] == "red"
-    for i in range(5):  # five different scenes: each one embedded and recorded
-        show(session, grey(40 + 30 * i))
-    assert session.classifier.counts()["red"] == 5
-    time.sleep(1.05)
-    show(session, solid(RED))
-    snap = session.snapshot()
+def test_recording_adds_frames_until_the_deadline(clocked, clock):
+    show(clocked, solid(RED))
+    clocked.start_recording("red", seconds=1.0)
+    assert clocked.snapshot().recording[0] == "red"
+    for i in range(5):  # five different scenes, a frame apart: each one embedded and recorded
+        clock.now += 1 / 30
+        show(clocked, grey(40 + 30 * i))
+    assert clocked.classifier.counts()["red"] == 5
+    clock.now += 1.0  # past the deadline
+    show(clocked, solid(RED))
+    snap = clocked.snapshot()
     assert snap.recording is None and snap.counts["red"] == 5
     assert "Recorded 5 examples" in snap.notice
-    assert session.take_notice() and session.take_notice() is None
+    assert clocked.take_notice() and clocked.take_notice() is None
 
 
 def test_deleting_or_renaming_the_recording_class(session):

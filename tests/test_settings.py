@@ -87,6 +87,10 @@ def test_relay_only_needs_a_turn_server():
         ("KNN_MIN_BITRATE", "fast", "whole number"),
         ("KNN_ICE_TRANSPORT_POLICY", "turn", "one of all, relay"),
         ("KNN_STEADY", "yes", "0 or 1"),
+        ("KNN_STORE", "on", "0 or 1"),
+        ("KNN_PROJECT_TTL", "a month", "duration"),
+        ("KNN_PROJECT_TTL", "10s", "at least 60 seconds"),
+        ("KNN_STORE_QUOTA", "lots", "size"),
     ],
 )
 def test_a_bad_value_is_named_and_its_default_kept(name, value, words):
@@ -100,3 +104,37 @@ def test_readme_lists_every_variable():
     text = README.read_text()
     listed = set(re.findall(r"`(KNN_[A-Z_]+)`", text))
     assert {name for name, _, _ in VARIABLES} <= listed
+
+
+def test_the_project_store_settings():
+    s = Settings.from_env(
+        {
+            "KNN_STORE": "0",
+            "KNN_DATA_DIR": "~/knn-data",
+            "KNN_DATABASE_URL": "postgresql://knn:secret@db.example.org/knn",
+            "KNN_PROJECT_TTL": "12h",
+            "KNN_STORE_QUOTA": "500MB",
+        }
+    )
+    assert s.problems == ()
+    assert (s.store, s.data_dir, s.project_ttl, s.store_quota) == (False, Path.home() / "knn-data", 43200, 500 * 2**20)
+    assert s.database_url == "postgresql://knn:secret@db.example.org/knn" and "secret" not in repr(s)
+    assert Settings.from_env({"KNN_PROJECT_TTL": "7d"}).project_ttl == 7 * 86400
+    assert Settings.from_env({"KNN_STORE_QUOTA": "2048"}).store_quota == 2048
+
+
+def test_a_database_url_that_cannot_be_used_is_named_without_its_password():
+    (problem,) = Settings.from_env({"KNN_DATABASE_URL": "mysql://knn:secret@db/knn"}).problems
+    assert problem.startswith("KNN_DATABASE_URL=(the URL) is ignored") and "secret" not in problem
+
+
+def test_the_project_store_follows_the_settings(tmp_path):
+    from knn.serving.projects import project_store
+
+    assert project_store(Settings(store=False)) is None
+    store = project_store(Settings(data_dir=tmp_path / "data", project_ttl=3600, store_quota=10**6))
+    assert store is project_store(Settings(data_dir=tmp_path / "data"))  # one per database
+    assert store.where == "saved on this server" and (store.ttl, store.quota) == (3600, 10**6)
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    secret = project_store(Settings(data_dir=tmp_path / "data"), url="postgresql://u:pw@127.0.0.1:1/x")
+    assert secret.where == "saved in the database" and "pw" not in secret.url

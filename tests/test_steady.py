@@ -2,7 +2,7 @@
 a changed one is at once, and the model still sees every session at least every 0.5 s.
 
 Frames are real photos (../shared) as av.VideoFrame objects, held the way a hand holds them
-(tests/webcam.py `handheld`: sensor noise every frame, a few pixels of tremor), handed to the
+(harness/webcam.py `handheld`: sensor noise every frame, a few pixels of tremor), handed to the
 session's CameraSink or `FramePipeline.on_frame` (what the page registers), embedded by the real
 model. Time is the session's injectable clock, advanced 1/30 s per frame, so nothing here depends
 on how fast this machine is: the assertions are on counts.
@@ -20,11 +20,11 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from PIL import Image
 
+from harness.webcam import fit, handheld, rgb_to_i420
 from knn.live.session import LiveSession
-from knn.live.steady import STILL_MAD, Answer, SteadyGate, mean_abs_diff, thumbnail
+from knn.live.steady import STILL_MAD, ModelAnswer, SteadyGate, mean_abs_diff, thumbnail
 from knn.live.worker import ModelWorker
 from tests.frames import SlowEmbedder, photo_frame, show, wait_until
-from tests.webcam import fit, handheld, rgb_to_i420
 
 FPS = 30
 BOUND = 0.5
@@ -46,7 +46,7 @@ class Clock:
 
 
 def i420(data: bytes, width: int = 640, height: int = 480, pts: int | None = None) -> av.VideoFrame:
-    """Raw I420 bytes (tests/webcam.py's layout) as a decoded camera frame."""
+    """Raw I420 bytes (harness/webcam.py's layout) as a decoded camera frame."""
     frame = av.VideoFrame(width, height, "yuv420p")
     luma = width * height
     for plane, part in zip(frame.planes, (data[:luma], data[luma : luma * 5 // 4], data[luma * 5 // 4 :]), strict=True):
@@ -264,7 +264,7 @@ def test_the_gate_replays_the_rules_on_its_own():
     gate = SteadyGate(threshold=2.0, refresh=0.5)
     thumb = np.zeros((16, 16), np.float32)
     assert gate.on_arrival(thumb, 0.0) == (None, True)  # nothing answered yet: the model
-    answer = Answer(thumb, ("a", None, (0, 0, 0)), "a", 0.0)
+    answer = ModelAnswer(thumb, ("a", None, (0, 0, 0)), "a", 0.0)
     gate.learn(answer, gate.generation)
     assert gate.on_arrival(thumb + 1.9, 0.1) == (answer, False)  # under the threshold: reused
     assert gate.on_arrival(thumb + 2.1, 0.2) == (None, True)  # over it: a new scene for the model
@@ -273,7 +273,7 @@ def test_the_gate_replays_the_rules_on_its_own():
     assert gate.on_arrival(thumb, 0.8) == (answer, False)  # and refreshed; the frames after it wait for that
     old = gate.generation
     gate.forget()
-    gate.learn(Answer(thumb, ("a", None, (0, 0, 0)), "a", 0.8), old)  # began before the forget: ignored
+    gate.learn(ModelAnswer(thumb, ("a", None, (0, 0, 0)), "a", 0.8), old)  # began before the forget: ignored
     assert gate.on_arrival(thumb, 0.9) == (None, True)
 
 

@@ -21,16 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import (
-    CHROMIUM,
-    RECORD_PEERS,
-    AppServer,
-    Page,
-    TurnServer,
-    find_binary,
-    launch,
-    skip_without_chromium,
-)
+from harness.app_server import AppServer
+from harness.browser import CHROMIUM, RECORD_PEERS, Page, launch, skip_without_chromium
+from harness.processes import find_binary
+from harness.turn import TurnServer
 
 pytestmark = pytest.mark.browser
 
@@ -114,6 +108,7 @@ def test_frames_and_predictions_flow_through_the_relay(chromium, photos, rock_vi
                 f"one session with {examples} examples processing frames",
                 30,
             )
+            assert page.notice("connection_problem") == ""  # a working relay: nothing to say
             page.page.mouse.move(1380, 20)  # no tooltip over the page
             time.sleep(3.0)  # the live panel's rates settle
             page.page.screenshot(path=str(tmp_path / "relay.png"), full_page=True)

@@ -1,4 +1,4 @@
-"""What a user sees, in the real page and headless Chromium with a fake webcam (tests/browser.py).
+"""What a user sees, in the real page and headless Chromium with a fake webcam (harness.browser).
 
 - The camera keeps streaming through every action the page offers: one walk through all of them,
   checking after each that the server keeps processing this tab's frames, that START never shows
@@ -11,7 +11,9 @@
   sidebar, and the camera can be switched (front/back) while it streams.
 
 Slow (a few minutes: it builds a model file and switches the backbone's input size): `browser`.
-Set KNN_UI_SHOTS=folder to keep a screenshot after every step of the walk.
+Set KNN_UI_SHOTS=folder to keep a screenshot after every step of the walk. The coach's and the
+phone's scenes are README's screenshots (harness.scenes; `python -m harness.screenshots` writes
+them); here they go to the test's temporary folder.
 """
 
 from __future__ import annotations
@@ -22,13 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import AppServer, Page, launch, serve_app, skip_without_chromium
+from harness.app_server import AppServer, serve_app
+from harness.browser import Page, launch, skip_without_chromium
+from harness.scenes import COACH_VIEWPORT, DESKTOP, PHONE, PHONE_CONTEXT, tap_to_add, teach_with_mislabelled_photos
 
 pytestmark = pytest.mark.browser
-
-DOCS = Path(__file__).resolve().parents[1] / "docs"
-DESKTOP = {"width": 1400, "height": 1050}
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_every_action_keeps_the_camera_streaming(app, playwright, rock_video, ph
         walk.step("Record", lambda: record(user, 0))
         walk.step("upload images", lambda: tab.upload(1, photos["paper"][60:120:10]))
         walk.step("a refused upload", lambda: refused_upload(user, tmp_path, photos["paper"][61]))
-        walk.step("rename", lambda: rename(user, 0, "fist"))
+        walk.step("rename", lambda: tab.rename(0, "fist"))
         walk.step("add a class", lambda: add_class(user))
         walk.step("upload to the new class", lambda: tab.upload(3, photos["scissors"][60:62]))
         walk.step("clear a class", lambda: class_menu(user, 3, "clear", lambda: tab.count(3) == 0))
@@ -135,7 +135,7 @@ def test_every_action_keeps_the_camera_streaming(app, playwright, rock_video, ph
         broken.write_bytes(b"PK\x03\x04 not a project")
         walk.step("restore a damaged project", lambda: restore(user, broken, "Could not restore broken.npz"))
         # The error stays: reruns come and go (the live panel redraws every second), it does not.
-        time.sleep(4)
+        tab.wait_runs(4, "the error on screen")
         assert user.visible("Could not restore broken.npz"), "the error vanished before the next action"
         walk.step("build a model file", lambda: build_model(user), seconds=240)
         walk.step("download the model file", lambda: download(user, "download_export", tmp_path / "model.keras"))
@@ -174,13 +174,6 @@ def refused_upload(user: User, folder: Path, good: Path) -> None:
     )
 
 
-def rename(user: User, slot: int, name: str) -> None:
-    box = user.page.locator(f".st-key-name_{slot} input")
-    box.fill(name)
-    box.press("Enter")
-    user.tab.wait_for(lambda: name in user.text(f".st-key-quick_add_{slot}"), f"{name} on its button", 20)
-
-
 def add_class(user: User) -> None:
     cards = user.page.locator('[class*="st-key-class_"]').count()
     user.tab.button("add_class").click()
@@ -201,7 +194,7 @@ def number(user: User, key: str, value: int) -> None:
     box.fill(str(value))
     box.press("Enter")
     user.tab.wait_for(lambda: box.input_value() == str(value), f"{key} = {value}", 20)
-    time.sleep(1)  # its rerun
+    user.tab.wait_runs(2, f"the run that sets {key}")
 
 
 def slide(user: User, key: str, steps: int) -> None:
@@ -211,7 +204,7 @@ def slide(user: User, key: str, steps: int) -> None:
     for _ in range(steps):
         handle.press("ArrowRight")
     user.tab.wait_for(lambda: handle.input_value() != before, f"{key} moved", 20)
-    time.sleep(1)  # its rerun
+    user.tab.wait_runs(2, f"the run that sets {key}")
 
 
 def switch_input(user: User, mode: str, size: str) -> None:
@@ -276,34 +269,26 @@ def test_keys_add_and_record_but_not_while_typing(app, playwright, rock_video):
         box.click()
         box.press_sequentially("12!3")  # digits and Shift+1 while typing: text, not shortcuts
         assert box.input_value() == "Class 312!3"
-        time.sleep(1.5)
+        tab.wait_runs(3, "the runs after typing")
         assert [tab.count(s) for s in range(3)] == [recorded, 1, 0] and not user.visible("Recording into")
         user.streaming("the keys")
     finally:
         browser.close()
 
 
-def test_the_coach_flags_photos_of_another_class_and_fixes_them_in_one_click(app, playwright, rock_video, photos):
+def test_the_coach_flags_photos_of_another_class_and_fixes_them_in_one_click(
+    app, playwright, rock_video, photos, tmp_path
+):
     """A fist taught with photos and from the camera, paper photos uploaded with two fist photos
     among them, and a class "open hand" taught with paper photos too."""
     browser = launch(playwright, rock_video)
     try:
-        user = User(app, browser, {"width": 1400, "height": 1500})
+        user = User(app, browser, COACH_VIEWPORT)
         tab, page = user.tab, user.page
         user.start()
-        for slot, name in enumerate(("fist", "paper", "open hand")):
-            rename(user, slot, name)
-        tab.upload(0, photos["rock"][0:60:6])  # the photos the camera plays
-        tab.add(0, 3)
-        wrong = photos["rock"][100:102]  # two similar fist photos, filed under paper by mistake
-        tab.upload(1, photos["paper"][60:120:6] + wrong)
-        tab.upload(2, photos["paper"][63:120:6])  # the same kind of photos as paper's
         coach = page.locator(".st-key-coach")
-        cards = page.locator('[class*="st-key-suspect_card_"]', has_text="in “paper”, nearer to “fist”")
         try:
-            tab.wait_for(lambda: cards.count() == 2, "the two fist photos shown as mislabelled", 60)
-            # the analysis of the last upload may still be running: its result redraws the page
-            tab.wait_for(lambda: "Updating for the examples" not in coach.inner_text(), "the coach to catch up", 60)
+            cards = teach_with_mislabelled_photos(tab, photos)
         finally:
             if os.environ.get("KNN_UI_SHOTS"):
                 page.screenshot(path=os.path.join(os.environ["KNN_UI_SHOTS"], "coach.png"))
@@ -317,7 +302,8 @@ def test_the_coach_flags_photos_of_another_class_and_fixes_them_in_one_click(app
         assert paper_card.startswith("12 examples · ") and "recognised" in paper_card
         page.mouse.move(1380, 10)
         time.sleep(2.5)  # the rates settle (they are measured over 2 s)
-        page.screenshot(path=str(DOCS / "screenshot.png"))
+        page.screenshot(path=str(tmp_path / "screenshot.png"))
+        print(f"screenshot: {tmp_path / 'screenshot.png'}")
         for moved in (1, 2):
             cards.first.locator("button:visible", has_text="Move to “fist”").click()
             tab.wait_for(lambda moved=moved: tab.count(0) == 13 + moved, f"photo {moved} moved to fist", 20)
@@ -327,12 +313,12 @@ def test_the_coach_flags_photos_of_another_class_and_fixes_them_in_one_click(app
         browser.close()
 
 
-def test_a_phone_reaches_camera_buttons_and_prediction_and_switches_camera(app, playwright):
+def test_a_phone_reaches_camera_buttons_and_prediction_and_switches_camera(app, playwright, tmp_path):
     """390 x 844, touch, several cameras (a phone's front and back): no sidebar needed, and
     switching the camera while it streams keeps the stream."""
     browser = launch(playwright, None, cameras=3)
     try:
-        user = User(app, browser, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+        user = User(app, browser, **PHONE_CONTEXT)
         tab, page = user.tab, user.page
         sidebar = page.locator('[data-testid="stSidebar"]').bounding_box()
         assert sidebar is None or sidebar["x"] + sidebar["width"] <= 1, sidebar  # folded away, off the screen
@@ -342,11 +328,11 @@ def test_a_phone_reaches_camera_buttons_and_prediction_and_switches_camera(app, 
             box = button.bounding_box()
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
             assert not button.locator("kbd").first.is_visible()  # no keyboard hints on a touch screen
-        tab.button("quick_add_0").tap()
+        tap_to_add(tab)
         tab.wait_for(lambda: user.examples() == 1, "a tap adding a frame", 20)
-        tab.wait_for(lambda: tab.prediction() == "Class 1", "the prediction", 30)
         time.sleep(1)  # the caption on the video shows it
-        page.screenshot(path=str(DOCS / "phone.png"))  # the camera and its buttons, at the top
+        page.screenshot(path=str(tmp_path / "phone.png"))  # the camera and its buttons, at the top
+        print(f"screenshot: {tmp_path / 'phone.png'}")
         page.locator(".st-key-live_prediction").scroll_into_view_if_needed()
         assert page.locator(".st-key-live_prediction").is_visible()
         # While it streams, the camera component has a camera menu beside its on/off button that

@@ -10,7 +10,7 @@ from knn.live.worker import ModelWorker
 
 def test_a_newer_job_replaces_a_waiting_one():
     worker = ModelWorker(name="test-model-worker", threads=1)
-    gate = threading.Event()
+    started, gate = threading.Event(), threading.Event()
     ran: list[str] = []
     threads: set[str] = set()
 
@@ -18,13 +18,14 @@ def test_a_newer_job_replaces_a_waiting_one():
         def run():
             threads.add(threading.current_thread().name)
             if name == "blocker":
+                started.set()
                 gate.wait(5)
             ran.append(name)
 
         return run
 
     assert worker.submit("a", 0.0, job("blocker")) is False
-    time.sleep(0.05)  # the blocker is running: what follows waits
+    assert started.wait(5)  # the blocker is running: what follows waits
     assert worker.submit("b", 1.0, job("b old")) is False
     assert worker.submit("b", 1.0, job("b new")) is True  # "b old" never runs
     assert worker.waiting() == 1
@@ -43,14 +44,17 @@ def test_two_threads_run_two_keys_at_once_but_never_one_key_twice():
     overlaps: list[str] = []
     most = [0]
     done = threading.Semaphore(0)
+    meet = threading.Barrier(3, timeout=5)  # the first job of each key and the test
 
-    def job(key):
+    def job(key, first=False):
         def run():
             with lock:
                 running[key] = running.get(key, 0) + 1
                 if running[key] > 1:
                     overlaps.append(key)
                 most[0] = max(most[0], sum(running.values()))
+            if first:
+                meet.wait()  # BrokenBarrierError unless both keys' jobs run at once
             time.sleep(0.02)
             with lock:
                 running[key] -= 1
@@ -58,7 +62,10 @@ def test_two_threads_run_two_keys_at_once_but_never_one_key_twice():
 
         return run
 
-    submitted = 0
+    for key in ("a", "b"):
+        assert worker.submit(key, 0.0, job(key, first=True)) is False
+    meet.wait()
+    submitted = 2
     for _ in range(20):
         for key in ("a", "b"):
             if not worker.submit(key, 0.0, job(key)):
@@ -81,8 +88,9 @@ def test_the_key_served_longest_ago_goes_first_and_a_failing_job_stops_nothing()
     def boom():
         raise RuntimeError("a job's own failure")
 
-    worker.submit("blocker", 0.0, lambda: gate.wait(5))
-    time.sleep(0.05)
+    started = threading.Event()
+    worker.submit("blocker", 0.0, lambda: (started.set(), gate.wait(5)))
+    assert started.wait(5)  # the blocker is running: the others wait and are ordered
     worker.submit("served 1 s ago", 100.0, record("served 1 s ago"))
     worker.submit("broken", 50.0, boom)
     worker.submit("served 9 s ago", 92.0, record("served 9 s ago"))

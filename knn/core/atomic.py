@@ -19,7 +19,7 @@ NEW_FILE_MODE = 0o644
 
 
 @contextmanager
-def atomic_output(out: str | os.PathLike) -> Iterator[Path]:
+def atomic_output(out: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `out`; move it into place only if the block succeeds.
 
     The temporary name ends with the target's full suffix because Keras insists on
@@ -46,7 +46,7 @@ def atomic_output(out: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def write_atomic(out: str | os.PathLike, data: bytes) -> None:
+def write_atomic(out: str | os.PathLike[str], data: bytes) -> None:
     """Write `data` to `out` atomically, flushed to disk before it takes the real name."""
     with atomic_output(out) as tmp, open(tmp, "wb") as file:
         file.write(data)
@@ -57,7 +57,7 @@ def write_atomic(out: str | os.PathLike, data: bytes) -> None:
 def remove_stale_temporaries(out: Path) -> list[Path]:
     """Remove the temporary files of `out` whose writing process no longer exists; returns them."""
     prefix = f".{out.name}."
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = [p for p in out.parent.iterdir() if p.name.startswith(prefix) and ".tmp" in p.name]
     except OSError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from .checks import ClassifierError
+from .inputs import ClassifierError
 from .limits import MAX_CLASSES
 from .names import normalise_name
 from .voting import name_rank

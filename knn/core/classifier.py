@@ -1,8 +1,8 @@
-"""K-nearest-neighbour classifier over image embeddings (NumPy only).
+"""K-nearest-neighbor classifier over image embeddings (NumPy only).
 
-Why not the TF.js `knn-classifier` rules: it gives each of k=3 neighbours one vote and answers the
+Why not the TF.js `knn-classifier` rules: it gives each of k=3 neighbors one vote and answers the
 class that was added first on a tie, so with one example per class almost every query is a
-three-way tie and the first class wins. Here each neighbour votes with its cosine similarity and
+three-way tie and the first class wins. Here each neighbor votes with its cosine similarity and
 ties are broken by similarity, never by class order (knn.core.voting). A project may instead let
 the class centroids vote, or blend the two, and may compare vectors centred on its examples' mean
 (knn.core.centroids); these settings travel with the project.
@@ -26,32 +26,37 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar, cast, overload
 
 import numpy as np
 
 from .centroids import Space, build_space, space_from_sums
-from .checks import (
+from .classes import ClassList
+from .inputs import (
     ClassifierError,
     as_batch,
     as_examples,
     as_single,
     check_cap,
+    check_example_id,
     check_flag,
     check_k,
     check_threshold,
     check_vote,
     check_weight,
+    is_whole_number,
     normalise,
 )
-from .classes import ClassList
 from .limits import MAX_CLASSES, MAX_EXAMPLES, MAX_EXAMPLES_PER_CLASS, MAX_STORED_VALUES
 from .names import normalise_name
 from .store import EmbeddingStore
 from .voting import DEFAULT_CENTROID_WEIGHT, LEGACY_VOTE, decide, decide_one, is_unknown
 
 __all__ = ["ClassifierError", "ClassifierState", "Example", "KNNClassifier", "Neighbor", "Prediction"]
+
+T = TypeVar("T")
 
 CHUNK_FLOATS = 1 << 24
 """Queries per matrix product are chosen so that the [chunk, N] similarities stay near 16 M floats."""
@@ -164,33 +169,37 @@ class ClassifierState:
         return build_space(self.embeddings, owner, np.asarray(self.labels, np.int64), self.centred)
 
 
-class Setting:
-    """A validated attribute: `check` runs on every assignment and returns the value to keep."""
+class Setting(Generic[T]):
+    """A validated attribute: `check` runs on every assignment (of any value) and returns the value to keep."""
 
-    def __init__(self, check) -> None:
+    def __init__(self, check: Callable[[object], T]) -> None:
         self.check = check
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.attr = "_" + name
 
-    def __get__(self, obj, owner=None):
-        return self if obj is None else getattr(obj, self.attr)
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Setting[T]: ...
+    @overload
+    def __get__(self, obj: KNNClassifier, owner: type | None = None) -> T: ...
+    def __get__(self, obj: KNNClassifier | None, owner: type | None = None) -> Setting[T] | T:
+        return self if obj is None else cast(T, getattr(obj, self.attr))
 
-    def __set__(self, obj, value) -> None:
+    def __set__(self, obj: KNNClassifier, value: object) -> None:
         setattr(obj, self.attr, self.check(value))
-        if hasattr(obj, "version"):  # a setting changes what the classifier answers
+        if hasattr(obj, "version"):  # a setting changes what the classifier answers (none yet in __init__)
             obj.version += 1
 
 
 class KNNClassifier:
-    """K-nearest-neighbour classifier with similarity-weighted votes.
+    """K-nearest-neighbor classifier with similarity-weighted votes.
 
     A query is compared with every stored example by cosine similarity; each of the k most similar
     examples votes for its class with its similarity, and confidences are the votes normalised to
     sum to 1 (see knn.core.voting for the tie rules and the other vote rules).
 
     Args:
-        k: number of neighbours that vote (clipped to the number of stored examples); with the
+        k: number of neighbors that vote (clipped to the number of stored examples); with the
             centroid vote, the number of nearest class centroids that share the confidence.
         unknown_threshold: when the best cosine similarity is below this, `predict` answers
             unknown (label None). None never answers unknown.
@@ -234,7 +243,7 @@ class KNNClassifier:
         vote: str = LEGACY_VOTE,
         centroid_weight: float = DEFAULT_CENTROID_WEIGHT,
         centred: bool = False,
-    ):
+    ) -> None:
         self._lock = threading.RLock()
         self.k, self.unknown_threshold, self.max_examples_per_class = k, unknown_threshold, max_examples_per_class
         self.vote, self.centroid_weight, self.centred = vote, centroid_weight, centred
@@ -388,12 +397,13 @@ class KNNClassifier:
         """Remove one example, all its vectors with it (its class stays, possibly empty).
 
         Raises:
-            ClassifierError: no example has this id.
+            ClassifierError: the id is not a whole number (a bool is not an id), or no example has it.
         """
+        example_id = check_example_id(example_id)
         with self._lock:
             if not self._store.has(example_id):
                 raise ClassifierError(f"there is no example with id {example_id!r}")
-            (index,) = self._store.delete([int(example_id)])
+            (index,) = self._store.delete([example_id])
             self._classes.counts[index] -= 1
             self.version += 1
 
@@ -401,28 +411,31 @@ class KNNClassifier:
         """Move one example (all its vectors) to another class, created if need be.
 
         Raises:
-            ClassifierError: no such example, or the class is at its cap.
+            ClassifierError: the id is not a whole number, no such example, or the class is at its cap.
         """
+        example_id = check_example_id(example_id)
         with self._lock:
             if not self._store.has(example_id):
                 raise ClassifierError(f"there is no example with id {example_id!r}")
             name = normalise_name(label)
-            if name in self._classes and self._store.class_of(int(example_id)) == self._classes.index(name):
+            if name in self._classes and self._store.class_of(example_id) == self._classes.index(name):
                 return
             self._classes.check_room([name], self.max_examples_per_class)  # a move adds no example
             if name not in self._classes:
                 self._classes.add(name)
             index = self._classes.index(name)
-            old = self._store.relabel(int(example_id), index)
+            old = self._store.relabel(example_id, index)
             self._classes.counts[old] -= 1
             self._classes.counts[index] += 1
             self.version += 1
 
     def label_of(self, example_id: object) -> str | None:
-        """The class of a stored example; None when no example has this id."""
+        """The class of a stored example; None when no example has this id (or it is no id: a bool)."""
+        if not is_whole_number(example_id):
+            return None
+        key = int(example_id)
         with self._lock:
-            store = self._store
-            return self._classes.names[store.class_of(int(example_id))] if store.has(example_id) else None
+            return self._classes.names[self._store.class_of(key)] if self._store.has(key) else None
 
     def examples(self, label: str | None = None) -> list[Example]:
         """Stored examples in insertion order, all or those of one class."""
@@ -454,7 +467,7 @@ class KNNClassifier:
             self._space = (self.version, space_from_sums(sums, counts, rows, self.centred))
         return self._space[1]
 
-    def _neighbours(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def _neighbors(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(example sims [M, k], example rows [M, k], centroid sims [M, k'], centroid classes
         [M, k']) for normalised queries; the centroids' are None when the rule does not use them."""
         # The lock is held through the matrix product on purpose: rows are moved in place by
@@ -478,7 +491,7 @@ class KNNClassifier:
         if len(self._store) == 0:
             empty = dict.fromkeys(classes, 0.0)
             return [Prediction(None, dict(empty), math.nan, (), False) for _ in range(len(queries))]
-        sims, rows, cen_sims, cen_cls = self._neighbours(queries)
+        sims, rows, cen_sims, cen_cls = self._neighbors(queries)
         return _predictions(
             sims.tolist(),
             self._store.classes_at(rows).tolist(),
@@ -526,7 +539,7 @@ class KNNClassifier:
                 if len(self._store) == 0:
                     parts.append(np.zeros((len(chunk), n_classes)))
                     continue
-                sims, rows, cen_sims, cen_cls = self._neighbours(chunk)
+                sims, rows, cen_sims, cen_cls = self._neighbors(chunk)
                 parts.append(
                     decide(
                         self.vote,
@@ -541,7 +554,7 @@ class KNNClassifier:
                 )
             return np.concatenate(parts)
 
-    def _chunks(self, batch: np.ndarray):
+    def _chunks(self, batch: np.ndarray) -> Iterator[np.ndarray]:
         """The batch normalised, in chunks whose [chunk, N] similarities stay near `CHUNK_FLOATS`."""
         queries = normalise(batch, self._store.dim)
         step = max(1, min(4096, CHUNK_FLOATS // max(self._store.vectors, 1)))
@@ -552,7 +565,7 @@ class KNNClassifier:
     def state(self) -> ClassifierState:
         """A consistent copy of everything, taken under the lock (for saving and evaluating)."""
         with self._lock:
-            embeddings, labels, images, vectors = self._store.snapshot()
+            embeddings, labels, images, vectors = self._store.arrays_in_order()
             ids = np.asarray(self._store.examples_of_class(), np.int64)
             return ClassifierState(
                 tuple(self._classes.names),
@@ -618,16 +631,16 @@ class KNNClassifier:
 
 
 def _predictions(
-    sims: list,
-    classes_of: list,
-    ids: list,
+    sims: list[list[float]],
+    classes_of: list[list[int]],
+    ids: list[list[int]],
     classes: list[str],
     rank: list[int],
     threshold: float | None,
     rule: tuple[str, float] = (LEGACY_VOTE, DEFAULT_CENTROID_WEIGHT),
-    centroids: tuple[list, list] | None = None,
+    centroids: tuple[list[list[float]], list[list[int]]] | None = None,
 ) -> list[Prediction]:
-    """One `Prediction` per query from its k neighbours' similarities, class indices and ids (and
+    """One `Prediction` per query from its k neighbors' similarities, class indices and ids (and
     with a centroid rule its nearest centroids' similarities and classes)."""
     out = []
     vote_rule, weight = rule

@@ -1,6 +1,6 @@
 """The teaching coach: what the stored examples say would make the classifier better.
 
-From each example's nearest other examples (knn.core.neighbours) and one sum of embeddings per
+From each example's nearest other examples (knn.core.neighbors) and one sum of embeddings per
 class, never an N x N matrix:
 
 - each class's leave-one-out accuracy (how often its examples are recognised by the others);
@@ -23,18 +23,19 @@ the right one; that hint, or its end, stands `HESITATION_HOLD_SECONDS` before th
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .classifier import ClassifierState
-from .evaluation import Evaluation, evaluate_neighbours
-from .neighbours import Neighbours, example_ids
+from .evaluation import Evaluation, evaluate_neighbors
+from .neighbors import Neighbors, example_ids
 from .voting import name_rank, vote_one
 
 FEW_EXAMPLES = 3
 """A class with fewer examples than this is told to get more."""
-SUSPECT_NEIGHBOURS = 4
+SUSPECT_NEIGHBORS = 4
 """An example none of whose this many nearest others is of its own class looks mislabelled (or one
 is, and either that one is itself as cut off or the others are all of one class). The others need
 not agree (rock-paper-scissors: a paper photo filed under
@@ -55,7 +56,7 @@ frames of one still photo with camera noise 0.96; ten COIL-20 turntable frames 5
 ten different photos of one rock-paper-scissors gesture 0.69-0.75."""
 HESITATION_MARGIN = 0.4
 """The two best classes' confidences within this of each other count as undecided (with k=3, two
-neighbours of one class and one of another are about 0.67 against 0.33)."""
+neighbors of one class and one of another are about 0.67 against 0.33)."""
 HESITATION_SECONDS = 3.0
 HESITATION_HOLD_SECONDS = 10.0
 """A reported hesitation, or its end, stands at least this long before the next change is
@@ -144,30 +145,30 @@ class Coaching:
         return self.evaluation.per_class.get(label, math.nan)
 
 
-def _names(labels) -> str:
+def _names(labels: Iterable[str]) -> str:
     quoted = [f"“{label}”" for label in labels]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
-def neighbours_needed(k: int) -> int:
+def neighbors_needed(k: int) -> int:
     """How many nearest others `coach` needs per example for a classifier with this k."""
-    return max(k, SUSPECT_NEIGHBOURS)
+    return max(k, SUSPECT_NEIGHBORS)
 
 
-def coach(state: ClassifierState, neighbours: Neighbours) -> Coaching:
+def coach(state: ClassifierState, neighbors: Neighbors) -> Coaching:
     """What to teach next, from a state and each example's nearest others (at least
-    `neighbours_needed(state.k)` of them, or all N - 1)."""
+    `neighbors_needed(state.k)` of them, or all N - 1)."""
     classes = list(state.classes)
     labels = np.asarray(state.labels, np.int64)
     per_class = np.bincount(labels, minlength=len(classes)) if len(labels) else np.zeros(len(classes), np.int64)
     counts = dict(zip(classes, per_class.tolist(), strict=True))
-    nearer = _nearer_counts(labels, neighbours, len(classes))
+    nearer = _nearer_counts(labels, neighbors, len(classes))
     sums = _class_sums(state.own_embeddings(), labels, len(classes))
     return Coaching(
-        evaluation=evaluate_neighbours(state, neighbours),
+        evaluation=evaluate_neighbors(state, neighbors),
         counts=counts,
         confused=_most_confused(nearer, classes, per_class),
-        suspects=_suspects(state, labels, neighbours, per_class, nearer),
+        suspects=_suspects(state, labels, neighbors, per_class, nearer),
         few=tuple(c for c in classes if 0 < counts[c] < FEW_EXAMPLES),
         empty=tuple(c for c in classes if counts[c] == 0),
         same_scene=_same_scene(classes, sums, per_class),
@@ -182,11 +183,11 @@ def _class_sums(own: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarr
     return sums
 
 
-def _nearer_counts(labels: np.ndarray, neighbours: Neighbours, n_classes: int) -> np.ndarray:
+def _nearer_counts(labels: np.ndarray, neighbors: Neighbors, n_classes: int) -> np.ndarray:
     """[C, C]: how many examples of class c have their single nearest other example in class d."""
     nearer = np.zeros((n_classes, n_classes), np.int64)
-    if neighbours.width and len(labels):
-        first = neighbours.index[:, 0]
+    if neighbors.width and len(labels):
+        first = neighbors.index[:, 0]
         has = first >= 0
         np.add.at(nearer, (labels[has], labels[first[has]]), 1)
     return nearer
@@ -205,14 +206,14 @@ def _most_confused(nearer: np.ndarray, classes: list[str], per_class: np.ndarray
 
 
 def _suspects(
-    state: ClassifierState, labels: np.ndarray, neighbours: Neighbours, per_class: np.ndarray, nearer: np.ndarray
+    state: ClassifierState, labels: np.ndarray, neighbors: Neighbors, per_class: np.ndarray, nearer: np.ndarray
 ) -> tuple[Suspect, ...]:
     """Examples cut off from their class among their nearest others, in classes that otherwise
     hold together and are not simply mixed with the class they look like."""
-    width = min(SUSPECT_NEIGHBOURS, neighbours.width)
-    if width < SUSPECT_NEIGHBOURS or not len(labels):
+    width = min(SUSPECT_NEIGHBORS, neighbors.width)
+    if width < SUSPECT_NEIGHBORS or not len(labels):
         return ()
-    index, sims = neighbours.index[:, :width], neighbours.sims[:, :width]
+    index, sims = neighbors.index[:, :width], neighbors.sims[:, :width]
     near = labels[index]
     # Two classes each with a good share of examples whose nearest is in the other are one mixed
     # pair: kin. An example near its class's kin is confused, not mislabelled.
@@ -220,7 +221,7 @@ def _suspects(
     kin = ((share >= MIXED_SHARE) & (share.T >= MIXED_SHARE)) | np.eye(len(per_class), dtype=bool)
     same = kin[labels[:, None], near]
     own = same.sum(axis=1)
-    partner = index[np.arange(len(labels)), same.argmax(axis=1)]  # its one kin neighbour, if any
+    partner = index[np.arange(len(labels)), same.argmax(axis=1)]  # its one kin neighbor, if any
     # None of its nearest is of its class (or kin); or one is, and either it is itself as cut off
     # (wrong labels come in batches of similar photos, each the other's nearest) or all the others
     # are of one class.
@@ -228,7 +229,7 @@ def _suspects(
     one_class = (others[:, :, None] == others[:, None, :]) & (others[:, :, None] >= 0)
     cut_off = (own == 0) | ((own == 1) & ((own[partner] <= 1) | (one_class.sum(axis=2).max(axis=1) == width - 1)))
     holds = np.bincount(labels[cut_off], minlength=len(per_class)) <= SUSPECT_SHARE * per_class
-    found = np.flatnonzero(cut_off & holds[labels] & (per_class[labels] > SUSPECT_NEIGHBOURS))
+    found = np.flatnonzero(cut_off & holds[labels] & (per_class[labels] > SUSPECT_NEIGHBORS))
     rank = name_rank(state.classes).tolist()
     ids = example_ids(state)
     suspects = [_suspect(state, int(ids[i]), int(i), near[i][~same[i]], sims[i][~same[i]], rank) for i in found]
@@ -255,7 +256,7 @@ def _suspect(
     agreeing = sum(1 for _, c in pairs if c == winner)
     image = state.images[i] if i < len(state.images) else None
     return Suspect(
-        example_id, state.classes[own], tuple(state.classes[c] for c in order), agreeing, SUSPECT_NEIGHBOURS, image
+        example_id, state.classes[own], tuple(state.classes[c] for c in order), agreeing, SUSPECT_NEIGHBORS, image
     )
 
 
@@ -291,9 +292,10 @@ class Hesitation:
         undecided) once the same two classes have been within the margin for `seconds`; a change
         of that answer (another pair, or none) shows only `hold` seconds after the last change."""
         current, reported = self._undecided(confidences, now), self._reported
-        changed = (current is None) != (reported is None) or (
-            current is not None and set(current[:2]) != set(reported[:2])
-        )
+        if current is None or reported is None:
+            changed = (current is None) != (reported is None)
+        else:
+            changed = set(current[:2]) != set(reported[:2])
         if changed and now - self._reported_at < self.hold:
             return reported  # the standing answer holds a while yet
         if changed:

@@ -2,7 +2,7 @@
 leave-one-out over the stored examples, and few-shot accuracy on held-out photos.
 
 Few-shot splits take the examples from the first half of each class's files and the queries from
-the second half (`few_shot_split`), because neighbouring frames of a recording are near-duplicates.
+the second half (`few_shot_split`), because neighboring frames of a recording are near-duplicates.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from .centroids import build_space
-from .neighbours import Neighbours, nearest_others
+from .neighbors import Neighbors, nearest_others
 from .voting import decide, name_rank, vote
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ __all__ = [
     "arc_split",
     "few_shot_accuracy",
     "few_shot_split",
-    "evaluate_neighbours",
+    "evaluate_neighbors",
     "leave_groups_out",
     "leave_one_out",
     "tfjs_predict",
@@ -61,16 +61,16 @@ class Evaluation:
 def leave_one_out(classifier: KNNClassifier) -> Evaluation:
     """Classify every stored example by all the others (the classifier's k and rule).
 
-    Works on a snapshot (`classifier.state()`, ~10 ms for 10k examples), so a video thread keeps
+    Works on a copy (`classifier.state()`, ~10 ms for 10k examples), so a video thread keeps
     predicting meanwhile. With the k nearest examples' vote on the vectors as stored, the k nearest
-    others of each example come from one chunked pass (knn.core.neighbours: its own embedding
+    others of each example come from one chunked pass (knn.core.neighbors: its own embedding
     against every vector, its own vectors left out, the others' best vector standing for them);
     any other rule is `leave_groups_out` with one example per group. `unknown_threshold` is
     ignored: this measures which class is chosen.
     """
     state = classifier.state()
     if state.vote == "examples" and not state.centred:
-        return evaluate_neighbours(state, nearest_others(state, state.k))
+        return evaluate_neighbors(state, nearest_others(state, state.k))
     return leave_groups_out(state)
 
 
@@ -128,7 +128,7 @@ def leave_groups_out(state: ClassifierState, groups: Sequence[int] | np.ndarray 
     return Evaluation(classes, accuracy, per_class, confusion, int(n))
 
 
-def evaluate_neighbours(state: ClassifierState, neighbours: Neighbours) -> Evaluation:
+def evaluate_neighbors(state: ClassifierState, neighbors: Neighbors) -> Evaluation:
     """Leave-one-out from each example's nearest others (at least the state's k of them, or all
     N - 1): the k nearest vote as they would for a query."""
     classes, truth = list(state.classes), np.asarray(state.labels, np.int64)
@@ -136,9 +136,9 @@ def evaluate_neighbours(state: ClassifierState, neighbours: Neighbours) -> Evalu
     k = min(state.k, n - 1)
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     if n >= 2:
-        if neighbours.width < k:
-            raise ValueError(f"leave-one-out with k={k} needs {k} neighbours per example, got {neighbours.width}")
-        index, sims = neighbours.index[:, :k], neighbours.sims[:, :k]
+        if neighbors.width < k:
+            raise ValueError(f"leave-one-out with k={k} needs {k} neighbors per example, got {neighbors.width}")
+        index, sims = neighbors.index[:, :k], neighbors.sims[:, :k]
         _, winner = vote(sims, truth[index], n_classes, name_rank(classes))
         np.add.at(confusion, (truth, winner), 1)
     correct = np.diag(confusion)
@@ -151,7 +151,7 @@ def evaluate_neighbours(state: ClassifierState, neighbours: Neighbours) -> Evalu
 def few_shot_split(files: Sequence[T], shots: int, max_queries: int | None = None) -> tuple[list[T], list[T]]:
     """Examples from the first half of a class's files, queries from the second half.
 
-    Neighbouring frames are near-duplicates, so examples are spread evenly over the first half and
+    Neighboring frames are near-duplicates, so examples are spread evenly over the first half and
     queries (optionally thinned evenly to `max_queries`) never come from it.
     """
     files = list(files)
@@ -195,12 +195,12 @@ METHODS = ("ours", "tfjs", "nearest")
 METHOD_LABELS = {
     "ours": "ours (k=3, similarity-weighted)",
     "tfjs": "TF.js knn-classifier rule (k=3, one vote each, ties to first class)",
-    "nearest": "plain nearest neighbour (k=1)",
+    "nearest": "plain nearest neighbor (k=1)",
 }
 
 
 def tfjs_predict(examples: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int = 3) -> np.ndarray:
-    """The TF.js knn-classifier's decision: cosine top-k, one vote per neighbour, argmax to the first.
+    """The TF.js knn-classifier's decision: cosine top-k, one vote per neighbor, argmax to the first.
 
     `labels` are class indices in the order the classes were added, which is what TF.js' argmax
     favours on a tie.
@@ -213,7 +213,8 @@ def tfjs_predict(examples: np.ndarray, labels: np.ndarray, queries: np.ndarray, 
     n_classes = int(labels.max()) + 1
     votes = np.zeros((len(q), n_classes))
     np.add.at(votes, (np.repeat(np.arange(len(q)), k), labels[nearest].reshape(-1)), 1)
-    return votes.argmax(axis=1)  # first maximum: the earliest class wins ties
+    winners: np.ndarray = votes.argmax(axis=1)  # first maximum: the earliest class wins ties
+    return winners
 
 
 def split_accuracy(
@@ -248,7 +249,7 @@ def split_accuracy(
         clf.add_many(
             np.concatenate(flat), [name for name in names for _ in examples[name]], vectors=[len(v) for v in flat]
         )
-        guess = np.asarray([names.index(p.label) for p in clf.predict_many(stacked)])
+        guess = np.asarray([_class_index(names, p.label) for p in clf.predict_many(stacked)])
     return float(np.mean(guess == truth)), len(truth)
 
 
@@ -280,5 +281,10 @@ def few_shot_accuracy(
         names = list(embedded)
         clf = KNNClassifier(k=k if method == "ours" else 1, max_examples_per_class=len(ex_labels))
         clf.add_many(examples, [names[c] for c in ex_labels])
-        guess = np.asarray([names.index(p.label) for p in clf.predict_many(queries)])
+        guess = np.asarray([_class_index(names, p.label) for p in clf.predict_many(queries)])
     return float(np.mean(guess == truth)), len(truth)
+
+
+def _class_index(names: list[str], label: str | None) -> int:
+    """A prediction's class index; -1 (never the truth) for an unknown one."""
+    return -1 if label is None else names.index(label)

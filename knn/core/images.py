@@ -47,7 +47,7 @@ __all__ = [
 ROWS_PER_STEP = 256
 """Rows composited at a time: converting a large transparent image never holds a wide copy of it."""
 
-ImageSource = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
+ImageSource = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 
 
 class ImageError(ValueError):

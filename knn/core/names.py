@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .checks import ClassifierError
+from .inputs import ClassifierError
 from .limits import MAX_NAME_CHARS
 
 _SPACES = re.compile(r"\s+")

@@ -50,13 +50,15 @@ import math
 import os
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 import numpy as np
 from numpy.lib import format as npy_format
 
 from .atomic import write_atomic
+from .backbone_widths import embedding_width
 from .classifier import ClassifierError, ClassifierState, KNNClassifier
 from .limits import (
     MAX_CLASSES,
@@ -100,7 +102,7 @@ _MEMBERS = {
 }
 _FORMAT_1 = {name for name in _MEMBERS if name != "vectors"}
 
-PathOrFile = str | os.PathLike | BinaryIO | bytes | bytearray | memoryview
+PathOrFile = str | os.PathLike[str] | BinaryIO | bytes | bytearray | memoryview
 
 
 class ProjectFileError(ValueError):
@@ -114,6 +116,12 @@ def _backbone_id(backbone: Any) -> str:
     return value
 
 
+def _expected_dim(backbone: Any) -> int | None:
+    """The embedding size `backbone` makes: an Embedder's own, else its id's (None for an id not offered)."""
+    dim = getattr(backbone, "dim", None)
+    return dim if isinstance(dim, int) else embedding_width(_backbone_id(backbone))
+
+
 def _mb(n: int) -> str:
     return f"{n / 1024**2:.0f} MB" if n >= 1024**2 else f"{n / 1024:.0f} kB"
 
@@ -123,7 +131,7 @@ def project_bytes(classifier: KNNClassifier, backbone: Any) -> bytes:
     """The project file for `classifier` as bytes (e.g. for a download button).
 
     Args:
-        classifier: the classifier to save (read under its lock, so a consistent snapshot).
+        classifier: the classifier to save (read under its lock, so a consistent copy).
         backbone: the embedder's backbone id, or an object with a `.backbone` attribute.
 
     Raises:
@@ -159,7 +167,7 @@ def project_bytes(classifier: KNNClassifier, backbone: Any) -> bytes:
         "image_offsets": offsets,
     }
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # the stub fears **arrays fills allow_pickle
     data = buffer.getvalue()
     if len(data) > MAX_PROJECT_BYTES:
         raise ProjectFileError(
@@ -169,7 +177,9 @@ def project_bytes(classifier: KNNClassifier, backbone: Any) -> bytes:
     return data
 
 
-def save_project(path_or_file: str | os.PathLike | BinaryIO, classifier: KNNClassifier, embedder_backbone: Any) -> None:
+def save_project(
+    path_or_file: str | os.PathLike[str] | BinaryIO, classifier: KNNClassifier, embedder_backbone: Any
+) -> None:
     """Save `classifier` as a project file.
 
     Args:
@@ -295,7 +305,7 @@ def _check_header(archive: zipfile.ZipFile, name: str, what: str) -> None:
     _check_shape(name, shape, dtype, what)
 
 
-def _check_shape(name: str, shape: tuple, dtype: np.dtype, what: str) -> None:
+def _check_shape(name: str, shape: tuple[int, ...], dtype: np.dtype[Any], what: str) -> None:
     """The limits a header's shape must keep (knn.core.limits), before its data is read."""
     if name == "embeddings":
         if shape[0] > MAX_EXAMPLES * MAX_VECTORS_PER_EXAMPLE:
@@ -360,13 +370,12 @@ def _read_meta(raw: np.ndarray, what: str) -> dict[str, Any]:
     if version not in READS:
         raise ProjectFileError(f"{what} uses project format {version}, which this app does not know")
 
-    def field(key: str, check, expected: str):
+    def field(key: str, check: Callable[[Any], object], expected: str) -> None:
         value = meta.get(key)
         if not check(value):
             raise ProjectFileError(f"{what} is damaged: setting {key!r} is {value!r}, expected {expected}")
-        return value
 
-    def is_int(v):
+    def is_int(v: object) -> TypeGuard[int]:
         return isinstance(v, int) and not isinstance(v, bool)
 
     field("backbone", lambda v: isinstance(v, str) and _BACKBONE_ID.fullmatch(v), "a backbone id")
@@ -463,9 +472,10 @@ def load_project(path_or_file: PathOrFile, expected_backbone: Any = None) -> KNN
     Args:
         path_or_file: a path, a binary file object read from its current position (e.g.
             Streamlit's `UploadedFile`), or the file's bytes.
-        expected_backbone: the backbone id the app is using (or the embedder, whose embedding
-            size is then checked too); a project made with another backbone is refused, since its
-            embeddings are not comparable.
+        expected_backbone: the backbone id the app is using, or the embedder; a project made with
+            another backbone is refused, since its embeddings are not comparable, and so is one
+            whose embeddings are not as wide as the backbone's (the embedder's, or the id's
+            network's: knn.core.backbone_widths).
 
     Returns:
         A new `KNNClassifier` with the classes (in order, empty ones too), examples, images, k and
@@ -486,7 +496,7 @@ def load_project(path_or_file: PathOrFile, expected_backbone: Any = None) -> KNN
                 "switch the backbone in Settings first"
             )
     _check_values(arrays, meta, what)
-    dim = getattr(expected_backbone, "dim", None)  # an Embedder: its embeddings must fit too
+    dim = None if expected_backbone is None else _expected_dim(expected_backbone)
     if dim is not None and meta["n_examples"] and meta["dim"] != dim:
         raise ProjectFileError(
             f"{what} holds {meta['dim']}-value embeddings but {meta['backbone']} makes {dim}-value ones: "

@@ -117,7 +117,7 @@ class EmbeddingStore:
         new_capacity = max(INITIAL_ROWS, capacity)
         while new_capacity < needed:
             new_capacity *= 2
-        emb = np.empty((new_capacity, self._dim), dtype=np.float32)
+        emb = np.empty((new_capacity, self._emb.shape[1]), dtype=np.float32)  # append set the width
         cls = np.empty(new_capacity, dtype=np.int32)
         ids = np.empty(new_capacity, dtype=np.int64)
         emb[: self._n] = self._emb[: self._n]
@@ -172,8 +172,8 @@ class EmbeddingStore:
 
     # ---- reading ---------------------------------------------------------------------------
 
-    def has(self, example_id: object) -> bool:
-        return isinstance(example_id, (int, np.integer)) and int(example_id) in self._rows_of
+    def has(self, example_id: int) -> bool:
+        return example_id in self._rows_of
 
     def class_of(self, example_id: int) -> int:
         return int(self._cls[self._rows_of[example_id][0]])
@@ -193,10 +193,12 @@ class EmbeddingStore:
         return self._emb[self._rows_of[example_id]]
 
     def classes_at(self, rows: np.ndarray) -> np.ndarray:
-        return self._cls[rows]
+        classes: np.ndarray = self._cls[rows]
+        return classes
 
     def ids_at(self, rows: np.ndarray) -> np.ndarray:
-        return self._ids[rows]
+        ids: np.ndarray = self._ids[rows]
+        return ids
 
     def rows_in_order(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows, vectors per example): every example's rows, examples in insertion order."""
@@ -205,7 +207,7 @@ class EmbeddingStore:
         rows = np.fromiter((r for i in order for r in self._rows_of[i]), np.int64, int(counts.sum()))
         return rows, counts
 
-    def snapshot(self) -> tuple[np.ndarray, np.ndarray, tuple[bytes | None, ...], np.ndarray]:
+    def arrays_in_order(self) -> tuple[np.ndarray, np.ndarray, tuple[bytes | None, ...], np.ndarray]:
         """Copies in insertion order: (every vector [R, D], class index [N], image per example,
         vectors per example [N])."""
         ids = self.examples_of_class()

@@ -12,13 +12,13 @@ the exported Keras head (knn.model.export) mirrors them with the same constants.
   and w around 0.3, unanimous neighbours decide and the centroid settles a split vote. Ties go to
   the larger best single similarity (of a neighbour or the winning centroid), then to the name.
 
-Each neighbour votes with its cosine similarity; a similarity below `MIN_WEIGHT` (an unrelated or
-opposite example) counts as `MIN_WEIGHT`, so the votes never sum to 0 and, when all k neighbours
+Each neighbor votes with its cosine similarity; a similarity below `MIN_WEIGHT` (an unrelated or
+opposite example) counts as `MIN_WEIGHT`, so the votes never sum to 0 and, when all k neighbors
 are unrelated, fall back to counts. The winner has the most vote; ties (within `TIE_TOLERANCE`)
 go to the larger summed raw similarity, then to the larger single best similarity, and only
 between classes indistinguishable on all three to the alphabetically first name: never to the
 class that was made first, which is what the TF.js knn-classifier does. Only classes present
-among the neighbours can win.
+among the neighbors can win.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ train files: docs/accuracy.md)."""
 TIE_TOLERANCE = 1e-6
 """Sums of float32 similarities that differ by less than this are ties."""
 MIN_WEIGHT = 1e-3
-"""The least vote of a neighbour; far above TIE_TOLERANCE so that counts never look tied."""
+"""The least vote of a neighbor; far above TIE_TOLERANCE so that counts never look tied."""
 
 
 def name_rank(classes: Sequence[str]) -> np.ndarray:
@@ -55,7 +55,7 @@ def is_unknown(best_similarity: float, threshold: float | None) -> bool:
 
 
 def vote(sims: np.ndarray, cls: np.ndarray, n_classes: int, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Votes and decisions for [M, k] neighbour similarities and class indices.
+    """Votes and decisions for [M, k] neighbor similarities and class indices.
 
     Returns:
         (confidences [M, C] float64 rows summing to 1, winner [M] class indices)
@@ -68,7 +68,7 @@ def vote(sims: np.ndarray, cls: np.ndarray, n_classes: int, rank: np.ndarray) ->
     best = np.full(m * n_classes, -np.inf)
     np.maximum.at(best, flat, flat_sims)
     best = best.reshape(m, n_classes)
-    candidates = np.isfinite(best)  # classes with at least one neighbour
+    candidates = np.isfinite(best)  # classes with at least one neighbor
     for key in (votes, raw, best):
         top = np.where(candidates, key, -np.inf).max(axis=1, keepdims=True)
         candidates &= key >= top - TIE_TOLERANCE
@@ -77,7 +77,7 @@ def vote(sims: np.ndarray, cls: np.ndarray, n_classes: int, rank: np.ndarray) ->
 
 
 def vote_one(sims: list[float], cls: list[int], n_classes: int, rank: list[int]) -> tuple[list[float], int]:
-    """`vote` for one query's neighbours in plain Python: k is small, so this is ~10x faster than a
+    """`vote` for one query's neighbors in plain Python: k is small, so this is ~10x faster than a
     dozen NumPy calls on 3-element arrays. The same rules, in the same order of summation."""
     votes: dict[int, float] = {}
     raw: dict[int, float] = {}

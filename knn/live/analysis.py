@@ -6,7 +6,7 @@ whether it still describes the examples. A change of examples, classes or settin
 classifier's `version`) queues one new computation on a single thread the process's sessions
 share, so a click never waits for it and two sessions' analyses never compete with the video
 for both cores at once. Each example's nearest others are kept between computations
-(knn.core.neighbours.NearestOthers), so after an Add or a delete only what changed is searched.
+(knn.core.neighbors.NearestOthers), so after an Add or a delete only what changed is searched.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..core.classifier import KNNClassifier
-from ..core.coach import Coaching, coach, neighbours_needed
+from ..core.coach import Coaching, coach, neighbors_needed
 from ..core.evaluation import Evaluation
-from ..core.neighbours import NearestOthers
+from ..core.neighbors import NearestOthers
 
 _LOG = logging.getLogger(__name__)
 
@@ -93,9 +93,9 @@ class Analysis:
                     self.failure = None
 
     def _analyse(self, classifier: KNNClassifier) -> Coaching:
-        state = classifier.state()  # a snapshot taken under the classifier's lock
-        m = neighbours_needed(state.k)
+        state = classifier.state()  # a copy taken under the classifier's lock
+        m = neighbors_needed(state.k)
         if self._index is None or self._index[0]() is not classifier or self._index[1].m < m:
             self._index = (weakref.ref(classifier), NearestOthers(m))
-        neighbours = self._index[1].update(state)
-        return coach(state, neighbours)
+        neighbors = self._index[1].update(state)
+        return coach(state, neighbors)

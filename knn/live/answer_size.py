@@ -32,7 +32,7 @@ class AnswerSize:
     ) -> None:
         self._count = streaming_cameras
         self._cores = cores or process_cores()
-        self.limit = CAMERAS_PER_CORE * self._cores
+        self.limit: float = CAMERAS_PER_CORE * self._cores
         self._clock = clock
         self._lock = threading.Lock()
         self._checked = -float("inf")

@@ -93,7 +93,7 @@ def overlay(
 
 def _rows(plane: av.video.plane.VideoPlane) -> np.ndarray:
     """A plane's pixels as a (height, width) array over its buffer (rows may be padded)."""
-    flat = np.frombuffer(plane, np.uint8, count=plane.line_size * plane.height)
+    flat = np.frombuffer(memoryview(plane), np.uint8, count=plane.line_size * plane.height)
     return flat.reshape(plane.height, plane.line_size)[:, : plane.width]
 
 

@@ -19,6 +19,7 @@ A frame's capture-to-overlay latency is taken when the encoder takes its result 
 from __future__ import annotations
 
 import asyncio
+import enum
 import fractions
 import functools
 import itertools
@@ -28,7 +29,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 import av
 import numpy as np
@@ -37,9 +38,8 @@ from aiortc.mediastreams import MediaStreamError
 
 from .answer_size import AnswerSize
 from .overlay import FAILED_COLOUR, SWITCHING, Caption, model_input, overlay
-from .stats import Answer as StatsAnswer
-from .stats import CaptureClock, Stats, StatsSummary
-from .steady import Answer, SteadyGate, thumbnail
+from .stats import AnsweredFrame, CaptureClock, Stats, StatsSummary
+from .steady import ModelAnswer, SteadyGate, thumbnail
 from .worker import MODEL_WORKER, ModelWorker
 
 _LOG = logging.getLogger(__name__)
@@ -66,11 +66,17 @@ ANSWER_SIZE = AnswerSize(streaming_cameras)
 
 
 class EmbedderLike(Protocol):
-    """What the live path needs of an embedder (knn.model.embedder.Embedder)."""
+    """What the live path needs of an embedder (knn.model.embedder.Embedder). Read-only members:
+    the Embedder's are properties, and the live path never sets them."""
 
-    backbone: str
-    dim: int
-    input_size: int
+    @property
+    def backbone(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def input_size(self) -> int: ...
 
     def embed(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray: ...
 
@@ -202,7 +208,7 @@ class FramePipeline:
             out, done = self._failed(consumer, frame, exc), _Result(frame.time, None, None, None)
             if not publish:
                 return
-        self._publish(out, arrived, done)
+        self._publish((out, done), arrived)
 
     def _classify(
         self, consumer: FrameConsumer, frame: av.VideoFrame, arrived: float, thumb: np.ndarray | None, generation: int
@@ -224,17 +230,17 @@ class FramePipeline:
             self._last_processed = time.monotonic()
             self._failing = False
             self._stats.record_processed(embed_seconds, knn_seconds, arrived)
-            self._gate.learn(Answer(thumb, caption, label, arrived, frame.time), generation)
+            self._gate.learn(ModelAnswer(thumb, caption, label, arrived, frame.time), generation)
         return caption, label, True
 
-    def _answer_again(self, frame: av.VideoFrame, answer: Answer, arrived: float) -> None:
+    def _answer_again(self, frame: av.VideoFrame, answer: ModelAnswer, arrived: float) -> None:
         """Answer a still frame with the answer the model gave a frame just like it. The caption is
         drawn only if the encoder takes the frame: on a busy server a newer one replaces most first."""
         with self._lock:
             self._stats.record_reused(arrived)
-        self._publish(functools.partial(self._captioned, frame, answer), arrived, None)
+        self._publish(functools.partial(self._captioned, frame, answer), arrived)
 
-    def _captioned(self, frame: av.VideoFrame, answer: Answer) -> tuple[av.VideoFrame, _Result]:
+    def _captioned(self, frame: av.VideoFrame, answer: ModelAnswer) -> tuple[av.VideoFrame, _Result]:
         """A still frame with its reused answer drawn on it (on the encoder's side, when taken)."""
         try:
             out = overlay(frame, *answer.caption, self.mirror, half=self._answer_size.halved())
@@ -246,19 +252,19 @@ class FramePipeline:
         return out, _Result(frame.time, False, answer.label, answer.capture)
 
     def _publish(
-        self, out: av.VideoFrame | Callable[[], tuple[av.VideoFrame, _Result]], arrived: float, result: _Result | None
+        self, out: tuple[av.VideoFrame, _Result] | Callable[[], tuple[av.VideoFrame, _Result]], arrived: float
     ) -> None:
         """Offer a result to the encoder unless a newer frame's already went (a model pass can
         finish after the still frames behind it were answered: its picture is older). `out` is the
-        picture, or what draws it and says its result when the encoder takes it (`result` None)."""
+        picture and its result, or what draws them when the encoder takes it."""
         with self._lock:  # held while publishing: two threads publish, in arrival order
             if arrived < self._newest_out:
                 return
             self._newest_out = arrived
-            if result is None:
+            if callable(out):
                 self.output.publish_later(out)
             else:
-                self.output.publish(out, result)
+                self.output.publish(*out)
 
     def _failed(self, consumer: FrameConsumer, frame: av.VideoFrame, exc: Exception) -> av.VideoFrame:
         """Log a frame's failure once per run of failures, tell the user, caption the frame."""
@@ -274,9 +280,9 @@ class FramePipeline:
 
     # ---- the encoder's side ------------------------------------------------------------------
 
-    def _sent(self, result: _Result | None) -> None:
+    def _sent(self, result: object) -> None:
         """The encoder took a result: it is answered, and its capture-to-overlay latency is known."""
-        if result is None or result.fresh is None:
+        if not isinstance(result, _Result) or result.fresh is None:
             return
         done = self._clock()
         with self._lock:
@@ -302,7 +308,7 @@ class FramePipeline:
             values, lost = self._stats.latencies_since(since)
             return [round(float(v), 2) for v in values], lost, self._stats.latencies_recorded
 
-    def answers(self, since: int) -> tuple[list[StatsAnswer], int, int]:
+    def answers(self, since: int) -> tuple[list[AnsweredFrame], int, int]:
         """(answered frames logged after the first `since`: capture and sent times on the clock,
         fresh, class; how many of them were lost; total so far)."""
         with self._lock:
@@ -325,13 +331,12 @@ class CameraSink:
     def __init__(self, pipeline: FramePipeline) -> None:
         self._pipeline = weakref.ref(pipeline)
         self._track: MediaStreamTrack | None = None
-        self._task: asyncio.Task | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
 
-    def addTrack(self, track: MediaStreamTrack) -> None:  # noqa: N802 - streamlit-webrtc's protocol
+    def addTrack(self, track: MediaStreamTrack) -> None:  # camelCase: streamlit-webrtc's MediaSink protocol
         self._track = track
 
-    def hasTrack(self) -> bool:  # noqa: N802
+    def hasTrack(self) -> bool:
         return self._track is not None
 
     def start(self) -> None:
@@ -342,14 +347,13 @@ class CameraSink:
         pipeline = self._pipeline()
         if pipeline is not None:
             pipeline.output.new_stream()
-        self._loop = asyncio.get_running_loop()
-        self._task = self._loop.create_task(self._read(self._track))
+        self._task = asyncio.get_running_loop().create_task(self._read(self._track))
 
     def stop(self) -> None:
         """End reading (any thread: streamlit-webrtc stops sinks from its own threads too)."""
         task, self._task, self._track = self._task, None, None
         if task is not None:
-            self._loop.call_soon_threadsafe(task.cancel)
+            task.get_loop().call_soon_threadsafe(task.cancel)
         self._ended()
 
     def _ended(self) -> None:
@@ -364,6 +368,8 @@ class CameraSink:
                     frame = await track.recv()
                 except MediaStreamError:
                     return
+                if not isinstance(frame, av.VideoFrame):  # a camera track sends video only
+                    continue
                 pipeline = self._pipeline()
                 if pipeline is None:  # the session is gone
                     return
@@ -376,10 +382,15 @@ class CameraSink:
             self._ended()
 
 
-_END = object()
-"""What `ResultTrack.end_stream` leaves for `recv`: the stream of results is over."""
-_LATER = object()
-"""The info of a result `ResultTrack.publish_later` left: its drawing gives the real one."""
+class _End(enum.Enum):
+    """What `ResultTrack.end_stream` leaves for `recv`: the stream of results is over."""
+
+    END = "end"
+
+
+_END: Final = _End.END
+_Draw = Callable[[], tuple[av.VideoFrame, object]]
+"""What `ResultTrack.publish_later` leaves: drawn, if taken, into the frame and its `info`."""
 
 
 class ResultTrack(MediaStreamTrack):
@@ -407,8 +418,8 @@ class ResultTrack(MediaStreamTrack):
     def __init__(self, on_sent: Callable[[], Callable[[object], None] | None] | None = None) -> None:
         super().__init__()
         self._lock = threading.Lock()
-        self._pending: tuple[av.VideoFrame, object] | object | None = None
-        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future] | None = None
+        self._pending: tuple[av.VideoFrame, object] | _Draw | _End | None = None
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
         self._on_sent = on_sent
         self._origin = time.monotonic()
         self._last_pts = -1
@@ -419,9 +430,9 @@ class ResultTrack(MediaStreamTrack):
         """Offer a result; `info` (what the pipeline knows of it) goes to `on_sent` when it is taken."""
         self._put((frame, info))
 
-    def publish_later(self, draw: Callable[[], tuple[av.VideoFrame, object]]) -> None:
+    def publish_later(self, draw: _Draw) -> None:
         """Offer a result drawn only if it is taken: `draw()` gives the frame and its `info`."""
-        self._put((draw, _LATER))
+        self._put(draw)
 
     def end_stream(self) -> None:
         self._put(_END)
@@ -433,7 +444,7 @@ class ResultTrack(MediaStreamTrack):
             if self._pending is _END:
                 self._pending = None
 
-    def _put(self, item) -> None:
+    def _put(self, item: tuple[av.VideoFrame, object] | _Draw | _End) -> None:
         with self._lock:
             self._pending = item
             waiter, self._waiter = self._waiter, None
@@ -474,9 +485,7 @@ class ResultTrack(MediaStreamTrack):
                 await future
             else:
                 await asyncio.wait([future], timeout=wait)
-        frame, info = item
-        if info is _LATER:
-            frame, info = frame()
+        frame, info = item() if callable(item) else item
         now = time.monotonic()
         pts = max(round((now - self._origin) * VIDEO_CLOCK_RATE), self._last_pts + 1)
         frame.pts, frame.time_base, self._last_pts = pts, VIDEO_TIME_BASE, pts
@@ -493,12 +502,12 @@ class ResultTrack(MediaStreamTrack):
         self._put(_END)
 
 
-def _wake(waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future] | None) -> None:
+def _wake(waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None) -> None:
     if waiter is not None:
         loop, future = waiter
         loop.call_soon_threadsafe(_resolve, future)
 
 
-def _resolve(future: asyncio.Future) -> None:
+def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)

@@ -17,6 +17,8 @@ class Recording:
     deadline: float
     seconds: float
     added: int = 0
+    batch: int = 0  # the batch its examples are stored with (knn.persist)
+    last_id: int | None = None  # the example the last frame became
 
     def wants(self, arrived: float) -> bool:
         """Whether a frame that arrived then belongs to the recording (its JPEG is worth making)."""
@@ -30,7 +32,7 @@ class Recording:
         if jpeg is None:  # the recording started while this frame was being embedded
             return None
         try:
-            classifier.add_many(vectors, [self.label], [jpeg], [len(vectors)])
+            (self.last_id,) = classifier.add_many(vectors, [self.label], [jpeg], [len(vectors)])
         except ClassifierError as exc:  # e.g. the per-class cap is reached
             return f"Recording into “{self.label}” stopped after {self.added} examples: {exc}"
         self.added += 1

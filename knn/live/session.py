@@ -7,6 +7,13 @@ calls everything else. The session's state sits behind one lock held only for ch
 KNN query, one add); embedding and JPEG encoding happen outside it. The embedder is shared by all
 sessions (it is thread-safe); the examples are this session's alone. A weak registry
 (`live_sessions()`) lets the serving process report the sessions still alive.
+
+With a project store (knn.persist), every change is then committed to the session's stored
+project by its saver (knn.live.saving), in the order the changes were made: the page's changes
+return once committed, Record's frames are committed in the background, and nothing on the
+camera's path touches the database. `save_state` says where the work is kept; `project_token`
+is the project's private link once its first change is stored; `open_project`, `share` and
+`forget` are the rest of what the page needs.
 """
 
 from __future__ import annotations
@@ -28,11 +35,14 @@ from ..core.classifier import ClassifierError, KNNClassifier, Prediction
 from ..core.coach import Hesitation
 from ..core.images import ImageError, augmented_views, center_crop_resize, decode_jpeg, encode_jpeg, read_square
 from ..core.limits import MAX_IMAGE_BYTES
+from ..core.names import normalise_name
 from ..model.child import Progress
+from ..persist import Content, NewExample, ProjectSettings, ProjectStore, StoreError
 from .analysis import Analysis
 from .overlay import Caption, caption
 from .pipeline import MAX_FRAME_AGE, EmbedderLike, FramePipeline
 from .recording import Recording
+from .saving import OFF, Change, Saver, SaveState
 from .stats import StatsSummary
 from .worker import MODEL_WORKER, ModelWorker
 
@@ -83,10 +93,23 @@ class Snapshot:
     k: int
     unknown_threshold: float | None
     mirror: bool
+    saving: SaveState = OFF  # where the work is kept (knn.live.saving)
 
     @property
     def camera_live(self) -> bool:
         return self.frame_age is not None and self.frame_age <= MAX_FRAME_AGE
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What opening a project's link did: `ok`, the message for the page, whether it was a share
+    link (the visitor's own copy is created on their first change), and how many examples had no
+    image to re-embed with this server's backbone and were left out."""
+
+    ok: bool
+    message: str
+    shared: bool = False
+    dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,8 @@ class LiveSession:
         clock: monotonic seconds for frame times, recordings and ages (tests drive it).
         steady: a still camera frame reuses the last answer (knn.live.steady); False: the model
             sees every frame it can.
+        store: the server's project store; None keeps the work in memory only (`KNN_STORE=off`).
+            The session starts as a new project, stored from its first change on.
     """
 
     def __init__(
@@ -118,6 +143,7 @@ class LiveSession:
         worker: ModelWorker = MODEL_WORKER,
         clock: Callable[[], float] = time.monotonic,
         steady: bool = True,
+        store: ProjectStore | None = None,
     ) -> None:
         self.id = next(_SESSION_IDS)
         self.created = time.time()
@@ -133,7 +159,16 @@ class LiveSession:
         self._switching = False
         self._notice: str | None = None
         self._hesitation = Hesitation()  # sampled by snapshot(), on the page's thread, not per frame
-        self.augment = False  # store each new example with its mirror and crops (12 vectors)
+        self._augment = False  # store each new example with its mirror and crops (12 vectors)
+        self._batches: dict[int, int] = {}  # example id -> the Add, upload or Record it came with
+        self._next_batch = 0
+        self._finishing: tuple[str, float] | None = None  # a recording whose last frames are being committed
+        self._seq = 0  # changes made, for the saver
+        self._saver: Saver | None = None
+        if store is not None:
+            content = weakref.WeakMethod(self._content)
+            self._saver = Saver(store, lambda: None if (method := content()) is None else method())
+            weakref.finalize(self, self._saver.close)
         self._clock = clock
         self.pipeline = FramePipeline(self, worker, clock, steady)
         self.analysis = Analysis()  # leave-one-out of the examples, off the page's thread
@@ -165,10 +200,15 @@ class LiveSession:
             knn_seconds = time.perf_counter() - t0
             self._latest = _Latest(embedding, crop, arrived, embedder)
             self._prediction = prediction
-            if self._recording is not None:
-                ended = self._recording.take(self._classifier, vectors, jpeg, arrived)
+            recording = self._recording
+            if recording is not None:
+                before = recording.added
+                ended = recording.take(self._classifier, vectors, jpeg, arrived)
+                if recording.added > before and recording.last_id is not None:
+                    self._log_added([recording.last_id], vectors, [jpeg], [len(vectors)], recording.batch, record=True)
                 if ended is not None:
-                    self._recording, self._notice = None, ended
+                    self._recording = None
+                    self._end_recording(recording, ended)
         return caption(prediction), knn_seconds, prediction.label
 
     def notify(self, text: str) -> None:
@@ -195,9 +235,11 @@ class LiveSession:
             self._check_class(label)
             (example_id,) = self._classifier.add_many(vectors, [label], [jpeg], [len(vectors)])
             self._added = (latest, label, example_id)
+            change = self._log_added([example_id], vectors, [jpeg], [len(vectors)], self._new_batch())
             self._repredict()
             self._hesitation.reset()
-            return example_id
+        self._wait(change)
+        return example_id
 
     def start_recording(self, label: str, seconds: float = RECORD_SECONDS) -> None:
         """Add every processed frame to `label` for the next `seconds`."""
@@ -206,8 +248,9 @@ class LiveSession:
         with self._lock:
             self._check_class(label)
             self._fresh_latest("Record")
-            self._recording = Recording(label, self._clock() + seconds, seconds)
+            self._recording = Recording(label, self._clock() + seconds, seconds, batch=self._new_batch())
             self._notice = None
+            self._finishing = None
 
     def stop_recording(self) -> None:
         with self._lock:
@@ -237,7 +280,9 @@ class LiveSession:
                 raise LiveError("The backbone changed while adding the images: upload them again.")
             self._check_class(label)
             ids = self._classifier.add_many(embeddings, [label] * len(crops), jpegs, counts)
+            change = self._log_added(ids, embeddings, jpegs, counts, self._new_batch())
             self._repredict()
+        self._wait(change)
         return ids, errors
 
     # ---- classes and settings ------------------------------------------------------------------
@@ -252,7 +297,10 @@ class LiveSession:
     def add_class(self, label: str) -> str:
         """Add a class; returns its name as stored (knn.core.names)."""
         with self._editing() as clf:
-            return clf.add_class(label)
+            name = clf.add_class(label)
+            change = self._log("add_class", name)
+        self._wait(change)
+        return name
 
     def rename_class(self, old: str, new: str) -> str:
         """Rename a class; returns its new name as stored."""
@@ -260,38 +308,70 @@ class LiveSession:
             name = clf.rename_class(old, new)
             if self._recording is not None and self._recording.label == old:
                 self._recording.label = name
-            return name
+            change = self._log("rename_class", normalise_name(old), name)
+        self._wait(change)
+        return name
 
     def remove_class(self, label: str) -> None:
         with self._editing() as clf:
             self._stop_recording_into(label)  # adding to a missing class would quietly create it again
+            name, ids = self._class_and_ids(label)
             clf.remove_class(label)
+            change = self._log("remove_class", name, ids)
+        self._wait(change)
 
     def clear_class(self, label: str) -> None:
         with self._editing() as clf:
             self._stop_recording_into(label)
+            name, ids = self._class_and_ids(label)
             clf.clear_class(label)
+            change = self._log("clear_class", name, ids)
+        self._wait(change)
 
     def remove_example(self, example_id: int) -> None:
         with self._editing() as clf:
             clf.remove(example_id)
+            self._batches.pop(example_id, None)
+            change = self._log("remove_example", int(example_id))
+        self._wait(change)
 
     def move_example(self, example_id: int, label: str) -> None:
         """Move one example (all its vectors) to class `label`, which must exist."""
         with self._editing() as clf:
             self._check_class(label)
             clf.move(example_id, label)
+            change = self._log("move_example", int(example_id), clf.label_of(example_id))
+        self._wait(change)
 
     def set_k(self, k: int) -> None:
         with self._editing() as clf:
             clf.k = k
+            change = self._log_settings()
+        self._wait(change)
 
     def set_unknown_threshold(self, threshold: float | None) -> None:
         with self._editing() as clf:
             clf.unknown_threshold = threshold
+            change = self._log_settings()
+        self._wait(change)
 
     def set_mirror(self, mirror: bool) -> None:
-        self.pipeline.mirror = bool(mirror)
+        with self._lock:
+            self.pipeline.mirror = bool(mirror)
+            change = self._log_settings()
+        self._wait(change)
+
+    @property
+    def augment(self) -> bool:
+        """Whether new examples are stored with their mirror's and crops' vectors too (12 in all)."""
+        return self._augment
+
+    @augment.setter
+    def augment(self, value: bool) -> None:
+        with self._lock:
+            self._augment = bool(value)
+            change = self._log_settings()
+        self._wait(change)
 
     def restore(
         self, classifier: KNNClassifier, backbone: str, embedder: EmbedderLike, progress: Progress | None = None
@@ -299,23 +379,41 @@ class LiveSession:
         """Use a restored project's `classifier`, made with `backbone`, with `embedder` from now
         on: as it is when `embedder` is that backbone, else re-embedded from its stored images
         (another input size counts as another backbone). Returns how many examples had no image
-        to re-embed and were left out."""
-        dropped = 0
+        to re-embed and were left out. The stored project is replaced by it, in one transaction."""
+        classifier, dropped = self._fitted(classifier, backbone, embedder, progress)
+        with self._lock:
+            self._use(classifier, embedder)
+            self._batches = {}
+            for example_id in classifier.embeddings()[2]:
+                self._batches[example_id] = self._new_batch()  # a file does not say what came together
+            change = self._log("replace")
+        self._wait(change)
+        return dropped
+
+    def _fitted(
+        self, classifier: KNNClassifier, backbone: str, embedder: EmbedderLike, progress: Progress | None
+    ) -> tuple[KNNClassifier, int]:
+        """`classifier` as `embedder` needs it: re-embedded when `backbone` is another."""
         if backbone != embedder.backbone:
-            classifier, dropped = _re_embedded(classifier, embedder, progress)
-        elif classifier.dim is not None and classifier.dim != embedder.dim:
+            classifier, dropped, _ = _re_embedded(classifier, embedder, progress)
+            return classifier, dropped
+        if classifier.dim is not None and classifier.dim != embedder.dim:
             raise LiveError(
                 f"These examples have {classifier.dim}-dimensional embeddings; "
                 f"{backbone} makes {embedder.dim}-dimensional ones."
             )
-        with self._lock:
-            self._classifier = classifier
-            self._recording = None
-            if embedder is not self._embedder:
-                self._embedder, self._latest = embedder, None
-                self.pipeline.reset_timings()
-            self._repredict()
-        return dropped
+        return classifier, 0
+
+    def _use(self, classifier: KNNClassifier, embedder: EmbedderLike) -> None:
+        """Swap in another project's classifier (lock held)."""
+        self._classifier = classifier
+        self._recording = None
+        self._finishing = None
+        self._added = None
+        if embedder is not self._embedder:
+            self._embedder, self._latest = embedder, None
+            self.pipeline.reset_timings()
+        self._repredict()
 
     def set_embedder(self, embedder: EmbedderLike, progress: Progress | None = None) -> int:
         """Switch backbone: re-embed every stored example from its stored image.
@@ -332,7 +430,7 @@ class LiveSession:
             old = self._classifier
             self.pipeline.forget_answer()  # still frames must not keep the old backbone's answer
         try:
-            new, dropped = _re_embedded(old, embedder, progress)
+            new, dropped, kept = _re_embedded(old, embedder, progress)
         except BaseException:
             with self._lock:
                 self._switching = False
@@ -344,7 +442,17 @@ class LiveSession:
             self._prediction = None
             self._switching = False
             self.pipeline.forget_answer()
+            new_ids = new.embeddings()[2]
+            self._batches = {n: self._batches.get(o, o) for o, n in zip(kept, new_ids, strict=True)}
+            if self._saver is not None:
+                content = self._content_locked()
+                change = self._log(
+                    "reembed", list(zip(kept, new_ids, strict=True)), content.examples(), content.settings
+                )
+            else:
+                change = None
         self.pipeline.reset_timings()
+        self._wait(change)
         return dropped
 
     # ---- reading -------------------------------------------------------------------------------
@@ -370,15 +478,16 @@ class LiveSession:
             clf = self._classifier
             rec = self._recording
             recording = (rec.label, rec.deadline - now, rec.seconds) if rec and now < rec.deadline else None
+            if recording is None and self._finishing is not None:  # its last frames are being committed
+                recording = (self._finishing[0], 0.0, self._finishing[1])
             counts = clf.counts()
             frame_age = None if self._latest is None else now - self._latest.time
-            live = (
-                self._prediction is not None
-                and self._prediction.label is not None
-                and frame_age is not None
-                and frame_age <= MAX_FRAME_AGE
-            )
-            hesitation = self._hesitation.update(self._prediction.confidences if live else None, now)
+            prediction = self._prediction
+            live = frame_age is not None and frame_age <= MAX_FRAME_AGE
+            if prediction is not None and prediction.label is not None and live:
+                hesitation = self._hesitation.update(prediction.confidences, now)
+            else:
+                hesitation = self._hesitation.update(None, now)
             snap = Snapshot(
                 classes=tuple(clf.classes),
                 counts=counts,
@@ -395,11 +504,128 @@ class LiveSession:
                 k=clf.k,
                 unknown_threshold=clf.unknown_threshold,
                 mirror=self.pipeline.mirror,
+                saving=self.save_state,
             )
         if not neighbors:
             return snap
         # Thumbnails are looked up outside the lock: the classifier has its own.
         return dataclasses.replace(snap, neighbors=_neighbor_views(clf, snap.prediction))
+
+    # ---- the stored project ----------------------------------------------------------------------
+
+    @property
+    def save_state(self) -> SaveState:
+        """Where this session's work is kept, for the page to say (knn.live.saving.SaveState)."""
+        return OFF if self._saver is None else self._saver.state
+
+    @property
+    def project_token(self) -> str | None:
+        """The project's private token once its first change is stored (for the page's URL)."""
+        return None if self._saver is None else self._saver.token
+
+    def flush(self, timeout: float = 15.0) -> bool:
+        """Wait until every change made so far is committed (or failed); False on timeout."""
+        with self._lock:
+            seq = self._seq
+        return self._saver is None or self._saver.wait(seq, timeout)
+
+    def open_project(
+        self,
+        token: str,
+        embedder_for: Callable[[str], EmbedderLike] | None = None,
+        progress: Progress | None = None,
+    ) -> Opened:
+        """Open the project (or share link) behind `token` in this session, replacing its work.
+
+        A project comes back with its own backbone when `embedder_for(backbone)` gives it, else
+        re-embedded from its stored images with the backbone in use; this session then edits it
+        (any other tab on it stops editing). A share link gives its content as a new project,
+        stored from the first change on, never the original. Never raises: `Opened.message`
+        says what happened.
+        """
+        if self._saver is None:
+            return Opened(False, "Projects are not saved on this server, so a project link cannot be opened.")
+        try:
+            loaded = self._saver.store.open(token)
+        except StoreError as exc:
+            return Opened(False, f"This project could not be opened: {exc}.")
+        if loaded is None:
+            days = self._saver.store.ttl / 86_400
+            return Opened(
+                False, f"There is no project at this link: it was forgotten, or not opened for {days:g} days."
+            )
+        settings, embedder, note = loaded.settings, self._embedder, ""
+        if embedder_for is not None and settings.backbone != embedder.backbone:
+            try:
+                embedder = embedder_for(settings.backbone)
+            except Exception as exc:  # unknown backbone, weights this server cannot have, ...
+                note = (
+                    f" It was made with {settings.backbone}, which this server cannot load ({exc}); "
+                    f"its examples were re-embedded with {embedder.backbone}."
+                )
+        try:
+            classifier, dropped = self._fitted(loaded.classifier, settings.backbone, embedder, progress)
+        except (LiveError, ClassifierError, ImageError) as exc:
+            return Opened(False, f"This project could not be opened: {exc}")
+        re_embedded = embedder.backbone != settings.backbone
+        with self._lock:
+            self._use(classifier, embedder)
+            self._augment = settings.augment
+            self.pipeline.mirror = settings.mirror
+            if re_embedded:
+                self._batches = {}
+                for example_id in classifier.embeddings()[2]:
+                    self._batches[example_id] = self._new_batch()
+            else:
+                self._batches = dict(enumerate(loaded.batches))
+                self._next_batch = max(loaded.batches, default=-1) + 1
+            # A share link's copy, or vectors of another backbone: the first change writes it all.
+            change = self._log("attach", loaded.writer, loaded.shared or re_embedded)
+        self._wait(change)
+        what = "a copy of a shared project" if loaded.shared else "the project"
+        counts = f"{len(classifier.classes)} classes, {len(classifier)} examples"
+        return Opened(True, f"Opened {what}: {counts} ({embedder.backbone}).{note}", loaded.shared, dropped)
+
+    def share(self) -> str:
+        """A new share link's token: a read-only snapshot of the project as it is now. Whoever
+        opens it gets a project of their own copied from it; nothing leads back to this one."""
+        if self._saver is None:
+            raise LiveError("Share links need projects saved on this server, and saving is off here.")
+        with self._lock:
+            content = self._content_locked()
+        try:
+            return self._saver.store.share(content)
+        except StoreError as exc:
+            raise LiveError(f"Could not make a share link: {exc}.") from None
+
+    def forget(self, classes: Sequence[str] = ()) -> None:
+        """Delete the stored project now, then start a new, empty one in memory with `classes`
+        (stored from its first change, under a new link). A tab still open on the forgotten
+        project cannot bring it back.
+
+        Raises:
+            LiveError: the store could not delete it now (nothing was changed).
+        """
+        with self._lock:
+            self._recording = self._finishing = None
+            change = self._log("forget")
+        self._wait(change)
+        if change is not None and change.error:
+            raise LiveError(f"Could not forget this project: {change.error}. Try again.")
+        old = self._classifier
+        fresh = KNNClassifier(
+            k=old.k, unknown_threshold=old.unknown_threshold, max_examples_per_class=old.max_examples_per_class
+        )
+        for label in classes:
+            fresh.add_class(label)
+        with self._lock:
+            self._use(fresh, self._embedder)
+            self._batches = {}
+
+    def batches(self) -> dict[int, int]:
+        """Each example's batch: examples added by one Add, one upload or one Record share it."""
+        with self._lock:
+            return dict(self._batches)
 
     def take_notice(self) -> str | None:
         """The video path's latest notice, once."""
@@ -408,6 +634,88 @@ class LiveSession:
             return notice
 
     # ---- internals (lock held) -----------------------------------------------------------------
+
+    def _log(self, method: str | None, *args, record: bool = False, done=None) -> Change | None:
+        """Hand a change just made in memory to the saver (None without a store)."""
+        if self._saver is None:
+            return None
+        self._seq += 1
+        change = Change(self._seq, method, args, record=record, done=done)
+        self._saver.submit(change)
+        return change
+
+    def _log_added(
+        self,
+        ids: Sequence[int],
+        vectors: np.ndarray,
+        jpegs: Sequence[bytes | None],
+        counts: Sequence[int],
+        batch: int,
+        record: bool = False,
+    ) -> Change | None:
+        for example_id in ids:
+            self._batches[example_id] = batch
+        if self._saver is None:
+            return None
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        labels = [self._classifier.label_of(example_id) for example_id in ids]
+        new = [
+            NewExample(example_id, label, vectors[starts[i] : starts[i + 1]], jpeg, batch)
+            for i, (example_id, label, jpeg) in enumerate(zip(ids, labels, jpegs, strict=True))
+            if label is not None  # just added under the same lock: always there
+        ]
+        return self._log("add", new, record=record)
+
+    def _log_settings(self) -> Change | None:
+        return None if self._saver is None else self._log("set_settings", self._settings_locked())
+
+    def _wait(self, change: Change | None) -> None:
+        """Outside the lock: wait for a page change's commit."""
+        if change is not None and self._saver is not None:
+            self._saver.wait(change.seq)
+
+    def _new_batch(self) -> int:
+        self._next_batch += 1
+        return self._next_batch - 1
+
+    def _settings_locked(self) -> ProjectSettings:
+        clf = self._classifier
+        return ProjectSettings(
+            backbone=self._embedder.backbone,
+            k=clf.k,
+            unknown_threshold=clf.unknown_threshold,
+            max_examples_per_class=clf.max_examples_per_class,
+            augment=self._augment,
+            mirror=bool(self.pipeline.mirror),
+        )
+
+    def _content_locked(self) -> Content:
+        state = self._classifier.state()
+        ids = state.ids if state.ids is not None else ()  # a live classifier's state always has its ids
+        batches = [self._batches.get(int(i), int(i)) for i in ids]
+        return Content(state, self._settings_locked(), batches)
+
+    def _content(self) -> tuple[int, Content]:
+        """The whole project and its last change's number, for the saver."""
+        with self._lock:
+            return self._seq, self._content_locked()
+
+    def _class_and_ids(self, label: str) -> tuple[str, list[int]]:
+        self._check_class(label)
+        name = normalise_name(label)
+        return name, [e.example_id for e in self._classifier.examples(name)]
+
+    def _end_recording(self, recording: Recording, notice: str) -> None:
+        """The recording's notice, once its last frames are committed."""
+        if self._saver is None:
+            self._notice = notice
+            return
+        self._finishing = (recording.label, recording.seconds)
+        self._log(None, done=lambda: self._recorded(notice))
+
+    def _recorded(self, notice: str) -> None:
+        with self._lock:
+            self._notice, self._finishing = notice, None
 
     def _check_class(self, label: str) -> None:
         if not self._classifier.has_class(label):
@@ -499,23 +807,26 @@ def _embed_examples(
     return _embed_in_batches(embedder, images, progress, what), counts
 
 
-def _re_embedded(old: KNNClassifier, embedder: EmbedderLike, progress: Progress | None) -> tuple[KNNClassifier, int]:
+def _re_embedded(
+    old: KNNClassifier, embedder: EmbedderLike, progress: Progress | None
+) -> tuple[KNNClassifier, int, list[int]]:
     """A classifier like `old` with every example that has an image embedded by `embedder` (with
-    its views again where it had them); and how many examples had no image."""
+    its views again where it had them); how many examples had no image; the ids in `old` of the
+    examples kept, in the new classifier's order."""
     examples = old.examples()
-    usable = [e for e in examples if e.image is not None]
+    usable = [(e, e.image) for e in examples if e.image is not None]
     new = KNNClassifier(
         k=old.k, unknown_threshold=old.unknown_threshold, max_examples_per_class=old.max_examples_per_class
     )
     for label in old.classes:
         new.add_class(label)
     if usable:
-        squares = [center_crop_resize(decode_jpeg(e.image), embedder.input_size) for e in usable]
+        squares = [center_crop_resize(decode_jpeg(jpeg), embedder.input_size) for _, jpeg in usable]
         embeddings, counts = _embed_examples(
-            embedder, squares, [e.vectors > 1 for e in usable], progress, "Re-embedding examples"
+            embedder, squares, [e.vectors > 1 for e, _ in usable], progress, "Re-embedding examples"
         )
-        new.add_many(embeddings, [e.label for e in usable], [e.image for e in usable], counts)
-    return new, len(examples) - len(usable)
+        new.add_many(embeddings, [e.label for e, _ in usable], [jpeg for _, jpeg in usable], counts)
+    return new, len(examples) - len(usable), [e.example_id for e, _ in usable]
 
 
 def _neighbor_views(clf: KNNClassifier, prediction: Prediction | None) -> tuple[NeighborView, ...]:

@@ -153,7 +153,7 @@ class StatsSummary:
     answered_fps: float = 0.0
 
 
-Answer = tuple[float, float, bool, "str | None", "float | None"]
+AnsweredFrame = tuple[float, float, bool, "str | None", "float | None"]
 """One answered frame: (capture time, sent time) on this process's monotonic clock, fresh (from
 the model) or reused, the predicted class (None: unknown, no examples, or no prediction), and the
 capture time of the frame the model saw for it (its own when fresh)."""
@@ -170,7 +170,7 @@ class Stats:
         self._processed = RateMeter(window, size)
         self._reused = RateMeter(window, size)
         self._answered = RateMeter(window, size)
-        self._answers: deque[Answer] = deque(maxlen=size)
+        self._answers: deque[AnsweredFrame] = deque(maxlen=size)
         self.answers_logged = 0
         self.frames_received = 0
         self.frames_processed = 0
@@ -216,7 +216,7 @@ class Stats:
         """An answered frame's capture-to-overlay latency."""
         self._latency_ms.record(seconds * 1000.0)
 
-    def answers_since(self, count: int) -> tuple[list[Answer], int]:
+    def answers_since(self, count: int) -> tuple[list[AnsweredFrame], int]:
         """The answers logged (those with a capture time) after the first `count`, oldest first,
         and how many of them the bounded log no longer holds."""
         new = max(0, self.answers_logged - count)

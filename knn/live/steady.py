@@ -7,7 +7,7 @@ frame the model answered is under `STILL_MAD`, the frame is captioned with that 
 of going to the model; once every `REFRESH_SECONDS` such a frame also goes to the model, which
 renews the answer for the frames after it. So a still scene costs two model passes a second,
 any change that moves the thumbnail is embedded as soon as it arrives, and a change too small to
-move it is still seen within 0.5 s. docs/performance.md has the measurements behind the constants.
+move it is still seen within 0.5 s. docs/performance.md has the numbers behind the constants.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ THUMB_SIDE = 16
 noise averages out (σ 4 moves a cell by ~0.13 levels), while another object moves whole cells."""
 STILL_MAD = 5.0
 """Grey levels: sensor noise alone (σ up to 8, after VP8) moves the thumbnail by at most 1.1, with
-a hand's 3-5 px of tremor by at most 4.0; another photo moves it by 9.7 or more
-(docs/performance.md, `bench/steady.py`)."""
+a hand's 3-5 px of tremor by at most 4.0; a sweep to another photo moves it by 9.7 or more, a photo
+of another class by 8.4 or more (docs/benchmarks.md, `bench/steady.py`)."""
 REFRESH_SECONDS = 0.5
 """The model sees a frame of every streaming session at least this often, however still: a
 change too small for the thumbnail (or a changed classifier) shows within half a second."""
@@ -39,7 +39,7 @@ def thumbnail(frame: av.VideoFrame, side: int = THUMB_SIDE) -> np.ndarray:
     if frame.format.name not in _LUMA_FIRST:  # converted as the model's input is: the same greys
         frame = frame.reformat(format="yuv420p")
     plane = frame.planes[0]
-    luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    luma = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
     height, width = luma.shape
     side = max(1, min(side, height, width))
     block = min(height, width) // side
@@ -56,7 +56,7 @@ def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class Answer:
+class ModelAnswer:
     """What the model said of one frame, reused for the still frames after it."""
 
     thumb: np.ndarray | None  # None when steady scenes are off
@@ -76,11 +76,11 @@ class SteadyGate:
     def __init__(self, threshold: float = STILL_MAD, refresh: float = REFRESH_SECONDS) -> None:
         self.threshold = threshold
         self.refresh = refresh
-        self._answer: Answer | None = None
+        self._answer: ModelAnswer | None = None
         self._asked = -float("inf")  # arrival time of the newest frame handed to the model
         self.generation = 0  # bumped by forget(): answers of an older generation are stale
 
-    def on_arrival(self, thumb: np.ndarray | None, now: float) -> tuple[Answer | None, bool]:
+    def on_arrival(self, thumb: np.ndarray | None, now: float) -> tuple[ModelAnswer | None, bool]:
         """A frame arrived: (the answer it reuses or None, whether the model must see it).
 
         A still frame reuses the answer; if the model last saw a frame `refresh` or more ago, it
@@ -96,7 +96,7 @@ class SteadyGate:
         self._asked = now
         return (answer if still else None), True
 
-    def before_model(self, thumb: np.ndarray | None, arrived: float) -> Answer | None:
+    def before_model(self, thumb: np.ndarray | None, arrived: float) -> ModelAnswer | None:
         """The model is about to take a frame that waited: an answer given meanwhile, to a frame
         at most `refresh` older that looked the same, makes the model pass unnecessary."""
         answer = self._answer
@@ -104,7 +104,7 @@ class SteadyGate:
             return answer
         return None
 
-    def learn(self, answer: Answer, generation: int) -> None:
+    def learn(self, answer: ModelAnswer, generation: int) -> None:
         """The model answered a frame; ignored if `forget` was called since its pass began."""
         if generation == self.generation and (self._answer is None or answer.arrived >= self._answer.arrived):
             self._answer = answer
@@ -114,7 +114,7 @@ class SteadyGate:
         self._answer = None
         self.generation += 1
 
-    def _still(self, thumb: np.ndarray | None, answer: Answer) -> bool:
+    def _still(self, thumb: np.ndarray | None, answer: ModelAnswer) -> bool:
         if thumb is None or answer.thumb is None or thumb.shape != answer.thumb.shape:
             return False
         return mean_abs_diff(thumb, answer.thumb) < self.threshold

@@ -15,8 +15,14 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ..core.backbone_widths import embedding_width
+
+if TYPE_CHECKING:  # keep `import knn.model.backbones` free of Keras
+    import keras
 
 DEFAULT_BACKBONE = "mobilenet_v2_1.0_224"
 """The network the app and the CLI use when they can get its weights (knn.model.choice)."""
@@ -58,6 +64,14 @@ class BackboneSpec:
         return f"{self.network}_no_top.weights.h5"
 
     @property
+    def dim(self) -> int:
+        """Embedding size (knn.core.backbone_widths)."""
+        width = embedding_width(self.id)
+        if width is None:
+            raise ValueError(f"no embedding width is known for {self.id}")
+        return width
+
+    @property
     def mode(self) -> str:
         """ "fast" or "accurate" (`RESOLUTIONS`)."""
         return RESOLUTIONS.get(self.size, f"{self.size} px")
@@ -77,11 +91,11 @@ class BackboneSpec:
             x -= 1.0
         return x
 
-    def build_keras_model(self, weights: str | Path | None, include_top: bool = False):
+    def build_keras_model(self, weights: str | Path | None, include_top: bool = False) -> keras.Model:
         """The Keras model (imports Keras): `weights` is a `.weights.h5` path, "imagenet" or None."""
         from keras import applications
 
-        kwargs = dict(
+        kwargs: dict[str, object] = dict(
             input_shape=(self.size, self.size, 3),
             alpha=self.alpha,
             include_top=include_top,

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ..core.atomic import atomic_output
 from .backbones import FALLBACK_BACKBONE, get_backbone
 from .child import report
@@ -28,7 +30,7 @@ def _v1_layer_map() -> dict[str, str]:
     return layers
 
 
-def read_graph_constants(graph_path: Path) -> dict:
+def read_graph_constants(graph_path: Path) -> dict[str, np.ndarray]:
     """All `Const` tensors of a frozen GraphDef, by node name."""
     from tensorflow.core.framework import graph_pb2
     from tensorflow.python.framework import tensor_util

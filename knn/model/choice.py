@@ -1,7 +1,7 @@
 """Which backbone runs: the best one whose weights this machine has or can get, and why.
 
-MobileNetV2 1.0 is the default (more accurate than v1 with fewer multiply-adds; README's
-few-shot table). Its weights come from an explicit file, `KNN_WEIGHTS_DIR`, the cache or Keras'
+MobileNetV2 1.0 is the default (faster than v1, and more accurate on look-alike objects;
+docs/accuracy.md). Its weights come from an explicit file, `KNN_WEIGHTS_DIR`, the cache or Keras'
 download; where none of those works (offline, no file given), MobileNet v1 1.0 runs, converted
 from the PyPI graph that requirements.txt installs. The reason is kept for the page and the CLI.
 """

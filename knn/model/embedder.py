@@ -5,8 +5,8 @@ Two runtimes give the same embeddings (relative error under 1e-4):
 - ``"litert"``: the Keras model converted once to a LiteRT flatbuffer (cached on disk under the
   backbone id and the weights' digest), run by `ai_edge_litert`'s interpreter with XNNPACK and one
   thread per core. Once the weights and the flatbuffer are cached this imports neither TensorFlow nor
-  Keras, so the process stays near 100 MB instead of ~960 MB; a cold start builds them in a child
-  process (`knn.model.build`) that exits.
+  Keras, so the process stays near 80 MB instead of ~760 MB (bench/startup.py); a cold start builds
+  them in a child process (`knn.model.build`) that exits.
 - ``"tf"``: one `tf.function` with a fixed input signature around the Keras model.
 
 ``"auto"`` picks LiteRT when it loads and falls back to TensorFlow otherwise.
@@ -18,6 +18,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from .backbones import DEFAULT_BACKBONE, BackboneSpec, get_backbone
 from .child import BUILD, Progress, run_child
 from .choice import choose_backbone
 from .weights import ResolvedWeights, cache_dir, resolve_weights
+
+if TYPE_CHECKING:  # Keras only with runtime='tf'
+    import keras
 
 RUNTIMES = ("auto", "litert", "tf")
 
@@ -85,7 +89,8 @@ class _TFRunner:
         self.dim = int(self.model.output_shape[-1])
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self._fn(batch).numpy()
+        embeddings: np.ndarray = self._fn(batch).numpy()
+        return embeddings
 
 
 class Embedder:
@@ -165,7 +170,7 @@ class Embedder:
         return self.weights.source
 
     @property
-    def keras_model(self):
+    def keras_model(self) -> keras.Model:
         """The Keras model (TF runtime only; benchmarks compare against `model.predict`)."""
         if not isinstance(self._runner, _TFRunner):
             raise AttributeError("keras_model exists only with runtime='tf'")
@@ -192,7 +197,8 @@ class Embedder:
             raise ValueError(
                 f"embed_one takes one image (an H×W×3 array), got {_shape_of(image)}; use embed() for a batch"
             )
-        return self.embed(image)[0]
+        embedding: np.ndarray = self.embed(image)[0]
+        return embedding
 
     def __repr__(self) -> str:
         return f"Embedder(backbone={self.backbone!r}, runtime={self.runtime!r}, dim={self.dim})"

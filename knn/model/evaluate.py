@@ -13,11 +13,15 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.evaluation import METHODS, SPLITS, split_accuracy
 from ..core.images import ImageError, augmented_views, read_square
+
+if TYPE_CHECKING:
+    from .embedder import Embedder
 
 DECODE_THREADS = 2
 """Threads decoding and resizing photos while the model embeds the previous ones."""
@@ -44,8 +48,8 @@ class Score:
     queries: int
 
 
-Tick = Callable[[int], None]
-"""Told how many more images are done (e.g. a tqdm bar's update)."""
+Tick = Callable[[int], object]
+"""Told how many more images are done (e.g. a tqdm bar's update); what it returns is ignored."""
 
 
 def plan(
@@ -70,7 +74,7 @@ def evaluate(
     split: str = "halves",
     max_queries: int | None = None,
     k: int = 3,
-    embedder_for: Callable[[str], object] | None = None,
+    embedder_for: Callable[[str], Embedder] | None = None,
     tick: Tick | None = None,
     skip: Skip | None = None,
     methods: Sequence[str] = METHODS,
@@ -117,7 +121,7 @@ def _rows(vectors: list[np.ndarray], name: str, what: str) -> np.ndarray:
 
 
 def embed_files(
-    embedder, files: Sequence[Path], augment: bool, tick: Tick | None = None, skip: Skip | None = None
+    embedder: Embedder, files: Sequence[Path], augment: bool, tick: Tick | None = None, skip: Skip | None = None
 ) -> dict[Path, np.ndarray]:
     """Each readable file's vectors [V, D]: its embedding, then with `augment` its views' (V = 12).
 

@@ -101,7 +101,7 @@ class ExportBusy(ExportError):
 _BUILDS = threading.BoundedSemaphore(MAX_CONCURRENT_EXPORTS)
 
 
-def _format_of(fmt_or_path: str | os.PathLike) -> str:
+def _format_of(fmt_or_path: str | os.PathLike[str]) -> str:
     """'keras' / 'tflite' from a format name or a file name's suffix."""
     text = str(fmt_or_path)
     name = text.lower().lstrip(".")
@@ -231,7 +231,7 @@ def build_head(classifier: KNNClassifier) -> keras.Model:
     return keras.Model(embedding, _knn_head(embedding, classifier), name="knn_head")
 
 
-def _knn_head(features, classifier: KNNClassifier) -> dict[str, Any]:
+def _knn_head(features: keras.KerasTensor, classifier: KNNClassifier) -> dict[str, Any]:
     """The engine's `predict` in Keras ops on symbolic [B, D] features; sets the head's weights.
 
     The rules and constants are knn.core.voting's, and the centroids and the mean are the engine's
@@ -297,7 +297,7 @@ def _nearest(x, vectors: np.ndarray, member: np.ndarray, k: int, per_item: int, 
         sims = ops.max(ops.reshape(sims, (-1, items, per_item)), axis=2)
     top_sims, top_rows = ops.top_k(sims, k)
     label_layer = layers.Embedding(items, member.shape[1], trainable=False, name=f"{name}_classes")
-    one_hot = label_layer(top_rows)  # [B, k, C]: 1 where neighbour j belongs to class c
+    one_hot = label_layer(top_rows)  # [B, k, C]: 1 where neighbor j belongs to class c
     label_layer.set_weights([member])
     s = ops.expand_dims(top_sims, -1)
     votes = ops.sum(one_hot * ops.maximum(s, MIN_WEIGHT), axis=1)
@@ -362,7 +362,7 @@ def _write_tflite(model: keras.Model, meta: dict[str, Any], path: Path, size: in
 def export_model(
     classifier: KNNClassifier,
     backbone: Any,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     fmt: str | None = None,
     weights: str | Path | None = None,
     progress: Progress | None = None,
@@ -388,7 +388,7 @@ def export_model(
     fmt = _format_of(fmt or path)
     if fmt == "keras" and Path(path).suffix != ".keras":
         raise ExportError(f"a Keras model's file name must end in .keras (load_model needs it), got {Path(path).name}")
-    classifier = classifier.copy()  # one consistent snapshot, even if another thread edits it
+    classifier = classifier.copy()  # one consistent copy, even if another thread edits it
     path = Path(path)
     spec, weights_path = _spec_and_weights(backbone, weights)
     step(0.05, f"Building {spec.label} with the KNN head")
@@ -419,7 +419,7 @@ def export_bytes(
     afterwards, so a serving process never takes on TensorFlow (its cost: docs/performance.md).
 
     Args:
-        classifier: the `KNNClassifier` to export (snapshotted now).
+        classifier: the `KNNClassifier` to export (copied now).
         backbone: the `Embedder` it was taught with, its `BackboneSpec` or its backbone id.
         fmt: ``"keras"`` or ``"tflite"``.
         weights: an explicit backbone weights file (default: the embedder's / resolved).
@@ -448,7 +448,12 @@ def export_bytes(
 
 
 def _export_in_tmp(
-    classifier, spec: BackboneSpec, weights_path: Path, fmt: str, progress: Progress | None, in_process: bool
+    classifier: KNNClassifier,
+    spec: BackboneSpec,
+    weights_path: Path,
+    fmt: str,
+    progress: Progress | None,
+    in_process: bool,
 ) -> bytes:
     with tempfile.TemporaryDirectory(prefix="knn-export-") as tmp:
         out = Path(tmp) / f"model{FORMATS[fmt]}"
@@ -463,7 +468,7 @@ def _export_in_tmp(
         return out.read_bytes()
 
 
-def read_metadata(path_or_bytes: str | os.PathLike | bytes) -> dict[str, Any]:
+def read_metadata(path_or_bytes: str | os.PathLike[str] | bytes) -> dict[str, Any]:
     """The ``knn.json`` stored inside an exported `.keras` or `.tflite` file.
 
     Needs nothing but the standard library; shown here for convenience.
@@ -471,9 +476,12 @@ def read_metadata(path_or_bytes: str | os.PathLike | bytes) -> dict[str, Any]:
     source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, (bytes, bytearray)) else path_or_bytes
     try:
         with zipfile.ZipFile(source) as archive:
-            return json.loads(archive.read("knn.json"))
+            meta = json.loads(archive.read("knn.json"))
     except (zipfile.BadZipFile, KeyError) as exc:
         raise ExportError(f"not a model exported by knn ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ExportError("not a model exported by knn (its knn.json is not an object)")
+    return meta
 
 
 # --- child process ------------------------------------------------------------------------------

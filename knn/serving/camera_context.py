@@ -1,28 +1,18 @@
 """Keep streamlit-webrtc from stopping a camera that is drawn on every page run.
 
-streamlit-webrtc 0.79 stops a session's WebRTC worker when the camera's context looks orphaned:
-when Streamlit's count of finished script runs grew by more than one since the component was
-last drawn (meant for a multipage app whose user comes back to the page). Streamlit raises that
-count on the server's event loop as it sends a run's "finished" message, so a run that starts
-before the previous run's message went out reads a stale count, and the run after it finds the
-count two ahead. Under load, with the event loop busy with ICE and DTLS just as a camera
-connects, that happens: the worker is stopped a fraction of a second after START and the tab's
-camera delivers nothing more (the "lost streams" of bench/live.py; the log line is "Context for
-key=camera was not rendered for 1 script runs; resetting stale state", docs/performance.md).
-
-This page draws the camera in every full run, and a remounted component already resets through
-its frontend state, so the check has nothing to catch here. `forget_last_draw` clears the
-context's count of its last draw before each draw, which is how a fresh context starts, so the
-check never fires. `keep_cameras_drawn` applies once per process, after checking the installed
-version and the attribute it relies on; otherwise it logs one warning and streamlit-webrtc stays
-stock.
+streamlit-webrtc 0.79 stops a camera whose context looks orphaned (Streamlit's count of finished
+runs more than one ahead of its last draw), and under load a stale count makes that happen right
+after START. This page draws the camera in every full run, so `forget_last_draw` clears the
+context's last-draw count before each draw, as a fresh context has none. `keep_cameras_drawn`
+checks once per process that the installed version and the attribute fit; otherwise it logs one
+warning and streamlit-webrtc stays stock. Numbers: docs/performance.md, "Serving adaptations".
 """
 
 from __future__ import annotations
 
 import logging
 
-from .checks import unchecked_version
+from .adaptation_checks import unchecked_version
 
 _LOG = logging.getLogger(__name__)
 

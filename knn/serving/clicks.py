@@ -1,29 +1,19 @@
 """Tell a button's click from the copy of it that a fragment's timed rerun carries.
 
-Streamlit 1.67's page sends a click on a zero-delay timer, in a rerun of its own; until that
-timer fires the click waits among the page's widget states. A fragment with `run_every` (the live
-panel, every second) sends all of those states when its own timer fires. When that timer fires
-first, as in a busy tab, the server gets the click twice: inside the fragment's rerun, then in
-the click's own, seconds apart under load. One Add stored two frames and "+ Add class" made two
-classes (tests/test_clicks.py makes the order happen on purpose).
-
-A button drawn outside every fragment is only ever sent in a full-page rerun, so its callback
-running in a rerun of fragments alone is that copy: the page skips it (app.py `one_click`). The
-page keeps every button that acts outside its timed fragment for this reason. The same test keeps
-the panel from asking for a page redraw while the page itself is being drawn (app.py
-`live_panel_body`): such a request stops the run, and a page whose runs all stop keeps showing
-elements of its earlier runs, e.g. the class cards from before a project restore.
-
-`fragments_alone` reads `ScriptRunContext.fragment_ids_this_run`, which Streamlit sets before it
-calls the callbacks. `tell_copied_clicks` checks the installed version and that attribute once per
-process; otherwise it logs one warning and every callback runs as in stock Streamlit.
+Streamlit 1.67's page sends a click on a zero-delay timer; when the live panel's timer fires
+first, its rerun of fragments carries the click too, and the click would act twice. A button
+drawn outside every fragment is only sent in a full-page rerun, so its callback running in a rerun
+of fragments alone is the copy (`fragments_alone`), which the page skips. `tell_copied_clicks`
+checks once per process that the installed version and `ScriptRunContext.fragment_ids_this_run`
+fit; otherwise it logs one warning and every callback runs as in stock Streamlit. Numbers:
+docs/performance.md, "Serving adaptations".
 """
 
 from __future__ import annotations
 
 import logging
 
-from .checks import unchecked_version
+from .adaptation_checks import unchecked_version
 
 _LOG = logging.getLogger(__name__)
 

@@ -1,21 +1,12 @@
 """An adaptation of aioice: the answer to a consent check may come late and still count.
 
-Each WebRTC peer keeps asking the other whether it still wants its packets (ICE consent freshness,
-RFC 7675). aioice 0.13 sends the server's check every 4-6 s, waits 0.5 s for the answer, never sends
-a check twice, and ends the connection after six checks in a row without an answer in time. On a
-busy server the browser's answer waits in the server's socket queue behind a second or more of
-video (asyncio reads one datagram per turn of the loop; knn.serving.socket_drain reads on), or a
-full queue drops it; then every check
-fails and some 30 s later the server ends streams that are still flowing: in an eight-tab
-`bench/live.py` run, three tabs' streams at the same second ("Consent to send expired",
-docs/performance.md). RFC 7675 counts an answer to any check sent in the last 30 s.
-
-`patient_consent` makes aioice's connections use a `StunProtocol` subclass that sends a consent
-check up to `1 + CONSENT_RETRANSMISSIONS` times on aioice's own back-off (0, 0.5, 1.5, 3.5 s) and
-takes an answer until 7.5 s after the first try, after checking that the installed aioice is a
-version this was read against and that its consent check is the only request that asks for a
-single try; otherwise it logs one warning and aioice stays as it is. A peer that has really gone is
-then given up after about 75 s instead of 30.
+aioice 0.13 sends each ICE consent check (RFC 7675) once, waits 0.5 s for the answer and ends the
+connection after six checks in a row without one in time. On a busy server the answer waits in
+the socket's queue, so streams that are still flowing get ended. `patient_consent` makes aioice's
+connections send a consent check up to `1 + CONSENT_RETRANSMISSIONS` times on aioice's own
+back-off and take its answer until 7.5 s after the first try (a peer that has gone is then given
+up after ~75 s instead of 30), after checking that the installed aioice fits; otherwise it logs
+one warning and aioice stays as it is. Numbers: docs/performance.md, "Serving adaptations".
 """
 
 from __future__ import annotations
@@ -23,7 +14,7 @@ from __future__ import annotations
 import logging
 from types import ModuleType
 
-from .checks import changed_signature, source_of, unchecked_version, with_layer
+from .adaptation_checks import changed_signature, source_of, unchecked_version, with_layer
 
 _LOG = logging.getLogger(__name__)
 
@@ -77,7 +68,7 @@ def patient_consent(
             "A late answer to a consent check still ends a stream (%s); aioice is left as it is.", "; ".join(problems)
         )
         return False
-    ice.StunProtocol = patient_protocol(ice.StunProtocol, retransmissions)
+    ice.StunProtocol = patient_protocol(ice.StunProtocol, retransmissions)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
     return True
 
 

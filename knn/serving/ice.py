@@ -1,31 +1,24 @@
 """What the camera's two WebRTC peers are given to find each other: ICE servers and transport policy.
 
-The ICE servers are the operator's (st.secrets["ice_servers"] or KNN_ICE_SERVERS, knn.serving.settings)
-or, when neither is set, streamlit-webrtc's own choice: a TURN relay with short-lived credentials
-when CLOUDFLARE_TURN_KEY_ID + CLOUDFLARE_TURN_KEY_API_TOKEN, TWILIO_ACCOUNT_SID + TWILIO_AUTH_TOKEN
-or HF_TOKEN are set (in that order), else Google's public STUN server. The browser's
-RTCPeerConnection and the server's (aiortc) are given the same servers.
-
-KNN_ICE_TRANSPORT_POLICY=relay makes both peers offer only relay candidates, so every packet
-crosses the TURN server. The browser's policy goes through streamlit-webrtc's
-`frontend_rtc_configuration`, which its frontend hands to `new RTCPeerConnection` as it is. The
-server's cannot: streamlit-webrtc 0.79 builds aiortc's `RTCConfiguration` from the dict's
-`iceServers` alone (`streamlit_webrtc.config.compile_rtc_configuration`), although aiortc honours
-`iceTransportPolicy`. So `keep_server_transport_policy` makes `streamlit_webrtc.component` use a
-compile function that also carries the policy over, after checking that the installed
-streamlit-webrtc is a version this was read against; otherwise it logs one warning, streamlit-webrtc
-stays stock and only the browsers are held to the relay (which still sends all media through it).
+The ICE servers are the operator's (st.secrets["ice_servers"] or KNN_ICE_SERVERS) or, when neither
+is set, streamlit-webrtc's own choice (a Cloudflare, Twilio or Hugging Face TURN relay when their
+keys are set, else Google's public STUN server); browser and server get the same.
+KNN_ICE_TRANSPORT_POLICY=relay holds both to relay candidates: streamlit-webrtc 0.79 drops the
+server's policy, so `keep_server_transport_policy` carries it over to aiortc, after checking the
+installed version; otherwise it logs one warning and only the browsers are held to the relay.
+`relay_configured` and `is_local` decide whether the page must say, before anyone waits, that
+cameras behind NAT need a relay.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Protocol
 
-from .checks import unchecked_version
-from .settings import Settings
+from .adaptation_checks import unchecked_version
+from .settings import Settings, has_turn
 
 _LOG = logging.getLogger(__name__)
 
@@ -33,11 +26,50 @@ CHECKED_STREAMLIT_WEBRTC = ("0.79.0",)
 """streamlit-webrtc versions whose server-side configuration path this was read against."""
 
 
-class StartedLike(Protocol):
-    """What `camera_rtc` reads of knn.serving.startup.Started (which imports this module)."""
+PROVIDER_KEYS = (
+    ("CLOUDFLARE_TURN_KEY_ID", "CLOUDFLARE_TURN_KEY_API_TOKEN"),
+    ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"),
+    ("HF_TOKEN",),
+)
+"""The environment variables with which streamlit-webrtc fetches a TURN relay's credentials (each
+group complete), when no ICE servers are configured."""
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+"""Hosts from which a browser reaches the server on the same machine: no relay needed."""
 
-    settings: Settings
-    server_relay: bool
+
+def relay_configured(servers: list[dict] | None, env: Mapping[str, str]) -> bool:
+    """Whether the camera's peers are given a TURN relay: a `turn:`/`turns:` URL among the configured
+    `servers`, or (None: streamlit-webrtc chooses) a provider's keys in `env`."""
+    if servers is not None:
+        return has_turn(servers)
+    return any(all(env.get(key) for key in keys) for keys in PROVIDER_KEYS)
+
+
+def is_local(host: str | None) -> bool:
+    """Whether the page's host (st.context's URL host, no port) is this machine; None (unknown) counts
+    as local, so nothing is said on a guess."""
+    return host is None or host.strip("[]").lower() in LOCAL_HOSTS
+
+
+def server_ice_servers(servers: list[dict] | None) -> list[dict]:
+    """The ICE servers the server's peer is given: `servers`, or (None) streamlit-webrtc's choice,
+    which it caches, so this is the list the peer got."""
+    if servers is not None:
+        return servers
+    from streamlit_webrtc.credentials import get_available_ice_servers
+
+    return [dict(s) for s in get_available_ice_servers()]
+
+
+class StartedLike(Protocol):
+    """What `camera_rtc` reads of knn.serving.startup.Started (which imports this module); read-only
+    members, as Started is a frozen dataclass."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def server_relay(self) -> bool: ...
 
 
 def camera_rtc(servers: list[dict] | None, started: StartedLike) -> dict[str, dict]:
@@ -85,27 +117,32 @@ def keep_server_transport_policy(
     if problems:
         _LOG.warning("The server's WebRTC peer is not held to the relay (%s); browsers still are.", "; ".join(problems))
         return False
-    component.compile_rtc_configuration = policy_keeping(config.compile_rtc_configuration)
+    component.compile_rtc_configuration = policy_keeping(config.compile_rtc_configuration)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
     return True
 
 
-def policy_keeping(compile_configuration: Callable) -> Callable:
+def policy_keeping(compile_configuration: Callable[[dict[str, Any]], Any]) -> PolicyKeeping:
     """`compile_configuration` that also sets aiortc's `iceTransportPolicy` from the dict, and leaves
     `iceServers` unset (None: streamlit-webrtc then chooses) when the dict does not name any, as
     streamlit-webrtc does for an empty dict."""
-    stock = getattr(compile_configuration, "stock", compile_configuration)  # applying twice wraps once
+    return PolicyKeeping(getattr(compile_configuration, "stock", compile_configuration))  # applying twice wraps once
 
-    def compile_keeping_policy(rtc_configuration: dict):
+
+class PolicyKeeping:
+    """`policy_keeping`'s compile function; `stock` is streamlit-webrtc's."""
+
+    keeps_policy = True
+
+    def __init__(self, stock: Callable[[dict[str, Any]], Any]) -> None:
+        self.stock = stock
+
+    def __call__(self, rtc_configuration: dict[str, Any]) -> Any:
         from aiortc import RTCIceTransportPolicy
 
-        compiled = stock(rtc_configuration)
+        compiled = self.stock(rtc_configuration)
         policy = rtc_configuration.get("iceTransportPolicy")
         if policy is not None:
             compiled.iceTransportPolicy = RTCIceTransportPolicy(policy)
         if "iceServers" not in rtc_configuration:
             compiled.iceServers = None
         return compiled
-
-    compile_keeping_policy.stock = stock
-    compile_keeping_policy.keeps_policy = True
-    return compile_keeping_policy

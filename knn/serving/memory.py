@@ -1,16 +1,11 @@
 """Keep the serving process's memory flat and its pauses short.
 
-`fix_mmap_threshold`: every camera frame allocates a few buffers of 0.2-1 MB. glibc serves blocks
-that large with mmap until the first one is freed, then raises its threshold to that size, and
-from then on these buffers come from per-thread heaps that keep freed memory and fragment.
-Fixing the threshold at glibc's default of 128 KB (as `MALLOC_MMAP_THRESHOLD_=131072` would)
-keeps them mmapped and given back when freed.
-
-`start_periodic_gc`: Streamlit's own collection after every script run is off
-(.streamlit/config.toml: each held the GIL for 60-100 ms, twice a second per session, stalling
-every camera frame). One thread collects every few seconds instead, which frees closed sessions
-(reference cycles), and freezes what survives the first collection (the imported libraries, the
-model), so later collections skip those ~150,000 objects. docs/performance.md has the figures.
+`fix_mmap_threshold` fixes glibc's mmap threshold at 128 KB, so the 0.2-1 MB buffers every camera
+frame allocates stay mmapped and go back to the system when freed, instead of fragmenting
+per-thread heaps after glibc raises the threshold. `start_periodic_gc` stands in for Streamlit's
+collection after every script run (off in .streamlit/config.toml: each held the GIL 60-100 ms):
+one thread collects every few seconds, which frees closed sessions, and freezes what survives the
+first collection (the libraries, the model), so later ones skip it. Numbers: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 When the app runs with env ``KNN_METRICS_FILE=/path/metrics.json`` (knn.serving.settings), a
 daemon thread (`start_writer`) replaces that file atomically every ``KNN_METRICS_INTERVAL``
-seconds with `snapshot()`:
+seconds with `process_metrics()`:
 
 - ``time`` (epoch s), ``pid``, ``rss_mb`` (resident memory), ``cpu_seconds`` (user + system since
   the process started), ``threads`` (count) and ``thread_kinds`` (count per thread name with its
@@ -34,7 +34,8 @@ import sys
 import threading
 import time
 import weakref
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import MutableMapping
 from pathlib import Path
 
 import psutil
@@ -61,7 +62,7 @@ def thread_cpu() -> dict[str, float]:
     """CPU seconds so far per thread kind (as `thread_kinds` names them); threads that Python did
     not start (XNNPACK's inference pool, codec threads) are counted as "native"."""
     kinds = {t.native_id: re.sub(r"[-_]?\d+", "", t.name) for t in threading.enumerate()}
-    out: Counter[str] = Counter()
+    out: defaultdict[str, float] = defaultdict(float)
     try:
         for t in psutil.Process().threads():
             out[kinds.get(t.id, "native")] += t.user_time + t.system_time
@@ -102,7 +103,7 @@ def session_metrics(session: LiveSession, latencies_since: int = 0, answers_sinc
     }
 
 
-def snapshot(latencies_since: dict[LiveSession, tuple[int, int]] | None = None) -> dict:
+def process_metrics(latencies_since: MutableMapping[LiveSession, tuple[int, int]] | None = None) -> dict[str, object]:
     """The process and its live sessions now. `latencies_since` maps a session to how many of its
     latencies and answers were already reported (updated in place); without it, none are included."""
     proc = psutil.Process()
@@ -135,7 +136,7 @@ def snapshot(latencies_since: dict[LiveSession, tuple[int, int]] | None = None) 
     }
 
 
-def write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict[str, object]) -> None:
     """Replace `path` atomically (a reader never sees half a file); no fsync, it is rewritten each second."""
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(data))
@@ -151,7 +152,7 @@ class _Writer(threading.Thread):
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
-            snap = snapshot(self._since)
+            snap = process_metrics(self._since)
             with contextlib.suppress(OSError):  # the reader's directory went away: nothing to report to
                 write_json(self.path, snap)
 
@@ -160,7 +161,7 @@ class _Writer(threading.Thread):
 
 
 def start_writer(path: str | os.PathLike, interval: float = DEFAULT_INTERVAL) -> threading.Thread:
-    """Start (once per process) the thread that writes `snapshot()` to `path` every `interval` s.
+    """Start (once per process) the thread that writes `process_metrics()` to `path` every `interval` s.
 
     Freed sessions in reference cycles leave the registry at the periodic collection
     (knn.serving.memory), not here.

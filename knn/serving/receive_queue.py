@@ -1,20 +1,12 @@
 """An adaptation of aioice: a short kernel queue on each WebRTC socket, so that a server past its
 capacity works on the present, not on video seconds old.
 
-Each WebRTC connection receives its camera's packets and the browser's answers to the server's
-consent checks on one UDP socket, whose receive queue aioice 0.13 sets to 256 kB
-(`aioice.turn.UDP_SOCKET_BUFFER_SIZE`; Linux doubles it for its bookkeeping). While the event
-loop keeps up, the queue is empty and its size does not matter. Past capacity the loop drains it
-slower than the camera fills it, so the queue stays full and the kernel drops what does not fit:
-the loop reads as many packets whatever the size, but each has waited behind a full queue, which
-holds ~15 s of a busy browser's video; a consent answer that waits that long no longer counts
-and the stream is ended (docs/performance.md, "Seconds behind: the sockets' queues").
-
-Off unless asked for (`KNN_UDP_RECEIVE_QUEUE`): a server near its capacity, late for moments only,
-needs the long queue to ride out the bursts. `short_receive_queues` sets the size for the
-connections made from now on, after checking that the installed aioice is a version this was read
-against and that it reads the size each time it opens a socket; otherwise it logs one warning and
-aioice stays as it is.
+Past capacity the event loop reads a socket slower than the camera fills it, so aioice's 256 kB
+queue stays full and every packet, the answers to consent checks too, waits ~15 s behind it.
+Off unless asked for (`KNN_UDP_RECEIVE_QUEUE`): near capacity a short queue turns bursts into lost
+packets. `short_receive_queues` sets the size for connections made from now on, after checking
+that the installed aioice fits; otherwise it logs one warning and aioice stays as it is. Numbers:
+docs/performance.md, "Serving adaptations".
 """
 
 from __future__ import annotations
@@ -22,7 +14,7 @@ from __future__ import annotations
 import logging
 from types import ModuleType
 
-from .checks import unchecked_version, unread_source
+from .adaptation_checks import unchecked_version, unread_source
 
 _LOG = logging.getLogger(__name__)
 

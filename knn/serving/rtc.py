@@ -1,37 +1,27 @@
 """Adaptations of aiortc: a floor under its receive-bandwidth estimate, a ceiling on what it sends.
 
-aiortc estimates each incoming video stream's bandwidth from packet arrival times taken on its
-event loop (Google's delay-based REMB estimator) and tells the browser the result. On a busy
-server those arrival times carry the server's own scheduling delays, the estimator reads
-congestion, and the figure it sends can fall to a few tens of kbit/s; Chromium then drops frames,
-not just pixels (docs/performance.md). Below ~150 kbit/s a 30 fps camera cannot keep its frame
-rate, so the estimate is floored there. A real network's congestion still shows as packet loss,
-on which the browser's own loss-based estimate cuts the rate regardless.
+On a busy server aiortc's delay-based estimate reads the event loop's own delays as congestion
+and can fall to tens of kbit/s; Chromium then drops frames. `floor_receive_bitrate` keeps the
+estimate at or above a floor (a subclass of `aiortc.rate.RemoteBitrateEstimator`); the browser's
+own loss-based estimate still answers a real network's congestion.
 
-aiortc has no setting for this, so `floor_receive_bitrate` makes its receivers build a subclass of
-`aiortc.rate.RemoteBitrateEstimator` whose `add` floors what the stock `add` returns. It applies
-only after `check_estimator` finds the installed aiortc to be a version this was read against,
-with the class, the method signature and the receiver's use of it as expected; otherwise it logs
-one warning and aiortc stays as it is.
-
-The other direction: aiortc's video encoder follows the browser's bandwidth estimate for the
-video sent back up to 1.5 Mbit/s, re-creating the encoder (a keyframe) at every change of more
-than 10%. On a fast network (loopback, a LAN) it climbs there within seconds, although the
-picture it re-encodes came in at 150-600 kbit/s, and the encoder's time per frame grows with the
-bitrate (docs/performance.md). `cap_send_bitrate` makes the senders' encoders (built by
-`aiortc.rtcrtpsender.get_encoder`) subclasses whose `target_bitrate` never exceeds the cap, after
-the same kind of version check (`check_sender`). The same subclasses tell the frame's source when
-they take it (a callable in the frame's `opaque`, knn.live.pipeline.ResultTrack), so the source
-hands out no result while the last one still waits in streamlit-webrtc's relays.
+On a fast network aiortc's encoder climbs to 1.5 Mbit/s, re-created at each step, for a picture
+that came in at 150-600 kbit/s. `cap_send_bitrate` caps its `target_bitrate` (subclasses of the
+encoders `aiortc.rtcrtpsender.get_encoder` builds), and the same encoders tell the frame's source
+when they take a frame (a callable in `frame.opaque`, knn.live.pipeline.ResultTrack), so no result
+waits in streamlit-webrtc's relays. Each checks the installed aiortc first; otherwise it logs one
+warning and aiortc stays as it is. Numbers: docs/performance.md, "Serving adaptations".
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import cache
 from types import ModuleType
+from typing import Any
 
-from .checks import changed_signature, unchecked_version
+from .adaptation_checks import changed_signature, unchecked_version
 from .settings import MAX_VIDEO_BITRATE, MIN_VIDEO_BITRATE
 
 _LOG = logging.getLogger(__name__)
@@ -77,19 +67,21 @@ def floor_receive_bitrate(
     if problems:
         _LOG.warning("Not flooring aiortc's bandwidth estimate (%s); aiortc is left as it is.", "; ".join(problems))
         return False
-    receiver.RemoteBitrateEstimator = floored_estimator(rate.RemoteBitrateEstimator, bps)
+    receiver.RemoteBitrateEstimator = floored_estimator(rate.RemoteBitrateEstimator, bps)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
     return True
 
 
 def floored_estimator(estimator: type, bps: int) -> type:
     """A subclass of aiortc's estimator whose reported bitrate is at least `bps`."""
-    base = getattr(estimator, "stock", estimator)  # applying twice floors once
+    base: Any = getattr(estimator, "stock", estimator)  # applying twice floors once; a class known at run time
 
     class FlooredRemoteBitrateEstimator(base):
         stock = base
         floor_bps = bps
 
-        def add(self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int):
+        def add(
+            self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+        ) -> tuple[int, list[int]] | None:
             estimate = super().add(arrival_time_ms, abs_send_time, payload_size, ssrc)
             if estimate is None:
                 return None
@@ -140,50 +132,56 @@ def cap_send_bitrate(
     if problems:
         _LOG.warning("Not capping aiortc's send bitrate (%s); aiortc is left as it is.", "; ".join(problems))
         return False
-    sender.get_encoder = capped_get_encoder(codecs.get_encoder, bps)
+    sender.get_encoder = capped_get_encoder(codecs.get_encoder, bps)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
     return True
 
 
-def capped_get_encoder(get_encoder, bps: int):
+def capped_get_encoder(get_encoder: Callable[[Any], Any], bps: int) -> CappedGetEncoder:
     """`get_encoder` whose encoders with a `target_bitrate` never aim above `bps`."""
-    stock = getattr(get_encoder, "stock", get_encoder)  # applying twice caps once
+    return CappedGetEncoder(getattr(get_encoder, "stock", get_encoder), bps)  # applying twice caps once
 
-    def get_capped_encoder(codec):
-        encoder = stock(codec)
-        rate = getattr(type(encoder), "target_bitrate", None)
+
+class CappedGetEncoder:
+    """`capped_get_encoder`'s function; `stock` is aiortc's."""
+
+    def __init__(self, stock: Callable[[Any], Any], bps: int) -> None:
+        self.stock, self.cap_bps = stock, bps
+
+    def __call__(self, codec: Any) -> Any:
+        encoder = self.stock(codec)
+        kind: type = type(encoder)
+        rate = getattr(kind, "target_bitrate", None)
         if isinstance(rate, property) and rate.fset is not None:
-            encoder = capped_encoder(type(encoder), bps)()
+            encoder = capped_encoder(kind, self.cap_bps)()
         return encoder
-
-    get_capped_encoder.stock, get_capped_encoder.cap_bps = stock, bps
-    return get_capped_encoder
 
 
 @cache
 def capped_encoder(encoder: type, bps: int) -> type:
     """A subclass of an aiortc encoder whose `target_bitrate` is at most `bps`."""
-    rate: property = encoder.target_bitrate
+    base: Any = encoder  # a class known at run time
+    rate: property = base.target_bitrate
 
-    class CappedEncoder(encoder):
+    class CappedEncoder(base):
         cap_bps = bps
+
+        @property
+        def target_bitrate(self) -> int:
+            return int(rate.__get__(self))
+
+        @target_bitrate.setter
+        def target_bitrate(self, bitrate: int) -> None:
+            rate.__set__(self, min(int(bitrate), self.cap_bps))
 
         def __init__(self) -> None:
             super().__init__()
             self.target_bitrate = self.target_bitrate  # its start value, capped
 
-        def encode(self, frame, force_keyframe: bool = False):
+        def encode(self, frame: Any, force_keyframe: bool = False) -> Any:
             taken = getattr(frame, "opaque", None)
             if callable(taken):  # the source track waits for this word (knn.live.pipeline.ResultTrack)
                 taken()
             return super().encode(frame, force_keyframe)
-
-        @property
-        def target_bitrate(self) -> int:
-            return rate.fget(self)
-
-        @target_bitrate.setter
-        def target_bitrate(self, bitrate: int) -> None:
-            rate.fset(self, min(int(bitrate), self.cap_bps))
 
     CappedEncoder.__name__ = CappedEncoder.__qualname__ = f"Capped{encoder.__name__}"
     return CappedEncoder

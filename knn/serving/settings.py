@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..live.answer_size import CAMERAS_PER_CORE
+from ..persist import DEFAULT_QUOTA, DEFAULT_TTL, default_data_dir
 from .receive_queue import RECEIVE_QUEUE
 from .socket_drain import MOST as DRAIN_MOST
 
@@ -24,7 +26,7 @@ MIN_VIDEO_BITRATE = 150_000
 MAX_VIDEO_BITRATE = 500_000
 """bit/s: the most the server sends the captioned video back at (knn.serving.rtc): aiortc's own
 start value; the camera's picture came in at 150-600 kbit/s, so more buys little but costs the
-encoder up to twice the time per frame (docs/performance.md)."""
+encoder 1.4-1.5 times the time per frame at 1.5 Mbit/s (docs/performance.md)."""
 
 VARIABLES = (
     (
@@ -85,6 +87,33 @@ VARIABLES = (
         "readable; `1`: asyncio's own one per turn, with which a busy server's loop leaves seconds of video waiting "
         "in the kernel's queues (docs/performance.md)",
     ),
+    (
+        "KNN_STORE",
+        "1",
+        "`0`: projects live only while their tab is open and nothing is written (docs/projects.md)",
+    ),
+    (
+        "KNN_DATA_DIR",
+        "~/.local/share/knn",
+        "the folder of the SQLite project store (`projects.sqlite3`), created private to the user (0700)",
+    ),
+    (
+        "KNN_DATABASE_URL",
+        "none: SQLite in `KNN_DATA_DIR`",
+        "a `postgresql://user:password@host/database` URL for the project store, shared by several processes "
+        "(a `[connections.knn]` `url` in `.streamlit/secrets.toml` wins)",
+    ),
+    (
+        "KNN_PROJECT_TTL",
+        "30d",
+        "projects not opened for this long are deleted (`s`, `m`, `h` or `d`; a bare number is seconds)",
+    ),
+    (
+        "KNN_STORE_QUOTA",
+        "5GB",
+        "bytes all stored projects may take together (`kB`, `MB`, `GB`); a change past it is refused and "
+        "kept in its tab only",
+    ),
     ("KNN_METRICS_FILE", "none", "write the process's live metrics to this JSON file"),
     ("KNN_METRICS_INTERVAL", "1", "seconds between two metrics snapshots"),
     ("KNN_WEIGHTS_DIR", "none", "a folder of `<backbone>_no_top.weights.h5` files (read by the engine)"),
@@ -115,6 +144,8 @@ class Settings:
         gc_seconds, min_bitrate, max_bitrate, steady, cameras_per_core, udp_receive_queue, udp_drain,
             metrics_file, metrics_interval:
             as `VARIABLES` says.
+        store, data_dir, database_url, project_ttl (seconds), store_quota (bytes): the project
+            store's, as `VARIABLES` says (knn.serving.projects opens it).
         problems: one message per variable whose value was refused (its default is used).
     """
 
@@ -131,22 +162,28 @@ class Settings:
     udp_drain: int = DRAIN_MOST
     metrics_file: Path | None = None
     metrics_interval: float = 1.0
+    store: bool = True
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str | None = field(default=None, repr=False)  # may hold a password
+    project_ttl: float = DEFAULT_TTL
+    store_quota: int = DEFAULT_QUOTA
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         problems: list[str] = []
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}  # attribute -> its parser's value, of the attribute's type
 
-        def read(name: str, attr: str, parse) -> None:
+        def read(name: str, attr: str, parse: Callable[[str], object]) -> None:
             text = env.get(name, "").strip()
             if not text:
                 return
             try:
                 values[attr] = parse(text)
             except (ValueError, SettingsError) as exc:
-                problems.append(f"{name}={text!r} is ignored: {exc}")
+                shown = "(the URL)" if name == "KNN_DATABASE_URL" else repr(text)  # never echo a password
+                problems.append(f"{name}={shown} is ignored: {exc}")
 
         read("KNN_ICE_SERVERS", "ice_servers", lambda t: tuple(parse_ice_servers(_json(t), "KNN_ICE_SERVERS")))
         read("KNN_ICE_TRANSPORT_POLICY", "ice_transport_policy", _policy)
@@ -161,6 +198,11 @@ class Settings:
         read("KNN_UDP_DRAIN", "udp_drain", lambda t: _number(t, int, 1))
         read("KNN_METRICS_FILE", "metrics_file", Path)
         read("KNN_METRICS_INTERVAL", "metrics_interval", lambda t: _number(t, float, 0.05))
+        read("KNN_STORE", "store", _flag)
+        read("KNN_DATA_DIR", "data_dir", lambda t: Path(t).expanduser())
+        read("KNN_DATABASE_URL", "database_url", _database_url)
+        read("KNN_PROJECT_TTL", "project_ttl", _duration)
+        read("KNN_STORE_QUOTA", "store_quota", _size)
         servers = values.get("ice_servers")
         if values.get("ice_transport_policy") == "relay" and servers is not None and not has_turn(servers):
             problems.append(
@@ -221,6 +263,46 @@ def _flag(text: str) -> bool:
     if text not in ("0", "1"):
         raise SettingsError("expected 0 or 1")
     return text == "1"
+
+
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+_BYTES = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
+
+
+def _duration(text: str) -> float:
+    """Seconds from `3600`, `90m`, `12h` or `30d`; at least a minute."""
+    unit = text[-1].lower() if text[-1].isalpha() else "s"
+    number = text[:-1] if text[-1].isalpha() else text
+    try:
+        seconds = float(number.strip()) * _SECONDS[unit]
+    except (KeyError, ValueError):
+        raise SettingsError("expected a duration such as 30d, 12h, 90m or 3600 (seconds)") from None
+    if not seconds >= 60:
+        raise SettingsError("must be at least 60 seconds")
+    return seconds
+
+
+def _size(text: str) -> int:
+    """Bytes from `5GB`, `500MB`, `64kB` or a bare number."""
+    digits = text.rstrip("bBkKmMgGtT ")
+    try:
+        size = int(float(digits) * _BYTES[text[len(digits) :].strip().lower()])
+    except (KeyError, ValueError):
+        raise SettingsError("expected a size such as 5GB, 500MB or a number of bytes") from None
+    if size < 1:
+        raise SettingsError("must be at least 1 byte")
+    return size
+
+
+def _database_url(text: str) -> str:
+    from ..persist.database import engine_for
+    from ..persist.errors import StoreError
+
+    try:
+        engine_for(text).dispose()  # parses the URL and loads its driver; connects to nothing
+    except StoreError as exc:
+        raise SettingsError(str(exc)) from None
+    return text
 
 
 def _number(text: str, kind: type, least: float) -> float:

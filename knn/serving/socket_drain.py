@@ -1,18 +1,12 @@
 """An adaptation of aioice: each wake of the event loop reads a WebRTC socket's queue to the end.
 
-asyncio's datagram transport reads one datagram each time the loop finds its socket readable, so
-a socket is read at most once per turn of the loop. A busy server's loop (eight cameras on two
-cores) turns only 30-40 times a second, and each browser sends 40 or more packets a second: the
-packets its loop cannot reach wait in the kernel's queue, which then holds ten seconds and more
-of video, and the kernel drops what does not fit (docs/performance.md, "One datagram per turn").
-libuv, for one, reads up to 32 datagrams per wake for the same reason.
-
-`drain_sockets` makes aioice's connections, made from now on, use a subclass of
-`aioice.ice.StunProtocol` that, after each datagram asyncio hands it, reads up to `most - 1` more
-from a duplicate of the same socket until the queue is empty. It applies only after
-`check_drain` finds the installed aioice to be a version this was read against, building its
-protocol by that name, with the methods it extends taking the parameters expected; otherwise it
-logs one warning and aioice stays as it is.
+asyncio's datagram transport reads one datagram each time the loop finds a socket readable, and a
+busy server's loop turns only tens of times a second, so the camera's other packets wait in the
+kernel's queue, seconds of video, and the kernel drops what does not fit (libuv reads up to 32 a
+wake for the same reason). `drain_sockets` makes aioice's connections use a `StunProtocol`
+subclass that reads on from a duplicate of the socket, up to `MOST` datagrams, after checking that
+the installed aioice fits; otherwise it logs one warning and aioice stays as it is. Numbers:
+docs/performance.md, "Serving adaptations".
 """
 
 from __future__ import annotations
@@ -21,7 +15,7 @@ import logging
 import socket
 from types import ModuleType
 
-from .checks import changed_signature, unchecked_version, unread_source, with_layer
+from .adaptation_checks import changed_signature, unchecked_version, unread_source, with_layer
 
 _LOG = logging.getLogger(__name__)
 
@@ -71,7 +65,7 @@ def drain_sockets(most: int = MOST, *, version: str | None = None, ice: ModuleTy
             "; ".join(problems),
         )
         return False
-    ice.StunProtocol = draining_protocol(ice.StunProtocol, most)
+    ice.StunProtocol = draining_protocol(ice.StunProtocol, most)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
     return True
 
 

@@ -1,14 +1,8 @@
 """Once per serving process: what keeps live video flowing on a shared server.
 
-Each item was measured with bench/live.py (docs/performance.md): a fixed mmap threshold and a
-periodic, freezing garbage collection (knn.serving.memory), a 1 ms GIL switch interval (a frame
-crosses four threads that each take the GIL), the bandwidth floor and the send ceiling
-(knn.serving.rtc), consent checks that take a late answer (knn.serving.consent), a camera kept
-from streamlit-webrtc's misfiring orphan check (knn.serving.camera_context), clicks told from
-their copies (knn.serving.clicks) and, when asked for, the server's relay-only ICE policy
-(knn.serving.ice), WebRTC sockets read to the end at each wake of the event loop
-(knn.serving.socket_drain), short kernel queues on them (knn.serving.receive_queue) and the metrics
-writer (knn.serving.metrics).
+Memory and garbage collection (knn.serving.memory), a 1 ms GIL switch interval, the
+version-checked adaptations of aiortc, aioice, streamlit-webrtc and Streamlit (one module each in
+knn.serving) and the metrics writer (knn.serving.metrics). Each is a row of docs/performance.md.
 """
 
 from __future__ import annotations
@@ -44,12 +38,15 @@ class Started:
     """WebRTC sockets keep a short kernel receive queue (knn.serving.receive_queue)."""
     drained_sockets: bool = False
     """WebRTC sockets are read up to `Settings.udp_drain` datagrams per wake (knn.serving.socket_drain)."""
+    peers_reachable: bool = False
+    """The page may follow each camera's server-side peer to say why it does not connect (knn.serving.camera_peer)."""
 
 
 def start(settings: Settings) -> Started:
     """Apply the process-wide settings and start the background threads (each thread once per
     process, so a second call only reapplies the settings)."""
     from .camera_context import keep_cameras_drawn
+    from .camera_peer import peers_reachable
     from .clicks import tell_copied_clicks
     from .consent import patient_consent
     from .ice import keep_server_transport_policy
@@ -81,4 +78,5 @@ def start(settings: Settings) -> Started:
         one_click_each=tell_copied_clicks(),
         short_queues=short_queues,
         drained_sockets=drained,
+        peers_reachable=peers_reachable(),
     )

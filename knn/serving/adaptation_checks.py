@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
+from types import ModuleType
 
 
 def unchecked_version(package: str, version: str, checked: Sequence[str]) -> list[str]:
@@ -24,6 +25,8 @@ def changed_signature(name: str, function: Callable | None, parameters: Sequence
 def source_of(obj: object) -> str | None:
     """The source text of a module, class or function; None where Python has none (a C or
     frozen module, an object made at run time)."""
+    if not isinstance(obj, (ModuleType, type)) and not callable(obj):  # e.g. None: a library lost it
+        return None
     try:
         return inspect.getsource(obj)
     except (TypeError, OSError):

@@ -1,14 +1,14 @@
-"""knn.core.neighbours: each example's nearest others, in chunks and kept up to date incrementally."""
+"""knn.core.neighbors: each example's nearest others, in chunks and kept up to date incrementally."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-import knn.core.neighbours as neighbours_module
+import knn.core.neighbors as neighbors_module
 from knn.core.classifier import KNNClassifier
 from knn.core.evaluation import leave_one_out
-from knn.core.neighbours import NearestOthers, nearest_others
+from knn.core.neighbors import NearestOthers, nearest_others
 
 
 def _classifier(n: int = 60, dim: int = 16, seed: int = 0, augmented: bool = True) -> KNNClassifier:
@@ -46,11 +46,11 @@ def test_nearest_others_match_a_brute_force_search_in_any_block_size(monkeypatch
     clf = _classifier()
     index, sims = _brute_force(clf, 5)
     _same(nearest_others(clf.state(), 5), index, sims)
-    monkeypatch.setattr(neighbours_module, "BLOCK_FLOATS", 7 * len(clf.state().embeddings))  # 7 rows a block
+    monkeypatch.setattr(neighbors_module, "BLOCK_FLOATS", 7 * len(clf.state().embeddings))  # 7 rows a block
     _same(nearest_others(clf.state(), 5), index, sims)
 
 
-def test_fewer_examples_than_neighbours_asked_for():
+def test_fewer_examples_than_neighbors_asked_for():
     clf = _classifier(n=3, augmented=False)
     found = nearest_others(clf.state(), 5)
     assert found.width == 2 and sorted(found.index[0].tolist()) == [1, 2]

@@ -4,6 +4,7 @@ says what is wrong (`ClassifierError`). Class names: knn.core.names."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -15,8 +16,20 @@ class ClassifierError(ValueError):
     """A request the classifier refuses; the message is meant for the user."""
 
 
+def is_whole_number(value: object) -> TypeGuard[int | np.integer[Any]]:
+    """An int or a NumPy integer, never a bool: True is not 1 here."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_example_id(example_id: object) -> int:
+    """An example id as given: a whole number (so `remove(True)` never removes example 1)."""
+    if not is_whole_number(example_id):
+        raise ClassifierError(f"an example id is a whole number, got {example_id!r}")
+    return int(example_id)
+
+
 def check_k(k: object) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_whole_number(k) or k < 1:
         raise ClassifierError(f"k must be a whole number of at least 1, got {k!r}")
     return int(k)
 
@@ -54,7 +67,7 @@ def check_flag(flag: object) -> bool:
 
 
 def check_cap(cap: object) -> int:
-    if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1:
+    if not is_whole_number(cap) or cap < 1:
         raise ClassifierError(f"max_examples_per_class must be a whole number of at least 1, got {cap!r}")
     return int(cap)
 
@@ -87,7 +100,7 @@ def as_examples(
     labels: Sequence[str] | str,
     images: Sequence[bytes | None] | None,
     vectors: Sequence[int] | None,
-) -> tuple[np.ndarray, list, list[bytes | None], list[int]]:
+) -> tuple[np.ndarray, list[str], list[bytes | None], list[int]]:
     """`add_many`'s arguments checked against each other: (embeddings [R, D], N labels, N images,
     N vector counts summing to R)."""
     batch = as_batch(embeddings, "add_many")
@@ -128,7 +141,7 @@ def normalise(embeddings: np.ndarray, dim: int | None) -> np.ndarray:
             "embeddings; it was probably made by a different backbone"
         )
     values = embeddings.astype(np.float64, copy=False)
-    squares = np.einsum("ij,ij->i", values, values)[:, None]
+    squares: np.ndarray = np.einsum("ij,ij->i", values, values)[:, None]
     if not (np.isfinite(squares).all() and (squares > 0).all()):  # rare: find out what is wrong
         if not np.isfinite(values).all():
             raise ClassifierError("an embedding contains NaN or infinite values")
@@ -140,4 +153,5 @@ def normalise(embeddings: np.ndarray, dim: int | None) -> np.ndarray:
     # Rows already of unit length are kept as they are, so normalising is idempotent: a store
     # saved and loaded again (or re-added from embeddings()) holds the same vectors.
     norms[np.abs(norms - 1.0) <= 1e-6] = 1.0
-    return (values / norms).astype(np.float32)
+    unit: np.ndarray = (values / norms).astype(np.float32)
+    return unit

@@ -8,7 +8,7 @@ from pathlib import Path
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
-def natural_key(path: Path) -> list:
+def natural_key(path: Path) -> list[int | str]:
     """Sort key that puts obj1__2.png before obj1__10.png.
 
     Frames of a turntable or a video are numbered; natural order keeps "the first half of the files"

@@ -1,7 +1,7 @@
 """Each stored example's nearest other examples: the ground leave-one-out and the coach stand on.
 
 An example is as similar to another as its own embedding is to the other's most similar vector
-(the rule `KNNClassifier.predict` applies to a query), so neighbours are found with the example's
+(the rule `KNNClassifier.predict` applies to a query), so neighbors are found with the example's
 own embedding against every stored vector. Equal similarities go to the earlier example (lower
 id), as everywhere else.
 
@@ -14,6 +14,7 @@ examples costs one row and one column, not a full pass (bench/coach.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ transient memory of a pass."""
 
 
 @dataclass(frozen=True)
-class Neighbours:
+class Neighbors:
     """The m nearest other examples of each example of a state, most similar first.
 
     Attributes:
@@ -40,7 +41,7 @@ class Neighbours:
 
     @property
     def width(self) -> int:
-        return self.index.shape[1]
+        return int(self.index.shape[1])
 
 
 def example_ids(state: ClassifierState) -> np.ndarray:
@@ -73,7 +74,9 @@ class _Layout:
         return rows, np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
 
 
-def _similarities(layout: _Layout, queries: np.ndarray, targets: np.ndarray | None):
+def _similarities(
+    layout: _Layout, queries: np.ndarray, targets: np.ndarray | None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Blocks of (query positions, sims [b, T]) of these examples' own embeddings against the
     targets' best vectors (all examples when `targets` is None)."""
     if targets is None:
@@ -125,19 +128,29 @@ def _search(layout: _Layout, queries: np.ndarray, m: int) -> tuple[np.ndarray, n
     every = np.arange(len(layout), dtype=np.int64)
     done = 0
     for block, sims in _similarities(layout, queries, None):
-        sims[np.arange(len(block)), block] = -np.inf  # not its own neighbour
+        sims[np.arange(len(block)), block] = -np.inf  # not its own neighbor
         pos, top = _top(sims, layout.ids, every, m)
         index[done : done + len(block)], sims_out[done : done + len(block)] = pos, top
         done += len(block)
     return index, sims_out
 
 
-def nearest_others(state: ClassifierState, m: int) -> Neighbours:
+def nearest_others(state: ClassifierState, m: int) -> Neighbors:
     """Every example's m nearest other examples (m is cut to N - 1), in one chunked pass."""
     layout = _Layout(state)
     m = max(0, min(m, len(layout) - 1))
     index, sims = _search(layout, np.arange(len(layout), dtype=np.int64), m)
-    return Neighbours(index, sims)
+    return Neighbors(index, sims)
+
+
+@dataclass(frozen=True)
+class _Previous:
+    """The last update's answer, which the next one starts from."""
+
+    ids: np.ndarray  # [N] the example ids of its state
+    neighbor_ids: np.ndarray  # [N, m] each one's nearest others' ids, -1 padding
+    sims: np.ndarray  # [N, m] their similarities
+    dim: int | None
 
 
 class NearestOthers:
@@ -153,36 +166,34 @@ class NearestOthers:
 
     def __init__(self, m: int) -> None:
         self.m = m
-        self._ids: np.ndarray | None = None  # [N] ids of the last state
-        self._nbr: np.ndarray | None = None  # [N, m] neighbour ids, -1 padding
-        self._sims: np.ndarray | None = None
-        self._dim: int | None = None
+        self._previous: _Previous | None = None
         self.last_full = True  # whether the last update was a full pass (for benchmarks and tests)
 
-    def update(self, state: ClassifierState) -> Neighbours:
+    def update(self, state: ClassifierState) -> Neighbors:
         layout = _Layout(state)
         n = len(layout)
         width = max(0, min(self.m, n - 1))
-        cached = self._ids is not None and self._dim == state.dim
-        kept_mask = np.isin(layout.ids, self._ids) if cached else np.zeros(n, bool)
-        if not cached or (n - kept_mask.sum()) * 2 > n:
+        previous = self._previous if self._previous is not None and self._previous.dim == state.dim else None
+        kept_mask = np.isin(layout.ids, previous.ids) if previous is not None else np.zeros(n, bool)
+        if previous is None or (n - kept_mask.sum()) * 2 > n:
             self.last_full = True
             index, sims = _search(layout, np.arange(n, dtype=np.int64), self.m)
         else:
             self.last_full = False
-            index, sims = self._incremental(layout, kept_mask)
-        self._ids, self._dim = layout.ids.copy(), state.dim
-        self._nbr = np.where(index >= 0, layout.ids[np.maximum(index, 0)], -1)
-        self._sims = sims
-        return Neighbours(index[:, :width], sims[:, :width])
+            index, sims = self._incremental(layout, kept_mask, previous)
+        neighbor_ids = np.where(index >= 0, layout.ids[np.maximum(index, 0)], -1)
+        self._previous = _Previous(layout.ids.copy(), neighbor_ids, sims, state.dim)
+        return Neighbors(index[:, :width], sims[:, :width])
 
-    def _incremental(self, layout: _Layout, kept_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _incremental(
+        self, layout: _Layout, kept_mask: np.ndarray, previous: _Previous
+    ) -> tuple[np.ndarray, np.ndarray]:
         m, n = self.m, len(layout)
         kept = np.flatnonzero(kept_mask)
         added = np.flatnonzero(~kept_mask)
-        rows = _positions(self._ids, layout.ids[kept])
-        nbr_ids, nbr_sims = self._nbr[rows], self._sims[rows]
-        gone = np.setdiff1d(self._ids, layout.ids)
+        rows = _positions(previous.ids, layout.ids[kept])
+        nbr_ids, nbr_sims = previous.neighbor_ids[rows], previous.sims[rows]
+        gone = np.setdiff1d(previous.ids, layout.ids)
         dirty = np.isin(nbr_ids, gone).any(axis=1) if len(gone) else np.zeros(len(kept), bool)
         index = np.full((n, m), -1, np.int64)
         sims = np.full((n, m), -np.inf, np.float32)

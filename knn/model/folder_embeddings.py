@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core.folders import class_folders
+from ..core.image_folders import class_folders
 from ..core.images import read_square
+
+if TYPE_CHECKING:
+    from .embedder import Embedder
 
 
 def embed_folder(
-    embedder, root: str | Path, progress: Callable[[Iterable], Iterable] | None = None
+    embedder: Embedder,
+    root: str | Path,
+    progress: Callable[[list[tuple[str, Path]]], Iterable[tuple[str, Path]]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Embed every image of a one-subfolder-per-class folder: class -> float32 [n, D], file order.
 

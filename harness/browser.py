@@ -1,0 +1,306 @@
+"""Headless Chromium with a fake webcam, and the app in one of its tabs as a user sees it.
+
+Chromium plays a .y4m video (harness.webcam writes one from photos) as its camera, or its own
+moving test pattern. `Page` is one tab: what a user clicks and reads, and how many times the page
+has run, so a test can wait for later runs before it says something did not happen.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+CHROMIUM = Path("/usr/bin/chromium")
+CAMERA_IFRAME = 'iframe[title*="webrtc"]'
+
+
+def skip_without_chromium() -> None:
+    """Skip the calling test module where Chromium or Playwright is absent."""
+    import pytest
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: the browser tests need Chromium (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
+
+
+def launch(playwright, video: Path | None, cameras: int = 1, origins: tuple[str, ...] = ()):
+    """Headless Chromium whose camera plays `video` (read at launch: another video, another browser).
+
+    Without a video it has `cameras` fake cameras playing Chromium's own moving test pattern
+    (a file is one camera only), e.g. a phone's front and back camera. `origins` (e.g.
+    "http://knn.test:8501") are other names for this machine: their hosts resolve to 127.0.0.1, and
+    each origin may use the camera as an HTTPS one would, so the app can be opened as a deployment is.
+    """
+    if not CHROMIUM.exists():
+        raise FileNotFoundError(f"{CHROMIUM} is absent: install Debian's chromium")
+    fake = (
+        ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"]
+        if video
+        else [f"--use-fake-device-for-media-stream=device-count={cameras}"]
+    )
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        args=[
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--use-fake-ui-for-media-stream",
+            # Several tabs stream at once: keep those in the background running at full speed.
+            "--disable-background-timer-throttling",
+            "--disable-renderer-backgrounding",
+            "--disable-backgrounding-occluded-windows",
+            *fake,
+            *_aliases(origins),
+        ],
+    )
+
+
+def _aliases(origins: tuple[str, ...]) -> list[str]:
+    if not origins:
+        return []
+    hosts = {urlsplit(origin).hostname for origin in origins}
+    return [
+        "--host-resolver-rules=" + ", ".join(f"MAP {host} 127.0.0.1" for host in sorted(hosts)),
+        "--unsafely-treat-insecure-origin-as-secure=" + ",".join(origins),
+    ]
+
+
+RECORD_PEERS = """
+(() => {
+  // Observation only: every RTCPeerConnection the page makes is also kept in window.__knnPeers,
+  // so a test can read its getStats() (which candidates carry the call).
+  const Native = window.RTCPeerConnection;
+  if (!Native || Native.__knnRecorded) return;
+  const peers = (window.__knnPeers = []);
+  class Recorded extends Native {
+    constructor(...args) { super(...args); peers.push(this); }
+  }
+  Recorded.__knnRecorded = true;
+  window.RTCPeerConnection = Recorded;
+})();
+"""
+"""An init script for a browser context (`context.add_init_script(RECORD_PEERS)`): see `Page.ice_pairs`."""
+
+SELECTED_PAIRS = """
+async () => Promise.all((window.__knnPeers || []).map(async (pc) => {
+  const stats = await pc.getStats();
+  let pair = null;
+  stats.forEach((r) => {
+    if (r.type === "transport" && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId);
+  });
+  const local = pair && stats.get(pair.localCandidateId), remote = pair && stats.get(pair.remoteCandidateId);
+  const offered = pc.remoteDescription ? [...pc.remoteDescription.sdp.matchAll(/ typ (\\w+)/g)].map((m) => m[1]) : [];
+  return {state: pc.connectionState, policy: pc.getConfiguration().iceTransportPolicy,
+          remote_offered: [...new Set(offered)].sort(),
+          local: local && local.candidateType, remote: remote && remote.candidateType,
+          local_address: local && `${local.address}:${local.port}`,
+          remote_address: remote && `${remote.address}:${remote.port}`,
+          bytes_sent: pair ? pair.bytesSent : 0, bytes_received: pair ? pair.bytesReceived : 0};
+}))
+"""
+
+
+COUNT_RUNS = """
+(() => {
+  // Observation only: count the page's finished runs (the whole page, or a fragment such as the live
+  // panel's timed redraw) from the state Streamlit's frontend sets on its root element.
+  if (window.top !== window || window.__knnRuns !== undefined) return;
+  window.__knnRuns = 0;
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.target.getAttribute("data-test-script-state") === "notRunning" && r.oldValue !== "notRunning") {
+        window.__knnRuns += 1;
+      }
+    }
+  }).observe(document, {subtree: true, attributes: true, attributeOldValue: true,
+                        attributeFilter: ["data-test-script-state"]});
+})();
+"""
+"""An init script for a tab (`Page` adds it): see `Page.runs`."""
+
+
+class Page:
+    """The app in one browser tab: what a user clicks and reads."""
+
+    def __init__(self, page, url: str):
+        self.page = page
+        page.add_init_script(COUNT_RUNS)
+        # The first visit in a process loads the embedder, and a server busy with many cameras
+        # serves the page slowly: allow for both.
+        page.goto(url, timeout=120_000)
+        page.wait_for_selector(".st-key-live_prediction", timeout=120_000)
+
+    def _component(self):
+        return self.page.frame_locator(CAMERA_IFRAME).first
+
+    def start_camera(self) -> None:
+        """Press START; once more if no frame arrives (a click during a rerun can get lost)."""
+        self.page.bring_to_front()
+        component = self._component()
+        for attempt in range(2):
+            component.get_by_role("button", name="START").click()
+            try:
+                self.wait_for(self.camera_live, "the first processed frame", 45)
+                return
+            except AssertionError:
+                if attempt:
+                    raise
+                stop = component.get_by_role("button", name="STOP")
+                if stop.count():
+                    stop.click()
+
+    def press_start(self) -> None:
+        """Press START and wait for nothing more (a camera that is not expected to connect)."""
+        self.page.bring_to_front()
+        self._component().get_by_role("button", name="START").click()
+
+    def notice(self, key: str) -> str:
+        """The text of the message under the camera whose container has this key ("relay_advice",
+        "connection_problem"); "" while none is shown."""
+        box = self.page.locator(f".st-key-{key}")
+        return box.first.inner_text() if box.count() else ""
+
+    def camera_stopped(self) -> bool:
+        """START is showing: the camera is not streaming (it stopped, or the component remounted)."""
+        return self._component().get_by_role("button", name="START").count() > 0
+
+    def mark_camera(self) -> None:
+        """Tag the camera component's iframe; a remount (which drops the stream) replaces it."""
+        self.page.locator(CAMERA_IFRAME).first.evaluate("frame => { frame.knnMark = true; }")
+
+    def camera_unmoved(self) -> bool:
+        """The tagged iframe is still the camera component's (it was never remounted)."""
+        return bool(self.page.locator(CAMERA_IFRAME).first.evaluate("frame => frame.knnMark === true"))
+
+    def stop_camera(self) -> None:
+        self._component().get_by_role("button", name="STOP").click()
+        self._component().get_by_role("button", name="START").wait_for(timeout=20_000)
+
+    def camera_live(self) -> bool:
+        """Frames are being answered now: the rate on the live panel is above zero."""
+        return self.prediction() != "—" and self.answered_fps() > 0
+
+    def prediction(self) -> str:
+        return self.page.locator('.st-key-live_prediction [data-testid="stMetricValue"]').first.inner_text().strip()
+
+    def stats(self) -> str:
+        return self.page.locator(".st-key-live_stats").first.inner_text()
+
+    def stat(self, name: str) -> str:
+        """A value of the live panel's table, e.g. stat("frames/s received") -> "29.5 · 29.4"."""
+        lines = [line.strip() for line in self.stats().splitlines() if line.strip()]
+        for i, line in enumerate(lines):  # a row reads "label<TAB>value", or label and value lines
+            label, _, value = line.partition("\t")
+            if label.strip().startswith(name):
+                if value.strip():
+                    return value.strip()
+                if i + 1 < len(lines):
+                    return lines[i + 1]
+        raise AssertionError(f"no {name!r} on the live panel: {lines}")
+
+    def answered_fps(self) -> float:
+        """The live panel's answered frames per second (captioned results sent back, from the
+        model or reused for a still scene; measured over its last 2 s)."""
+        return float(self.stat("frames/s received").split("·")[-1])
+
+    def model_and_reused_fps(self) -> tuple[float, float]:
+        """The live panel's answered frames per second that the model saw, and that reused its answer."""
+        model, reused = self.stat("answered frames/s").split("·")
+        return float(model), float(reused)
+
+    def count(self, slot: int) -> int:
+        text = self.page.locator(f'.st-key-class_{slot} [data-testid="stCaptionContainer"]').first.inner_text()
+        return int(text.split()[0])
+
+    def button(self, key: str):
+        """The button a widget `key` names (Streamlit also renders a hidden copy to measure it)."""
+        return self.page.locator(f".st-key-{key} button:visible").first
+
+    def sidebar_section(self, title: str) -> None:
+        """Open a sidebar expander (Settings, Project) unless it is open."""
+        _expand(self.page.locator('[data-testid="stSidebar"] summary', has_text=title).first)
+
+    def uploader(self, slot: int):
+        """The file input of a class card's uploader, opened and shown as a user would find it: a
+        file set on the closed one of a page still settling sometimes never left the browser
+        (docs/performance.md, stop 26)."""
+        card = self.page.locator(f".st-key-class_{slot}")
+        _expand(card.locator("summary", has_text="Upload images").first)
+        card.locator('[data-testid="stFileUploaderDropzone"]').wait_for(state="visible", timeout=30_000)
+        return card.locator('input[type="file"]')
+
+    def add(self, slot: int, times: int = 1, pause: float = 0.4) -> None:
+        for i in range(times):
+            before = self.count(slot)
+            self.page.locator(f".st-key-add_{slot} button:visible").click()
+            what = f"example {i + 1} in class {slot + 1}"
+            self.wait_for(lambda before=before: self.count(slot) == before + 1, what, 20)
+            time.sleep(pause)  # the video moves on to another photo
+
+    def rename(self, slot: int, name: str) -> None:
+        """Type a class's new name on its card; wait until its quick Add button shows it."""
+        box = self.page.locator(f".st-key-name_{slot} input")
+        box.fill(name)
+        box.press("Enter")
+        quick_add = self.page.locator(f".st-key-quick_add_{slot}").first
+        self.wait_for(lambda: name in quick_add.inner_text(), f"{name} on its button", 20)
+
+    def upload(self, slot: int, files: list[Path]) -> None:
+        before = self.count(slot)
+        self.uploader(slot).set_input_files([str(f) for f in files])
+        self.wait_for(lambda: self.count(slot) == before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
+
+    def restore_project(self, path: Path, classes: list[str]) -> None:
+        """Upload a project file to the Project section's uploader; wait for its `classes` on the cards."""
+        self.page.locator('[class*="st-key-project_upload_"] input[type="file"]').set_input_files(str(path))
+        try:
+            self.wait_for(lambda: self.class_names() == classes, f"the classes of {path.name}", 90)
+        except AssertionError as exc:  # say what the cards showed instead
+            raise AssertionError(f"{exc}; the cards read {self.class_names()!r}") from None
+
+    def class_names(self) -> list[str]:
+        """The class names on the sidebar's cards, in order."""
+        return [box.input_value() for box in self.page.locator('[class*="st-key-name_"] input').all()]
+
+    def ice_pairs(self) -> list[dict]:
+        """For each RTCPeerConnection of the camera component (needs `RECORD_PEERS`): its state,
+        ICE transport policy, the candidate types the server offered in its answer, and the
+        selected candidate pair's types ("host", "srflx", "relay"), addresses and bytes."""
+        frame = self.page.locator('iframe[title*="webrtc"]').first.element_handle().content_frame()
+        return frame.evaluate(SELECTED_PAIRS)
+
+    def runs(self) -> int:
+        """The page's runs finished in this tab so far: whole-page runs and fragment runs (the live
+        panel redraws about every second while the camera streams)."""
+        return int(self.page.evaluate("window.__knnRuns"))
+
+    def wait_runs(self, count: int, what: str, seconds: float = 60) -> None:
+        """Wait until the page has finished `count` more runs than now: a positive signal to wait
+        for before saying that something did not happen (a message did not vanish, a click did not
+        act twice). The first of them may have been under way already: ask for two or more."""
+        start = self.runs()
+        self.wait_for(lambda: self.runs() >= start + count, f"{count} more page runs ({what})", seconds)
+
+    def wait_for(self, condition, what: str, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if condition():
+                    return
+            except Exception:  # the page is rerunning: elements come and go
+                pass
+            time.sleep(0.25)
+        try:
+            state = f"prediction {self.prediction()!r}; {self.stats()}"
+        except Exception as exc:  # the page itself is gone
+            state = f"page unreadable: {exc}"
+        raise AssertionError(f"timed out after {seconds} s waiting for {what}; {state}")
+
+
+def _expand(summary) -> None:
+    """Open the expander whose `summary` this is, unless it is open."""
+    if summary.locator("xpath=..").get_attribute("open") is None:
+        summary.click()

@@ -1,0 +1,41 @@
+"""What a server process sets up once and every browser session shares: the serving settings and
+the embedders (one per backbone; they are thread-safe)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import knn
+from knn.model.choice import BackboneChoice, choose_backbone
+from knn.model.embedder import Embedder
+from knn.serving.settings import Settings
+from knn.serving.startup import Started, start
+
+
+@st.cache_resource(show_spinner=False)
+def serving() -> Started:
+    """Once per process: settings from the environment, memory, GC, the bandwidth floor, metrics."""
+    return start(Settings.from_env())
+
+
+@st.cache_resource(show_spinner=False)
+def load_embedder(backbone: str) -> Embedder:
+    """One embedder per backbone per process, shared by all sessions (it is thread-safe)."""
+    embedder: Embedder = knn.Embedder(backbone, threads=serving().settings.threads)  # knn's name: tests swap it
+    return embedder
+
+
+@st.cache_resource(show_spinner=False)
+def default_backbone() -> BackboneChoice:
+    """Once per process: the backbone sessions start with, and why: the operator's KNN_BACKBONE,
+    else the best one this machine can get (knn.model.choice)."""
+    configured = serving().settings.backbone
+    if configured:
+        return BackboneChoice(configured, "set by the server's KNN_BACKBONE")
+    return choose_backbone()
+
+
+def embedder_for(backbone: str) -> Embedder:
+    """The embedder of `backbone`, with a spinner while it loads (raises knn.WeightsUnavailable)."""
+    with st.spinner(f"Loading {backbone}… (the first time, weights are converted: up to a minute)"):
+        return load_embedder(backbone)

@@ -1,0 +1,60 @@
+"""One browser session's state, kept in st.session_state: its LiveSession, the widget slot of each
+class, and the settings the page reads outside the widgets that set them."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from knn.live.session import RECORD_SECONDS, LiveSession
+from knn.model.weights import WeightsUnavailable
+
+from .markdown import md
+from .resources import default_backbone, embedder_for, serving
+
+START_CLASSES = ("Class 1", "Class 2", "Class 3")
+# A page run draws at most this many class cards (and ui.views.examples as many thumbnails),
+# whatever the session holds: Streamlit's cost per keyed widget grows with the number of widgets
+# (docs/performance.md).
+CARDS_PER_PAGE = 10
+
+ss = st.session_state
+
+
+def init_session() -> None:
+    """A new browser session: a LiveSession with the default backbone and three empty classes.
+    Weights this server cannot load stop the page with the reason, before the camera."""
+    if "live" in ss:
+        return
+    try:
+        with st.spinner("Choosing the backbone… (the first time, weights are converted: up to a minute)"):
+            embedder = embedder_for(default_backbone().backbone)
+    except WeightsUnavailable as exc:
+        st.error(md(exc))
+        st.stop()
+    ss.live = LiveSession(embedder, classes=START_CLASSES, steady=serving().settings.steady)
+    ss.slots, ss.next_slot, ss.messages, ss.message_seq = {}, 0, [], 0
+
+
+def live() -> LiveSession:
+    """This browser session's LiveSession."""
+    session: LiveSession = ss.live
+    return session
+
+
+def slot_of(label: str) -> int:
+    """A stable widget-key number per class, so renaming a class keeps its widgets."""
+    if label not in ss.slots:
+        ss.slots[label] = ss.next_slot
+        ss.next_slot += 1
+    slot: int = ss.slots[label]
+    return slot
+
+
+def label_in(slot: int) -> str | None:
+    """The class whose widgets have this slot; None once it is gone."""
+    return next((name for name, s in ss.slots.items() if s == slot), None)
+
+
+def record_seconds() -> float:
+    """How long Record adds frames: the Settings slider's value."""
+    return float(ss.get("record_seconds", RECORD_SECONDS))
