@@ -40,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KNN_OFFLINE", "1")  # a benchmark never downloads
 
-from bench.common import SHARED  # noqa: E402
-from bench.embedcache import EmbeddingCache, cache_root  # noqa: E402
-from bench.fewshot_sets import DevSet, load_set  # noqa: E402
+from bench.common import SHARED
+from bench.embedcache import EmbeddingCache, cache_root
+from bench.fewshot_sets import DevSet, load_set
 
 if (SHARED / "models").is_dir():
     os.environ.setdefault("KNN_WEIGHTS_DIR", str(SHARED / "models"))

@@ -2,7 +2,7 @@
 from (the pool) and the query files, never near-duplicates of each other.
 
 - rps, coil20: frames of a recording or a turntable; the pool is the first half of each class's
-  sorted files, the queries the second half (../shared/README.md: neighbouring frames are
+  sorted files, the queries the second half (../shared/README.md: neighboring frames are
   near-duplicates).
 - grocery: the authors' split, ``train_*`` files as the pool and ``test_*`` as the queries.
 - grocery-train: the ``train_*`` files alone, halved as rps is: where a rule's free parameter is

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KNN_OFFLINE", "1")
 
-from bench.common import SHARED, markdown_table, p50_p95  # noqa: E402
-from knn.core.classifier import KNNClassifier  # noqa: E402
+from bench.common import SHARED, markdown_table, p50_p95
+from knn.core.classifier import KNNClassifier
 
 if (SHARED / "models").is_dir():
     os.environ.setdefault("KNN_WEIGHTS_DIR", str(SHARED / "models"))

@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KNN_OFFLINE", "1")
 
-from bench.common import SHARED, markdown_table  # noqa: E402
-from bench.embedcache import STORED_QUALITY, EmbeddingCache, stored_jpeg  # noqa: E402
-from bench.fewshot import Vectors, draws_for, fill, score  # noqa: E402
-from bench.fewshot_sets import load_set  # noqa: E402
+from bench.common import SHARED, markdown_table
+from bench.embedcache import STORED_QUALITY, EmbeddingCache, stored_jpeg
+from bench.fewshot import Vectors, draws_for, fill, score
+from bench.fewshot_sets import load_set
 
 if (SHARED / "models").is_dir():
     os.environ.setdefault("KNN_WEIGHTS_DIR", str(SHARED / "models"))

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from knn.core.centroids import build_space, centred_rows, unit_rows
 from knn.core.classifier import ClassifierError, KNNClassifier
-from knn.core.evaluation import evaluate_neighbours, leave_groups_out
-from knn.core.neighbours import nearest_others
+from knn.core.evaluation import evaluate_neighbors, leave_groups_out
+from knn.core.neighbors import nearest_others
 from knn.core.voting import VOTES, decide, decide_one, name_rank
 from tests.test_classifier import FLOAT32_DOT, same_prediction
 
@@ -244,7 +244,7 @@ def test_leaving_groups_out_equals_removing_them_and_predicting(vote, centred, s
     np.testing.assert_array_equal(ev.confusion, expected)
     if vote == "examples" and not centred:  # the fast path of leave_one_out gives the same
         singles = leave_groups_out(state)
-        np.testing.assert_array_equal(singles.confusion, evaluate_neighbours(state, nearest_others(state, k)).confusion)
+        np.testing.assert_array_equal(singles.confusion, evaluate_neighbors(state, nearest_others(state, k)).confusion)
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     """Rows scaled to length 1, float32; rows shorter than `ZERO_NORM` become 0."""
     x = np.asarray(x, np.float64)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    out = np.divide(x, norms, out=np.zeros_like(x), where=norms >= ZERO_NORM)
+    out: np.ndarray = np.divide(x, norms, out=np.zeros_like(x), where=norms >= ZERO_NORM)
     return out.astype(np.float32)
 
 
@@ -71,7 +71,8 @@ class Space:
         ``placed @ vectors.T`` (returned as they are when not centred)."""
         if self.mean is None or self.inv_norm is None:
             return raw
-        return (raw - (placed @ self.mean)[:, None]) * self.inv_norm[None, :]
+        centred: np.ndarray = (raw - (placed @ self.mean)[:, None]) * self.inv_norm[None, :]
+        return centred
 
 
 def space_from_sums(class_sums: np.ndarray, class_counts: np.ndarray, rows: np.ndarray | None, centred: bool) -> Space:

@@ -500,7 +500,7 @@ class KNNClassifier:
             self._classes.rank(),
             self.unknown_threshold,
             (self.vote, self.centroid_weight),
-            None if cen_sims is None else (cen_sims.tolist(), cen_cls.tolist()),
+            None if cen_sims is None or cen_cls is None else (cen_sims.tolist(), cen_cls.tolist()),
         )
 
     def predict(self, embedding: np.ndarray) -> Prediction:

@@ -46,8 +46,8 @@ class EmbeddingStore:
     def _tally(self, example_rows: list[int], index: int, sign: int) -> None:
         """Add (+1) or take away (-1) one example's mean from class `index`'s sum."""
         if index >= len(self._class_counts):
-            grow = index + 1 - len(self._class_counts)
-            self._class_sums = np.vstack([self._class_sums.reshape(-1, self._dim), np.zeros((grow, self._dim))])
+            grow, dim = index + 1 - len(self._class_counts), self._emb.shape[1]
+            self._class_sums = np.vstack([self._class_sums.reshape(-1, dim), np.zeros((grow, dim))])
             self._class_counts = np.concatenate([self._class_counts, np.zeros(grow, np.int64)])
         self._class_counts[index] += sign
         if self._class_counts[index] == 0:

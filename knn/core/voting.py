@@ -9,8 +9,8 @@ the exported Keras head (knn.model.export) mirrors them with the same constants.
   the same way (knn.core.centroids);
 - ``"blend"``: the k nearest examples share 1 - w of the vote as they share all of it above, and
   the class of the nearest centroid gets the other w (the project's `centroid_weight`). With k=3
-  and w around 0.3, unanimous neighbours decide and the centroid settles a split vote. Ties go to
-  the larger best single similarity (of a neighbour or the winning centroid), then to the name.
+  and w around 0.3, unanimous neighbors decide and the centroid settles a split vote. Ties go to
+  the larger best single similarity (of a neighbor or the winning centroid), then to the name.
 
 Each neighbor votes with its cosine similarity; a similarity below `MIN_WEIGHT` (an unrelated or
 opposite example) counts as `MIN_WEIGHT`, so the votes never sum to 0 and, when all k neighbors
@@ -106,11 +106,11 @@ def blend(
     rank: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The blended vote from the k nearest examples' [M, C] confidences and best similarities
-    (-inf for a class without a neighbour) and the nearest centroid's class [M] and similarity [M].
+    (-inf for a class without a neighbor) and the nearest centroid's class [M] and similarity [M].
 
     Returns:
         (confidences [M, C] rows summing to 1, winner [M]): the most confident class, ties to the
-        larger best similarity (of a neighbour or the winning centroid), then to the
+        larger best similarity (of a neighbor or the winning centroid), then to the
         alphabetically first name.
     """
     m, n_classes = ex_conf.shape
@@ -127,7 +127,7 @@ def blend(
 
 
 def class_best(sims: np.ndarray, cls: np.ndarray, n_classes: int) -> np.ndarray:
-    """[M, C] the best similarity of each class among [M, k] neighbours (-inf where it has none)."""
+    """[M, C] the best similarity of each class among [M, k] neighbors (-inf where it has none)."""
     m = len(sims)
     best = np.full(m * n_classes, -np.inf)
     np.maximum.at(best, (np.arange(m)[:, None] * n_classes + cls).reshape(-1), sims.reshape(-1).astype(np.float64))

@@ -278,13 +278,15 @@ def _knn_head(features: keras.KerasTensor, classifier: KNNClassifier) -> dict[st
     return {"probabilities": probabilities, "class_index": winner, "similarity": nearest}
 
 
-def _nearest(x, vectors: np.ndarray, member: np.ndarray, k: int, per_item: int, name: str) -> dict[str, Any]:
+def _nearest(
+    x: keras.KerasTensor, vectors: np.ndarray, member: np.ndarray, k: int, per_item: int, name: str
+) -> dict[str, Any]:
     """The k nearest items (examples, or class centroids) of [B, D] queries and their votes per class.
 
     `vectors` holds `per_item` rows per item (an item is as similar as its most similar row);
     `member` [items, C] is each item's one-hot class. Returns [B, C] tensors: similarity-weighted
     ``votes``, ``confidences`` (votes normalised), summed ``raw`` similarity, ``best`` single
-    similarity (-3, below any cosine, for a class without a neighbour) and ``present``; and ``top``
+    similarity (-3, below any cosine, for a class without a neighbor) and ``present``; and ``top``
     [B, k], the k similarities, most similar first.
     """
     from keras import layers, ops
@@ -312,7 +314,7 @@ def _nearest(x, vectors: np.ndarray, member: np.ndarray, k: int, per_item: int, 
     }
 
 
-def _winner(parts: dict[str, Any], keys: Sequence[str], classes: list[str]):
+def _winner(parts: dict[str, Any], keys: Sequence[str], classes: list[str]) -> keras.KerasTensor:
     """The engine's tie-break chain over `keys` of `parts`, among its ``present`` classes; last,
     between indistinguishable classes, the alphabetically first name."""
     from keras import ops
