@@ -39,7 +39,7 @@ def _halves(folders: dict[str, list[Path]]) -> tuple[dict, dict]:
 
 
 def load_set(name: str) -> DevSet:
-    from knn.core.folders import class_folders
+    from knn.core.image_folders import class_folders
 
     if name in ("rps", "coil20"):
         return DevSet(name, *_halves(class_folders(shared_path(f"data/{name}"))))
