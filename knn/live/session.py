@@ -472,11 +472,16 @@ class LiveSession:
 
     def snapshot(self, neighbors: bool = True) -> Snapshot:
         """A consistent copy of the state, taken under the lock, for the page to draw (without the
-        nearest examples' thumbnails when `neighbors` is false)."""
+        nearest examples' thumbnails when `neighbors` is false). A recording whose camera stopped
+        before its deadline ends here (its last frames committed, then its notice)."""
         now = self._clock()
         with self._lock:
             clf = self._classifier
             rec = self._recording
+            if rec is not None and rec.overdue(now):  # the camera stopped before its deadline: the clock ends it
+                self._recording = None
+                self._end_recording(rec, rec.finished())
+                rec = None
             recording = (rec.label, rec.deadline - now, rec.seconds) if rec and now < rec.deadline else None
             if recording is None and self._finishing is not None:  # its last frames are being committed
                 recording = (self._finishing[0], 0.0, self._finishing[1])
