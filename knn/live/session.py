@@ -103,13 +103,15 @@ class Snapshot:
 @dataclass(frozen=True)
 class Opened:
     """What opening a project's link did: `ok`, the message for the page, whether it was a share
-    link (the visitor's own copy is created on their first change), and how many examples had no
-    image to re-embed with this server's backbone and were left out."""
+    link (the visitor's own copy is created on their first change), how many examples had no
+    image to re-embed with this server's backbone and were left out, and whether the link opens
+    nothing for good (`missing`: never was, forgotten or expired; not a database that is away)."""
 
     ok: bool
     message: str
     shared: bool = False
     dropped: int = 0
+    missing: bool = False
 
 
 @dataclass(frozen=True)
@@ -557,7 +559,9 @@ class LiveSession:
         if loaded is None:
             days = self._saver.store.ttl / 86_400
             return Opened(
-                False, f"There is no project at this link: it was forgotten, or not opened for {days:g} days."
+                False,
+                f"There is no project at this link: it was forgotten, or not opened for {days:g} days.",
+                missing=True,
             )
         settings, embedder, note = loaded.settings, self._embedder, ""
         if embedder_for is not None and settings.backbone != embedder.backbone:
