@@ -94,6 +94,8 @@ class ProjectStore:
         self.url = describe(url)
         self.ttl, self.quota, self.clock = float(ttl), int(quota), clock
         self.dialect = self.engine.dialect.name
+        self.problem: str | None = None
+        """Why the database could not be used the last time it was tried (None: it could)."""
         self._ready = False
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -109,18 +111,41 @@ class ProjectStore:
         return "saved in the database" if self.dialect == "postgresql" else "saved on this server"
 
     def ready(self) -> None:
-        """Connect and bring the schema up to date, once; then sweep, and keep sweeping."""
+        """Connect and bring the schema up to date, once; then sweep, and keep sweeping.
+
+        Raises:
+            StoreError: the database cannot be used now (`problem` says why until it can).
+        """
         if self._ready:
             return
         with self._lock:
             if self._ready:
                 return
-            migrate(self.engine)
-            self._ready = True
+            try:
+                migrate(self.engine)
+            except StoreError as exc:
+                self.problem = str(exc)
+                raise
+            self._ready, self.problem = True, None
         self.sweep()
         if self._sweep and self._sweeper is None:
             self._sweeper = threading.Thread(target=self._sweep_loop, name="knn-project-sweep", daemon=True)
             self._sweeper.start()
+
+    def start(self) -> threading.Thread:
+        """At the process's start: connect, migrate and sweep out expired projects in a background
+        thread, so a database that is slow to answer never holds up the first page. A database
+        that is away only sets `problem`; the next use tries again."""
+
+        def ready() -> None:
+            try:
+                self.ready()
+            except StoreError as exc:
+                log.warning("the project store cannot be used now (%s): %s", self.url, exc)
+
+        thread = threading.Thread(target=ready, name="knn-project-store-start", daemon=True)
+        thread.start()
+        return thread
 
     def close(self) -> None:
         self._closed.set()
@@ -287,6 +312,18 @@ class Writer:
         return f"Writer(project {self.project_id}, generation {self.generation})"
 
     # ---- changes -------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Read whether this writer still edits the project: raises LeaseLost once another tab
+        opened it, ProjectGone once it was forgotten or expired (StoreError when unreachable)."""
+        with transaction(self.store.engine, write=False) as conn:
+            generation = conn.execute(
+                sa.select(projects.c.generation).where(projects.c.id == self.project_id)
+            ).scalar_one_or_none()
+        if generation is None:
+            raise ProjectGone()
+        if generation != self.generation:
+            raise LeaseLost()
 
     def add(self, new: Sequence[NewExample]) -> None:
         """Add examples (their classes exist, or are created at the end)."""
