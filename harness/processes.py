@@ -58,18 +58,24 @@ class ChildProcess:
     def start(self) -> None:
         raise NotImplementedError
 
-    def stop(self) -> None:
+    def kill(self) -> None:
+        """`kill -9`: the program ends at once, as in a crash (its log stays until `stop()`)."""
         if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=self.STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-            self.process = None
-            if self._log is not None:
-                self._log.close()
-                self._log = None
+        self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         self._tmp.cleanup()
 
     def log(self) -> str:
