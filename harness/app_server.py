@@ -75,7 +75,7 @@ class AppServer(ChildProcess):
             args = ["nice", "-n", str(self._nice), *args]
         for key, value in self._options.items():
             args += [f"--{key}", str(value)]
-        self._log = self.log_path.open("w+")
+        self._log = self.log_path.open("a+")  # a restart's log follows the first run's
         self.process = subprocess.Popen(args, cwd=ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self._start_timeout
         while True:
@@ -90,6 +90,15 @@ class AppServer(ChildProcess):
                 self.stop()
                 raise RuntimeError(f"streamlit did not start:\n{log}")
             time.sleep(0.5)
+
+    def restart(self, env: dict[str, str] | None = None) -> None:
+        """End the server (if `kill()` has not) and start it again on the same port with the same
+        project folder: the same links reach the same projects. `env` changes its environment."""
+        self.end()
+        self._env.update(env or {})
+        if self.metrics_file is not None:
+            self.metrics_file.unlink(missing_ok=True)  # the old process's sessions are gone
+        self.start()
 
     def metrics(self) -> dict | None:
         """The app's latest metrics snapshot (see knn.serving.metrics), or None before the first."""

@@ -65,6 +65,11 @@ class ChildProcess:
             self.process.wait()
 
     def stop(self) -> None:
+        self.end()
+        self._tmp.cleanup()
+
+    def end(self) -> None:
+        """End the program (terminate, then kill) but keep its folder and log, to start it again."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -76,7 +81,6 @@ class ChildProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
-        self._tmp.cleanup()
 
     def log(self) -> str:
         try:

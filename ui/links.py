@@ -64,7 +64,8 @@ def open_link_if_asked() -> None:
 
 
 def show_opened(opened: Opened, token: str) -> None:
-    ss.slots = {}  # new classes, new widgets
+    classes = set(live().classifier.classes)  # a class of the same name keeps its widgets
+    ss.slots = {name: slot for name, slot in ss.slots.items() if name in classes}
     show_classifier_settings()
     show_backbone_in_use()
     if opened.shared:
