@@ -114,6 +114,11 @@ def test_what_a_user_taught_comes_back_after_a_reload_and_a_restart(app, browser
     tab.reload()
     opened(tab)
     assert taught(tab) == seen and tab.param("project") == token
+    # The link is the page's URL: what the page requests carries no Referer (same origin, where a
+    # browser would send the whole URL by default).
+    with tab.page.expect_request("**/_stcore/referrer-probe") as probe:
+        tab.page.evaluate("fetch('/_stcore/referrer-probe').catch(() => null)")
+    assert "referer" not in probe.value.all_headers()
 
     app.restart()  # the same port and data folder: the same link
     tab.reload()
