@@ -95,7 +95,7 @@ def taught(tab: Page) -> dict:
 
 def test_what_a_user_taught_comes_back_after_a_reload_and_a_restart(app, browser, photos):
     tab = user(browser, app.url)
-    tab.wait_text("Your project will be saved on this server")  # the notice before the first save
+    tab.wait_text("Saved on this server from your first change")  # the notice before the first save
     assert tab.param("project") is None  # a bare visit stores nothing
     tab.start_camera()
     tab.rename(0, "fist")
@@ -154,7 +154,7 @@ def test_two_tabs_on_one_link_then_forget(app, browser):
     first.wait_text("Forgotten: this project was deleted from the server", 30)
     first.wait_for(lambda: first.param("project") is None, "the link to leave the URL", 30)
     assert stored_examples(app, token) is None
-    first.wait_text("Your project will be saved on this server")  # a new, empty project here
+    first.wait_text("Saved on this server from your first change")  # a new, empty project here
 
     # The old tab is told, and nothing it does brings the project back.
     second.page.bring_to_front()

@@ -78,10 +78,9 @@ def first_save_notice() -> None:
         return
     where = store.where  # "saved on this server" / "saved in the database"
     st.info(
-        f"**Your project will be {where}** from your first change: the class names, the example pictures, "
-        f"their embeddings and your settings, until it goes {kept_for(store.ttl)} unopened or you press "
-        "**Forget this project**. Its link, in the address bar, is its key: anyone with it can open and "
-        "change the project.",
+        f"**{where.capitalize()} from your first change:** class names, example pictures, their embeddings, "
+        f"settings; kept {kept_for(store.ttl)} after your last visit, or until you press **Forget this "
+        "project**. The link is the key: anyone with it can open and change the project.",
         icon=":material/cloud_upload:",
     )
     with st.expander("More about what is kept"):
