@@ -39,8 +39,8 @@ st.set_page_config(page_title="Webcam KNN classifier", page_icon="📷", layout=
 serving()
 init_session()
 begin_run()
-no_referrer()
 header()
+no_referrer()
 cam_col, panel_col = st.columns([3, 2], gap="large")
 with cam_col:
     camera()

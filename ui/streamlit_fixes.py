@@ -126,7 +126,7 @@ if (!document.head.querySelector('meta[name="referrer"]')) {
 
 
 def no_referrer() -> None:
-    """Before the header, on every run (a fixed element): the page sends no Referer anywhere."""
+    """After the title, on every run (a fixed element above the camera): the page sends no Referer."""
     st.html(_NO_REFERRER, unsafe_allow_javascript=True)
 
 
