@@ -258,7 +258,7 @@ def test_a_store_started_with_its_process_sweeps_at_once(tmp_path):
     old.create(content())
     old.close()
     store = ProjectStore(url, ttl=3600, sweep=False)  # the real clock: that project is long expired
-    store.start().join(60)  # the process's start, before any session used the store
+    assert store.start().wait(60)  # the process's start, before any session used the store
     assert store.problem is None and count_projects(store) == 0
     store.close()
 

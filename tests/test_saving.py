@@ -187,7 +187,7 @@ def test_a_damaged_sqlite_file_leaves_the_session_working(tmp_path, embedder, wo
     url = sqlite_url(tmp_path)
     (tmp_path / "projects.sqlite3").write_bytes(b"not a database " * 500)
     store = ProjectStore(url, sweep=False)
-    store.start().join()  # the process's start finds it damaged: a new session says so before any change
+    assert store.start().wait(60)  # the process's start finds it damaged: a new session says so before any change
     session = new_session(embedder, store, worker)
     assert session.save_state.kind == "failing" and "damaged" in session.save_state.message
     ids, _ = session.add_images("rock", files(photos["rock"][:2]))

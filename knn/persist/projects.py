@@ -77,7 +77,7 @@ class ProjectStore:
         ttl: seconds a project may stay unopened before it is deleted.
         quota: bytes all stored examples may take together.
         clock: wall-clock seconds (tests move it to expire projects).
-        sweep: run the expiry sweep in a background thread (every `SWEEP_EVERY` at most).
+        sweep: keep sweeping in a background thread (every `SWEEP_EVERY` at most) once started.
 
     Nothing connects until the first use; `ready` connects and migrates, raising StoreError.
     """
@@ -98,7 +98,9 @@ class ProjectStore:
         """Why the database could not be used the last time it was tried (None: it could)."""
         self._ready = False
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._closed = threading.Event()
+        self._started = threading.Event()
         self._sweeper: threading.Thread | None = None
         self._sweep = sweep
 
@@ -111,7 +113,8 @@ class ProjectStore:
         return "saved in the database" if self.dialect == "postgresql" else "saved on this server"
 
     def ready(self) -> None:
-        """Connect and bring the schema up to date, once; then sweep, and keep sweeping.
+        """Connect and bring the schema up to date, once; then sweep (and, with `sweep`, keep
+        sweeping in the background).
 
         Raises:
             StoreError: the database cannot be used now (`problem` says why until it can).
@@ -128,24 +131,19 @@ class ProjectStore:
                 raise
             self._ready, self.problem = True, None
         self.sweep()
-        if self._sweep and self._sweeper is None:
-            self._sweeper = threading.Thread(target=self._sweep_loop, name="knn-project-sweep", daemon=True)
-            self._sweeper.start()
+        if self._sweep:
+            self.start()
 
-    def start(self) -> threading.Thread:
-        """At the process's start: connect, migrate and sweep out expired projects in a background
-        thread, so a database that is slow to answer never holds up the first page. A database
-        that is away only sets `problem`; the next use tries again."""
-
-        def ready() -> None:
-            try:
-                self.ready()
-            except StoreError as exc:
-                log.warning("the project store cannot be used now (%s): %s", self.url, exc)
-
-        thread = threading.Thread(target=ready, name="knn-project-store-start", daemon=True)
-        thread.start()
-        return thread
+    def start(self) -> threading.Event:
+        """At the process's start: one background thread connects, migrates and sweeps out expired
+        projects (so a database that is slow to answer never holds up the first page), then, with
+        `sweep`, keeps sweeping. A database that is away only sets `problem`: the thread, and the
+        first session's change, try again. Returns an event set once the first attempt is over."""
+        with self._start_lock:
+            if self._sweeper is None:
+                self._sweeper = threading.Thread(target=self._run, name="knn-project-store", daemon=True)
+                self._sweeper.start()
+        return self._started
 
     def close(self) -> None:
         self._closed.set()
@@ -286,11 +284,20 @@ class ProjectStore:
                 "this change is kept in this tab only: download the project to keep it"
             )
 
-    def _sweep_loop(self) -> None:
+    def _run(self) -> None:
         interval = max(1.0, min(SWEEP_EVERY, self.ttl / 4))
-        while not self._closed.wait(interval):
+        try:
+            self.ready()
+        except StoreError as exc:  # the database is away: said by `problem`, tried again below
+            log.warning("the project store cannot be used now (%s): %s", self.url, exc)
+        finally:
+            self._started.set()
+        while self._sweep and not self._closed.wait(interval):
             try:
-                self.sweep()
+                if self._ready:
+                    self.sweep()
+                else:
+                    self.ready()
             except StoreError as exc:  # the database is away: try again next time
                 log.warning("could not expire old projects: %s", exc)
 
