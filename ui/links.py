@@ -52,6 +52,8 @@ def open_link_if_asked() -> None:
         opened = live().open_project(token, embedder_for, progress)
     if opened.ok:
         show_opened(opened, token)
+    elif live().save_state.kind == "off":  # saving is off on this server: no link opens here
+        say("warning", opened.message)
     elif opened.missing:
         forget_link()
         say("warning", f"{opened.message} This is a new, empty project.")

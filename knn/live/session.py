@@ -592,7 +592,8 @@ class LiveSession:
             change = self._log("attach", loaded.writer, loaded.shared or re_embedded)
         self._wait(change)
         what = "a copy of a shared project" if loaded.shared else "the project"
-        counts = f"{len(classifier.classes)} classes, {len(classifier)} examples"
+        n_classes, n_examples = len(classifier.classes), len(classifier)
+        counts = f"{n_classes} class{'es' * (n_classes != 1)}, {n_examples} example{'s' * (n_examples != 1)}"
         return Opened(True, f"Opened {what}: {counts} ({embedder.backbone}).{note}", loaded.shared, dropped)
 
     def share(self) -> str:
