@@ -221,19 +221,6 @@ class Page:
         """The button a widget `key` names (Streamlit also renders a hidden copy to measure it)."""
         return self.page.locator(f".st-key-{key} button:visible").first
 
-    def press_in_popover(self, popover: str, key: str) -> None:
-        """Open the popover labelled `popover` and press its button `key` (a popover that a page
-        run closed again, or drew out of view, is opened once more)."""
-        for attempt in range(3):
-            if not self.button(key).is_visible():
-                self.page.get_by_role("button", name=popover).click()
-            try:
-                self.button(key).click(timeout=10_000)
-                return
-            except Exception:  # playwright's TimeoutError: closed or out of view meanwhile
-                if attempt == 2:
-                    raise
-
     def sidebar_section(self, title: str) -> None:
         """Open a sidebar expander (Settings, Project) unless it is open."""
         _expand(self.page.locator('[data-testid="stSidebar"] summary', has_text=title).first)

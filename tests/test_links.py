@@ -104,3 +104,19 @@ def test_with_saving_off_the_page_says_so(new_visit, monkeypatch):
     finally:
         monkeypatch.delenv("KNN_STORE")
         st.cache_resource.clear()
+
+
+def test_forget_asks_first_then_deletes_the_project_and_drops_its_link(new_visit):
+    at = new_visit()
+    show_camera(at, photo(RED))
+    at.button(key="add_0").click().run()
+    token = at.query_params["project"]
+    at.button(key="forget_ask").click().run()
+    assert any("Delete this project from the server **now**?" in w.value for w in at.warning)
+    at.button(key="forget_cancel").click().run()  # kept
+    assert at.query_params["project"] == token and not at.button(key="forget_ask").disabled
+    at.button(key="forget_ask").click().run()
+    at.button(key="forget").click().run()
+    assert "project" not in at.query_params and counts(at) == ["0 examples"] * 3
+    assert any(m.startswith("Forgotten: this project was deleted from the server") for m in text(at.success))
+    assert any("There is no project at this link" in m for m in text(new_visit(project=token).warning))

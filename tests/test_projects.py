@@ -150,7 +150,8 @@ def test_two_tabs_on_one_link_then_forget(app, browser):
 
     first.page.bring_to_front()
     first.sidebar_section("Project")
-    first.press_in_popover("Forget this project", "forget")
+    first.button("forget_ask").click()
+    first.button("forget").click()
     first.wait_text("Forgotten: this project was deleted from the server", 30)
     first.wait_for(lambda: first.param("project") is None, "the link to leave the URL", 30)
     assert stored_examples(app, token) is None

@@ -176,7 +176,20 @@ def on_share() -> None:
 
 @one_click
 @user_action
+def on_forget_ask() -> None:
+    ss.forget_asked = True
+
+
+@one_click
+@user_action
+def on_forget_cancel() -> None:
+    ss.forget_asked = False
+
+
+@one_click
+@user_action
 def on_forget() -> None:
+    ss.forget_asked = False
     try:
         forget_project()
     except ValueError as exc:  # LiveError: the store could not delete it now; nothing changed

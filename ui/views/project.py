@@ -1,5 +1,5 @@
 """The Project section: its link (the key to it), **Share a copy**, **Download project** and, beside
-it, **Forget this project** behind a confirmation; restore a project file (taken by ui.uploads);
+it, **Forget this project**, which asks first; restore a project file (taken by ui.uploads);
 build the taught model as one .keras or .tflite file to use in your own code."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from knn.core.project import MAX_PROJECT_BYTES, project_bytes
 from knn.live.session import LiveSession
 from knn.model.export import ExportError, export_bytes
 
-from ..actions import on_forget, on_share
+from ..actions import on_forget, on_forget_ask, on_forget_cancel, on_share
 from ..links import SHARE, link_url
 from ..messages import begin_action, progress_bar, say, show_messages
 from ..state import live, read_only, ss
@@ -33,7 +33,8 @@ def project() -> None:
             key="download_project",
             icon=":material/download:",
         )
-        forget(session)
+        forget_button(session)
+    forget_confirmation(session)
     show_messages("project")
     st.file_uploader(
         "Restore a project (.npz)",
@@ -74,20 +75,30 @@ def link(session: LiveSession) -> None:
         )
 
 
-def forget(session: LiveSession) -> None:
-    """Forget this project: delete it from the server now, after a confirmation."""
+def forget_button(session: LiveSession) -> None:
+    """Forget this project: it asks first (`forget_confirmation`)."""
     stored = session.project_token is not None
-    with st.popover(
+    st.button(
         "Forget this project",
+        key="forget_ask",
+        on_click=on_forget_ask,
         icon=":material/delete_forever:",
         disabled=not stored,
         help="Delete it from the server now" if stored else "Nothing of this project is stored on the server yet",
-    ):
-        st.markdown(
-            "Delete this project from the server **now**? Its link then opens nothing, in every tab, and this "
-            "cannot be undone. Download it first to keep a copy."
-        )
+    )
+
+
+def forget_confirmation(session: LiveSession) -> None:
+    """Asked to forget: delete the project from the server now, or keep it."""
+    if not ss.get("forget_asked") or session.project_token is None:
+        return
+    st.warning(
+        "Delete this project from the server **now**? Its link then opens nothing, in every tab, and this cannot "
+        "be undone. Download it first to keep a copy."
+    )
+    with st.container(horizontal=True, gap="small"):
         st.button("Forget it", key="forget", type="primary", on_click=on_forget)
+        st.button("Keep it", key="forget_cancel", on_click=on_forget_cancel)
 
 
 def export_model_files(session: LiveSession) -> None:
