@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.links import keep_link_in_url, open_link_if_asked
 from ui.messages import begin_run, show_messages
 from ui.resources import serving
 from ui.state import init_session
+from ui.streamlit_fixes import no_referrer
 from ui.uploads import restore_if_asked, take_images
 from ui.views.camera import camera, ice_problem, quick_add
 from ui.views.coach import coach_view, coaching
@@ -24,6 +26,7 @@ from ui.views.evaluation import evaluation_view
 from ui.views.examples import examples_view
 from ui.views.header import backbone_caption, header
 from ui.views.live_panel import hesitation_hint, live_panel
+from ui.views.saving import saving_status
 from ui.views.settings import switch_backbone_if_asked
 from ui.views.sidebar import sidebar
 
@@ -38,16 +41,20 @@ serving()
 init_session()
 begin_run()
 header()
+no_referrer()
 cam_col, panel_col = st.columns([3, 2], gap="large")
 with cam_col:
     camera()
     quick = st.container(key="quick")
     notices = st.container(key="notices")
-with notices:  # the uploads and the backbone switch show their progress bars and messages here
+with notices:  # opening the URL's project, the uploads and the backbone switch show their progress here
+    open_link_if_asked()
     restore_if_asked()
     take_images()
     switch_backbone_if_asked()
-backbone_caption()  # in the header's slot, now that a restore or a switch is done
+keep_link_in_url()  # once the project is stored, its link is the page's URL
+backbone_caption()  # in the header's slots, now that this run's changes are made
+saving_status()
 coached = coaching()
 sidebar(coached)
 with notices:

@@ -7,6 +7,7 @@
     python bench/live.py --balancer            # 4 sessions through HAProxy over 1, then 2 processes
     python bench/live.py --video handheld --sessions 4 8 --without-steady   # steady scenes (issue 13)
     python bench/live.py --peers --video handheld --sessions 8 --no-ramp     # the server alone: no browsers
+    python bench/live.py --video handheld --sessions 1 4 --without-store   # the project store off, then on
 
 For each session count N a fresh `streamlit run app.py` server starts with its metrics file on
 (env KNN_METRICS_FILE, see knn/serving/metrics.py); one headless Chromium, whose fake camera plays a
@@ -47,6 +48,10 @@ frame's capture time and prediction come with the metrics, and the video's phase
 the one that best fits the predictions of the frames the model saw. `--without-steady` runs each
 count twice, first with every frame sent to the model (KNN_STEADY=0), for the ratio of model
 passes within one run.
+
+`--without-store` runs each count twice, first with the project store off (KNN_STORE=0), then on
+(SQLite in the server's own folder), for live rates and latency with and without saving in one
+run; with `--teach` each tab's uploads create its project, which its saver then watches.
 
 `--peers` puts bench/peers.py's WebRTC peers in the tabs' place: each is a Streamlit session that
 starts the camera as the page's frontend does and sends the same video, encoded once (so at a
@@ -767,13 +772,18 @@ def steady_table(results: list[dict]) -> str:
     return table + "\n\n" + "\n".join(lines)
 
 
+def run_label(r: dict) -> str:
+    """A run's session count, and "store off" for a run without the project store."""
+    return f"{r['sessions']}" + (" store off" if r.get("store") is False else "")
+
+
 def sessions_tables(results: list[dict]) -> str:
     rows = []
     for r in results:
         for i, s in enumerate(r["per_session"], 1):
             rows.append(
                 [
-                    r["sessions"],
+                    run_label(r),
                     i,
                     f"{s['received_fps']:.1f}",
                     f"{s['processed_fps']:.1f}",
@@ -812,7 +822,7 @@ def sessions_tables(results: list[dict]) -> str:
         extra = "-" if base is None or r["sessions"] == 1 else f"{(median - base) / (r['sessions'] - 1):.1f}"
         rows.append(
             [
-                r["sessions"],
+                run_label(r),
                 f"{r['seconds']:.0f}",
                 f"{r['server_cpu_percent']:.0f}",
                 f"{r['browser_cpu_percent']:.0f}",
@@ -839,7 +849,7 @@ def sessions_tables(results: list[dict]) -> str:
         {k for r in results for k, v in r["server_cpu_by_thread"].items() if v >= 1},
         key=lambda k: -max(r["server_cpu_by_thread"].get(k, 0) for r in results),
     )
-    rows = [[r["sessions"], *(f"{r['server_cpu_by_thread'].get(k, 0):.0f}" for k in kinds)] for r in results]
+    rows = [[run_label(r), *(f"{r['server_cpu_by_thread'].get(k, 0):.0f}" for k in kinds)] for r in results]
     by_thread = markdown_table(["sessions", *kinds], rows)
     out = (
         per_session + "\n\n" + per_run + "\n\nServer CPU % by thread (threads named as Python "
@@ -1111,6 +1121,11 @@ def main() -> None:
         action="store_true",
         help="run each count first with every frame sent to the model (KNN_STEADY=0)",
     )
+    parser.add_argument(
+        "--without-store",
+        action="store_true",
+        help="run each count first with the project store off (KNN_STORE=0), then on",
+    )
     parser.add_argument("--no-ramp", action="store_true", help="skip the memory ramp (tabs join one at a time)")
     parser.add_argument(
         "--teach",
@@ -1225,32 +1240,39 @@ def main() -> None:
         else []
     )
     results = []
-    for n in [] if args.balancer else args.sessions:
-        for steady in [False, True] if args.without_steady else [True]:
-            env = server["env"] if steady else {**server["env"], "KNN_STEADY": "0"}
-            if args.peers:
-                result = run_peer_sessions(
-                    n,
-                    args.seconds,
-                    args.warmup,
-                    video,
-                    {**server, "env": env},
-                    args.peer_bitrate,
-                    teach if args.teach else None,
-                    schedule,
-                )
-            else:
-                result = run_sessions(
-                    n,
-                    args.seconds,
-                    args.warmup,
-                    video,
-                    {**server, "env": env},
-                    ramp=not args.no_ramp and n == max(args.sessions) > 1,
-                    teach=teach,
-                    schedule=schedule,
-                )
-            results.append({**result, "video": args.video, "steady": env.get("KNN_STEADY", "1") != "0"})
+    runs = [
+        (n, store, steady)
+        for n in ([] if args.balancer else args.sessions)
+        for store in ([False, True] if args.without_store else [True])
+        for steady in ([False, True] if args.without_steady else [True])
+    ]
+    for n, store, steady in runs:
+        env = server["env"] if steady else {**server["env"], "KNN_STEADY": "0"}
+        if not store:
+            env = {**env, "KNN_STORE": "0"}
+        if args.peers:
+            result = run_peer_sessions(
+                n,
+                args.seconds,
+                args.warmup,
+                video,
+                {**server, "env": env},
+                args.peer_bitrate,
+                teach if args.teach else None,
+                schedule,
+            )
+        else:
+            result = run_sessions(
+                n,
+                args.seconds,
+                args.warmup,
+                video,
+                {**server, "env": env},
+                ramp=not args.no_ramp and n == max(args.sessions) > 1,
+                teach=teach,
+                schedule=schedule,
+            )
+        results.append({**result, "video": args.video, "steady": env.get("KNN_STEADY", "1") != "0", "store": store})
     soak = run_soak(args.soak, args.add_every, args.warmup, video, server) if args.soak else None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"live-{args.label or stamp}.json"

@@ -3,6 +3,11 @@
 #
 #   deploy/serve.sh 2              # 2 processes on 127.0.0.1:8501-8502, users connect to :8080
 #   KNN_LB_BIND=0.0.0.0:8080 KNN_ICE_SERVERS='[...]' deploy/serve.sh 4
+#   KNN_DATABASE_URL=postgresql://knn:...@db.example.org/knn deploy/serve.sh 4
+#
+# Projects: the processes share one store, so a user whose process stops finds their project on
+# the next one (docs/scaling.md): SQLite in KNN_DATA_DIR by default (one file on this machine), or
+# the PostgreSQL at KNN_DATABASE_URL.
 #
 # Each process gets KNN_THREADS = cores / N (at least 1) so their model calls do not fight over
 # the cores (docs/scaling.md). Any KNN_* setting in the environment reaches every process. Ctrl-C

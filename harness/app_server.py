@@ -1,5 +1,6 @@
 """The real app in a subprocess: `streamlit run app.py` on a free loopback port, with no ICE
-servers (loopback) unless given some, and its live metrics file (knn.serving.metrics) to read."""
+servers (loopback) unless given some, its project store in a folder of its own (never the user's
+`~/.local/share/knn`), and its live metrics file (knn.serving.metrics) to read."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ class AppServer(ChildProcess):
         log: where the server's output goes (a temporary file by default).
         nice: the server's scheduling niceness (`nice -n`; negative needs root), e.g. to give it
             priority over browsers that stand for users' own machines (bench/live.py --server-nice).
+        data_dir: the project store's folder (KNN_DATA_DIR); by default one inside the server's
+            temporary folder, gone with it. Give the same folder to a server started again to
+            find its projects there (and `port`, for the very same links).
+        port: the port to serve on (a free one by default).
     """
 
     STOP_SECONDS = 15.0
@@ -40,15 +45,18 @@ class AppServer(ChildProcess):
         log: Path | None = None,
         start_timeout: float = 60.0,
         nice: int = 0,
+        data_dir: Path | None = None,
+        port: int | None = None,
     ) -> None:
         self._nice = nice
         self._tmp = tempfile.TemporaryDirectory(prefix="knn-app-")
         tmp = Path(self._tmp.name)
         self.log_path = log or tmp / "streamlit.log"
         self.metrics_file = tmp / "metrics.json" if metrics else None
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._env = {**os.environ, "KNN_ICE_SERVERS": "[]", **(env or {})}
+        self.data_dir = data_dir or tmp / "data"
+        self._env = {**os.environ, "KNN_ICE_SERVERS": "[]", "KNN_DATA_DIR": str(self.data_dir), **(env or {})}
         if self.metrics_file is not None:
             self._env["KNN_METRICS_FILE"] = str(self.metrics_file)
             self._env["KNN_METRICS_INTERVAL"] = str(metrics_interval)
@@ -67,7 +75,7 @@ class AppServer(ChildProcess):
             args = ["nice", "-n", str(self._nice), *args]
         for key, value in self._options.items():
             args += [f"--{key}", str(value)]
-        self._log = self.log_path.open("w+")
+        self._log = self.log_path.open("a+")  # a restart's log follows the first run's
         self.process = subprocess.Popen(args, cwd=ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self._start_timeout
         while True:
@@ -82,6 +90,15 @@ class AppServer(ChildProcess):
                 self.stop()
                 raise RuntimeError(f"streamlit did not start:\n{log}")
             time.sleep(0.5)
+
+    def restart(self, env: dict[str, str] | None = None) -> None:
+        """End the server (if `kill()` has not) and start it again on the same port with the same
+        project folder: the same links reach the same projects. `env` changes its environment."""
+        self.end()
+        self._env.update(env or {})
+        if self.metrics_file is not None:
+            self.metrics_file.unlink(missing_ok=True)  # the old process's sessions are gone
+        self.start()
 
     def metrics(self) -> dict | None:
         """The app's latest metrics snapshot (see knn.serving.metrics), or None before the first."""

@@ -7,9 +7,10 @@ has run, so a test can wait for later runs before it says something did not happ
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 CHROMIUM = Path("/usr/bin/chromium")
 CAMERA_IFRAME = 'iframe[title*="webrtc"]'
@@ -133,6 +134,31 @@ class Page:
         page.goto(url, timeout=120_000)
         page.wait_for_selector(".st-key-live_prediction", timeout=120_000)
 
+    def reload(self, url: str | None = None) -> None:
+        """Reload the tab (or open `url` in it), as a user does; wait until the page is drawn."""
+        if url is None:
+            self.page.reload(timeout=120_000)
+        else:
+            self.page.goto(url, timeout=120_000)
+        self.page.wait_for_selector(".st-key-live_prediction", timeout=120_000)
+
+    def param(self, name: str) -> str | None:
+        """A parameter of the tab's URL, e.g. param("project") -> the project's token."""
+        return parse_qs(urlsplit(self.page.url).query).get(name, [None])[0]
+
+    def text(self) -> str:
+        """Everything the page shows as text."""
+        return self.page.locator("body").inner_text()
+
+    def wait_text(self, text: str, seconds: float = 60) -> None:
+        """Wait until the page shows `text`, and the run that drew it has finished."""
+        self.wait_for(lambda: text in self.text() and self.idle(), repr(text), seconds)
+
+    def idle(self) -> bool:
+        """No run of the page is under way now (its elements are all drawn)."""
+        state = "document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state')"
+        return self.page.evaluate(state) == "notRunning"
+
     def _component(self):
         return self.page.frame_locator(CAMERA_IFRAME).first
 
@@ -253,6 +279,15 @@ class Page:
         self.uploader(slot).set_input_files([str(f) for f in files])
         self.wait_for(lambda: self.count(slot) == before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
 
+    def files_sent(self) -> int:
+        """Files this tab has uploaded to the server so far (each upload request that completed,
+        from the browser's resource timing)."""
+        return int(
+            self.page.evaluate(
+                "performance.getEntriesByType('resource').filter(e => e.name.includes('/_stcore/upload_file/')).length"
+            )
+        )
+
     def restore_project(self, path: Path, classes: list[str]) -> None:
         """Upload a project file to the Project section's uploader; wait for its `classes` on the cards."""
         self.page.locator('[class*="st-key-project_upload_"] input[type="file"]').set_input_files(str(path))
@@ -260,6 +295,11 @@ class Page:
             self.wait_for(lambda: self.class_names() == classes, f"the classes of {path.name}", 90)
         except AssertionError as exc:  # say what the cards showed instead
             raise AssertionError(f"{exc}; the cards read {self.class_names()!r}") from None
+
+    def counts(self) -> list[int]:
+        """Every class card's example count, in the order of the cards."""
+        captions = self.page.locator('[class*="st-key-class_"] [data-testid="stCaptionContainer"]').all()
+        return [int(c.inner_text().split()[0]) for c in captions]
 
     def class_names(self) -> list[str]:
         """The class names on the sidebar's cards, in order."""
@@ -294,7 +334,10 @@ class Page:
                 pass
             time.sleep(0.25)
         try:
-            state = f"prediction {self.prediction()!r}; {self.stats()}"
+            shot = Path(tempfile.mkstemp(prefix="knn-timed-out-", suffix=".png")[1])
+            self.page.screenshot(path=str(shot))
+            stats = " ".join(self.stats().split())
+            state = f"prediction {self.prediction()!r}; {stats}; the page then: {shot}"
         except Exception as exc:  # the page itself is gone
             state = f"page unreadable: {exc}"
         raise AssertionError(f"timed out after {seconds} s waiting for {what}; {state}")

@@ -58,19 +58,29 @@ class ChildProcess:
     def start(self) -> None:
         raise NotImplementedError
 
-    def stop(self) -> None:
+    def kill(self) -> None:
+        """`kill -9`: the program ends at once, as in a crash (its log stays until `stop()`)."""
         if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        self.end()
+        self._tmp.cleanup()
+
+    def end(self) -> None:
+        """End the program (terminate, then kill) but keep its folder and log, to start it again."""
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=self.STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-            self.process = None
-            if self._log is not None:
-                self._log.close()
-                self._log = None
-        self._tmp.cleanup()
+        self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def log(self) -> str:
         try:

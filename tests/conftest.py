@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,15 @@ from harness import ROOT, SHARED, use_shared_weights
 
 # Tests never download; the app servers the browser tests start inherit this too.
 use_shared_weights()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def project_store_folder(tmp_path_factory) -> Path:
+    """The app run in this process (AppTest) keeps its projects in a temporary folder, never the
+    user's ~/.local/share/knn; the app servers the harness starts each get a folder of their own."""
+    folder = tmp_path_factory.mktemp("knn-data")
+    os.environ["KNN_DATA_DIR"] = str(folder)
+    return folder
 
 
 def _shared(sub: str) -> Path:

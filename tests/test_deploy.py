@@ -18,7 +18,7 @@ import yaml
 
 from harness.processes import find_binary
 from knn.core.project import MAX_PROJECT_BYTES
-from knn.serving.settings import VARIABLES
+from knn.serving.settings import VARIABLES, Settings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 K8S = DEPLOY / "k8s"
@@ -79,7 +79,7 @@ def test_the_app_and_the_relay_read_one_secret():
     for deployment in (app, coturn):
         for env in container(deployment)["env"]:
             ref = env.get("valueFrom", {}).get("secretKeyRef")
-            if ref:
+            if ref and env["name"] != "KNN_DATABASE_URL":
                 assert ref["name"] == "knn-turn" and ref["key"] in secret, env
     names = {e["name"] for e in container(app)["env"]}
     assert {n for n in names if n.startswith("KNN_")} <= {name for name, _, _ in VARIABLES}
@@ -91,6 +91,21 @@ def test_the_app_and_the_relay_read_one_secret():
     assert "--lt-cred-mech" in args and "--allow-loopback-peers" not in args
     assert any(a.startswith("--denied-peer-ip=169.254.") for a in args)
     assert coturn["spec"]["template"]["spec"]["hostNetwork"] is True
+
+
+def test_every_replica_keeps_projects_in_one_postgresql():
+    (database,) = [e for e in container(one("Deployment", "knn-app"))["env"] if e["name"] == "KNN_DATABASE_URL"]
+    ref = database["valueFrom"]["secretKeyRef"]
+    url = one("Secret", ref["name"])["stringData"][ref["key"]]
+    assert not Settings.from_env({"KNN_DATABASE_URL": url}).problems  # a URL the app accepts
+    assert url.startswith("postgresql://")
+
+
+def test_the_ingress_logs_no_link_and_sends_no_referrer():
+    notes = one("Ingress", "knn-app")["metadata"]["annotations"]
+    assert notes["nginx.ingress.kubernetes.io/enable-access-log"] == "false"
+    headers = one("ConfigMap", notes["nginx.ingress.kubernetes.io/custom-headers"])["data"]
+    assert headers == {"Referrer-Policy": "no-referrer"}
 
 
 def test_the_image_serves_on_the_deployments_port():
@@ -113,6 +128,12 @@ def test_haproxy_accepts_the_shipped_config():
     config = (DEPLOY / "haproxy" / "haproxy.cfg").read_text()
     assert re.search(r"^\s*cookie KNN_SERVER insert indirect nocache", config, re.M)
     assert re.search(r"^\s*timeout tunnel", config, re.M)
+    # A project's link is in the query: logged by path only (tests/test_failover.py reads the log),
+    # and no Referer carries it.
+    (log_format,) = re.findall(r"^\s*log-format (.*)$", config, re.M)
+    assert "%HPO" in log_format and not re.search(r"%(\{[^}]*\})?(r|HU|HQ)\b", log_format), log_format
+    assert not re.search(r"^\s*option httplog", config, re.M)  # it would bring back the whole request line
+    assert re.search(r"^\s*http-response set-header Referrer-Policy no-referrer", config, re.M)
 
 
 def test_serve_script_parses():

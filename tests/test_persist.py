@@ -252,6 +252,17 @@ def test_projects_unopened_for_the_ttl_expire(db_url):
     store.close()
 
 
+def test_a_store_started_with_its_process_sweeps_at_once(tmp_path):
+    url = sqlite_url(tmp_path)
+    old = ProjectStore(url, ttl=3600, clock=lambda: 1_000_000.0, sweep=False)
+    old.create(content())
+    old.close()
+    store = ProjectStore(url, ttl=3600, sweep=False)  # the real clock: that project is long expired
+    assert store.start().wait(60)  # the process's start, before any session used the store
+    assert store.problem is None and count_projects(store) == 0
+    store.close()
+
+
 def test_a_share_link_gives_each_visitor_a_copy_and_never_the_original(store):
     original = content()
     token, writer = store.create(original)

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 import knn
+from knn.live.saving import CHECK_SECONDS
 from knn.live.session import LiveSession
 from knn.live.worker import ModelWorker
 from knn.persist import ProjectStore, sqlite_url
@@ -131,6 +132,22 @@ def test_a_recording_is_reported_finished_once_its_frames_are_committed(db_url, 
     assert reader.open(token).classifier.counts()["hand"] == 10
 
 
+def test_a_recording_whose_camera_stopped_is_committed_then_reported(db_url, embedder, worker, photos):
+    from knn.live.recording import END_GRACE
+
+    session = new_session(embedder, ProjectStore(db_url, sweep=False), worker)
+    session.add_class("hand")
+    token = session.project_token
+    look(session, photos["rock"][0])
+    session.start_recording("hand", seconds=10)
+    for path in photos["rock"][1:4]:
+        look(session, path)
+    session._clock.now += 10 + END_GRACE  # no frame after the deadline: the page's look ends it
+    session.snapshot()
+    assert notice_of(session) == "Recorded 3 examples into “hand”."
+    assert ProjectStore(db_url, sweep=False).open(token).classifier.counts()["hand"] == 3
+
+
 def test_a_stopped_postgresql_leaves_the_session_working_and_saying_so(embedder, worker, photos, tmp_path):
     from harness.postgres import Cluster, missing
 
@@ -169,7 +186,10 @@ def test_a_full_store_keeps_the_work_in_memory_and_says_so(db_url, embedder, wor
 def test_a_damaged_sqlite_file_leaves_the_session_working(tmp_path, embedder, worker, photos):
     url = sqlite_url(tmp_path)
     (tmp_path / "projects.sqlite3").write_bytes(b"not a database " * 500)
-    session = new_session(embedder, ProjectStore(url, sweep=False), worker)
+    store = ProjectStore(url, sweep=False)
+    assert store.start().wait(60)  # the process's start finds it damaged: a new session says so before any change
+    session = new_session(embedder, store, worker)
+    assert session.save_state.kind == "failing" and "damaged" in session.save_state.message
     ids, _ = session.add_images("rock", files(photos["rock"][:2]))
     assert len(ids) == 2 and session.project_token is None
     assert session.save_state.kind == "failing" and "damaged" in session.save_state.message
@@ -181,9 +201,12 @@ def test_a_second_tab_takes_over_and_the_first_stops_saving(db_url, embedder, wo
     token = first.project_token
     second = new_session(embedder, ProjectStore(db_url, sweep=False), worker, classes=())
     assert second.open_project(token).ok
+    # Idle, the first tab finds out by itself within a few seconds, before its user tries anything.
+    wait_until(lambda: first.save_state.kind == "stopped", 4 * CHECK_SECONDS, "the first tab to stop")
+    assert not first.save_state.gone
     first.add_images("paper", files(photos["paper"][:2]))  # in memory only now
     assert first.save_state.kind == "stopped"
-    assert first.save_state.message == "not being saved: this project is open in another tab; this one stopped editing"
+    assert first.save_state.message == "not being saved: this project is open in another tab; this one stopped saving"
     assert first.project_token is None
     second.add_class("lizard")
     third = new_session(embedder, ProjectStore(db_url, sweep=False), worker, classes=())
@@ -200,6 +223,8 @@ def test_forget_deletes_and_an_old_tab_cannot_bring_it_back(db_url, embedder, wo
     tab.forget(classes=["Class 1"])
     assert tab.classifier.classes == ["Class 1"] and len(tab.classifier) == 0
     assert tab.project_token is None and tab.save_state.kind == "new" and count_projects(db_url) == 0
+    wait_until(lambda: old_tab.save_state.gone, 4 * CHECK_SECONDS, "the old tab to find its project gone")
+    assert old_tab.save_state.message.startswith("not being saved: this project was forgotten or expired")
     old_tab.add_images("rock", files(photos["rock"][2:4]))
     old_tab.add_class("back?")
     assert old_tab.save_state.kind == "stopped" and count_projects(db_url) == 0

@@ -165,6 +165,25 @@ def test_recording_adds_frames_until_the_deadline(clocked, clock):
     assert clocked.take_notice() and clocked.take_notice() is None
 
 
+def test_a_recording_whose_camera_stopped_ends_by_the_clock(clocked, clock):
+    from knn.live.recording import END_GRACE
+
+    show(clocked, solid(RED))
+    clocked.start_recording("red", seconds=1.0)
+    for i in range(3):
+        clock.now += 1 / 30
+        show(clocked, grey(40 + 30 * i))
+    clock.now += 1.0  # the deadline passed, and no frame came after it: the camera stopped
+    assert clocked.snapshot().notice is None  # within the grace a late frame may still end it
+    clock.now += END_GRACE
+    snap = clocked.snapshot()  # the page's next look ends it
+    assert snap.recording is None and snap.counts["red"] == 3
+    assert snap.notice == "Recorded 3 examples into “red”."
+    clock.now += 1 / 30
+    show(clocked, grey(200))  # the camera again: nothing more is recorded
+    assert clocked.classifier.counts()["red"] == 3
+
+
 def test_deleting_or_renaming_the_recording_class(session):
     show(session, solid(BLUE))
     session.start_recording("blue", seconds=10)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from knn.serving.settings import MIN_VIDEO_BITRATE, VARIABLES, Settings, SettingsError
+from tests.frames import wait_until
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -138,3 +139,7 @@ def test_the_project_store_follows_the_settings(tmp_path):
     assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
     secret = project_store(Settings(data_dir=tmp_path / "data"), url="postgresql://u:pw@127.0.0.1:1/x")
     assert secret.where == "saved in the database" and "pw" not in secret.url
+    # Each store was started at once: the file exists, migrated; the database that is away is named.
+    wait_until(lambda: secret.problem is not None, 30, "the unreachable database's start to fail")
+    assert "cannot be reached" in secret.problem and "pw" not in secret.problem
+    assert store.problem is None and (tmp_path / "data" / "projects.sqlite3").is_file()

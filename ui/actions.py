@@ -14,8 +14,9 @@ from typing import Protocol
 
 import streamlit as st
 
+from .links import forget_project, share_project
 from .markdown import md
-from .messages import Where, begin_action, say, user_action
+from .messages import Where, begin_action, say, saying_if_saving_stops, user_action
 from .state import CARDS_PER_PAGE, label_in, live, record_seconds, ss
 from .streamlit_fixes import one_click
 
@@ -39,7 +40,8 @@ def class_action(action: Callable[[int, str], None]) -> ClassCallback:
         if label is None:
             return
         try:
-            action(slot, label)
+            with saying_if_saving_stops(slot if where is None else where):
+                action(slot, label)
         except ValueError as exc:  # LiveError, ClassifierError, ...: the message says what to do
             say("warning", str(exc), slot if where is None else where)
 
@@ -158,3 +160,44 @@ def on_mirror() -> None:
 @user_action
 def on_augment() -> None:
     live().augment = bool(ss.augment)
+
+
+# ---- the project ---------------------------------------------------------------------------------
+
+
+@one_click
+@user_action
+def on_share() -> None:
+    try:
+        share_project()
+    except ValueError as exc:  # LiveError: the store refused it, saying why
+        say("error", str(exc), "project")
+
+
+@one_click
+@user_action
+def on_forget_ask() -> None:
+    ss.forget_asked = True
+
+
+@one_click
+@user_action
+def on_forget_cancel() -> None:
+    ss.forget_asked = False
+
+
+@one_click
+@user_action
+def on_forget() -> None:
+    ss.forget_asked = False
+    try:
+        forget_project()
+    except ValueError as exc:  # LiveError: the store could not delete it now; nothing changed
+        say("error", str(exc), "project")
+
+
+@one_click
+@user_action
+def on_edit_here() -> None:
+    """This tab takes the project back from the other tab: opened again at the start of the run."""
+    ss.reopen_asked = True

@@ -17,7 +17,7 @@ import streamlit as st
 from knn.model.child import Progress
 
 from .markdown import md
-from .state import ss
+from .state import live, ss
 from .streamlit_fixes import one_click
 
 P = ParamSpec("P")
@@ -37,14 +37,30 @@ def begin_action() -> None:
 
 
 def user_action(callback: Callable[P, None]) -> Callable[P, None]:
-    """A widget callback that is a user action: it starts by clearing the last action's messages."""
+    """A widget callback that is a user action: it starts by clearing the last action's messages,
+    and says so if the change it made was not saved because this tab just stopped saving."""
 
     @functools.wraps(callback)
     def wrapped(*args: P.args, **kwargs: P.kwargs) -> None:
         begin_action()
-        return callback(*args, **kwargs)
+        with saying_if_saving_stops():
+            return callback(*args, **kwargs)
 
     return wrapped
+
+
+@contextlib.contextmanager
+def saying_if_saving_stops(where: Where = "main") -> Iterator[None]:
+    """Around a change: when this very change found the project open in another tab, or
+    forgotten, say at `where` that it was made in this tab only (its edit widgets are off from
+    the next run on; before, the tab could not know)."""
+    session = live()
+    before = session.save_state.kind
+    yield
+    state = session.save_state
+    if before != "stopped" and state.kind == "stopped":
+        why = state.message.removeprefix("not being saved: ")
+        say("warning", f"Changed in this tab only, not saved: {why}.", where)
 
 
 def begin_run() -> None:

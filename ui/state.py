@@ -9,7 +9,7 @@ from knn.live.session import RECORD_SECONDS, LiveSession
 from knn.model.weights import WeightsUnavailable
 
 from .markdown import md
-from .resources import default_backbone, embedder_for, serving
+from .resources import default_backbone, embedder_for, serving, storage
 
 START_CLASSES = ("Class 1", "Class 2", "Class 3")
 # A page run draws at most this many class cards (and ui.views.examples as many thumbnails),
@@ -31,7 +31,7 @@ def init_session() -> None:
     except WeightsUnavailable as exc:
         st.error(md(exc))
         st.stop()
-    ss.live = LiveSession(embedder, classes=START_CLASSES, steady=serving().settings.steady)
+    ss.live = LiveSession(embedder, classes=START_CLASSES, steady=serving().settings.steady, store=storage().store)
     ss.slots, ss.next_slot, ss.messages, ss.message_seq = {}, 0, [], 0
 
 
@@ -39,6 +39,12 @@ def live() -> LiveSession:
     """This browser session's LiveSession."""
     session: LiveSession = ss.live
     return session
+
+
+def read_only() -> bool:
+    """Whether this tab stopped saving its project (another tab opened it, or it was forgotten):
+    its edit widgets are then off, so nothing is changed here that would not be saved."""
+    return live().save_state.kind == "stopped"
 
 
 def slot_of(label: str) -> int:

@@ -108,6 +108,28 @@ def show_classifier_settings() -> None:
     ss.pop("threshold", None)
 
 
+# ---- the link stays on this page ----------------------------------------------------------------
+# A project's link is its key, and it is the page's URL. Streamlit cannot set response headers, so a
+# plain `streamlit run` cannot send `Referrer-Policy: no-referrer` (deploy/'s HAProxy and ingress
+# do); the page sets the same policy with a <meta name="referrer">, which st.html's sanitiser would
+# drop from markup, so a script adds it to the document's head. It covers what the page requests
+# or links to once it has run; browsers already send other sites no more than the origin
+# (strict-origin-when-cross-origin), never the query that holds the link.
+_NO_REFERRER = """<script>
+if (!document.head.querySelector('meta[name="referrer"]')) {
+  const meta = document.createElement("meta");
+  meta.name = "referrer";
+  meta.content = "no-referrer";
+  document.head.appendChild(meta);
+}
+</script>"""
+
+
+def no_referrer() -> None:
+    """After the title, on every run (a fixed element above the camera): the page sends no Referer."""
+    st.html(_NO_REFERRER, unsafe_allow_javascript=True)
+
+
 # ---- looks ---------------------------------------------------------------------------------------
 
 

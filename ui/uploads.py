@@ -13,7 +13,7 @@ from knn.model.backbones import get_backbone
 from knn.model.weights import WeightsUnavailable
 
 from .markdown import md
-from .messages import begin_action, progress_bar, say
+from .messages import begin_action, progress_bar, say, saying_if_saving_stops
 from .resources import embedder_for
 from .state import live, ss
 from .streamlit_fixes import (
@@ -40,7 +40,8 @@ def take_images() -> None:
             session = live()
             batch = [(f.name, f.getvalue()) for f in files]
             try:
-                ids, errors = session.add_images(label, batch)
+                with saying_if_saving_stops(slot):
+                    ids, errors = session.add_images(label, batch)
             except ValueError as exc:  # the class went away meanwhile
                 ids, errors = [], [str(exc)]
             taken.add(key)

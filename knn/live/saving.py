@@ -9,8 +9,10 @@ camera nor the page ever waits on the database. The page's changes wait for thei
 
 Nothing stored yet (a new project, a share link's copy) or the database away: the next change
 writes the whole project from memory (the first change creates it; catching up replaces it),
-and while the database is away the saver tries again every `RETRY_SECONDS`. The session never
-sees a database error: `state` says where the work is kept, or why it is not being saved.
+and while the database is away the saver tries again every `RETRY_SECONDS`. While idle it reads
+every `CHECK_SECONDS` whether another tab took the project over or it was forgotten, so an older
+tab says so before its user tries another change. The session never sees a database error:
+`state` says where the work is kept, or why it is not being saved.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ WAIT_SECONDS = 15.0
 """How long the page waits for a change's commit before going on (the state then says saving)."""
 RETRY_SECONDS = 5.0
 """While the database is away, how often the saver tries to catch up."""
+CHECK_SECONDS = 3.0
+"""While idle, how often the saver reads whether its project was taken over or forgotten: one
+indexed read per session, so the older of two tabs says it stopped within a few seconds."""
 
 
 @dataclass(frozen=True)
@@ -46,14 +51,17 @@ class SaveState:
             forgotten or expired: this session no longer writes it).
         message: the page's words: "saved on this server", "not being saved: <reason>", ...
         pending: changes made but not yet committed.
+        gone: "stopped" because the project was forgotten or expired (not taken over): nothing
+            may bring it back, so the page offers no "Edit here instead".
     """
 
     kind: str
     message: str
     pending: int = 0
+    gone: bool = False
 
 
-OFF = SaveState("off", "not being saved: this server keeps a project only while its tab is open")
+OFF = SaveState("off", "saving is off on this server: a project lives only while its tab is open")
 
 
 @dataclass
@@ -94,6 +102,7 @@ class Saver:
         self._submitted = 0
         self._problem: str | None = None
         self._stopped: str | None = None
+        self._gone = False
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -128,9 +137,10 @@ class Saver:
     def state(self) -> SaveState:
         pending = max(0, self._submitted - self._done)
         if self._stopped:
-            return SaveState("stopped", f"not being saved: {self._stopped}", pending)
-        if self._problem:
-            return SaveState("failing", f"not being saved: {self._problem}", pending)
+            return SaveState("stopped", f"not being saved: {self._stopped}", pending, self._gone)
+        problem = self._problem or (self.store.problem if self._writer is None else None)
+        if problem:  # the store's own: the database could not be used at the process's start
+            return SaveState("failing", f"not being saved: {problem}", pending)
         if self._writer is None:
             return SaveState("new", f"not saved yet: it will be {self.store.where} from your first change", pending)
         return SaveState("saved", self.store.where, pending)
@@ -144,13 +154,14 @@ class Saver:
                 change, held = held, None
             else:
                 retrying = self._problem is not None and self._stopped is None
+                checking = self._writer is not None and not self._gone
                 try:
-                    change = self._queue.get(timeout=RETRY_SECONDS if retrying else None)
+                    change = self._queue.get(timeout=RETRY_SECONDS if retrying else CHECK_SECONDS if checking else None)
                 except queue.Empty:
-                    try:
-                        self._catch_up()
-                    except StoreError as exc:
-                        self._failed(None, exc)
+                    if retrying:
+                        self._retry()
+                    else:
+                        self._check()
                     continue
             if change is _STOP:
                 return
@@ -173,7 +184,7 @@ class Saver:
         try:
             if first.method == "attach":
                 self._writer, self._needs_full = first.args
-                self._synced, self._problem, self._stopped = last, None, None
+                self._synced, self._problem, self._stopped, self._gone = last, None, None, False
             elif first.method == "forget":
                 self._forget(first)
             elif first.method is None or self._stopped:
@@ -200,6 +211,25 @@ class Saver:
                 if change.done is not None:
                     change.done()
 
+    def _retry(self) -> None:
+        try:
+            self._catch_up()
+        except StoreError as exc:
+            self._failed(None, exc)
+
+    def _check(self) -> None:
+        """Idle: has another tab taken the project over, or was it forgotten? (A database that is
+        away changes nothing here: the next change finds out and says so.)"""
+        writer = self._writer
+        if writer is None:
+            return
+        try:
+            writer.check()
+        except (LeaseLost, ProjectGone) as exc:
+            self._failed(None, exc)
+        except StoreError:
+            pass
+
     def _catch_up(self) -> None:
         """Write the whole project from memory: create it, or replace what is stored (StoreError)."""
         if self._stopped:
@@ -224,11 +254,11 @@ class Saver:
             change.error = str(exc)
             return
         self._writer, self._needs_full = None, True
-        self._synced, self._problem, self._stopped = change.seq, None, None
+        self._synced, self._problem, self._stopped, self._gone = change.seq, None, None, False
 
     def _failed(self, change: Change | None, exc: StoreError) -> None:
         if isinstance(exc, LeaseLost | ProjectGone):
-            self._stopped = str(exc)
+            self._stopped, self._gone = str(exc), isinstance(exc, ProjectGone)
         else:
             self._problem, self._needs_full = str(exc), True
             log.warning("a project is not being saved: %s", exc)

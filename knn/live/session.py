@@ -103,13 +103,15 @@ class Snapshot:
 @dataclass(frozen=True)
 class Opened:
     """What opening a project's link did: `ok`, the message for the page, whether it was a share
-    link (the visitor's own copy is created on their first change), and how many examples had no
-    image to re-embed with this server's backbone and were left out."""
+    link (the visitor's own copy is created on their first change), how many examples had no
+    image to re-embed with this server's backbone and were left out, and whether the link opens
+    nothing for good (`missing`: never was, forgotten or expired; not a database that is away)."""
 
     ok: bool
     message: str
     shared: bool = False
     dropped: int = 0
+    missing: bool = False
 
 
 @dataclass(frozen=True)
@@ -472,11 +474,16 @@ class LiveSession:
 
     def snapshot(self, neighbors: bool = True) -> Snapshot:
         """A consistent copy of the state, taken under the lock, for the page to draw (without the
-        nearest examples' thumbnails when `neighbors` is false)."""
+        nearest examples' thumbnails when `neighbors` is false). A recording whose camera stopped
+        before its deadline ends here (its last frames committed, then its notice)."""
         now = self._clock()
         with self._lock:
             clf = self._classifier
             rec = self._recording
+            if rec is not None and rec.overdue(now):  # the camera stopped before its deadline: the clock ends it
+                self._recording = None
+                self._end_recording(rec, rec.finished())
+                rec = None
             recording = (rec.label, rec.deadline - now, rec.seconds) if rec and now < rec.deadline else None
             if recording is None and self._finishing is not None:  # its last frames are being committed
                 recording = (self._finishing[0], 0.0, self._finishing[1])
@@ -552,7 +559,9 @@ class LiveSession:
         if loaded is None:
             days = self._saver.store.ttl / 86_400
             return Opened(
-                False, f"There is no project at this link: it was forgotten, or not opened for {days:g} days."
+                False,
+                f"There is no project at this link: it was forgotten, or not opened for {days:g} days.",
+                missing=True,
             )
         settings, embedder, note = loaded.settings, self._embedder, ""
         if embedder_for is not None and settings.backbone != embedder.backbone:
@@ -583,7 +592,8 @@ class LiveSession:
             change = self._log("attach", loaded.writer, loaded.shared or re_embedded)
         self._wait(change)
         what = "a copy of a shared project" if loaded.shared else "the project"
-        counts = f"{len(classifier.classes)} classes, {len(classifier)} examples"
+        n_classes, n_examples = len(classifier.classes), len(classifier)
+        counts = f"{n_classes} class{'es' * (n_classes != 1)}, {n_examples} example{'s' * (n_examples != 1)}"
         return Opened(True, f"Opened {what}: {counts} ({embedder.backbone}).{note}", loaded.shared, dropped)
 
     def share(self) -> str:

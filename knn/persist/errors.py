@@ -27,7 +27,7 @@ class LeaseLost(StoreError):
     """Another tab or process opened this project for editing after this one: it edits now."""
 
     def __init__(self) -> None:
-        super().__init__("this project is open in another tab; this one stopped editing")
+        super().__init__("this project is open in another tab; this one stopped saving")
 
 
 class ProjectGone(StoreError):

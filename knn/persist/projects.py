@@ -77,7 +77,7 @@ class ProjectStore:
         ttl: seconds a project may stay unopened before it is deleted.
         quota: bytes all stored examples may take together.
         clock: wall-clock seconds (tests move it to expire projects).
-        sweep: run the expiry sweep in a background thread (every `SWEEP_EVERY` at most).
+        sweep: keep sweeping in a background thread (every `SWEEP_EVERY` at most) once started.
 
     Nothing connects until the first use; `ready` connects and migrates, raising StoreError.
     """
@@ -94,9 +94,13 @@ class ProjectStore:
         self.url = describe(url)
         self.ttl, self.quota, self.clock = float(ttl), int(quota), clock
         self.dialect = self.engine.dialect.name
+        self.problem: str | None = None
+        """Why the database could not be used the last time it was tried (None: it could)."""
         self._ready = False
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._closed = threading.Event()
+        self._started = threading.Event()
         self._sweeper: threading.Thread | None = None
         self._sweep = sweep
 
@@ -109,18 +113,37 @@ class ProjectStore:
         return "saved in the database" if self.dialect == "postgresql" else "saved on this server"
 
     def ready(self) -> None:
-        """Connect and bring the schema up to date, once; then sweep, and keep sweeping."""
+        """Connect and bring the schema up to date, once; then sweep (and, with `sweep`, keep
+        sweeping in the background).
+
+        Raises:
+            StoreError: the database cannot be used now (`problem` says why until it can).
+        """
         if self._ready:
             return
         with self._lock:
             if self._ready:
                 return
-            migrate(self.engine)
-            self._ready = True
+            try:
+                migrate(self.engine)
+            except StoreError as exc:
+                self.problem = str(exc)
+                raise
+            self._ready, self.problem = True, None
         self.sweep()
-        if self._sweep and self._sweeper is None:
-            self._sweeper = threading.Thread(target=self._sweep_loop, name="knn-project-sweep", daemon=True)
-            self._sweeper.start()
+        if self._sweep:
+            self.start()
+
+    def start(self) -> threading.Event:
+        """At the process's start: one background thread connects, migrates and sweeps out expired
+        projects (so a database that is slow to answer never holds up the first page), then, with
+        `sweep`, keeps sweeping. A database that is away only sets `problem`: the thread, and the
+        first session's change, try again. Returns an event set once the first attempt is over."""
+        with self._start_lock:
+            if self._sweeper is None:
+                self._sweeper = threading.Thread(target=self._run, name="knn-project-store", daemon=True)
+                self._sweeper.start()
+        return self._started
 
     def close(self) -> None:
         self._closed.set()
@@ -261,11 +284,20 @@ class ProjectStore:
                 "this change is kept in this tab only: download the project to keep it"
             )
 
-    def _sweep_loop(self) -> None:
+    def _run(self) -> None:
         interval = max(1.0, min(SWEEP_EVERY, self.ttl / 4))
-        while not self._closed.wait(interval):
+        try:
+            self.ready()
+        except StoreError as exc:  # the database is away: said by `problem`, tried again below
+            log.warning("the project store cannot be used now (%s): %s", self.url, exc)
+        finally:
+            self._started.set()
+        while self._sweep and not self._closed.wait(interval):
             try:
-                self.sweep()
+                if self._ready:
+                    self.sweep()
+                else:
+                    self.ready()
             except StoreError as exc:  # the database is away: try again next time
                 log.warning("could not expire old projects: %s", exc)
 
@@ -287,6 +319,18 @@ class Writer:
         return f"Writer(project {self.project_id}, generation {self.generation})"
 
     # ---- changes -------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Read whether this writer still edits the project: raises LeaseLost once another tab
+        opened it, ProjectGone once it was forgotten or expired (StoreError when unreachable)."""
+        with transaction(self.store.engine, write=False) as conn:
+            generation = conn.execute(
+                sa.select(projects.c.generation).where(projects.c.id == self.project_id)
+            ).scalar_one_or_none()
+        if generation is None:
+            raise ProjectGone()
+        if generation != self.generation:
+            raise LeaseLost()
 
     def add(self, new: Sequence[NewExample]) -> None:
         """Add examples (their classes exist, or are created at the end)."""

@@ -2,8 +2,9 @@
 
 `project_store(settings)` is what the page calls: None when `KNN_STORE=0`; else PostgreSQL at the
 URL the page found in `.streamlit/secrets.toml` (`[connections.knn] url = ...`), or at
-`KNN_DATABASE_URL`, or SQLite in `KNN_DATA_DIR`. Nothing connects until a session's first change,
-so a database that is away at start only makes sessions say their work is not being saved.
+`KNN_DATABASE_URL`, or SQLite in `KNN_DATA_DIR`. A new store connects, migrates and deletes
+expired projects in a background thread at once (the process's start), so the first page never
+waits on the database; one that is away then only makes sessions say their work is not being saved.
 """
 
 from __future__ import annotations
@@ -35,4 +36,5 @@ def project_store(settings: Settings, url: str | None = None) -> ProjectStore | 
         store = _STORES.get(url)
         if store is None:
             store = _STORES[url] = ProjectStore(url, ttl=settings.project_ttl, quota=settings.store_quota)
+            store.start()
         return store

@@ -14,7 +14,7 @@ from knn.serving.settings import SettingsError
 from ..actions import on_add, on_record
 from ..markdown import md
 from ..resources import serving
-from ..state import live, record_seconds, slot_of, ss
+from ..state import live, read_only, record_seconds, slot_of, ss
 from ..streamlit_fixes import hide_key_hints_on_touch, keep_camera_context
 from .connection import follow_connection
 
@@ -44,7 +44,7 @@ def camera() -> None:
     follow_connection(context, servers)
     st.caption(
         "Press **START** and allow camera access. Frames are classified on the server; "
-        "nothing is stored unless you press Add or Record."
+        "a frame is kept only when you press Add or Record."
     )
 
 
@@ -74,6 +74,7 @@ def quick_add() -> None:
     them (Streamlit ignores them while a text box has the focus), and on a phone they are reachable
     without opening the sidebar."""
     labels = live().classifier.classes[:KEYED_CLASSES]
+    frozen = read_only()
     hide_key_hints_on_touch()
     with st.container(horizontal=True, gap="small", key="quick_add"):
         for n, label in enumerate(labels, 1):
@@ -88,6 +89,7 @@ def quick_add() -> None:
                     kwargs={"where": "main"},
                     shortcut=str(n),
                     help=md(f"Add the current frame to “{label}” (key {n})"),
+                    disabled=frozen,
                 )
                 st.button(
                     "",
@@ -98,6 +100,7 @@ def quick_add() -> None:
                     kwargs={"where": "main"},
                     shortcut=f"Shift+{n}",
                     help=md(f"Record frames into “{label}” for {record_seconds():g} s (Shift+{n})"),
+                    disabled=frozen,
                 )
     if len(live().classifier.classes) > KEYED_CLASSES:
         st.caption(f"Classes after the {KEYED_CLASSES}th: Add and Record on their cards in the sidebar.")

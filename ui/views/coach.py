@@ -10,7 +10,7 @@ from knn.live.session import LiveSession
 
 from ..actions import on_delete_example, on_keep_example, on_move_example
 from ..markdown import md
-from ..state import live, ss
+from ..state import live, read_only, ss
 
 SUSPECTS_SHOWN = 6
 THUMBNAIL_PX = 96
@@ -82,6 +82,7 @@ def suspects(coached: Coaching) -> None:
 
 def suspect_card(s: Suspect) -> None:
     """A mislabelled-looking example: its picture, where it is, and one click to fix it."""
+    frozen = read_only()
     with st.container(key=f"suspect_card_{s.example_id}", width=2 * THUMBNAIL_PX, border=True):
         if s.image:
             st.image(s.image, width="stretch")
@@ -93,6 +94,7 @@ def suspect_card(s: Suspect) -> None:
                 on_click=on_move_example,
                 args=(s.example_id, label),
                 width="stretch",
+                disabled=frozen,
             )
         with st.container(horizontal=True, gap="small"):
             st.button(
@@ -101,6 +103,7 @@ def suspect_card(s: Suspect) -> None:
                 on_click=on_delete_example,
                 args=(s.example_id,),
                 type="tertiary",
+                disabled=frozen,
             )
             st.button(
                 "It is right",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ..actions import on_delete_example
-from ..state import live, slot_of, ss
+from ..state import live, read_only, slot_of, ss
 
 # At most this many thumbnails per page run, whatever the class holds (as ui.state.CARDS_PER_PAGE).
 EXAMPLES_PER_PAGE = 24
@@ -32,6 +32,7 @@ def examples_view() -> None:
     if pages > 1:
         page = st.number_input(f"Page of {pages}", 1, pages, 1, key=f"examples_page_{slot_of(label)}", width=160)
     shown = examples[(page - 1) * EXAMPLES_PER_PAGE : page * EXAMPLES_PER_PAGE]
+    frozen = read_only()
     cols = st.columns(8)
     for i, example in enumerate(shown):
         with cols[i % 8]:
@@ -45,4 +46,5 @@ def examples_view() -> None:
                 on_click=on_delete_example,
                 args=(example.example_id,),
                 type="tertiary",
+                disabled=frozen,
             )

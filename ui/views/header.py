@@ -1,4 +1,5 @@
-"""The page's header: the title, the backbone in use and the operator's setting problems."""
+"""The page's header: the title, the backbone in use, where the project is kept (ui.views.saving)
+and the operator's setting problems."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from ..state import live, ss
 
 def header() -> None:
     """The title, a slot for the backbone caption (filled by `backbone_caption` once a switch or a
-    restore is done) and one for the operator's typos: a fixed number of elements, always."""
+    restore is done), one for where the project is kept (filled once this run's changes are
+    made) and one for the operator's typos: a fixed number of elements, always."""
     st.title("Webcam KNN classifier")
     ss.caption_slot = st.empty()
+    ss.saving_slot = st.empty()
     with st.container(key="operator_problems"):
         for problem in serving().settings.problems:  # the operator's typo, on every run
             st.warning(md(problem))

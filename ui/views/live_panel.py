@@ -14,10 +14,11 @@ from knn.model.backbones import get_backbone
 
 from ..actions import on_add
 from ..markdown import md
-from ..state import live, ss
+from ..state import live, read_only, ss
 from ..streamlit_fixes import page_is_being_drawn
 from .coach import THUMBNAIL_PX, coach_is_new
 from .connection import shown_problem
+from .saving import said
 
 # The live panel's redraw period; each redraw costs the server and the browser (docs/performance.md),
 # so it slows down while more than BUSY_SESSIONS cameras stream to this process.
@@ -121,11 +122,15 @@ def page_is_stale(session: LiveSession, snap: Snapshot) -> bool:
     # Recording adds examples in the callback: the sidebar's counts catch up once it ends (a full
     # rerun per refresh while recording would be wasteful). The coach's new analysis goes to the
     # cards and the coach's panel; the hesitation hint is the page's, since its buttons act.
+    # Where the work is kept changed (a Record's first commit stored the project, the database went
+    # away, another tab took the project over): the header says so, and the URL gets the link.
     return (
         (snap.recording is None and (snap.counts != ss.get("drawn_counts") or coach_is_new(session)))
         or ss.hesitation != ss.get("drawn_hesitation")
         or panel_period() != ss.get("panel_period")  # cameras started or stopped elsewhere
         or shown_problem() != ss.get("drawn_problem")  # the camera's connection failed, or works again
+        or said(snap.saving) != ss.get("drawn_saving")
+        or session.project_token != ss.get("drawn_token")
     )
 
 
@@ -149,6 +154,7 @@ def hesitation_hint() -> None:
                         on_click=on_add,
                         args=(ss.slots[label],),
                         kwargs={"where": "main"},
+                        disabled=read_only(),
                     )
 
 

@@ -12,7 +12,7 @@ from knn.model.weights import WeightsUnavailable
 from ..actions import on_augment, on_backbone_choice, on_k, on_mirror, on_threshold
 from ..messages import progress_bar, say
 from ..resources import embedder_for
-from ..state import live, ss
+from ..state import live, read_only, ss
 from ..streamlit_fixes import show_backbone_in_use
 
 
@@ -20,6 +20,7 @@ def settings() -> None:
     """The widgets take their defaults from the engine (ui.streamlit_fixes says why)."""
     session = live()
     current = get_backbone(session.embedder.backbone)
+    frozen = read_only()  # this tab stopped saving (ui.views.saving)
     st.number_input(
         "k: neighbors that vote",
         min_value=1,
@@ -27,6 +28,7 @@ def settings() -> None:
         value=session.classifier.k,
         step=1,
         key="k",
+        disabled=frozen,
         on_change=on_k,
     )
     st.slider(
@@ -36,6 +38,7 @@ def settings() -> None:
         value=float(session.classifier.unknown_threshold or 0.0),
         step=0.01,
         key="threshold",
+        disabled=frozen,
         on_change=on_threshold,
     )
     st.slider(
@@ -47,6 +50,7 @@ def settings() -> None:
         format_func=lambda b: BACKBONES[b].label,
         index=list(BACKBONES).index(current.network),
         key="network",
+        disabled=frozen,
         on_change=on_backbone_choice,
         help="Switching re-embeds every stored example from its stored image",
     )
@@ -55,6 +59,7 @@ def settings() -> None:
         options=list(RESOLUTIONS),
         index=list(RESOLUTIONS).index(current.size),
         key="resolution",
+        disabled=frozen,
         on_change=on_backbone_choice,
         horizontal=True,
         format_func=lambda size: f"{RESOLUTIONS[size]} ({size} px)",
@@ -65,11 +70,12 @@ def settings() -> None:
         "Augment new examples",
         value=session.augment,
         key="augment",
+        disabled=frozen,
         on_change=on_augment,
         help="Store each new example with its mirror and five crops (12 vectors): it is also recognised "
         "a little off-centre or mirrored. Each Add then costs 12 embeddings.",
     )
-    st.toggle("Mirror the preview", value=session.mirror, key="mirror", on_change=on_mirror)
+    st.toggle("Mirror the preview", value=session.mirror, key="mirror", on_change=on_mirror, disabled=frozen)
 
 
 def switch_backbone_if_asked() -> None:

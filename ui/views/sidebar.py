@@ -10,7 +10,7 @@ from knn.core.limits import MAX_CLASSES, MAX_IMAGE_BYTES
 
 from ..actions import on_add, on_add_class, on_clear, on_delete, on_record, on_rename
 from ..messages import show_messages
-from ..state import CARDS_PER_PAGE, live, slot_of, ss
+from ..state import CARDS_PER_PAGE, live, read_only, slot_of, ss
 from ..streamlit_fixes import upload_key
 from .project import project
 from .settings import settings
@@ -20,6 +20,7 @@ IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
 
 def sidebar(coached: Coaching | None) -> None:
     session = live()
+    ss.frozen = read_only()  # this tab stopped saving: its edit widgets are off (ui.views.saving says why)
     counts = session.classifier.counts()
     ss.drawn_counts = dict(counts)
     labels = list(counts)
@@ -36,7 +37,7 @@ def sidebar(coached: Coaching | None) -> None:
             "+ Add class",
             key="add_class",
             on_click=on_add_class,
-            disabled=len(labels) >= MAX_CLASSES,
+            disabled=len(labels) >= MAX_CLASSES or ss.frozen,
             help=f"At most {MAX_CLASSES} classes" if len(labels) >= MAX_CLASSES else None,
         )
         show_messages("classes")
@@ -59,6 +60,7 @@ def class_card(label: str, count: int, coached: Coaching | None) -> None:
             on_change=on_rename,
             args=(slot,),
             label_visibility="collapsed",
+            disabled=ss.frozen,
         )
         accuracy = coached.accuracy(label) if coached is not None else float("nan")
         recognised = "" if accuracy != accuracy else f" · {accuracy:.0%} recognised"  # nan: under 2 examples
@@ -70,15 +72,23 @@ def class_card(label: str, count: int, coached: Coaching | None) -> None:
             else None,
         )
         with st.container(horizontal=True, gap="small"):
-            st.button("Add", key=f"add_{slot}", on_click=on_add, args=(slot,), help="Add the current camera frame")
+            st.button(
+                "Add",
+                key=f"add_{slot}",
+                on_click=on_add,
+                args=(slot,),
+                help="Add the current camera frame",
+                disabled=ss.frozen,
+            )
             st.button(
                 "Record",
                 key=f"record_{slot}",
                 on_click=on_record,
                 args=(slot,),
                 help="Add camera frames continuously for a few seconds (see Settings)",
+                disabled=ss.frozen,
             )
-            with st.popover("…", help="Clear or delete this class"):
+            with st.popover("…", help="Clear or delete this class", disabled=ss.frozen):
                 st.button(
                     "Clear its examples", key=f"clear_{slot}", on_click=on_clear, args=(slot,), disabled=not count
                 )
@@ -91,5 +101,6 @@ def class_card(label: str, count: int, coached: Coaching | None) -> None:
                 key=upload_key(slot),  # taken by ui.uploads.take_images
                 max_upload_size=max(1, MAX_IMAGE_BYTES // 1024**2),
                 label_visibility="collapsed",
+                disabled=ss.frozen,
             )
         show_messages(slot)
