@@ -224,9 +224,9 @@ def test_behind_streamlit_webrtcs_relays_the_encoder_gets_the_newest_result_not_
     track = ResultTrack(lambda: handed.append)
     rng = np.random.default_rng(0)
     noise = [
-        av.VideoFrame.from_ndarray(rng.integers(0, 256, (480, 640, 3), np.uint8), format="rgb24").reformat(
-            format="yuv420p"
-        )
+        av.VideoFrame.from_ndarray(rng.integers(0, 256, (480, 640, 3), np.uint8), format="rgb24")
+        .reformat(format="yuv420p")
+        .to_ndarray()
         for _ in range(4)
     ]  # noise: slow to encode, as a camera is
 
@@ -243,7 +243,10 @@ def test_behind_streamlit_webrtcs_relays_the_encoder_gets_the_newest_result_not_
             while len(handed_at_encode) < 40:
                 if time.monotonic() > deadline:
                     pytest.fail(f"the encoder took only {len(handed_at_encode)} of {n} results in 120 s")
-                track.publish(noise[n % len(noise)], n)
+                # A new frame each time, as the pipeline publishes: `recv` stamps the frame it hands
+                # out, so one object published twice could change its pts while queued for the
+                # encoder, and libvpx refuses a pts below its first.
+                track.publish(av.VideoFrame.from_ndarray(noise[n % len(noise)], format="yuv420p"), n)
                 n += 1
                 await asyncio.sleep(0.001)
         finally:
