@@ -12,29 +12,30 @@ from pathlib import Path
 
 from streamlit.runtime.scriptrunner import ScriptRunContext
 
-from knn.serving.clicks import CHECKED_STREAMLIT, check_context, fragments_alone, tell_copied_clicks
+from knn.serving.adapt import adapt
+from knn.serving.clicks import CLICKS, fragments_alone
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_installed_streamlit_fits():
-    assert check_context(CHECKED_STREAMLIT[0], ScriptRunContext) == []
-    assert tell_copied_clicks()
+    assert CLICKS.check(ScriptRunContext) == []
+    assert adapt(CLICKS)
 
 
 def test_another_version_or_context_leaves_every_callback_running(caplog):
-    with caplog.at_level(logging.WARNING, logger="knn.serving.clicks"):
-        assert not tell_copied_clicks(version="1.68.0", context_class=ScriptRunContext)
-    assert "not a version this was checked against" in caplog.text
+    with caplog.at_level(logging.WARNING, logger="knn.serving.adapt"):
+        assert not adapt(CLICKS, version="1.68.0")
+    assert "not the version this was checked against" in caplog.text
 
     @dataclasses.dataclass
     class ScriptRunContext2:  # the attribute renamed or gone
         fragments_this_run: list | None = None
 
-    (problem,) = check_context(CHECKED_STREAMLIT[0], ScriptRunContext2)
+    (problem,) = CLICKS.check(ScriptRunContext2)
     assert "no longer has fragment_ids_this_run" in problem
-    with caplog.at_level(logging.WARNING, logger="knn.serving.clicks"):
-        assert not tell_copied_clicks(version=CHECKED_STREAMLIT[0], context_class=ScriptRunContext2)
+    with caplog.at_level(logging.WARNING, logger="knn.serving.adapt"):
+        assert not adapt(CLICKS, version=CLICKS.checked, found=ScriptRunContext2)
     assert "no longer has fragment_ids_this_run" in caplog.text
 
 
