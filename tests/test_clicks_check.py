@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import subprocess
-import sys
 import types
 from pathlib import Path
 
@@ -47,14 +45,3 @@ def test_only_a_run_of_fragments_alone_marks_a_copy():
     ):
         assert not fragments_alone(full_run)
     assert not fragments_alone(None)  # no script run (a bare call): nothing to tell
-
-
-def test_the_serving_process_starts_with_it():
-    """What `streamlit run app.py` runs once per process (knn.serving.startup.start) turns it on."""
-    code = (
-        "from knn.serving.settings import Settings; from knn.serving.startup import start; "
-        "print(start(Settings()).one_click_each)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-1] == "True"

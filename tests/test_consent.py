@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
-import sys
 import threading
 import types
 from pathlib import Path
@@ -160,15 +158,3 @@ def test_a_changed_aioice_is_refused_with_a_warning_and_left_stock(module, probl
         assert not adapt(PATIENT_CONSENT, version=aioice.__version__, found=module)
     assert problem in caplog.text
     assert ice.StunProtocol is stock_protocol
-
-
-def test_the_serving_process_starts_with_it():
-    """What `streamlit run app.py` runs once per process (knn.serving.startup.start) applies it."""
-    code = (
-        "from aioice import ice; from knn.serving.settings import Settings; "
-        "from knn.serving.startup import start; "
-        "started = start(Settings()); print('consent' in started.applied, ice.StunProtocol.__name__)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-2:] == ["True", "PatientConsentStunProtocol"]

@@ -156,7 +156,7 @@ def test_an_aioice_that_builds_its_protocol_otherwise_is_refused(monkeypatch, ca
 
 def test_the_serving_process_applies_it_unless_told_not_to():
     """What `streamlit run app.py` runs once per process (knn.serving.startup.start) drains the
-    sockets by default, and leaves asyncio's one datagram per turn with KNN_UDP_DRAIN=1 or KNN_STOCK."""
+    sockets by default, and leaves asyncio's one datagram per turn with KNN_UDP_DRAIN=1."""
     code = (
         "from aioice import ice; from knn.serving.settings import Settings; "
         "from knn.serving.startup import start; "
@@ -166,7 +166,6 @@ def test_the_serving_process_applies_it_unless_told_not_to():
     for env, expected in (
         ({}, ["True", "True", str(socket_drain.MOST)]),
         ({"KNN_UDP_DRAIN": "1"}, ["False", "True", "1"]),
-        ({"KNN_STOCK": "socket_drain"}, ["False", "True", "1"]),
     ):
         done = subprocess.run(
             [sys.executable, "-c", code],
