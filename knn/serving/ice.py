@@ -70,7 +70,7 @@ def camera_rtc(servers: list[dict] | None, started: StartedLike) -> dict[str, di
 
     `servers` are RTCIceServer dicts, or None to let streamlit-webrtc choose (the key is then left
     out, which is how it knows). The relay policy reaches the server only where `started` says
-    `keep_server_transport_policy` applied.
+    `RELAY_POLICY` applied.
     """
     base = {} if servers is None else {"iceServers": servers}
     policy = {"iceTransportPolicy": "relay"} if started.settings.ice_transport_policy == "relay" else {}
