@@ -60,8 +60,12 @@ cores to itself, as a class's laptops would leave it; with `--balancer` they go 
 `--peers --teach` makes one user a taught Chromium tab and the rest peers: the follow times of
 a server carrying every camera but only one browser.
 
-Run it on a quiet machine (`uptime` load well under 1): the browser shares the cores with the
-server. `--server-nice -10` (root) runs the server before the tabs on those cores: the tabs stand
+Each measured run starts on a quiet machine: it waits up to `--quiet-wait` minutes for the
+1-minute load average to fall below `--quiet-load` (1.0), else it refuses (exit status 3; a
+benchmark begun right after another one measures the other one's tail: 22 against 30 answered fps
+each for the same eight peers). The load at each run's start and end is in its JSON;
+`--any-load` skips the wait (a smoke run, numbers that decide nothing). The browser shares the
+cores with the server. `--server-nice -10` (root) runs the server before the tabs on those cores: the tabs stand
 for users' own machines, which take no CPU from a real server, and without it the scheduler gives
 the server's event loop, one thread among Chromium's many, a fraction of a core
 (docs/performance.md). Results are also written as JSON to bench/results/live-*.json.
@@ -72,6 +76,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -205,6 +210,34 @@ def follow(app, seconds: float, trace: Trace, t0: float, tick=None) -> None:
             seen = snap["time"]
             trace.add(snap, t0)
         time.sleep(0.2)
+
+
+QUIET_LOAD = 1.0
+"""The 1-minute load average under which a measured run may start."""
+QUIET_WAIT = 10.0
+"""Minutes a measured run waits for the machine to be quiet before it refuses."""
+REFUSED = 3
+"""Exit status of a run refused on a busy machine (bench/serving.py tells it from a failure)."""
+
+
+def quiet_start(threshold: float, minutes: float) -> float:
+    """The 1-minute load average once it is below `threshold`; after `minutes` of waiting, exit with
+    status `REFUSED`."""
+    deadline, said = time.monotonic() + 60 * minutes, 0.0
+    while (load := os.getloadavg()[0]) >= threshold:
+        if time.monotonic() > deadline:
+            print(
+                f"refused: the load average stayed at {load:.2f} (≥ {threshold:g}) for {minutes:g} min; "
+                "a measured run needs a quiet machine (--any-load for a smoke run)",
+                file=sys.stderr,
+                flush=True,
+            )
+            sys.exit(REFUSED)
+        if time.monotonic() - said >= 60:
+            said = time.monotonic()
+            print(f"load average {load:.2f}: waiting for it to fall below {threshold:g} …", file=sys.stderr, flush=True)
+        time.sleep(5)
+    return load
 
 
 RAMP_SETTLE = 15.0
@@ -578,6 +611,7 @@ def summarise(n: int, trace: Trace) -> dict:
         "threads": last["threads"],
         "live_sessions": last["n_sessions"],
         "thread_kinds": last["thread_kinds"],
+        "serving": last.get("serving", {}),  # what the server ran with (knn.serving.startup.Started.record)
         "per_session": sessions,
     }
 
@@ -1174,6 +1208,23 @@ def main() -> None:
         help="--peers: bit/s each peer sends (bench/peers.py BITRATE: where Chromium starts)",
     )
     parser.add_argument(
+        "--quiet-load",
+        type=float,
+        default=QUIET_LOAD,
+        metavar="LOAD",
+        help="start each measured run only once the 1-minute load average is below LOAD",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=QUIET_WAIT,
+        metavar="MINUTES",
+        help=f"wait up to MINUTES for a quiet machine, then refuse (exit status {REFUSED})",
+    )
+    parser.add_argument(
+        "--any-load", action="store_true", help="start at any load: a smoke run whose numbers decide nothing"
+    )
+    parser.add_argument(
         "--server-nice",
         type=int,
         default=0,
@@ -1221,7 +1272,11 @@ def main() -> None:
     video, schedule, teach = video_plan(args.video)
     if args.no_teach or not (args.teach or args.video == "handheld"):
         teach = schedule = None
-    load = psutil.getloadavg()[0]
+
+    def quiet() -> float:
+        return os.getloadavg()[0] if args.any_load else quiet_start(args.quiet_load, args.quiet_wait)
+
+    load = quiet()
     print(f"load average {load:.2f} at the start; {psutil.cpu_count()} cores", file=sys.stderr)
     balanced = (
         [
@@ -1250,6 +1305,7 @@ def main() -> None:
         env = server["env"] if steady else {**server["env"], "KNN_STEADY": "0"}
         if not store:
             env = {**env, "KNN_STORE": "0"}
+        load_start = load if not results else quiet()
         if args.peers:
             result = run_peer_sessions(
                 n,
@@ -1272,7 +1328,16 @@ def main() -> None:
                 teach=teach,
                 schedule=schedule,
             )
-        results.append({**result, "video": args.video, "steady": env.get("KNN_STEADY", "1") != "0", "store": store})
+        results.append(
+            {
+                **result,
+                "video": args.video,
+                "steady": env.get("KNN_STEADY", "1") != "0",
+                "store": store,
+                "load_start": load_start,
+                "load_end": os.getloadavg()[0],
+            }
+        )
     soak = run_soak(args.soak, args.add_every, args.warmup, video, server) if args.soak else None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"live-{args.label or stamp}.json"

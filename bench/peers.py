@@ -7,9 +7,10 @@ leaving the server a third of the machine; a class's laptops do that work on the
 Each peer is one Streamlit session, opened over the websocket as the page's frontend opens it. It
 starts the camera through streamlit-webrtc's component value as its frontend does (an offer with
 every ICE candidate in it, then `playing` once connected), reruns the live panel's fragment when
-the server asks (`auto_rerun`), sends a video encoded once to VP8 at 30 fps (aiortc packs an
-`av.Packet` without encoding it) and takes the answered video back (aiortc decodes it). The
-server cannot tell it from a tab: the same websocket messages, the same RTP.
+the server asks (`auto_rerun`), sends a video encoded once to VP8 (aiortc packs an `av.Packet`
+without encoding it) at the size and frame rate the page asks the camera for (its
+`media_stream_constraints`, KNN_CAPTURE), and takes the answered video back (aiortc decodes it).
+The server cannot tell it from a tab: the same websocket messages, the same RTP.
 
     python bench/peers.py --url http://127.0.0.1:8501 --video V.y4m --sessions 8 --seconds 60
 """
@@ -40,17 +41,24 @@ JOIN_TIMEOUT = 120.0
 VIDEO_CLOCK = fractions.Fraction(1, 90000)
 
 
-def encode_video(path: Path, bitrate: int = BITRATE) -> list[tuple[bytes, bool]]:
-    """The .y4m at `path` as VP8 frames, (data, keyframe), encoded once with libvpx's realtime mode."""
+def encode_video(
+    path: Path, bitrate: int = BITRATE, size: tuple[int, int] | None = None, fps: int = FPS
+) -> list[tuple[bytes, bool]]:
+    """The .y4m at `path` as VP8 frames, (data, keyframe), encoded once with libvpx's realtime mode;
+    scaled to `size` (width, height) and thinned to `fps` (from the video's 30) where given."""
     codec = None
     packets: list[tuple[bytes, bool]] = []
+    every = max(1, round(FPS / fps))
     with av.open(str(path)) as video:
-        for frame in video.decode(video=0):
+        for n, frame in enumerate(video.decode(video=0)):
+            if n % every:
+                continue
             if codec is None:
+                width, height = size or (frame.width, frame.height)
                 codec = av.CodecContext.create("libvpx", "w")
-                codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, "yuv420p"
-                codec.bit_rate, codec.gop_size = bitrate, KEYFRAME_EVERY
-                codec.time_base = fractions.Fraction(1, FPS)
+                codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+                codec.bit_rate, codec.gop_size = bitrate, max(1, KEYFRAME_EVERY * fps // FPS)  # one a second
+                codec.time_base = fractions.Fraction(1, fps)
                 codec.options = {
                     "deadline": "realtime",
                     "cpu-used": "-6",
@@ -59,8 +67,8 @@ def encode_video(path: Path, bitrate: int = BITRATE) -> list[tuple[bytes, bool]]
                     "maxrate": str(bitrate),
                     "bufsize": str(bitrate),
                 }
-            frame = frame.reformat(format="yuv420p")
-            frame.pts, frame.time_base = len(packets), fractions.Fraction(1, FPS)
+            frame = frame.reformat(width=codec.width, height=codec.height, format="yuv420p")
+            frame.pts, frame.time_base = len(packets), fractions.Fraction(1, fps)
             frame.pict_type = av.video.frame.PictureType.NONE  # a raw video's frames say I: libvpx would obey
             packets += [(bytes(p), p.is_keyframe) for p in codec.encode(frame)]
         packets += [(bytes(p), p.is_keyframe) for p in codec.encode(None)]
@@ -69,8 +77,44 @@ def encode_video(path: Path, bitrate: int = BITRATE) -> list[tuple[bytes, bool]]
     return packets
 
 
-def make_track(packets: list[tuple[bytes, bool]]):
-    """A video track that plays `packets` in a loop at `FPS`, paced by the wall clock."""
+class Videos:
+    """The video encoded once per capture size and rate a page asks for, shared by the peers."""
+
+    def __init__(self, path: Path, bitrate: int) -> None:
+        self.path, self.bitrate = path, bitrate
+        self._encoded: dict[tuple[int, int, int], list[tuple[bytes, bool]]] = {}
+
+    def packets(self, width: int, height: int, fps: int) -> list[tuple[bytes, bool]]:
+        key = (width, height, fps)
+        if key not in self._encoded:
+            self._encoded[key] = packets = encode_video(self.path, self.bitrate, (width, height), fps)
+            print(
+                f"peers: {width}x{height} at {fps} fps, {len(packets)} VP8 frames, "
+                f"{sum(len(d) for d, _ in packets) * 8 * fps / len(packets) / 1e6:.2f} Mbit/s",
+                file=sys.stderr,
+                flush=True,
+            )
+        return self._encoded[key]
+
+
+def asked_capture(constraints: dict | None) -> tuple[int, int, int]:
+    """(width, height, fps) a page's `media_stream_constraints` ask for (their ideal, else exact or
+    bare values); the video's own 640×480 at 30 fps where they name none."""
+
+    video = constraints.get("video") if isinstance(constraints, dict) else None
+    video = video if isinstance(video, dict) else {}  # `True`: any camera
+
+    def value(name: str, default: int) -> int:
+        asked = video.get(name, default)
+        if isinstance(asked, dict):
+            asked = asked.get("ideal", asked.get("exact", default))
+        return int(asked) if isinstance(asked, (int, float)) else default
+
+    return value("width", 640), value("height", 480), value("frameRate", FPS)
+
+
+def make_track(packets: list[tuple[bytes, bool]], fps: int = FPS):
+    """A video track that plays `packets` in a loop at `fps`, paced by the wall clock."""
     from aiortc import MediaStreamTrack
 
     class PacketTrack(MediaStreamTrack):
@@ -84,11 +128,11 @@ def make_track(packets: list[tuple[bytes, bool]]):
         async def recv(self) -> av.Packet:
             if self._start is None:
                 self._start = time.monotonic()
-            due = self._start + self.sent / FPS
+            due = self._start + self.sent / fps
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             data, _ = packets[self.sent % len(packets)]
             packet = av.Packet(data)
-            packet.pts, packet.time_base = self.sent * (90000 // FPS), VIDEO_CLOCK
+            packet.pts, packet.time_base = self.sent * (90000 // fps), VIDEO_CLOCK
             self.sent += 1
             return packet
 
@@ -110,10 +154,11 @@ class PeerState:
 class Peer:
     """One Streamlit session with its camera started, as the page's frontend would do it."""
 
-    def __init__(self, index: int, url: str, packets: list[tuple[bytes, bool]]) -> None:
+    def __init__(self, index: int, url: str, videos: Videos) -> None:
         self.state = PeerState(index)
         self._url = url
-        self._packets = packets
+        self._videos = videos
+        self._capture: tuple[int, int, int] | None = None  # what the page asks the camera for
         self._ws = None
         self._camera_id: str | None = None
         self._camera_value: dict | None = None
@@ -146,7 +191,8 @@ class Peer:
                 pc = self._pc = RTCPeerConnection()  # no ICE servers: loopback host candidates
                 pc.on("connectionstatechange", self._on_state)
                 pc.on("track", lambda track: self._tasks.append(asyncio.create_task(self._take(track))))
-                self._track = make_track(self._packets)
+                width, height, fps = self._capture or asked_capture(None)
+                self._track = make_track(self._videos.packets(width, height, fps), fps)
                 transceiver = pc.addTransceiver(self._track, direction="sendrecv")
                 transceiver.setCodecPreferences(
                     [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/VP8"]
@@ -218,7 +264,9 @@ class Peer:
                     and "webrtc_streamer" in element.component_instance.component_name
                 ):
                     self._camera_id = element.component_instance.id
-                    answer = json.loads(element.component_instance.json_args).get("sdp_answer_json")
+                    args = json.loads(element.component_instance.json_args)
+                    self._capture = self._capture or asked_capture(args.get("media_stream_constraints"))
+                    answer = args.get("sdp_answer_json")
                     if answer and self._answer is None:
                         self._answer = json.loads(answer)
                         self._answered.set()
@@ -237,15 +285,10 @@ class Peer:
 async def run_peers(
     url: str, video: Path, sessions: int, seconds: float, join_every: float, bitrate: int = BITRATE
 ) -> list[PeerState]:
-    packets = encode_video(video, bitrate)
-    print(
-        f"peers: {len(packets)} VP8 frames, {sum(len(d) for d, _ in packets) * 8 * FPS / len(packets) / 1e6:.2f} "
-        f"Mbit/s",
-        file=sys.stderr,
-        flush=True,
-    )
+    videos = Videos(video, bitrate)
+    videos.packets(*asked_capture(None))  # the usual size, before any peer waits for it
     stop = asyncio.Event()
-    peers = [Peer(k + 1, url, packets) for k in range(sessions)]
+    peers = [Peer(k + 1, url, videos) for k in range(sessions)]
     tasks = []
     for peer in peers:
         tasks.append(asyncio.create_task(peer.run(stop)))

@@ -16,12 +16,17 @@ from pathlib import Path
 from . import ROOT
 from .processes import ChildProcess, free_port
 
+WITHOUT_UVLOOP = "import sys; sys.modules['uvloop'] = None; from streamlit.web.cli import main; main()"
+"""`streamlit` as a command, with uvloop hidden: Streamlit then runs its server on asyncio's own loop
+(it has no setting for it; KNN_UVLOOP=0 asks for this, knn.serving.settings)."""
+
 
 class AppServer(ChildProcess):
     """`streamlit run app.py` on a free port; `with AppServer() as app: app.url`.
 
     Args:
-        env: extra environment variables for the server (KNN_ICE_SERVERS is "[]": loopback).
+        env: extra environment variables for the server (KNN_ICE_SERVERS is "[]": loopback);
+            KNN_UVLOOP=0 starts it on asyncio's own event loop.
         options: extra `streamlit run` options, e.g. {"server.disconnectedSessionTTL": 2}.
         metrics: when true the app writes its live metrics (knn.serving.metrics) to `self.metrics_file`
             every `metrics_interval` seconds; `metrics()` reads them.
@@ -70,7 +75,8 @@ class AppServer(ChildProcess):
         self._start_timeout = start_timeout
 
     def start(self) -> None:
-        args = [sys.executable, "-m", "streamlit", "run", "app.py"]
+        stock_loop = self._env.get("KNN_UVLOOP", "").strip() == "0"
+        args = [sys.executable, *(["-c", WITHOUT_UVLOOP] if stock_loop else ["-m", "streamlit"]), "run", "app.py"]
         if self._nice:
             args = ["nice", "-n", str(self._nice), *args]
         for key, value in self._options.items():

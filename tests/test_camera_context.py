@@ -15,7 +15,9 @@ import pytest
 from streamlit_webrtc import component
 from streamlit_webrtc.component import WebRtcStreamerContext, WebRtcStreamerState
 
-from knn.serving.camera_context import CHECKED_STREAMLIT_WEBRTC, check_context, forget_last_draw, keep_cameras_drawn
+from knn.serving.adapt import adapt
+from knn.serving.camera_context import CAMERA_CONTEXT, forget_last_draw
+from tests.adapted import adapted
 
 
 class Worker:
@@ -48,25 +50,26 @@ def test_the_stock_check_stops_a_camera_whose_count_ran_two_ahead(streaming):
 
 def test_a_context_that_forgot_its_last_draw_keeps_its_camera(streaming):
     context, worker = streaming
-    assert keep_cameras_drawn()
-    forget_last_draw(context)
+    if adapted(CAMERA_CONTEXT):  # as the page does (ui.streamlit_fixes); KNN_STOCK=camera_context: stock
+        forget_last_draw(context)
     assert component._get_or_create_context("camera") is context
-    assert not worker.stopped.is_set() and context.state.playing
+    assert not worker.stopped.is_set(), "the camera was stopped"
+    assert context.state.playing
     forget_last_draw(None)  # before the first draw there is no context: nothing to do
 
 
 def test_another_version_or_context_leaves_streamlit_webrtc_stock(caplog):
-    assert check_context(CHECKED_STREAMLIT_WEBRTC[0], WebRtcStreamerContext) == []
-    with caplog.at_level(logging.WARNING, logger="knn.serving.camera_context"):
-        assert not keep_cameras_drawn(version="0.80.0", context_class=WebRtcStreamerContext)
-    assert "not a version this was checked against" in caplog.text
+    assert CAMERA_CONTEXT.check(WebRtcStreamerContext) == []
+    with caplog.at_level(logging.WARNING, logger="knn.serving.adapt"):
+        assert not adapt(CAMERA_CONTEXT, version="0.80.0")
+    assert "not the version this was checked against" in caplog.text
 
     class WebRtcStreamerContext2:  # renamed, or the count moved elsewhere
         _worker: object
 
     moved = type("WebRtcStreamerContext", (), {"__annotations__": {"_worker": object}})
     for cls in (WebRtcStreamerContext2, moved):
-        (problem,) = check_context(CHECKED_STREAMLIT_WEBRTC[0], cls)
+        (problem,) = CAMERA_CONTEXT.check(cls)
         assert "no longer declares _last_rendered_run_count" in problem
     other = types.SimpleNamespace(_last_rendered_run_count=3)
     forget_last_draw(other)  # not streamlit-webrtc's context: left alone

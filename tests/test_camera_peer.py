@@ -12,7 +12,8 @@ from aiortc import RTCPeerConnection
 from aiortc.contrib.media import MediaRelay
 from streamlit_webrtc import WebRtcMode, WebRtcStreamerContext, WebRtcStreamerState, WebRtcWorker
 
-from knn.serving.camera_peer import CHECKED_STREAMLIT_WEBRTC, check_peer_access, peers_reachable, server_peer
+from knn.serving.adapt import adapt
+from knn.serving.camera_peer import CAMERA_PEER, server_peer
 
 
 def worker(loop: asyncio.AbstractEventLoop) -> WebRtcWorker:
@@ -40,8 +41,8 @@ def test_the_peer_of_a_context_with_a_worker():
 
 
 def test_another_version_or_class_leaves_the_page_stock(caplog):
-    assert check_peer_access(CHECKED_STREAMLIT_WEBRTC[0], WebRtcStreamerContext, WebRtcWorker) == []
-    assert peers_reachable()
+    assert CAMERA_PEER.check((WebRtcStreamerContext, WebRtcWorker)) == []
+    assert adapt(CAMERA_PEER)
 
     class Context:  # a context that keeps its worker some other way
         pass
@@ -50,16 +51,13 @@ def test_another_version_or_class_leaves_the_page_stock(caplog):
         def __init__(self) -> None:
             self.peer = None
 
-    assert check_peer_access("0.80.0", WebRtcStreamerContext, WebRtcWorker) == [
-        "streamlit-webrtc 0.80.0 is not a version this was checked against (0.79.0)"
-    ]
-    assert check_peer_access(CHECKED_STREAMLIT_WEBRTC[0], Context, Worker) == [
+    assert CAMERA_PEER.check((Context, Worker)) == [
         "streamlit_webrtc.WebRtcStreamerContext._get_worker is missing",
         "streamlit_webrtc.WebRtcWorker no longer keeps its aiortc peer as `pc`",
     ]
-    with caplog.at_level(logging.WARNING, logger="knn.serving.camera_peer"):
-        assert not peers_reachable(version="0.80.0", context_class=WebRtcStreamerContext, worker_class=WebRtcWorker)
+    with caplog.at_level(logging.WARNING, logger="knn.serving.adapt"):
+        assert not adapt(CAMERA_PEER, version="0.80.0")
     assert [r.getMessage() for r in caplog.records] == [
-        "The page cannot say why a camera does not connect (streamlit-webrtc 0.80.0 is not a version this was "
-        "checked against (0.79.0))."
+        "The page cannot say why a camera does not connect (streamlit-webrtc 0.80.0 is not the version this was "
+        "checked against (0.79.0)); streamlit-webrtc is left stock."
     ]

@@ -5,36 +5,35 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import subprocess
-import sys
 import types
 from pathlib import Path
 
 from streamlit.runtime.scriptrunner import ScriptRunContext
 
-from knn.serving.clicks import CHECKED_STREAMLIT, check_context, fragments_alone, tell_copied_clicks
+from knn.serving.adapt import adapt
+from knn.serving.clicks import CLICKS, fragments_alone
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_installed_streamlit_fits():
-    assert check_context(CHECKED_STREAMLIT[0], ScriptRunContext) == []
-    assert tell_copied_clicks()
+    assert CLICKS.check(ScriptRunContext) == []
+    assert adapt(CLICKS)
 
 
 def test_another_version_or_context_leaves_every_callback_running(caplog):
-    with caplog.at_level(logging.WARNING, logger="knn.serving.clicks"):
-        assert not tell_copied_clicks(version="1.68.0", context_class=ScriptRunContext)
-    assert "not a version this was checked against" in caplog.text
+    with caplog.at_level(logging.WARNING, logger="knn.serving.adapt"):
+        assert not adapt(CLICKS, version="1.68.0")
+    assert "not the version this was checked against" in caplog.text
 
     @dataclasses.dataclass
     class ScriptRunContext2:  # the attribute renamed or gone
         fragments_this_run: list | None = None
 
-    (problem,) = check_context(CHECKED_STREAMLIT[0], ScriptRunContext2)
+    (problem,) = CLICKS.check(ScriptRunContext2)
     assert "no longer has fragment_ids_this_run" in problem
-    with caplog.at_level(logging.WARNING, logger="knn.serving.clicks"):
-        assert not tell_copied_clicks(version=CHECKED_STREAMLIT[0], context_class=ScriptRunContext2)
+    with caplog.at_level(logging.WARNING, logger="knn.serving.adapt"):
+        assert not adapt(CLICKS, version=CLICKS.checked, found=ScriptRunContext2)
     assert "no longer has fragment_ids_this_run" in caplog.text
 
 
@@ -46,14 +45,3 @@ def test_only_a_run_of_fragments_alone_marks_a_copy():
     ):
         assert not fragments_alone(full_run)
     assert not fragments_alone(None)  # no script run (a bare call): nothing to tell
-
-
-def test_the_serving_process_starts_with_it():
-    """What `streamlit run app.py` runs once per process (knn.serving.startup.start) turns it on."""
-    code = (
-        "from knn.serving.settings import Settings; from knn.serving.startup import start; "
-        "print(start(Settings()).one_click_each)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-1] == "True"

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
-import sys
 import threading
 import types
 from pathlib import Path
@@ -21,6 +19,9 @@ import pytest
 from aioice import ice, stun
 
 from knn.serving import consent
+from knn.serving.adapt import adapt
+from knn.serving.consent import PATIENT_CONSENT
+from tests.adapted import adapted
 
 ANSWER_DELAY = 1.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,14 +115,14 @@ def test_stock_aioice_gives_up_a_peer_whose_answers_come_late(stock_protocol, mo
 
 
 def test_with_the_adaptation_late_answers_keep_the_connection(stock_protocol, monkeypatch):
-    assert consent.patient_consent()
+    adapted(PATIENT_CONSENT)  # as the server does: with KNN_STOCK=consent, aioice stays stock
+    assert watch(monkeypatch), "a peer answering late was given up"
     assert ice.StunProtocol.stock is stock_protocol
     assert ice.StunProtocol.consent_retransmissions == consent.CONSENT_RETRANSMISSIONS
-    assert watch(monkeypatch)
 
 
 def test_applying_twice_subclasses_once(stock_protocol):
-    assert consent.patient_consent() and consent.patient_consent(retransmissions=2)
+    assert adapt(PATIENT_CONSENT) and adapt(PATIENT_CONSENT, 2)
     assert [c for c in ice.StunProtocol.__mro__ if "request" in vars(c)] == [
         ice.StunProtocol.__mro__[1],
         stock_protocol,
@@ -130,8 +131,8 @@ def test_applying_twice_subclasses_once(stock_protocol):
     assert ice.StunProtocol.consent_retransmissions == 2
 
 
-def test_the_installed_aioice_is_one_the_adaptation_was_checked_against():
-    assert consent.check_consent(aioice.__version__, ice) == []
+def test_the_installed_aioice_fits():
+    assert PATIENT_CONSENT.check(PATIENT_CONSENT.find()) == []
 
 
 def module_like_ice(**changes) -> types.ModuleType:
@@ -143,31 +144,17 @@ def module_like_ice(**changes) -> types.ModuleType:
 
 
 @pytest.mark.parametrize(
-    "version, module, problem",
+    "module, problem",
     [
-        ("0.14.0", ice, "aioice 0.14.0 is not a version this was checked against"),
-        ("0.13.0", module_like_ice(StunProtocol=object), "StunProtocol.request is missing"),
+        (module_like_ice(StunProtocol=object), "StunProtocol.request is missing"),
         (
-            "0.13.0",
             module_like_ice(Connection=type("Connection", (), {"query_consent": lambda self: None})),
             "no longer asks for a single try",
         ),
     ],
 )
-def test_a_mismatched_aioice_is_refused_with_a_warning_and_left_stock(version, module, problem, stock_protocol, caplog):
-    with caplog.at_level(logging.WARNING, logger="knn.serving.consent"):
-        assert not consent.patient_consent(version=version, ice=module)
+def test_a_changed_aioice_is_refused_with_a_warning_and_left_stock(module, problem, stock_protocol, caplog):
+    with caplog.at_level(logging.WARNING, logger="knn.serving.adapt"):
+        assert not adapt(PATIENT_CONSENT, version=aioice.__version__, found=module)
     assert problem in caplog.text
     assert ice.StunProtocol is stock_protocol
-
-
-def test_the_serving_process_starts_with_it():
-    """What `streamlit run app.py` runs once per process (knn.serving.startup.start) applies it."""
-    code = (
-        "from aioice import ice; from knn.serving.settings import Settings; "
-        "from knn.serving.startup import start; "
-        "started = start(Settings()); print(started.patient_consent, ice.StunProtocol.__name__)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-2:] == ["True", "PatientConsentStunProtocol"]

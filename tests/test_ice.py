@@ -11,22 +11,17 @@ import types
 
 import pytest
 
-from knn.serving.ice import (
-    CHECKED_STREAMLIT_WEBRTC,
-    camera_rtc,
-    check_server_policy,
-    is_local,
-    keep_server_transport_policy,
-    relay_configured,
-)
+from knn.serving.adapt import adapt
+from knn.serving.ice import RELAY_POLICY, camera_rtc, is_local, relay_configured
 from knn.serving.settings import Settings
 from knn.serving.startup import Started
+from tests.adapted import adapted
 
 TURN = [{"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": "c"}]
 
 
 def started(policy: str = "all", server_relay: bool = False) -> Started:
-    return Started(Settings(ice_transport_policy=policy), True, True, server_relay=server_relay)
+    return Started(Settings(ice_transport_policy=policy), frozenset({"relay_policy"} if server_relay else ()))
 
 
 def test_the_same_servers_for_both_peers_and_the_policy_where_it_can_go():
@@ -62,8 +57,10 @@ def test_the_relay_policy_reaches_aiortc(component):
 
     stock = component._resolve_server_rtc_configuration({"iceServers": TURN, "iceTransportPolicy": "relay"})
     assert stock.iceTransportPolicy is RTCIceTransportPolicy.ALL  # why the adaptation exists
-    assert keep_server_transport_policy()
-    assert keep_server_transport_policy()  # twice: one wrapper, not a wrapper of a wrapper
+    adapted(RELAY_POLICY)  # as the server does: KNN_STOCK=relay_policy leaves it stock
+    config = component._resolve_server_rtc_configuration({"iceServers": TURN, "iceTransportPolicy": "relay"})
+    assert config.iceTransportPolicy is RTCIceTransportPolicy.RELAY, "the server's peer is not held to the relay"
+    assert adapt(RELAY_POLICY)  # twice: one wrapper, not a wrapper of a wrapper
     assert component.compile_rtc_configuration.stock.__module__ == "streamlit_webrtc.config"
     config = component._resolve_server_rtc_configuration({"iceServers": TURN, "iceTransportPolicy": "relay"})
     assert config.iceTransportPolicy is RTCIceTransportPolicy.RELAY
@@ -83,7 +80,7 @@ def test_without_servers_streamlit_webrtc_still_chooses_them(component, monkeypa
         "HF_TOKEN",
     ):
         monkeypatch.delenv(name, raising=False)
-    assert keep_server_transport_policy()
+    assert adapt(RELAY_POLICY)
     config = component._resolve_server_rtc_configuration({"iceTransportPolicy": "relay"})
     assert [s.urls for s in config.iceServers] == ["stun:stun.l.google.com:19302"]
 
@@ -110,13 +107,13 @@ def test_another_streamlit_webrtc_is_left_stock(caplog):
 
     config = types.SimpleNamespace(compile_rtc_configuration=compile_rtc_configuration)
     component = types.SimpleNamespace(compile_rtc_configuration=compile_rtc_configuration)
-    assert check_server_policy(CHECKED_STREAMLIT_WEBRTC[0], component, config) == []
-    with caplog.at_level(logging.WARNING, logger="knn.serving.ice"):
-        assert not keep_server_transport_policy(version="9.9.9", component=component, config=config)
+    assert RELAY_POLICY.check((component, config)) == []
+    with caplog.at_level(logging.WARNING, logger="knn.serving.adapt"):
+        assert not adapt(RELAY_POLICY, version="9.9.9", found=(component, config))
     assert component.compile_rtc_configuration is compile_rtc_configuration
-    assert "not a version this was checked against" in caplog.text and "browsers still are" in caplog.text
+    assert "not the version this was checked against" in caplog.text and "browsers still are" in caplog.text
     moved = types.SimpleNamespace(compile_rtc_configuration=lambda d: d)  # the component builds it elsewhere
-    (problem,) = check_server_policy(CHECKED_STREAMLIT_WEBRTC[0], moved, config)
+    (problem,) = RELAY_POLICY.check((moved, config))
     assert "no longer builds" in problem
 
 

@@ -41,7 +41,7 @@ def test_thread_kinds_strip_the_numbers():
 def test_the_writer_replaces_the_file_every_interval(tmp_path, embedder):
     path = tmp_path / "metrics.json"
     session = LiveSession(embedder, classes=["red"])
-    writer = metrics._Writer(path, interval=0.05)
+    writer = metrics._Writer(path, interval=0.05, serving={"event_loop": "uvloop.Loop"})
     writer.start()
     try:
         show(session, stamped(solid(RED), 90_000))
@@ -54,6 +54,7 @@ def test_the_writer_replaces_the_file_every_interval(tmp_path, embedder):
                     seen.append(snap)
             time.sleep(0.01)
         assert len(seen) >= 3
+        assert seen[-1]["serving"] == {"event_loop": "uvloop.Loop"}  # what the process runs with, in each
         latencies = [v for s in seen for x in s["sessions"] if x["id"] == session.id for v in x["latencies"]]
         assert len(latencies) == 1  # reported in one snapshot only
         assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary files left

@@ -23,6 +23,8 @@ import pytest
 from aioice import ice, turn
 
 from knn.serving import receive_queue
+from knn.serving.adapt import adapt
+from knn.serving.receive_queue import RECEIVE_QUEUE_SIZE
 from tests.ice_pair import DATAGRAM, RTP_LIKE, connected_pair, received, send_burst
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +69,7 @@ def held_then_read() -> tuple[int, int]:
 def test_a_held_loop_finds_a_short_backlog_not_seconds_of_old_video(stock_size, kernel_cap):
     stock_bytes, stock_read = held_then_read()
     assert stock_bytes == 2 * min(STOCK_SIZE, kernel_cap)
-    assert receive_queue.short_receive_queues()
+    assert adapt(RECEIVE_QUEUE_SIZE)
     short_bytes, short_read = held_then_read()
     assert short_bytes == 2 * min(receive_queue.RECEIVE_QUEUE, kernel_cap)
     # The kernel counts each datagram's whole buffer, not its payload: bounds, not exact counts.
@@ -75,8 +77,8 @@ def test_a_held_loop_finds_a_short_backlog_not_seconds_of_old_video(stock_size, 
     assert stock_read >= 4 * short_read, (stock_read, short_read)
 
 
-def test_the_installed_aioice_is_one_the_adaptation_was_checked_against():
-    assert receive_queue.check_receive_queues(aioice.__version__, ice, turn) == []
+def test_the_installed_aioice_fits():
+    assert RECEIVE_QUEUE_SIZE.check(RECEIVE_QUEUE_SIZE.find()) == []
 
 
 def fake_module(**attributes) -> types.ModuleType:
@@ -86,19 +88,16 @@ def fake_module(**attributes) -> types.ModuleType:
 
 
 @pytest.mark.parametrize(
-    "version, ice_module, turn_module, problem",
+    "ice_module, turn_module, problem",
     [
-        ("0.14.0", ice, turn, "aioice 0.14.0 is not a version this was checked against"),
-        ("0.13.0", ice, fake_module(), "aioice.turn.UDP_SOCKET_BUFFER_SIZE is missing"),
-        ("0.13.0", fake_module(), turn, "the source of aioice.ice is missing"),
-        ("0.13.0", turn, turn, "aioice.ice no longer reads turn.UDP_SOCKET_BUFFER_SIZE"),
+        (ice, fake_module(), "aioice.turn.UDP_SOCKET_BUFFER_SIZE is missing"),
+        (fake_module(), turn, "the source of aioice.ice is missing"),
+        (turn, turn, "aioice.ice no longer reads turn.UDP_SOCKET_BUFFER_SIZE"),
     ],
 )
-def test_a_mismatched_aioice_is_refused_with_a_warning_and_left_stock(
-    version, ice_module, turn_module, problem, stock_size, caplog
-):
-    with caplog.at_level(logging.WARNING, logger="knn.serving.receive_queue"):
-        assert not receive_queue.short_receive_queues(version=version, ice=ice_module, turn=turn_module)
+def test_a_changed_aioice_is_refused_and_left_stock(ice_module, turn_module, problem, stock_size, caplog):
+    with caplog.at_level(logging.WARNING, logger="knn.serving.adapt"):
+        assert not adapt(RECEIVE_QUEUE_SIZE, version=aioice.__version__, found=(ice_module, turn_module))
     assert problem in caplog.text
     assert turn.UDP_SOCKET_BUFFER_SIZE == STOCK_SIZE
 
@@ -109,7 +108,7 @@ def test_the_serving_process_applies_it_when_asked():
     code = (
         "from aioice import turn; from knn.serving.settings import Settings; "
         "from knn.serving.startup import start; "
-        "started = start(Settings.from_env()); print(started.short_queues, turn.UDP_SOCKET_BUFFER_SIZE)"
+        "started = start(Settings.from_env()); print('receive_queue' in started.applied, turn.UDP_SOCKET_BUFFER_SIZE)"
     )
     for env, expected in (
         ({"KNN_UDP_RECEIVE_QUEUE": str(receive_queue.RECEIVE_QUEUE)}, ["True", str(receive_queue.RECEIVE_QUEUE)]),

@@ -1,6 +1,6 @@
 """knn.serving.rtc: aiortc's bandwidth estimate for incoming video never falls below the floor,
-its encoder for the video sent back never aims above the ceiling, and both adaptations refuse an
-aiortc they were not checked against, leaving it stock."""
+its encoder for the video sent back never aims above the ceiling and tells the track when it took a
+frame, and each adaptation refuses an aiortc that changed, leaving it stock."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from aiortc.contrib.media import MediaRelay
 
-from knn.serving.rtc import CHECKED_AIORTC, cap_send_bitrate, check_estimator, check_sender, floor_receive_bitrate
+from knn.serving.adapt import adapt
+from knn.serving.rtc import BITRATE_CEILING, BITRATE_FLOOR, BOUNDS, ENCODER_WORD
 from knn.serving.settings import MIN_VIDEO_BITRATE
+from tests.adapted import adapted
 
 
 def _estimates(estimator_cls) -> list[int]:
@@ -58,8 +60,8 @@ def test_the_floor_holds_where_aiortc_alone_goes_below_it(receiver):
 
     plain = _estimates(receiver.RemoteBitrateEstimator)
     assert plain and min(plain) < MIN_VIDEO_BITRATE  # the estimator alone reads congestion
-    assert floor_receive_bitrate()
-    assert floor_receive_bitrate()  # twice: still one floor, not a floor of a floor
+    adapted(BITRATE_FLOOR, MIN_VIDEO_BITRATE)  # as the server does: KNN_STOCK=bitrate_floor leaves it stock
+    assert adapt(BITRATE_FLOOR, MIN_VIDEO_BITRATE)  # twice: still one floor, not a floor of a floor
     floored_cls = receiver.RemoteBitrateEstimator
     assert floored_cls.__mro__[1] is rate.RemoteBitrateEstimator
     floored = _estimates(floored_cls)
@@ -68,11 +70,9 @@ def test_the_floor_holds_where_aiortc_alone_goes_below_it(receiver):
     assert rate.RemoteBitrateEstimator.add is not floored_cls.add  # aiortc's own class untouched
 
 
-def test_the_installed_aiortc_is_one_the_adaptation_was_checked_against(receiver):
-    import aiortc
-    from aiortc import rate
-
-    assert check_estimator(aiortc.__version__, rate, receiver) == []
+def test_the_installed_aiortc_fits():
+    for adaptation in (BITRATE_FLOOR, BITRATE_CEILING, ENCODER_WORD):
+        assert adaptation.check(adaptation.find()) == [], adaptation.name
 
 
 class _Changed:
@@ -82,36 +82,39 @@ class _Changed:
         return 1000, [1]
 
 
-@pytest.mark.parametrize(
-    "version, estimator, problem",
-    [
-        ("1.16.0", _Changed, "takes ['self', 'packet', 'now_ms']"),
-        ("2.0.0", None, "aiortc 2.0.0 is not a version"),
-    ],
-)
-def test_a_mismatched_aiortc_is_refused_with_a_warning_and_left_stock(version, estimator, problem, caplog):
-    from aiortc import rate as real_rate
-
-    estimator = estimator or real_rate.RemoteBitrateEstimator
-    rate = types.SimpleNamespace(RemoteBitrateEstimator=estimator)
-    receiver = types.SimpleNamespace(RemoteBitrateEstimator=estimator)
-    with caplog.at_level(logging.WARNING, logger="knn.serving.rtc"):
-        assert floor_receive_bitrate(version=version, rate=rate, receiver=receiver) is False
-    assert receiver.RemoteBitrateEstimator is estimator  # left as it was
-    (record,) = [r for r in caplog.records if r.name == "knn.serving.rtc"]
-    assert problem in record.getMessage() and "left as it is" in record.getMessage()
+def test_a_changed_estimator_is_refused_with_a_warning_and_left_stock(caplog):
+    rate = types.SimpleNamespace(RemoteBitrateEstimator=_Changed)
+    receiver = types.SimpleNamespace(RemoteBitrateEstimator=_Changed)
+    with caplog.at_level(logging.WARNING, logger="knn.serving.adapt"):
+        assert adapt(BITRATE_FLOOR, 150_000, version=BITRATE_FLOOR.checked, found=(rate, receiver)) is False
+    assert receiver.RemoteBitrateEstimator is _Changed  # left as it was
+    (record,) = [r for r in caplog.records if r.name == "knn.serving.adapt"]
+    assert "takes ['self', 'packet', 'now_ms']" in record.getMessage()
+    assert "aiortc is left stock" in record.getMessage()
 
 
-def test_a_receiver_that_no_longer_builds_the_estimator_is_refused(caplog):
+def test_a_receiver_that_no_longer_builds_the_estimator_is_refused():
     from aiortc import rate as real_rate
 
     rate = types.SimpleNamespace(RemoteBitrateEstimator=real_rate.RemoteBitrateEstimator)
     receiver = types.SimpleNamespace()  # its estimator now comes from elsewhere
-    assert check_estimator(CHECKED_AIORTC[0], rate, receiver) == [
+    assert BITRATE_FLOOR.check((rate, receiver)) == [
         "aiortc.rtcrtpreceiver no longer builds aiortc.rate.RemoteBitrateEstimator"
     ]
-    assert floor_receive_bitrate(version=CHECKED_AIORTC[0], rate=rate, receiver=receiver) is False
+    assert adapt(BITRATE_FLOOR, 150_000, version=BITRATE_FLOOR.checked, found=(rate, receiver)) is False
     assert not hasattr(receiver, "RemoteBitrateEstimator")
+
+
+@pytest.fixture()
+def bounds():
+    """aiortc's video encoders' bitrate bounds, put back afterwards."""
+    from aiortc.codecs import h264, vpx
+
+    before = {m: {b: getattr(m, b) for b in BOUNDS} for m in (vpx, h264)}
+    yield
+    for module, values in before.items():
+        for name, value in values.items():
+            setattr(module, name, value)
 
 
 @pytest.fixture()
@@ -132,67 +135,81 @@ def _vp8():
     return RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 
 
-def test_the_ceiling_caps_what_the_video_encoder_aims_at_and_encodes(sender):
-    import av
+def test_the_ceiling_caps_what_the_video_encoder_aims_at_and_encodes(sender, bounds):
     from aiortc.codecs.vpx import Vp8Encoder
 
     stock = sender.get_encoder(_vp8())
     stock.target_bitrate = 1_200_000
     assert stock.target_bitrate == 1_200_000  # aiortc alone follows the estimate up to 1.5 Mbit/s
-    assert cap_send_bitrate(300_000)
-    assert cap_send_bitrate(300_000)  # twice: still one cap, not a cap of a cap
+    adapted(BITRATE_CEILING, 300_000)  # as the server does: KNN_STOCK=bitrate_ceiling leaves it stock
+    assert adapt(BITRATE_CEILING, 300_000)  # twice: the same bounds
     encoder = sender.get_encoder(_vp8())
-    assert isinstance(encoder, Vp8Encoder) and type(encoder).__mro__[1] is Vp8Encoder
-    assert encoder.target_bitrate == 300_000  # aiortc starts at 500 kbit/s: capped from the start
+    assert isinstance(encoder, Vp8Encoder)
+    assert encoder.target_bitrate == 300_000, "not capped"  # aiortc starts at 500 kbit/s: capped from the start
     encoder.target_bitrate = 1_200_000  # the browser's estimate climbs
     assert encoder.target_bitrate == 300_000
     encoder.target_bitrate = 260_000  # under the cap it still follows
     assert encoder.target_bitrate == 260_000
+    payloads, _ = encoder.encode(_frame())
+    assert payloads and encoder.codec.bit_rate == 260_000
+    assert adapt(BITRATE_CEILING, 100_000)  # under aiortc's own least (250 kbit/s): still the ceiling
+    low = sender.get_encoder(_vp8())
+    low.target_bitrate = 1_200_000
+    assert low.target_bitrate == 100_000
+
+
+def _frame() -> av.VideoFrame:
     frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
     frame.pts, frame.time_base = 0, fractions.Fraction(1, 90_000)
-    taken = []
-    frame.opaque = lambda: taken.append(True)
-    payloads, _ = encoder.encode(frame)
-    assert payloads and encoder.codec.bit_rate == 260_000
-    assert taken == [True]  # the frame's source heard that the encoder took it
+    return frame
+
+
+def test_each_video_encoder_tells_its_frame_it_took_it(sender):
     from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+    adapted(ENCODER_WORD)  # as the server does: KNN_STOCK=encoder_word leaves it stock
+    assert adapt(ENCODER_WORD)  # twice: one word per frame, not two
+    frame, taken = _frame(), []
+    frame.opaque = lambda: taken.append(True)
+    payloads, _ = sender.get_encoder(_vp8()).encode(frame)
+    assert payloads and taken == [True], "the frame's source heard nothing"
     opus = sender.get_encoder(
         RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
     )
-    assert not hasattr(type(opus), "cap_bps")  # no bitrate to cap: left stock
+    assert "encode" not in vars(opus)  # no video: left stock
 
 
 def test_a_sender_that_no_longer_uses_get_encoder_is_refused(sender, caplog):
-    import aiortc
     import aiortc.codecs
 
-    assert check_sender(aiortc.__version__, aiortc.codecs, sender) == []
     other = types.SimpleNamespace(get_encoder=lambda codec: None)
-    assert check_sender(CHECKED_AIORTC[0], aiortc.codecs, other) == [
+    assert ENCODER_WORD.check((aiortc.codecs, other)) == [
         "aiortc.rtcrtpsender no longer builds its encoders with aiortc.codecs.get_encoder"
     ]
     renamed = types.SimpleNamespace(
-        vpx=types.SimpleNamespace(
-            Vp8Encoder=type(
-                "Vp8Encoder",
-                (),
-                {
-                    "target_bitrate": property(lambda self: 0, lambda self, v: None),
-                    "encode": lambda self, frame, keyframe=False: None,
-                },
-            )
-        ),
+        vpx=types.SimpleNamespace(Vp8Encoder=type("Vp8Encoder", (), {"encode": lambda self, frame, keyframe=0: None})),
         get_encoder=aiortc.codecs.get_encoder,
     )
-    assert check_sender(CHECKED_AIORTC[0], renamed, sender) == [
+    assert ENCODER_WORD.check((renamed, sender)) == [
         "aiortc.codecs.vpx.Vp8Encoder.encode takes ['self', 'frame', 'keyframe'], "
         "expected ['self', 'frame', 'force_keyframe']"
     ]
-    with caplog.at_level(logging.WARNING, logger="knn.serving.rtc"):
-        assert cap_send_bitrate(300_000, version="2.0.0", codecs=aiortc.codecs, sender=sender) is False
+    with caplog.at_level(logging.WARNING, logger="knn.serving.adapt"):
+        assert adapt(ENCODER_WORD, version="2.0.0") is False
     assert sender.get_encoder is aiortc.codecs.get_encoder  # left as it was
-    assert any("not a version" in r.getMessage() for r in caplog.records)
+    assert any("aiortc 2.0.0 is not the version" in r.getMessage() for r in caplog.records)
+
+
+def test_an_encoder_module_without_its_bounds_is_refused(bounds):
+    from aiortc.codecs import vpx
+
+    moved = types.ModuleType("aiortc.codecs.vpx")  # the bounds went elsewhere
+    assert BITRATE_CEILING.check((moved,)) == [
+        *(f"aiortc.codecs.vpx.{b} is missing" for b in BOUNDS),
+        "the source of aiortc.codecs.vpx is missing",
+    ]
+    assert adapt(BITRATE_CEILING, 300_000, version=BITRATE_CEILING.checked, found=(moved,)) is False
+    assert vpx.MAX_BITRATE == 1_500_000
 
 
 def test_behind_streamlit_webrtcs_relays_the_encoder_gets_the_newest_result_not_a_queue(sender):
@@ -204,7 +221,7 @@ def test_behind_streamlit_webrtcs_relays_the_encoder_gets_the_newest_result_not_
 
     from knn.live.pipeline import ResultTrack
 
-    assert cap_send_bitrate(500_000)
+    adapted(ENCODER_WORD)  # as the server does: KNN_STOCK=encoder_word leaves it stock
     capped = sender.get_encoder
     handed: list[object] = []
     handed_at_encode: list[int] = []

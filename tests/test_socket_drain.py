@@ -21,6 +21,10 @@ import pytest
 from aioice import ice, turn
 
 from knn.serving import consent, socket_drain
+from knn.serving.adapt import adapt
+from knn.serving.consent import PATIENT_CONSENT
+from knn.serving.socket_drain import SOCKET_DRAIN
+from tests.adapted import adapted
 from tests.ice_pair import RTP_LIKE, connected_pair, received, send_burst
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,15 +34,18 @@ TURNS = 4
 
 def read_within_turns(layers: str) -> tuple[int, list[bytes]]:
     """(datagrams of a burst a counting layer saw within `TURNS` turns of the loop, everything the
-    connection then received). `layers`: "stock" (aioice's own protocol), "drain over count" or
-    "count over drain" (another adaptation's layer above the drain's)."""
+    connection then received). `layers`: "stock" (aioice's own protocol), "installed" (what
+    aioice.ice.StunProtocol is now), "drain over count" or "count over drain" (another adaptation's
+    layer above the drain's)."""
 
     async def run() -> tuple[int, list[bytes]]:
         passed = []
         stock = getattr(ice.StunProtocol, "stock", ice.StunProtocol)  # aioice's own, whatever ran before
         drained = socket_drain.draining_protocol(stock, socket_drain.MOST)
 
-        class Counting(drained if layers == "count over drain" else stock):
+        below = {"count over drain": drained, "installed": ice.StunProtocol}.get(layers, stock)
+
+        class Counting(below):
             def datagram_received(self, data, addr) -> None:
                 passed.append(data)
                 super().datagram_received(data, addr)
@@ -58,10 +65,16 @@ def read_within_turns(layers: str) -> tuple[int, list[bytes]]:
     return asyncio.run(run())
 
 
-def test_a_burst_is_read_in_one_wake_and_reaches_the_connection_whole():
+def test_a_burst_is_read_in_one_wake_and_reaches_the_connection_whole(monkeypatch):
+    stock = getattr(ice.StunProtocol, "stock", ice.StunProtocol)
+    monkeypatch.setattr(ice, "StunProtocol", stock)  # put back after the test
     stock_within, stock_received = read_within_turns("stock")
     assert stock_within < TURNS  # asyncio: one datagram per turn
     assert stock_received == [RTP_LIKE] * BURST
+    adapted(SOCKET_DRAIN, socket_drain.MOST)  # as the server does: with KNN_STOCK=socket_drain, aioice stays stock
+    within, received = read_within_turns("installed")
+    assert within == BURST, "the burst waited in the kernel's queue"
+    assert received == [RTP_LIKE] * BURST
     for layers in ("drain over count", "count over drain"):  # every layer sees every datagram
         within, received = read_within_turns(layers)
         assert within == BURST, layers
@@ -87,10 +100,14 @@ def test_the_second_handle_on_each_socket_is_closed_with_its_connection():
 
 def test_it_keeps_the_patient_consent_checks_and_they_keep_it_in_either_order(monkeypatch):
     stock = getattr(ice.StunProtocol, "stock", ice.StunProtocol)
-    for first, second in (
-        (socket_drain.drain_sockets, consent.patient_consent),
-        (consent.patient_consent, socket_drain.drain_sockets),
-    ):
+
+    def drain_sockets() -> bool:
+        return adapt(SOCKET_DRAIN, socket_drain.MOST)
+
+    def patient_consent() -> bool:
+        return adapt(PATIENT_CONSENT)
+
+    for first, second in ((drain_sockets, patient_consent), (patient_consent, drain_sockets)):
         monkeypatch.setattr(ice, "StunProtocol", stock)
         assert first() and second() and first() and second()  # as a second call of the startup would
         layers = [c for c in ice.StunProtocol.__mro__ if issubclass(c, stock)]
@@ -101,8 +118,8 @@ def test_it_keeps_the_patient_consent_checks_and_they_keep_it_in_either_order(mo
         assert ice.StunProtocol.consent_retransmissions == consent.CONSENT_RETRANSMISSIONS
 
 
-def test_the_installed_aioice_is_one_the_adaptation_was_checked_against():
-    assert socket_drain.check_drain(aioice.__version__, ice) == []
+def test_the_installed_aioice_fits():
+    assert SOCKET_DRAIN.check(SOCKET_DRAIN.find()) == []
 
 
 class ChangedProtocol(ice.StunProtocol):
@@ -111,30 +128,28 @@ class ChangedProtocol(ice.StunProtocol):
 
 
 @pytest.mark.parametrize(
-    "version, module, problem",
+    "module, problem",
     [
-        ("0.14.0", ice, "aioice 0.14.0 is not a version this was checked against"),
-        ("0.13.0", types.ModuleType("fake"), "aioice.ice.StunProtocol is missing"),
+        (types.ModuleType("fake"), "aioice.ice.StunProtocol is missing"),
         (
-            "0.13.0",
             types.SimpleNamespace(StunProtocol=ChangedProtocol),
             "aioice.ice.StunProtocol.datagram_received takes ['self', 'data', 'addr', 'flags']",
         ),
-        ("0.13.0", types.SimpleNamespace(StunProtocol=ice.StunProtocol), "the source of aioice.ice is missing"),
+        (types.SimpleNamespace(StunProtocol=ice.StunProtocol), "the source of aioice.ice is missing"),
     ],
 )
-def test_a_mismatched_aioice_is_refused_with_a_warning_and_left_stock(version, module, problem, caplog):
+def test_a_changed_aioice_is_refused_with_a_warning_and_left_stock(module, problem, caplog):
     stock = getattr(module, "StunProtocol", None)
-    with caplog.at_level(logging.WARNING, logger="knn.serving.socket_drain"):
-        assert not socket_drain.drain_sockets(version=version, ice=module)
+    with caplog.at_level(logging.WARNING, logger="knn.serving.adapt"):
+        assert not adapt(SOCKET_DRAIN, socket_drain.MOST, version=aioice.__version__, found=module)
     assert problem in caplog.text
     assert getattr(module, "StunProtocol", None) is stock
 
 
 def test_an_aioice_that_builds_its_protocol_otherwise_is_refused(monkeypatch, caplog):
     monkeypatch.setattr(turn, "StunProtocol", ice.StunProtocol, raising=False)  # aioice.turn never builds it
-    with caplog.at_level(logging.WARNING, logger="knn.serving.socket_drain"):
-        assert not socket_drain.drain_sockets(version=aioice.__version__, ice=turn)
+    with caplog.at_level(logging.WARNING, logger="knn.serving.adapt"):
+        assert not adapt(SOCKET_DRAIN, socket_drain.MOST, version=aioice.__version__, found=turn)
     assert "no longer builds its sockets' protocol as StunProtocol(self)" in caplog.text
     assert turn.StunProtocol is ice.StunProtocol
 
@@ -145,7 +160,7 @@ def test_the_serving_process_applies_it_unless_told_not_to():
     code = (
         "from aioice import ice; from knn.serving.settings import Settings; "
         "from knn.serving.startup import start; "
-        "started = start(Settings.from_env()); print(started.drained_sockets, started.patient_consent, "
+        "started = start(Settings.from_env()); print('socket_drain' in started.applied, 'consent' in started.applied, "
         "getattr(ice.StunProtocol, 'drain_most', 1))"
     )
     for env, expected in (
@@ -158,7 +173,7 @@ def test_the_serving_process_applies_it_unless_told_not_to():
             capture_output=True,
             text=True,
             timeout=300,
-            env={**{k: v for k, v in os.environ.items() if k != "KNN_UDP_DRAIN"}, **env},
+            env={**{k: v for k, v in os.environ.items() if k not in ("KNN_UDP_DRAIN", "KNN_STOCK")}, **env},
         )
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.split()[-3:] == expected

@@ -3,50 +3,40 @@
 streamlit-webrtc 0.79 stops a camera whose context looks orphaned (Streamlit's count of finished
 runs more than one ahead of its last draw), and under load a stale count makes that happen right
 after START. This page draws the camera in every full run, so `forget_last_draw` clears the
-context's last-draw count before each draw, as a fresh context has none. `keep_cameras_drawn`
-checks once per process that the installed version and the attribute fit; otherwise it logs one
-warning and streamlit-webrtc stays stock. Numbers: docs/performance.md, "Serving adaptations".
+context's last-draw count before each draw, as a fresh context has none, where `CAMERA_CONTEXT`
+says it may (knn.serving.startup).
 """
 
 from __future__ import annotations
 
-import logging
+from .adapt import Adaptation
 
-from .adaptation_checks import unchecked_version
-
-_LOG = logging.getLogger(__name__)
-
-CHECKED_STREAMLIT_WEBRTC = ("0.79.0",)
-"""streamlit-webrtc versions whose orphaned-context check this was read against."""
 ATTRIBUTE = "_last_rendered_run_count"
 CONTEXT_CLASS = "WebRtcStreamerContext"
 
 
-def check_context(version: str, context_class: type) -> list[str]:
-    """What keeps `forget_last_draw` from applying; empty when it fits."""
-    problems = unchecked_version("streamlit-webrtc", version, CHECKED_STREAMLIT_WEBRTC)
+def _find() -> type:
+    from streamlit_webrtc.component import WebRtcStreamerContext
+
+    return WebRtcStreamerContext
+
+
+def _check(context_class: type) -> list[str]:
     if context_class.__name__ != CONTEXT_CLASS or ATTRIBUTE not in getattr(context_class, "__annotations__", {}):
-        problems.append(f"streamlit_webrtc.component.{CONTEXT_CLASS} no longer declares {ATTRIBUTE}")
-    return problems
+        return [f"streamlit_webrtc.component.{CONTEXT_CLASS} no longer declares {ATTRIBUTE}"]
+    return []
 
 
-def keep_cameras_drawn(*, version: str | None = None, context_class: type | None = None) -> bool:
-    """Whether `forget_last_draw` may be used in this process (the installed streamlit-webrtc by
-    default; tests pass others). False after one warning when it does not fit."""
-    if version is None or context_class is None:
-        import importlib.metadata
-
-        from streamlit_webrtc.component import WebRtcStreamerContext
-
-        version = importlib.metadata.version("streamlit-webrtc")
-        context_class = WebRtcStreamerContext
-    problems = check_context(version, context_class)
-    if problems:
-        _LOG.warning(
-            "A camera may be stopped by streamlit-webrtc's orphaned-context check under load (%s).", "; ".join(problems)
-        )
-        return False
-    return True
+CAMERA_CONTEXT = Adaptation(
+    name="camera_context",
+    package="streamlit-webrtc",
+    checked="0.79.0",
+    reason="streamlit-webrtc stops a camera whose run count arrives two ahead, as a stale count does under load",
+    kept_by="tests/test_camera_context.py (stock: the camera is stopped); 2 resets in 13 starts before, 0 in 60 after",
+    lost="A camera may be stopped by streamlit-webrtc's orphaned-context check under load",
+    find=_find,
+    check=_check,
+)
 
 
 def forget_last_draw(context: object | None) -> None:

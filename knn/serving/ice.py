@@ -4,27 +4,20 @@ The ICE servers are the operator's (st.secrets["ice_servers"] or KNN_ICE_SERVERS
 is set, streamlit-webrtc's own choice (a Cloudflare, Twilio or Hugging Face TURN relay when their
 keys are set, else Google's public STUN server); browser and server get the same.
 KNN_ICE_TRANSPORT_POLICY=relay holds both to relay candidates: streamlit-webrtc 0.79 drops the
-server's policy, so `keep_server_transport_policy` carries it over to aiortc, after checking the
-installed version; otherwise it logs one warning and only the browsers are held to the relay.
+server's policy, so the `RELAY_POLICY` adaptation carries it over to aiortc (where it does not
+apply, only the browsers are held to the relay).
 `relay_configured` and `is_local` decide whether the page must say, before anyone waits, that
 cameras behind NAT need a relay.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any, Protocol
 
-from .adaptation_checks import unchecked_version
+from .adapt import Adaptation
 from .settings import Settings, has_turn
-
-_LOG = logging.getLogger(__name__)
-
-CHECKED_STREAMLIT_WEBRTC = ("0.79.0",)
-"""streamlit-webrtc versions whose server-side configuration path this was read against."""
-
 
 PROVIDER_KEYS = (
     ("CLOUDFLARE_TURN_KEY_ID", "CLOUDFLARE_TURN_KEY_API_TOKEN"),
@@ -77,7 +70,7 @@ def camera_rtc(servers: list[dict] | None, started: StartedLike) -> dict[str, di
 
     `servers` are RTCIceServer dicts, or None to let streamlit-webrtc choose (the key is then left
     out, which is how it knows). The relay policy reaches the server only where `started` says
-    `keep_server_transport_policy` applied.
+    `RELAY_POLICY` applied.
     """
     base = {} if servers is None else {"iceServers": servers}
     policy = {"iceTransportPolicy": "relay"} if started.settings.ice_transport_policy == "relay" else {}
@@ -87,38 +80,40 @@ def camera_rtc(servers: list[dict] | None, started: StartedLike) -> dict[str, di
     }
 
 
-def check_server_policy(version: str, component: ModuleType, config: ModuleType) -> list[str]:
-    """What keeps `keep_server_transport_policy` from applying; empty when it fits."""
-    problems = unchecked_version("streamlit-webrtc", version, CHECKED_STREAMLIT_WEBRTC)
+def _find() -> tuple[ModuleType, ModuleType]:
+    from streamlit_webrtc import component, config
+
+    return component, config
+
+
+def _check(found: tuple[ModuleType, ModuleType]) -> list[str]:
+    component, config = found
     used = getattr(component, "compile_rtc_configuration", None)
     if used is not getattr(config, "compile_rtc_configuration", None) and not hasattr(used, "keeps_policy"):
-        problems.append(
+        return [
             "streamlit_webrtc.component no longer builds the server's configuration with "
             "streamlit_webrtc.config.compile_rtc_configuration"
-        )
-    return problems
+        ]
+    return []
 
 
-def keep_server_transport_policy(
-    *, version: str | None = None, component: ModuleType | None = None, config: ModuleType | None = None
-) -> bool:
-    """Make streamlit-webrtc pass `iceTransportPolicy` of `server_rtc_configuration` on to aiortc
-    (idempotent). The keyword arguments name what to adapt (the installed streamlit-webrtc by
-    default; tests pass others). Returns True if it applies, False (after one warning) if not."""
-    if version is None or component is None or config is None:
-        import importlib.metadata
+def _change(found: tuple[ModuleType, ModuleType], _: object) -> None:
+    component, config = found
+    component.compile_rtc_configuration = policy_keeping(config.compile_rtc_configuration)  # type: ignore[attr-defined]  # the adaptation's one change
 
-        from streamlit_webrtc import component as webrtc_component
-        from streamlit_webrtc import config as webrtc_config
 
-        version = importlib.metadata.version("streamlit-webrtc")
-        component, config = webrtc_component, webrtc_config
-    problems = check_server_policy(version, component, config)
-    if problems:
-        _LOG.warning("The server's WebRTC peer is not held to the relay (%s); browsers still are.", "; ".join(problems))
-        return False
-    component.compile_rtc_configuration = policy_keeping(config.compile_rtc_configuration)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
-    return True
+RELAY_POLICY = Adaptation(
+    name="relay_policy",
+    package="streamlit-webrtc",
+    checked="0.79.0",
+    reason="streamlit-webrtc builds aiortc's configuration from iceServers alone and drops iceTransportPolicy",
+    kept_by="tests/test_ice.py (stock: the server's peer is not held to the relay), tests/test_turn.py",
+    lost="The server's WebRTC peer is not held to the relay, browsers still are",
+    find=_find,
+    check=_check,
+    change=_change,
+)
+"""Applied only with KNN_ICE_TRANSPORT_POLICY=relay."""
 
 
 def policy_keeping(compile_configuration: Callable[[dict[str, Any]], Any]) -> PolicyKeeping:

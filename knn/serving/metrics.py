@@ -10,6 +10,8 @@ seconds with `process_metrics()`:
   "native" for threads Python did not start), ``heavy_modules`` (which of TensorFlow, Keras,
   pandas, pyarrow, Altair are imported), ``model_worker`` (jobs run and their total seconds,
   knn.live.worker: busy seconds per second is how loaded the model is);
+- ``serving``: what the process runs with (its adaptations, event loop, switch interval, ...:
+  knn.serving.startup.Started.record), so a benchmark's run says what it measured;
 - ``sessions``: one entry per `LiveSession` not yet freed (a weak registry: a session whose page
   is gone and whose state Streamlit dropped disappears once Python frees it), with its frame
   counters (received, processed = fresh from the model, reused = a still scene's last answer,
@@ -143,16 +145,17 @@ def write_json(path: Path, data: dict[str, object]) -> None:
 
 
 class _Writer(threading.Thread):
-    def __init__(self, path: Path, interval: float) -> None:
+    def __init__(self, path: Path, interval: float, serving: dict) -> None:
         super().__init__(name="knn-metrics-writer", daemon=True)
         self.path = path
         self.interval = interval
+        self.serving = serving
         self._since: weakref.WeakKeyDictionary[LiveSession, tuple[int, int]] = weakref.WeakKeyDictionary()
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
-            snap = process_metrics(self._since)
+            snap = {**process_metrics(self._since), "serving": self.serving}
             with contextlib.suppress(OSError):  # the reader's directory went away: nothing to report to
                 write_json(self.path, snap)
 
@@ -160,8 +163,11 @@ class _Writer(threading.Thread):
         self._stop_event.set()
 
 
-def start_writer(path: str | os.PathLike, interval: float = DEFAULT_INTERVAL) -> threading.Thread:
-    """Start (once per process) the thread that writes `process_metrics()` to `path` every `interval` s.
+def start_writer(
+    path: str | os.PathLike, interval: float = DEFAULT_INTERVAL, serving: dict | None = None
+) -> threading.Thread:
+    """Start (once per process) the thread that writes `process_metrics()` to `path` every `interval` s,
+    with `serving` (what the process runs with, knn.serving.startup.Started.record) in each snapshot.
 
     Freed sessions in reference cycles leave the registry at the periodic collection
     (knn.serving.memory), not here.
@@ -169,6 +175,6 @@ def start_writer(path: str | os.PathLike, interval: float = DEFAULT_INTERVAL) ->
     global _writer
     with _writer_lock:
         if _writer is None or not _writer.is_alive():
-            _writer = _Writer(Path(path), interval)
+            _writer = _Writer(Path(path), interval, serving or {})
             _writer.start()
         return _writer

@@ -1,74 +1,73 @@
-"""Adaptations of aiortc: a floor under its receive-bandwidth estimate, a ceiling on what it sends.
+"""Adaptations of aiortc: a floor under its receive-bandwidth estimate, a ceiling on what it sends,
+and the encoder's word to the track whose results it sends.
 
 On a busy server aiortc's delay-based estimate reads the event loop's own delays as congestion
-and can fall to tens of kbit/s; Chromium then drops frames. `floor_receive_bitrate` keeps the
-estimate at or above a floor (a subclass of `aiortc.rate.RemoteBitrateEstimator`); the browser's
-own loss-based estimate still answers a real network's congestion.
+and can fall to tens of kbit/s; Chromium then drops frames. `BITRATE_FLOOR` keeps the estimate at
+or above a floor (a subclass of `aiortc.rate.RemoteBitrateEstimator`); the browser's own
+loss-based estimate still answers a real network's congestion.
 
 On a fast network aiortc's encoder climbs to 1.5 Mbit/s, re-created at each step, for a picture
-that came in at 150-600 kbit/s. `cap_send_bitrate` caps its `target_bitrate` (subclasses of the
-encoders `aiortc.rtcrtpsender.get_encoder` builds), and the same encoders tell the frame's source
-when they take a frame (a callable in `frame.opaque`, knn.live.pipeline.ResultTrack), so no result
-waits in streamlit-webrtc's relays. Each checks the installed aiortc first; otherwise it logs one
-warning and aiortc stays as it is. Numbers: docs/performance.md, "Serving adaptations".
+that came in at 150-600 kbit/s. `BITRATE_CEILING` lowers the bounds aiortc's video encoders keep
+their target bitrate within (their modules' public constants).
+
+streamlit-webrtc hands the results to the encoder through two buffered relays, which queue them.
+`ENCODER_WORD` makes each video encoder call the callable a frame carries in `opaque` as it takes
+the frame (knn.live.pipeline.ResultTrack waits for that word before it hands out the next result).
 """
 
 from __future__ import annotations
 
-import logging
+import functools
 from collections.abc import Callable
-from functools import cache
 from types import ModuleType
 from typing import Any
 
-from .adaptation_checks import changed_signature, unchecked_version
+from .adapt import Adaptation, changed_signature, unread_source
 from .settings import MAX_VIDEO_BITRATE, MIN_VIDEO_BITRATE
 
-_LOG = logging.getLogger(__name__)
-
-CHECKED_AIORTC = ("1.16.0",)
-"""aiortc versions whose estimator and receiver this adaptation was read against."""
 ADD_PARAMETERS = ["self", "arrival_time_ms", "abs_send_time", "payload_size", "ssrc"]
 ENCODE_PARAMETERS = ["self", "frame", "force_keyframe"]
 
 
-def check_estimator(version: str, rate: ModuleType, receiver: ModuleType) -> list[str]:
-    """What keeps the floor from applying to this aiortc; empty when it fits."""
+# ---- the floor -----------------------------------------------------------------------------------
+
+
+def _find_estimator() -> tuple[ModuleType, ModuleType]:
+    from aiortc import rate, rtcrtpreceiver
+
+    return rate, rtcrtpreceiver
+
+
+def _check_estimator(found: tuple[ModuleType, ModuleType]) -> list[str]:
+    rate, receiver = found
     estimator = getattr(rate, "RemoteBitrateEstimator", None)
-    problems = [
-        *unchecked_version("aiortc", version, CHECKED_AIORTC),
-        *changed_signature("aiortc.rate.RemoteBitrateEstimator.add", getattr(estimator, "add", None), ADD_PARAMETERS),
-    ]
+    problems = changed_signature(
+        "aiortc.rate.RemoteBitrateEstimator.add", getattr(estimator, "add", None), ADD_PARAMETERS
+    )
     built = getattr(receiver, "RemoteBitrateEstimator", None)
     if built is not estimator and not (isinstance(built, type) and getattr(built, "floor_bps", None)):
         problems.append("aiortc.rtcrtpreceiver no longer builds aiortc.rate.RemoteBitrateEstimator")
     return problems
 
 
-def floor_receive_bitrate(
-    bps: int = MIN_VIDEO_BITRATE,
-    *,
-    version: str | None = None,
-    rate: ModuleType | None = None,
-    receiver: ModuleType | None = None,
-) -> bool:
-    """Make aiortc's video receivers never report an estimate below `bps` (idempotent).
+def _floor(found: tuple[ModuleType, ModuleType], bps: int | None) -> None:
+    rate, receiver = found
+    floored = floored_estimator(rate.RemoteBitrateEstimator, MIN_VIDEO_BITRATE if bps is None else bps)
+    receiver.RemoteBitrateEstimator = floored  # type: ignore[attr-defined]  # the adaptation's one change
 
-    The keyword arguments name what to adapt (the installed aiortc by default; tests pass others).
-    Returns True if the floor applies, False (after one logged warning) if aiortc is left stock.
-    """
-    if rate is None or receiver is None or version is None:
-        import aiortc
-        from aiortc import rate as aiortc_rate
-        from aiortc import rtcrtpreceiver
 
-        version, rate, receiver = aiortc.__version__, aiortc_rate, rtcrtpreceiver
-    problems = check_estimator(version, rate, receiver)
-    if problems:
-        _LOG.warning("Not flooring aiortc's bandwidth estimate (%s); aiortc is left as it is.", "; ".join(problems))
-        return False
-    receiver.RemoteBitrateEstimator = floored_estimator(rate.RemoteBitrateEstimator, bps)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
-    return True
+BITRATE_FLOOR = Adaptation(
+    name="bitrate_floor",
+    package="aiortc",
+    checked="1.16.0",
+    reason="a busy loop's delays read as congestion: the estimate falls to tens of kbit/s and Chromium drops frames",
+    kept_by="the slowest of 4 tabs 11.2-18.2 fps without it, 27.4-29.0 with (docs/performance.md); tests/test_rtc.py",
+    lost="aiortc's bandwidth estimate for the cameras has no floor",
+    find=_find_estimator,
+    check=_check_estimator,
+    change=_floor,
+)
+"""Applied with the floor in bit/s (KNN_MIN_BITRATE; 0: not applied)."""
 
 
 def floored_estimator(estimator: type, bps: int) -> type:
@@ -91,97 +90,108 @@ def floored_estimator(estimator: type, bps: int) -> type:
     return FlooredRemoteBitrateEstimator
 
 
-def check_sender(version: str, codecs: ModuleType, sender: ModuleType) -> list[str]:
-    """What keeps the ceiling from applying to this aiortc; empty when it fits."""
-    problems = unchecked_version("aiortc", version, CHECKED_AIORTC)
+# ---- the ceiling ---------------------------------------------------------------------------------
+
+BOUNDS = ("DEFAULT_BITRATE", "MIN_BITRATE", "MAX_BITRATE")
+"""The module constants each of aiortc's video encoders starts at and keeps its target between."""
+_stock_bounds: dict[str, dict[str, int]] = {}  # module name -> its constants before the first change
+
+
+def _find_encoders() -> tuple[ModuleType, ...]:
+    from aiortc.codecs import h264, vpx
+
+    return vpx, h264
+
+
+def _check_encoders(modules: tuple[ModuleType, ...]) -> list[str]:
+    problems = []
+    for module in modules:
+        name = module.__name__
+        problems += [f"{name}.{b} is missing" for b in BOUNDS if not isinstance(getattr(module, b, None), int)]
+        problems += unread_source(
+            name, module, "min(bitrate, MAX_BITRATE)", f"{name} no longer bounds its target bitrate by MAX_BITRATE"
+        )
+    return problems
+
+
+def _ceiling(modules: tuple[ModuleType, ...], bps: int | None) -> None:
+    cap = MAX_VIDEO_BITRATE if bps is None else bps
+    for module in modules:
+        stock = _stock_bounds.setdefault(module.__name__, {bound: getattr(module, bound) for bound in BOUNDS})
+        module.MAX_BITRATE = cap  # type: ignore[attr-defined]  # aiortc's public constants, read at each change of rate
+        module.DEFAULT_BITRATE = min(stock["DEFAULT_BITRATE"], cap)  # type: ignore[attr-defined]  # capped from the start
+        module.MIN_BITRATE = min(stock["MIN_BITRATE"], cap)  # type: ignore[attr-defined]  # a cap under the floor holds
+
+
+BITRATE_CEILING = Adaptation(
+    name="bitrate_ceiling",
+    package="aiortc",
+    checked="1.16.0",
+    reason="on a LAN aiortc climbs to 1.5 Mbit/s, a new encoder (a keyframe) each step, for a 150-600 kbit/s picture",
+    kept_by="VP8 encode 2.0 vs 3.0 ms a frame at 500 kbit/s vs 1.5 Mbit/s (bench/overlay.py); no live A/B on record",
+    lost="aiortc's encoders may climb to 1.5 Mbit/s",
+    find=_find_encoders,
+    check=_check_encoders,
+    change=_ceiling,
+)
+"""Applied with the ceiling in bit/s (KNN_MAX_BITRATE; 0: not applied)."""
+
+
+# ---- the encoder's word --------------------------------------------------------------------------
+
+
+def _find_sender() -> tuple[ModuleType, ModuleType]:
+    import aiortc.codecs
+    from aiortc import rtcrtpsender
+
+    return aiortc.codecs, rtcrtpsender
+
+
+def _check_sender(found: tuple[ModuleType, ModuleType]) -> list[str]:
+    codecs, sender = found
     stock = getattr(codecs, "get_encoder", None)
-    if not callable(stock):
-        problems.append("aiortc.codecs.get_encoder is missing")
+    problems = [] if callable(stock) else ["aiortc.codecs.get_encoder is missing"]
     built = getattr(sender, "get_encoder", None)
     if built is not stock and getattr(built, "stock", None) is not stock:
         problems.append("aiortc.rtcrtpsender no longer builds its encoders with aiortc.codecs.get_encoder")
     vp8 = getattr(getattr(codecs, "vpx", None), "Vp8Encoder", None)
-    rate = getattr(vp8, "target_bitrate", None)
-    if not (isinstance(rate, property) and rate.fset is not None):
-        problems.append("aiortc.codecs.vpx.Vp8Encoder has no settable target_bitrate")
-    problems += changed_signature(
-        "aiortc.codecs.vpx.Vp8Encoder.encode", getattr(vp8, "encode", None), ENCODE_PARAMETERS
-    )
-    return problems
+    encode = getattr(vp8, "encode", None)
+    return problems + changed_signature("aiortc.codecs.vpx.Vp8Encoder.encode", encode, ENCODE_PARAMETERS)
 
 
-def cap_send_bitrate(
-    bps: int = MAX_VIDEO_BITRATE,
-    *,
-    version: str | None = None,
-    codecs: ModuleType | None = None,
-    sender: ModuleType | None = None,
-) -> bool:
-    """Make aiortc's video encoders never aim above `bps` (idempotent; the last cap wins).
-
-    The keyword arguments name what to adapt (the installed aiortc by default; tests pass others).
-    Returns True if the cap applies, False (after one logged warning) if aiortc is left stock.
-    """
-    if codecs is None or sender is None or version is None:
-        import aiortc
-        import aiortc.codecs
-        from aiortc import rtcrtpsender
-
-        version, codecs, sender = aiortc.__version__, aiortc.codecs, rtcrtpsender
-    problems = check_sender(version, codecs, sender)
-    if problems:
-        _LOG.warning("Not capping aiortc's send bitrate (%s); aiortc is left as it is.", "; ".join(problems))
-        return False
-    sender.get_encoder = capped_get_encoder(codecs.get_encoder, bps)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
-    return True
+def _tell(found: tuple[ModuleType, ModuleType], _: object) -> None:
+    codecs, sender = found
+    sender.get_encoder = TellingGetEncoder(codecs.get_encoder)  # type: ignore[attr-defined]  # the adaptation's one change
 
 
-def capped_get_encoder(get_encoder: Callable[[Any], Any], bps: int) -> CappedGetEncoder:
-    """`get_encoder` whose encoders with a `target_bitrate` never aim above `bps`."""
-    return CappedGetEncoder(getattr(get_encoder, "stock", get_encoder), bps)  # applying twice caps once
+ENCODER_WORD = Adaptation(
+    name="encoder_word",
+    package="aiortc",
+    checked="1.16.0",
+    reason="streamlit-webrtc's two buffered relays queued 10-17 results ahead of the encoder",
+    kept_by="8 peers: p95 1.2-1.4 s before, 0.42-0.63 s with it (docs/performance.md); tests/test_rtc.py",
+    lost="Results may queue for the encoder in streamlit-webrtc's relays",
+    find=_find_sender,
+    check=_check_sender,
+    change=_tell,
+)
 
 
-class CappedGetEncoder:
-    """`capped_get_encoder`'s function; `stock` is aiortc's."""
+class TellingGetEncoder:
+    """aiortc's `get_encoder` (`stock`) whose video encoders tell a frame's `opaque` callable they took it."""
 
-    def __init__(self, stock: Callable[[Any], Any], bps: int) -> None:
-        self.stock, self.cap_bps = stock, bps
+    def __init__(self, stock: Callable[[Any], Any]) -> None:
+        self.stock = getattr(stock, "stock", stock)  # applying twice wraps once
 
     def __call__(self, codec: Any) -> Any:
         encoder = self.stock(codec)
-        kind: type = type(encoder)
-        rate = getattr(kind, "target_bitrate", None)
-        if isinstance(rate, property) and rate.fset is not None:
-            encoder = capped_encoder(kind, self.cap_bps)()
+        if isinstance(getattr(type(encoder), "target_bitrate", None), property):  # a video encoder
+            encoder.encode = functools.partial(_encode_and_tell, encoder.encode)
         return encoder
 
 
-@cache
-def capped_encoder(encoder: type, bps: int) -> type:
-    """A subclass of an aiortc encoder whose `target_bitrate` is at most `bps`."""
-    base: Any = encoder  # a class known at run time
-    rate: property = base.target_bitrate
-
-    class CappedEncoder(base):
-        cap_bps = bps
-
-        @property
-        def target_bitrate(self) -> int:
-            return int(rate.__get__(self))
-
-        @target_bitrate.setter
-        def target_bitrate(self, bitrate: int) -> None:
-            rate.__set__(self, min(int(bitrate), self.cap_bps))
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.target_bitrate = self.target_bitrate  # its start value, capped
-
-        def encode(self, frame: Any, force_keyframe: bool = False) -> Any:
-            taken = getattr(frame, "opaque", None)
-            if callable(taken):  # the source track waits for this word (knn.live.pipeline.ResultTrack)
-                taken()
-            return super().encode(frame, force_keyframe)
-
-    CappedEncoder.__name__ = CappedEncoder.__qualname__ = f"Capped{encoder.__name__}"
-    return CappedEncoder
+def _encode_and_tell(encode: Callable[..., Any], frame: Any, force_keyframe: bool = False) -> Any:
+    taken = getattr(frame, "opaque", None)
+    if callable(taken):  # the source track waits for this word (knn.live.pipeline.ResultTrack)
+        taken()
+    return encode(frame, force_keyframe)

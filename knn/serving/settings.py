@@ -27,6 +27,12 @@ MAX_VIDEO_BITRATE = 500_000
 """bit/s: the most the server sends the captioned video back at (knn.serving.rtc): aiortc's own
 start value; the camera's picture came in at 150-600 kbit/s, so more buys little but costs the
 encoder 1.4-1.5 times the time per frame at 1.5 Mbit/s (docs/performance.md)."""
+SWITCH_INTERVAL_MS = 1.0
+"""Milliseconds a thread may hold the GIL while another waits (Python's own is 5)."""
+MMAP_THRESHOLD = 128 * 1024
+"""Bytes from which glibc's malloc maps a block of its own, fixed (knn.serving.memory)."""
+CAPTURE = (640, 480, 30)
+"""The camera's width, height and frame rate the page asks the browser for."""
 
 VARIABLES = (
     (
@@ -48,7 +54,42 @@ VARIABLES = (
         "the backbone new sessions start with, e.g. `mobilenet_v2_1.0_320` for the accurate mode",
     ),
     ("KNN_THREADS", "one per core", "threads per LiteRT invoke"),
-    ("KNN_GC_SECONDS", "30", "seconds between the process's full garbage collections, which free closed sessions"),
+    (
+        "KNN_GC_SECONDS",
+        "30",
+        "seconds between the process's full garbage collections, which free closed sessions (Streamlit's "
+        "collection after every page run is off: `runner.postScriptGC`); `0`: no such thread",
+    ),
+    (
+        "KNN_SWITCH_INTERVAL_MS",
+        f"{SWITCH_INTERVAL_MS:g}",
+        "milliseconds a thread may hold the GIL while another waits (camera frames cross three threads); "
+        "`0`: Python's own (5)",
+    ),
+    (
+        "KNN_MMAP_THRESHOLD",
+        str(MMAP_THRESHOLD),
+        "bytes from which glibc maps each block of its own, fixed, so frame buffers go back to the system; "
+        "`0`: glibc's own sliding threshold",
+    ),
+    (
+        "KNN_UVLOOP",
+        "1",
+        "`0`: the server's event loop is asyncio's own though uvloop is installed. Streamlit picks its loop "
+        "before the app runs and has no setting for it, so this is read where the server is started (the "
+        "harness's `AppServer`); elsewhere uninstall uvloop",
+    ),
+    (
+        "KNN_CAPTURE",
+        "640x480@30",
+        "the camera size (and frame rate) the page asks browsers for, `WIDTHxHEIGHT` or `WIDTHxHEIGHT@FPS`",
+    ),
+    (
+        "KNN_STOCK",
+        "none",
+        "adaptations of aiortc, aioice, streamlit-webrtc and Streamlit to leave stock, comma-separated "
+        "(`all` for every one; names in [docs/adaptations.md](docs/adaptations.md))",
+    ),
     (
         "KNN_MIN_BITRATE",
         str(MIN_VIDEO_BITRATE),
@@ -141,9 +182,11 @@ class Settings:
         ice_transport_policy: "all" or "relay" (`TRANSPORT_POLICIES`).
         backbone: the backbone id sessions start with, or None for the best available.
         threads: LiteRT threads per invoke; None for one per core.
-        gc_seconds, min_bitrate, max_bitrate, steady, cameras_per_core, udp_receive_queue, udp_drain,
-            metrics_file, metrics_interval:
+        gc_seconds, switch_interval_ms, mmap_threshold, uvloop, min_bitrate, max_bitrate, steady,
+            cameras_per_core, udp_receive_queue, udp_drain, metrics_file, metrics_interval:
             as `VARIABLES` says.
+        capture: (width, height, frames per second) the page asks the camera for.
+        stock: names of the adaptations left stock (knn.serving.adapt), every one for `all`.
         store, data_dir, database_url, project_ttl (seconds), store_quota (bytes): the project
             store's, as `VARIABLES` says (knn.serving.projects opens it).
         problems: one message per variable whose value was refused (its default is used).
@@ -154,6 +197,11 @@ class Settings:
     backbone: str | None = None
     threads: int | None = None
     gc_seconds: float = 30.0
+    switch_interval_ms: float = SWITCH_INTERVAL_MS
+    mmap_threshold: int = MMAP_THRESHOLD
+    uvloop: bool = True
+    capture: tuple[int, int, int] = CAPTURE
+    stock: frozenset[str] = frozenset()
     min_bitrate: int = MIN_VIDEO_BITRATE
     max_bitrate: int = MAX_VIDEO_BITRATE
     steady: bool = True
@@ -189,7 +237,12 @@ class Settings:
         read("KNN_ICE_TRANSPORT_POLICY", "ice_transport_policy", _policy)
         read("KNN_BACKBONE", "backbone", _backbone)
         read("KNN_THREADS", "threads", lambda t: _number(t, int, 1))
-        read("KNN_GC_SECONDS", "gc_seconds", lambda t: _number(t, float, 0.1))
+        read("KNN_GC_SECONDS", "gc_seconds", lambda t: _number(t, float, 0.1, off=0))
+        read("KNN_SWITCH_INTERVAL_MS", "switch_interval_ms", lambda t: _number(t, float, 0.01, off=0))
+        read("KNN_MMAP_THRESHOLD", "mmap_threshold", lambda t: _number(t, int, 4096, off=0))
+        read("KNN_UVLOOP", "uvloop", _flag)
+        read("KNN_CAPTURE", "capture", _capture)
+        read("KNN_STOCK", "stock", _stock)
         read("KNN_MIN_BITRATE", "min_bitrate", lambda t: _number(t, int, 0))
         read("KNN_MAX_BITRATE", "max_bitrate", lambda t: _number(t, int, 0))
         read("KNN_STEADY", "steady", _flag)
@@ -305,11 +358,38 @@ def _database_url(text: str) -> str:
     return text
 
 
-def _number(text: str, kind: type, least: float) -> float:
+def _number(text: str, kind: type, least: float, off: float | None = None) -> float:
+    """A number of `kind`, at least `least`, or exactly `off` (a value that turns the setting off)."""
     try:
         value = kind(text)
     except ValueError:
         raise SettingsError(f"expected a {'whole ' if kind is int else ''}number") from None
-    if not value >= least:
-        raise SettingsError(f"must be at least {least:g}")
+    if not value >= least and value != off:
+        raise SettingsError(f"must be at least {least:g}" + ("" if off is None else f", or {off:g}"))
     return value
+
+
+def _capture(text: str) -> tuple[int, int, int]:
+    """(width, height, fps) from `320x240` or `320x240@15`."""
+    size, _, fps = text.lower().partition("@")
+    width, _, height = size.partition("x")
+    try:
+        values = int(width), int(height), int(fps) if fps else CAPTURE[2]
+    except ValueError:
+        raise SettingsError("expected WIDTHxHEIGHT or WIDTHxHEIGHT@FPS, e.g. 320x240 or 640x480@15") from None
+    if not (64 <= values[0] <= 3840 and 48 <= values[1] <= 2160 and 1 <= values[2] <= 60):
+        raise SettingsError("expected a width of 64-3840, a height of 48-2160 and 1-60 frames per second")
+    return values
+
+
+def _stock(text: str) -> frozenset[str]:
+    from .adapt import declared
+
+    known = [a.name for a in declared()]
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    if names == {"all"}:
+        return frozenset(known)
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise SettingsError(f"no adaptation is called {', '.join(unknown)} (known: {', '.join(known)}, or all)")
+    return frozenset(names)

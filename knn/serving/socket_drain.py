@@ -3,10 +3,8 @@
 asyncio's datagram transport reads one datagram each time the loop finds a socket readable, and a
 busy server's loop turns only tens of times a second, so the camera's other packets wait in the
 kernel's queue, seconds of video, and the kernel drops what does not fit (libuv reads up to 32 a
-wake for the same reason). `drain_sockets` makes aioice's connections use a `StunProtocol`
-subclass that reads on from a duplicate of the socket, up to `MOST` datagrams, after checking that
-the installed aioice fits; otherwise it logs one warning and aioice stays as it is. Numbers:
-docs/performance.md, "Serving adaptations".
+wake for the same reason). `SOCKET_DRAIN` makes aioice's connections use a `StunProtocol` subclass
+that reads on from a duplicate of the socket, up to `MOST` datagrams (`KNN_UDP_DRAIN`).
 """
 
 from __future__ import annotations
@@ -15,12 +13,9 @@ import logging
 import socket
 from types import ModuleType
 
-from .adaptation_checks import changed_signature, unchecked_version, unread_source, with_layer
+from .adapt import Adaptation, changed_signature, unread_source, with_layer
 
 _LOG = logging.getLogger(__name__)
-
-CHECKED_AIOICE = ("0.13.0",)
-"""aioice versions whose protocol and socket set-up this was read against."""
 
 MOST = 32
 """Datagrams read from one socket per wake: enough for a keyframe's burst, few enough that one
@@ -35,12 +30,17 @@ EXTENDED = {
 }
 
 
-def check_drain(version: str, ice: ModuleType) -> list[str]:
-    """What keeps `drain_sockets` from applying to this aioice; empty when it fits."""
-    problems = unchecked_version("aioice", version, CHECKED_AIOICE)
+def _find() -> ModuleType:
+    from aioice import ice
+
+    return ice
+
+
+def _check(ice: ModuleType) -> list[str]:
     protocol = getattr(ice, "StunProtocol", None)
     if not isinstance(protocol, type):
-        return [*problems, "aioice.ice.StunProtocol is missing"]
+        return ["aioice.ice.StunProtocol is missing"]
+    problems = []
     for name, parameters in EXTENDED.items():
         problems += changed_signature(f"aioice.ice.StunProtocol.{name}", getattr(protocol, name, None), parameters)
     return problems + unread_source(
@@ -48,25 +48,22 @@ def check_drain(version: str, ice: ModuleType) -> list[str]:
     )
 
 
-def drain_sockets(most: int = MOST, *, version: str | None = None, ice: ModuleType | None = None) -> bool:
-    """Make the sockets of aioice connections made from now on be read up to `most` datagrams per
-    wake of the event loop (idempotent; the last call wins). The keyword arguments name what to
-    adapt (the installed aioice by default; tests pass others). Returns True if it applies, False
-    (after one logged warning) if aioice is left stock."""
-    if version is None or ice is None:
-        import aioice
-        from aioice import ice as aioice_ice
+def _change(ice: ModuleType, most: int) -> None:
+    ice.StunProtocol = draining_protocol(ice.StunProtocol, most)  # type: ignore[attr-defined]  # the adaptation's one change
 
-        version, ice = aioice.__version__, aioice_ice
-    problems = check_drain(version, ice)
-    if problems:
-        _LOG.warning(
-            "WebRTC sockets are read one datagram per turn of the event loop (%s); aioice is left as it is.",
-            "; ".join(problems),
-        )
-        return False
-    ice.StunProtocol = draining_protocol(ice.StunProtocol, most)  # type: ignore[attr-defined]  # writing a ModuleType attribute: the adaptation's one change
-    return True
+
+SOCKET_DRAIN = Adaptation(
+    name="socket_drain",
+    package="aioice",
+    checked="0.13.0",
+    reason="a busy event loop reads one datagram per socket per turn and leaves seconds of video in the kernel's queue",
+    kept_by="pending issue 30's quiet-window runs (bench/serving.py); tests/test_socket_drain.py",
+    lost="WebRTC sockets are read one datagram per turn of the event loop",
+    find=_find,
+    check=_check,
+    change=_change,
+)
+"""Applied with the most datagrams per wake (KNN_UDP_DRAIN; 1 is asyncio's own read: not applied)."""
 
 
 def draining_protocol(protocol: type, most: int) -> type:

@@ -1,21 +1,20 @@
 """Once per serving process: what keeps live video flowing on a shared server.
 
-Memory and garbage collection (knn.serving.memory), a 1 ms GIL switch interval, the
-version-checked adaptations of aiortc, aioice, streamlit-webrtc and Streamlit (one module each in
-knn.serving) and the metrics writer (knn.serving.metrics). Each is a row of docs/performance.md.
+Memory and garbage collection (knn.serving.memory), the GIL's switch interval, the adaptations of
+aiortc, aioice, streamlit-webrtc and Streamlit (each declared in its own knn.serving module and
+applied by knn.serving.adapt, unless KNN_STOCK names it) and the metrics writer
+(knn.serving.metrics). docs/adaptations.md has a row for each adaptation.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..live.pipeline import ANSWER_SIZE
+from .adapt import Adaptation, adapt
 from .memory import fix_mmap_threshold, start_periodic_gc
 from .settings import Settings
-
-SWITCH_INTERVAL = 0.001
-"""Seconds a thread may hold the GIL while another waits (Python's default is 0.005)."""
 
 
 @dataclass(frozen=True)
@@ -23,60 +22,107 @@ class Started:
     """What `start` set up, for the page and the metrics."""
 
     settings: Settings
-    mmap_threshold_fixed: bool
-    bitrate_floor: bool
-    bitrate_cap: bool = False
-    server_relay: bool = False
-    """KNN_ICE_TRANSPORT_POLICY=relay reaches the server's peer too (knn.serving.ice)."""
-    cameras_kept: bool = False
-    """The page may clear the camera context's last-draw count (knn.serving.camera_context)."""
-    patient_consent: bool = False
-    """A late answer to a consent check keeps the stream (knn.serving.consent)."""
-    one_click_each: bool = False
-    """The page can tell a click from its copy in a fragment's timed rerun (knn.serving.clicks)."""
-    short_queues: bool = False
-    """WebRTC sockets keep a short kernel receive queue (knn.serving.receive_queue)."""
-    drained_sockets: bool = False
-    """WebRTC sockets are read up to `Settings.udp_drain` datagrams per wake (knn.serving.socket_drain)."""
-    peers_reachable: bool = False
-    """The page may follow each camera's server-side peer to say why it does not connect (knn.serving.camera_peer)."""
+    applied: frozenset[str] = field(default_factory=frozenset)
+    """The names of the adaptations that apply in this process (knn.serving.adapt)."""
+    mmap_threshold_fixed: bool = False
+    event_loop: str = "unknown"
+    """The class of the server's event loop, e.g. uvloop.Loop (where aiortc runs every camera)."""
+
+    @property
+    def server_relay(self) -> bool:
+        """KNN_ICE_TRANSPORT_POLICY=relay reaches the server's peer too (knn.serving.ice)."""
+        return "relay_policy" in self.applied
+
+    @property
+    def cameras_kept(self) -> bool:
+        """The page may clear the camera context's last-draw count (knn.serving.camera_context)."""
+        return "camera_context" in self.applied
+
+    @property
+    def one_click_each(self) -> bool:
+        """The page can tell a click from its copy in a fragment's timed rerun (knn.serving.clicks)."""
+        return "clicks" in self.applied
+
+    @property
+    def peers_reachable(self) -> bool:
+        """The page may follow each camera's server-side peer (knn.serving.camera_peer)."""
+        return "camera_peer" in self.applied
+
+    def record(self) -> dict[str, object]:
+        """What this process runs with, for the metrics: a benchmark's run says what it measured."""
+        s = self.settings
+        return {
+            "adaptations": sorted(self.applied),
+            "event_loop": self.event_loop,
+            "switch_interval_ms": round(sys.getswitchinterval() * 1000, 3),
+            "mmap_threshold": s.mmap_threshold if self.mmap_threshold_fixed else 0,
+            "gc_seconds": s.gc_seconds,
+            "post_script_gc": _streamlit_option("runner.postScriptGC"),
+            "capture": list(s.capture),
+            "min_bitrate": s.min_bitrate,
+            "max_bitrate": s.max_bitrate,
+            "udp_drain": s.udp_drain,
+            "udp_receive_queue": s.udp_receive_queue,
+            "cameras_per_core": s.cameras_per_core,
+        }
 
 
 def start(settings: Settings) -> Started:
     """Apply the process-wide settings and start the background threads (each thread once per
     process, so a second call only reapplies the settings)."""
-    from .camera_context import keep_cameras_drawn
-    from .camera_peer import peers_reachable
-    from .clicks import tell_copied_clicks
-    from .consent import patient_consent
-    from .ice import keep_server_transport_policy
-    from .receive_queue import short_receive_queues
-    from .rtc import cap_send_bitrate, floor_receive_bitrate
-    from .socket_drain import drain_sockets
+    from .camera_context import CAMERA_CONTEXT
+    from .camera_peer import CAMERA_PEER
+    from .clicks import CLICKS
+    from .consent import PATIENT_CONSENT
+    from .ice import RELAY_POLICY
+    from .receive_queue import RECEIVE_QUEUE_SIZE
+    from .rtc import BITRATE_CEILING, BITRATE_FLOOR, ENCODER_WORD
+    from .socket_drain import SOCKET_DRAIN
 
-    fixed = fix_mmap_threshold()
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    start_periodic_gc(settings.gc_seconds)
-    floored = settings.min_bitrate > 0 and floor_receive_bitrate(settings.min_bitrate)
-    server_relay = settings.ice_transport_policy == "relay" and keep_server_transport_policy()
-    capped = settings.max_bitrate > 0 and cap_send_bitrate(settings.max_bitrate)
-    short_queues = settings.udp_receive_queue > 0 and short_receive_queues(settings.udp_receive_queue)
-    drained = settings.udp_drain > 1 and drain_sockets(settings.udp_drain)
+    fixed = settings.mmap_threshold > 0 and fix_mmap_threshold(settings.mmap_threshold)
+    if settings.switch_interval_ms > 0:
+        sys.setswitchinterval(settings.switch_interval_ms / 1000)
+    if settings.gc_seconds > 0:
+        start_periodic_gc(settings.gc_seconds)
+    wanted: list[tuple[Adaptation, object, bool]] = [  # (adaptation, its value, whether the settings ask for it)
+        (BITRATE_FLOOR, settings.min_bitrate, settings.min_bitrate > 0),
+        (BITRATE_CEILING, settings.max_bitrate, settings.max_bitrate > 0),
+        (ENCODER_WORD, None, True),
+        (SOCKET_DRAIN, settings.udp_drain, settings.udp_drain > 1),
+        (PATIENT_CONSENT, None, True),
+        (RECEIVE_QUEUE_SIZE, settings.udp_receive_queue, settings.udp_receive_queue > 0),
+        (RELAY_POLICY, None, settings.ice_transport_policy == "relay"),
+        (CAMERA_CONTEXT, None, True),
+        (CAMERA_PEER, None, True),
+        (CLICKS, None, True),
+    ]
+    applied = frozenset(
+        a.name for a, value, asked in wanted if asked and a.name not in settings.stock and adapt(a, value)
+    )
     ANSWER_SIZE.set_cameras_per_core(settings.cameras_per_core)
+    started = Started(settings, applied, fixed, _event_loop())
     if settings.metrics_file is not None:
         from .metrics import start_writer
 
-        start_writer(settings.metrics_file, settings.metrics_interval)
-    return Started(
-        settings,
-        fixed,
-        floored,
-        bitrate_cap=capped,
-        server_relay=server_relay,
-        cameras_kept=keep_cameras_drawn(),
-        patient_consent=patient_consent(),
-        one_click_each=tell_copied_clicks(),
-        short_queues=short_queues,
-        drained_sockets=drained,
-        peers_reachable=peers_reachable(),
-    )
+        start_writer(settings.metrics_file, settings.metrics_interval, started.record())
+    return started
+
+
+def _event_loop() -> str:
+    """The class of Streamlit's event loop, where aiortc runs; "unknown" outside a Streamlit server."""
+    try:
+        from streamlit_webrtc.eventloop import get_global_event_loop
+
+        loop = get_global_event_loop()
+    except Exception:  # no Streamlit runtime (a test, a script): nothing to tell
+        return "unknown"
+    return f"{type(loop).__module__}.{type(loop).__name__}"
+
+
+def _streamlit_option(name: str) -> object:
+    try:
+        from streamlit import config
+
+        return config.get_option(name)
+    except Exception:  # Streamlit's config unreadable here: the record says so
+        return None

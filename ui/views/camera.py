@@ -29,13 +29,14 @@ def camera() -> None:
     keep_camera_context()  # drawn on every run: never an orphan
     servers = configured_ice_servers()
     rtc = camera_rtc(servers, serving())
+    width, height, fps = serving().settings.capture  # KNN_CAPTURE
     context = webrtc_streamer(
         key="camera",
         mode=WebRtcMode.SENDRECV,
         frontend_rtc_configuration=rtc["frontend_rtc_configuration"],
         server_rtc_configuration=rtc["server_rtc_configuration"],
         media_stream_constraints={
-            "video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 30}},
+            "video": {"width": {"ideal": width}, "height": {"ideal": height}, "frameRate": {"ideal": fps}},
             "audio": False,
         },
         sink_video_track=pipeline.sink,
