@@ -21,7 +21,6 @@ import pytest
 
 from harness.app_server import serve_app
 from harness.browser import Page, launch, skip_without_chromium
-from harness.scenes import COACH_VIEWPORT
 from knn.core.classifier import KNNClassifier
 from knn.core.project import save_project
 from knn.model.backbones import DEFAULT_BACKBONE
@@ -29,6 +28,8 @@ from knn.model.backbones import DEFAULT_BACKBONE
 from .photo_batches import photo_batches
 
 pytestmark = pytest.mark.browser
+TALL = {"width": 1400, "height": 2900}
+"""A window tall enough for the camera and the coach at once."""
 
 OFFER = re.compile(
     r"^(?P<rule>[^:\n]+): (?P<new>\d+)% vs now (?P<now>\d+)% \((?P<current>[^)]+)\) on your (?P<n>\d+) examples"
@@ -74,18 +75,23 @@ def teach(tab: Page, grocery: Path, name: str, folder: Path) -> dict[str, list[l
 
 def try_other_settings(tab: Page, key: str) -> str:
     """Press the coach's button; the text of what it found (the container `key`)."""
-    tab.button("try_rules").click()
+    button = tab.button("try_rules")
+    tab.wait_for(button.is_visible, "the coach's button", 60)
+    button.click()
     found = tab.page.locator(f".st-key-{key}")
     tab.wait_for(lambda: found.count() and found.first.is_visible() and tab.idle(), f"the coach's {key}", 90)
     return found.first.inner_text()
 
 
 def shot(tab: Page, name: str) -> None:
-    if os.environ.get("KNN_UI_SHOTS"):
-        folder = Path(os.environ["KNN_UI_SHOTS"])
-        folder.mkdir(parents=True, exist_ok=True)
-        tab.page.locator(".st-key-coach").scroll_into_view_if_needed()
-        tab.page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    """With KNN_UI_SHOTS: the page, the camera at the top and the coach below it."""
+    if not os.environ.get("KNN_UI_SHOTS"):
+        return
+    folder = Path(os.environ["KNN_UI_SHOTS"])
+    folder.mkdir(parents=True, exist_ok=True)
+    tab.page.locator("h1").first.scroll_into_view_if_needed()  # the camera at the top, the coach below
+    tab.wait_for(tab.camera_live, "the camera streaming", 30)
+    tab.page.screenshot(path=str(folder / f"{name}.png"))
 
 
 def test_the_coach_offers_a_better_rule_only_where_one_is(app, grocery, rock_video, tmp_path):
@@ -94,7 +100,7 @@ def test_the_coach_offers_a_better_rule_only_where_one_is(app, grocery, rock_vid
     with sync_playwright() as p:
         browser = launch(p, rock_video)
         try:
-            tab = Page(browser.new_page(viewport=COACH_VIEWPORT), app.url)
+            tab = Page(browser.new_page(viewport=TALL), app.url)
             tab.start_camera()
             teach(tab, grocery, "yoghurts", tmp_path)
             text = try_other_settings(tab, "rule_offer")
@@ -104,10 +110,11 @@ def test_the_coach_offers_a_better_rule_only_where_one_is(app, grocery, rock_vid
             assert int(offer["n"]) == 64 and "leaving out one batch at a time" in text
             shot(tab, "offer")
             tab.button("switch_rule").click()
-            tab.wait_text(f"Now using {offer['rule']}")
+            rule = offer["rule"][0].lower() + offer["rule"][1:]  # as it reads mid-sentence
+            tab.wait_text(f"Now using {rule}")
             tab.sidebar_section("Settings")
-            rule = tab.page.locator(".st-key-rule_in_use").first
-            tab.wait_for(lambda: rule.inner_text().strip() == f"Vote: {offer['rule']}", "the rule in Settings", 30)
+            rule_in_use = tab.page.locator(".st-key-rule_in_use").first
+            tab.wait_for(lambda: rule_in_use.inner_text().strip() == f"Vote: {rule}", "the rule in Settings", 30)
             assert not tab.page.locator(".st-key-switch_rule").count()  # the offer is gone with the switch
             assert tab.camera_live()
 

@@ -106,9 +106,13 @@ class RuleTrial:
         if top.accuracy <= top.current_accuracy:
             return f"No other setting does better than the current one ({now}) on your examples."
         return (
-            f"{top.rule.describe()} scores {top.accuracy:.0%} against {now} on your examples, a difference "
-            f"that could be chance (p = {top.p_value:.2f}): add more examples, then try again."
+            f"{_sentence(top.rule.describe())} scores {top.accuracy:.0%} against {now} on your examples, a "
+            f"difference that could be chance (p = {top.p_value:.2f}): add more examples, then try again."
         )
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def sign_test(gained: int, lost: int) -> float:

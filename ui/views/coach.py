@@ -113,11 +113,12 @@ def trial_found(asked: TrialAsked) -> None:
         if best is None:
             st.info(md(f"Not enough evidence yet to change settings. {trial.why_not()}"))
         else:
+            rule = best.rule.describe()
             st.success(
                 md(
-                    f"{best.rule.describe()}: {best.accuracy:.0%} vs now {best.current_accuracy:.0%} "
-                    f"({trial.current.describe()}) on your {best.n} examples, leaving out one batch at a time "
-                    f"(right where the other is wrong: {best.gained} vs {best.lost}, p = {best.p_value:.2g})."
+                    f"{rule[:1].upper()}{rule[1:]}: {best.accuracy:.0%} vs now {best.current_accuracy:.0%} "
+                    f"({trial.current.describe()}) on your {best.n} examples, leaving out one batch at a time: "
+                    f"{best.gained} right only with it, {best.lost} only now (p = {best.p_value:.2g})."
                 )
             )
             if current:
