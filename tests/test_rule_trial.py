@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from knn.core.classifier import ClassifierState, KNNClassifier
-from knn.core.evaluation import leave_groups_out
+from knn.core.evaluation import leave_groups_out, top_k
 from knn.core.images import read_square
 from knn.core.rule_trial import ALPHA, CANDIDATES, MIN_EXAMPLES, Rule, shortage, sign_test, try_rules
 
@@ -151,3 +151,11 @@ def test_progress_reaches_one_and_the_weight_only_matters_to_the_blend(tomatoes)
     assert not Rule("blend", 0.3).same_as(Rule("blend", 0.5)) and not Rule("blend").same_as(Rule("blend", centred=True))
     assert Rule("blend", 0.3, True).describe() == "blend 0.3, centred"
     assert Rule("examples").describe() == "nearest examples, not centred"
+
+
+def test_top_k_is_the_stable_sort_s_first_k_ties_included():
+    rng = np.random.default_rng(3)
+    for shape, levels in [((50, 40), None), ((50, 40), 4), ((30, 7), 2), ((5, 3), None)]:
+        values = rng.standard_normal(shape) if levels is None else rng.integers(0, levels, shape).astype(float)
+        for k in (1, 3, shape[1]):
+            assert np.array_equal(top_k(values, k), np.argsort(-values, axis=1, kind="stable")[:, :k])

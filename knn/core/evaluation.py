@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from .centroids import build_space
+from .centroids import group_sums, space_from_sums
 from .neighbors import Neighbors, nearest_others
 from .voting import decide, name_rank, vote
 
@@ -114,6 +114,10 @@ def group_winners(
     owner = np.repeat(np.arange(n), counts)
     own = state.own_embeddings()
     rank = name_rank(list(state.classes))
+    # Each example's mean vector and the classes' sums of them, once: a group's space subtracts its own.
+    sums, _ = group_sums(state.embeddings, owner, n)
+    example_means = sums / np.maximum(counts, 1)[:, None]
+    class_sums, class_counts = group_sums(example_means, truth, n_classes)
     winners = np.full((len(votes), n), -1, np.int64)
     unique = np.unique(keys) if n >= 2 else np.zeros(0, keys.dtype)
     for done, key in enumerate(unique, 1):
@@ -121,24 +125,38 @@ def group_winners(
         kept = np.flatnonzero(~out)
         if len(kept):
             kept_rows = ~out[owner]
-            position = np.full(n, -1, np.int64)
-            position[kept] = np.arange(len(kept))
-            space = build_space(state.embeddings[kept_rows], position[owner[kept_rows]], truth[kept], state.centred)
+            rows = state.embeddings[kept_rows]
+            out_sums, out_counts = group_sums(example_means[out], truth[out], n_classes)
+            space = space_from_sums(class_sums - out_sums, class_counts - out_counts, rows, state.centred)
             placed = space.place(own[out])
-            sims = space.similarities(placed @ state.embeddings[kept_rows].T, placed)
+            sims = space.similarities(placed @ rows.T, placed)
             starts = np.concatenate([[0], np.cumsum(counts[kept])[:-1]]).astype(np.int64)
             per_example = np.maximum.reduceat(sims, starts, axis=1) if (counts[kept] > 1).any() else sims
-            k = min(state.k, len(kept))
-            order = np.argsort(-per_example, axis=1, kind="stable")[:, :k]  # equal ones: the earlier example
+            order = top_k(per_example, min(state.k, len(kept)))
             ex_sims, ex_cls = np.take_along_axis(per_example, order, axis=1), truth[kept][order]
             to_centroids = placed @ space.centroids.T
-            c_order = np.argsort(-to_centroids, axis=1, kind="stable")[:, : min(state.k, len(space.centroids))]
+            c_order = top_k(to_centroids, min(state.k, len(space.centroids)))
             cen_sims, cen_cls = np.take_along_axis(to_centroids, c_order, axis=1), space.centroid_classes[c_order]
             for row, (vote_rule, weight) in enumerate(votes):
                 _, winners[row, out] = decide(vote_rule, ex_sims, ex_cls, cen_sims, cen_cls, n_classes, rank, weight)
         if progress is not None:
             progress(done / len(unique))
     return winners
+
+
+def top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """[M, k] the columns of each row's k largest values, largest first, equal ones the earlier
+    column first: ``np.argsort(-values, kind="stable")[:, :k]`` without sorting whole rows."""
+    width = values.shape[1]
+    if k >= width:
+        return np.argsort(-values, axis=1, kind="stable")[:, :k]
+    part = np.sort(np.argpartition(-values, k - 1, axis=1)[:, :k], axis=1)  # the k largest, by column
+    chosen = np.take_along_axis(values, part, axis=1)
+    order: np.ndarray = np.take_along_axis(part, np.argsort(-chosen, axis=1, kind="stable"), axis=1)
+    tied = (values >= chosen.min(axis=1, keepdims=True)).sum(axis=1) > k  # a tie at the k-th: the columns decide
+    if tied.any():
+        order[tied] = np.argsort(-values[tied], axis=1, kind="stable")[:, :k]
+    return order
 
 
 def _evaluation(state: ClassifierState, winner: np.ndarray) -> Evaluation:

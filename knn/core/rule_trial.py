@@ -29,6 +29,10 @@ MIN_GROUPS = 2
 the class without an example."""
 ALPHA = 0.05
 """The sign test's level: a difference this unlikely by chance is offered."""
+MAX_FOLDS = 20
+"""At most this many passes per centring: with more batches, whole batches are dealt into this
+many folds and one fold is left out at a time (each class's batches into different folds). One
+pass per batch cost 93 s for 1,000 examples added one by one (docs/accuracy.md)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,14 @@ class RuleTrial:
     current: Rule
     trials: tuple[Trial, ...]
     short_of: str | None = None  # not enough examples: what is missing, in plain text
+    batches: int = 0
+    folds: int = 0  # how many parts were left out in turn: `batches`, or MAX_FOLDS with more
+
+    def left_out(self) -> str:
+        """How the examples were classified, in plain text."""
+        if self.folds >= self.batches:
+            return "leaving out one batch at a time"
+        return f"leaving out whole batches, a {self.folds}th of them at a time"
 
     @property
     def best(self) -> Trial | None:
@@ -143,6 +155,19 @@ def shortage(state: ClassifierState, groups: Sequence[int] | np.ndarray) -> str 
     return None
 
 
+def folds(labels: np.ndarray, groups: np.ndarray, most: int = MAX_FOLDS) -> np.ndarray:
+    """[N] a fold per example: its group's own with at most `most` groups, else whole groups dealt
+    in turn into `most` folds, class after class, so that a class's first `most` groups land in
+    different folds (a fold never takes all of a class's examples while it has other groups)."""
+    keys, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    if len(keys) <= most:
+        return np.asarray(inverse, np.int64)
+    order = np.lexsort((first, labels[first]))  # by class, then in the order they were added
+    fold = np.empty(len(keys), np.int64)
+    fold[order] = np.arange(len(keys)) % most
+    return fold[inverse]
+
+
 def try_rules(
     state: ClassifierState,
     groups: Sequence[int] | np.ndarray,
@@ -157,15 +182,18 @@ def try_rules(
         candidates: the rules to try; those that decide as the current rule does are skipped.
         progress: called with the fraction done.
 
-    Cost: one leave-one-group-out pass per centring tried (not per rule), O(groups × R × D) each.
+    Cost: per centring tried (not per rule), one pass per group, at most MAX_FOLDS
+    (`folds`), each O(R × D) plus the left-out examples' products with the others.
     """
     current = Rule(state.vote, state.centroid_weight, state.centred)
     short = shortage(state, groups)
+    n_groups = len(np.unique(np.asarray(groups)))
     if short is not None:
-        return RuleTrial(current, (), short)
+        return RuleTrial(current, (), short, n_groups)
+    truth = np.asarray(state.labels, np.int64)
+    parts = folds(truth, np.asarray(groups))
     others = [r for r in candidates if not r.same_as(current)]
     rules = [current, *others]
-    truth = np.asarray(state.labels, np.int64)
     right: list[np.ndarray | None] = [None] * len(rules)
     passes = sorted({r.centred for r in rules}, key=lambda c: c != current.centred)
     for i, centred in enumerate(passes):
@@ -173,7 +201,7 @@ def try_rules(
         step = None if progress is None else _part(progress, i, len(passes))
         winners = group_winners(
             dataclasses.replace(state, centred=centred),
-            groups,
+            parts,
             [(rules[j].vote, rules[j].centroid_weight) for j in mine],
             step,
         )
@@ -190,7 +218,7 @@ def try_rules(
         trials.append(
             Trial(rule, float(correct.mean()), float(now.mean()), n, gained, lost, p, gained > lost and p < ALPHA)
         )
-    return RuleTrial(current, tuple(trials))
+    return RuleTrial(current, tuple(trials), None, n_groups, int(parts.max()) + 1)
 
 
 def _part(progress: Callable[[float], None], i: int, parts: int) -> Callable[[float], None]:

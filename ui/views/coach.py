@@ -117,7 +117,7 @@ def trial_found(asked: TrialAsked) -> None:
             st.success(
                 md(
                     f"{rule[:1].upper()}{rule[1:]}: {best.accuracy:.0%} vs now {best.current_accuracy:.0%} "
-                    f"({trial.current.describe()}) on your {best.n} examples, leaving out one batch at a time: "
+                    f"({trial.current.describe()}) on your {best.n} examples, {trial.left_out()}: "
                     f"{best.gained} right only with it, {best.lost} only now (p = {best.p_value:.2g})."
                 )
             )
