@@ -11,7 +11,17 @@ import pytest
 from knn.core.classifier import ClassifierState, KNNClassifier
 from knn.core.evaluation import leave_groups_out, top_k
 from knn.core.images import read_square
-from knn.core.rule_trial import ALPHA, CANDIDATES, MIN_EXAMPLES, Rule, shortage, sign_test, try_rules
+from knn.core.rule_trial import (
+    ALPHA,
+    CANDIDATES,
+    MAX_FOLDS,
+    MIN_EXAMPLES,
+    Rule,
+    folds,
+    shortage,
+    sign_test,
+    try_rules,
+)
 
 from .photo_batches import photo_batches
 
@@ -159,3 +169,26 @@ def test_top_k_is_the_stable_sort_s_first_k_ties_included():
         values = rng.standard_normal(shape) if levels is None else rng.integers(0, levels, shape).astype(float)
         for k in (1, 3, shape[1]):
             assert np.array_equal(top_k(values, k), np.argsort(-values, axis=1, kind="stable")[:, :k])
+
+
+def test_many_batches_are_dealt_whole_into_folds_a_class_s_into_different_ones():
+    labels = np.repeat([0, 1, 2], [60, 30, 9])
+    groups = np.concatenate([np.arange(60) // 2, 100 + np.arange(30) // 3, 200 + np.arange(9)])  # 30, 10, 9 batches
+    fold = folds(labels, groups)
+    assert fold.max() + 1 == MAX_FOLDS
+    for g in np.unique(groups):  # a batch stays whole
+        assert len(np.unique(fold[groups == g])) == 1
+    for c in (1, 2):  # at most MAX_FOLDS batches: each in a fold of its own
+        mine = labels == c
+        assert len(np.unique(fold[mine])) == len(np.unique(groups[mine]))
+    few = np.arange(len(labels)) // 10
+    assert np.array_equal(folds(labels, few), few)
+
+
+def test_a_trial_over_many_batches_says_how_it_left_them_out(tomatoes):
+    state, _ = tomatoes
+    each = np.arange(len(state.labels))  # every example its own Add
+    trial = try_rules(state, each)
+    assert (trial.batches, trial.folds) == (len(each), MAX_FOLDS)
+    assert trial.left_out() == f"leaving out whole batches, a {MAX_FOLDS}th of them at a time"
+    assert try_rules(state, np.arange(len(each)) // 6).left_out() == "leaving out one batch at a time"

@@ -97,7 +97,7 @@ def trial_progress() -> None:
         if not page_is_being_drawn():
             st.rerun()
         return
-    st.progress(asked.job.fraction, text="Trying other settings on your examples, leaving out one batch at a time…")
+    st.progress(asked.job.fraction, text="Trying other settings on your examples, leaving out whole batches in turn…")
 
 
 def trial_found(asked: TrialAsked) -> None:
