@@ -562,3 +562,23 @@ def test_the_settings_widgets_default_to_what_the_engine_uses(at):
     assert list(RESOLUTIONS)[at.radio(key="resolution").proto.default] == current.size
     at.run()  # a rerun with no action switches nothing
     assert at.session_state.live.embedder.backbone == current.id
+
+
+def test_the_coach_tries_other_settings_off_the_page_and_says_when_its_answer_is_stale(at):
+    """Too few examples: the trial says what is missing; a later Add makes that answer stale."""
+    for slot, colour in [(0, RED), (1, BLUE)]:
+        for shade in range(3):
+            show_camera(at, photo((colour[0] + 5 * shade, 30, colour[2] + 5 * shade)))
+            at.button(key=f"add_{slot}").click().run()
+    session = at.session_state.live
+    wait_until(lambda: session.analysis.latest(session.classifier)[1], 30, "the coach's analysis")
+    at.run()
+    at.button(key="try_rules").click().run()
+    wait_until(lambda: at.session_state.rule_trial.job.done, 30, "the trial")
+    at.run()
+    said = " ".join(text(at.main.info))
+    assert "Not enough evidence yet to change settings." in said and "has 3 examples from 3 batches" in said, said
+    assert not [b for b in at.button if b.key == "switch_rule"]
+    show_camera(at, photo(RED))
+    at.button(key="add_0").click().run()
+    assert any("changed since: try again" in c for c in text(at.main.caption))
