@@ -433,6 +433,7 @@ class LiveSession:
         self._recording = None
         self._finishing = None
         self._added = None
+        self._hesitation.reset()  # it named the old project's classes
         if embedder is not self._embedder:
             self._embedder, self._latest = embedder, None
             self.pipeline.reset_timings()
