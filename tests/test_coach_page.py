@@ -8,7 +8,7 @@ class (tests.photo_batches):
   and one click switches to it (Settings shows the rule in use);
 - red produce the legacy rule already separates: no offer, "Not enough evidence yet" and why.
 
-Set KNN_UI_SHOTS=folder to keep a screenshot of the offer and of the no-offer. Slow: `browser`.
+Set KNN_UI_SHOTS=folder to keep a screenshot of the offer, the switch and the no-offer. Slow: `browser`.
 """
 
 from __future__ import annotations
@@ -116,6 +116,7 @@ def test_the_coach_offers_a_better_rule_only_where_one_is(app, grocery, rock_vid
             rule_in_use = tab.page.locator(".st-key-rule_in_use").first
             tab.wait_for(lambda: rule_in_use.inner_text().strip() == f"Vote: {rule}", "the rule in Settings", 30)
             assert not tab.page.locator(".st-key-switch_rule").count()  # the offer is gone with the switch
+            shot(tab, "switched")
             assert tab.camera_live()
 
             teach(tab, grocery, "tomatoes", tmp_path)
