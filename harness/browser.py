@@ -296,6 +296,15 @@ class Page:
         except AssertionError as exc:  # say what the cards showed instead
             raise AssertionError(f"{exc}; the cards read {self.class_names()!r}") from None
 
+    def slot(self, label: str) -> int:
+        """The widget slot of the class card named `label` (slots follow the cards made in this
+        session, so a restored project's first card is not slot 0)."""
+        for box in self.page.locator('[class*="st-key-name_"]').all():
+            if box.locator("input").input_value() == label:
+                key = next(c for c in (box.get_attribute("class") or "").split() if c.startswith("st-key-name_"))
+                return int(key.removeprefix("st-key-name_"))
+        raise AssertionError(f"no class card named {label!r}: the cards read {self.class_names()!r}")
+
     def counts(self) -> list[int]:
         """Every class card's example count, in the order of the cards."""
         captions = self.page.locator('[class*="st-key-class_"] [data-testid="stCaptionContainer"]').all()

@@ -438,3 +438,35 @@ def test_a_frame_between_two_classes_for_a_few_seconds_is_reported(embedder):
     assert {best, second} == {"red", "blue"} and seconds == HESITATION_SECONDS
     session.add_latest(best)  # the user answered: ask again only after another wait
     assert session.snapshot().hesitation is None
+
+
+def test_the_rule_trial_leaves_out_upload_batches_and_set_rule_switches(embedder, shared_dir):
+    """Look-alike cartons uploaded in two batches per class: the trial offers another rule (the
+    batches are its groups), one call switches to it, and a rule that is not one is refused."""
+    from tests.photo_batches import photo_batches
+
+    grocery = shared_dir / "data" / "grocery"
+    if not grocery.is_dir():
+        pytest.skip(f"{grocery} is absent")
+    batches = photo_batches(grocery, "yoghurts")
+    session = LiveSession(embedder, classifier=KNNClassifier(k=3, vote="examples", centred=False), classes=batches)
+    for label, uploads in batches.items():
+        for files in uploads:
+            ids, errors = session.add_images(label, [(p.name, p.read_bytes()) for p in files])
+            assert len(ids) == len(files) and not errors
+    assert len(set(session.batches().values())) == 2 * len(batches)
+    trial = session.try_rules()
+    best = trial.best
+    assert trial.current.vote == "examples" and best is not None and best.offer
+    show(session, solid(RED))
+    version = session.classifier.version
+    rule = best.rule
+    session.set_rule(rule.vote, rule.centroid_weight, rule.centred)
+    clf = session.classifier
+    assert (clf.vote, clf.centroid_weight, clf.centred) == (rule.vote, rule.centroid_weight, rule.centred)
+    assert clf.version > version and session.snapshot().prediction.label in batches  # predicted again
+    assert session.try_rules().current == best.rule
+    for bad in [("nearest", 0.3, True), ("blend", 1.5, True), ("blend", 0.3, "yes")]:
+        with pytest.raises(ClassifierError):
+            session.set_rule(*bad)
+        assert (clf.vote, clf.centred) == (best.rule.vote, best.rule.centred)

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import weakref
 from collections.abc import Callable
 from typing import Protocol
 
 import streamlit as st
 
+from knn.core.rule_trial import Rule
+from knn.live.jobs import Job
+
 from .links import forget_project, share_project
 from .markdown import md
 from .messages import Where, begin_action, say, saying_if_saving_stops, user_action
-from .state import CARDS_PER_PAGE, label_in, live, record_seconds, ss
+from .state import CARDS_PER_PAGE, TrialAsked, label_in, live, record_seconds, ss
 from .streamlit_fixes import one_click
 
 
@@ -160,6 +164,31 @@ def on_mirror() -> None:
 @user_action
 def on_augment() -> None:
     live().augment = bool(ss.augment)
+
+
+# ---- the coach's trial of other settings --------------------------------------------------------
+
+
+@one_click
+@user_action
+def on_try_rules() -> None:
+    """Try the other vote rules on the examples, off the page's thread (ui.views.coach shows it)."""
+    session = live()
+    clf = session.classifier
+    version = clf.version  # before the job starts: an edit meanwhile makes its answer stale
+    ss.rule_trial = TrialAsked(Job(session.try_rules), weakref.ref(clf), version)
+
+
+@one_click
+@user_action
+def on_switch_rule(rule: Rule) -> None:
+    try:
+        live().set_rule(rule.vote, rule.centroid_weight, rule.centred)
+    except ValueError as exc:  # ClassifierError: never from the coach's own candidates
+        say("warning", f"Could not switch: {exc}")
+        return
+    ss.pop("rule_trial", None)
+    say("success", f"Now using {rule.describe()}: it did better on your examples. Settings shows the rule in use.")
 
 
 # ---- the project ---------------------------------------------------------------------------------

@@ -3,8 +3,14 @@ class, and the settings the page reads outside the widgets that set them."""
 
 from __future__ import annotations
 
+import weakref
+from typing import NamedTuple
+
 import streamlit as st
 
+from knn.core.classifier import KNNClassifier
+from knn.core.rule_trial import RuleTrial
+from knn.live.jobs import Job
 from knn.live.session import RECORD_SECONDS, LiveSession
 from knn.model.weights import WeightsUnavailable
 
@@ -18,6 +24,18 @@ START_CLASSES = ("Class 1", "Class 2", "Class 3")
 CARDS_PER_PAGE = 10
 
 ss = st.session_state
+
+
+class TrialAsked(NamedTuple):
+    """The coach's trial of other settings the user asked for (`ss.rule_trial`), on which examples."""
+
+    job: Job[RuleTrial]
+    classifier: weakref.ref[KNNClassifier]
+    version: int
+
+    def describes(self, classifier: KNNClassifier) -> bool:
+        """Whether its answer is about the examples and settings as they are now."""
+        return self.classifier() is classifier and self.version == classifier.version
 
 
 def init_session() -> None:

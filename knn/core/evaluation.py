@@ -8,13 +8,13 @@ the second half (`few_shot_split`), because neighboring frames of a recording ar
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from .centroids import build_space
+from .centroids import group_sums, space_from_sums
 from .neighbors import Neighbors, nearest_others
 from .voting import decide, name_rank, vote
 
@@ -30,6 +30,7 @@ __all__ = [
     "few_shot_accuracy",
     "few_shot_split",
     "evaluate_neighbors",
+    "group_winners",
     "leave_groups_out",
     "leave_one_out",
     "tfjs_predict",
@@ -88,36 +89,80 @@ def leave_groups_out(state: ClassifierState, groups: Sequence[int] | np.ndarray 
 
     Cost: one pass over the other examples' vectors per group, O(groups × R × D).
     """
-    classes, truth = list(state.classes), np.asarray(state.labels, np.int64)
-    n, n_classes = len(truth), len(classes)
+    (winner,) = group_winners(state, groups, [(state.vote, state.centroid_weight)])
+    return _evaluation(state, winner)
+
+
+def group_winners(
+    state: ClassifierState,
+    groups: Sequence[int] | np.ndarray | None,
+    votes: Sequence[tuple[str, float]],
+    progress: Callable[[float], None] | None = None,
+) -> np.ndarray:
+    """[len(votes), N]: the class each example gets, its group left out, under each vote rule
+    (`(vote, centroid_weight)`, knn.core.voting) with the state's k and centring; -1 where its
+    group leaves no other example. The similarities are computed once for all the rules.
+
+    `progress(fraction)` is called after each group.
+    """
+    truth = np.asarray(state.labels, np.int64)
+    n, n_classes = len(truth), len(state.classes)
     keys = np.arange(n) if groups is None else np.asarray(groups)
     if keys.shape != (n,):
         raise ValueError(f"groups must give one key per example ({n}), got shape {keys.shape}")
     counts = state.vector_counts()
     owner = np.repeat(np.arange(n), counts)
     own = state.own_embeddings()
-    rank = name_rank(classes)
-    winner = np.full(n, -1, np.int64)
-    for key in np.unique(keys) if n >= 2 else []:
+    rank = name_rank(list(state.classes))
+    # Each example's mean vector and the classes' sums of them, once: a group's space subtracts its own.
+    sums, _ = group_sums(state.embeddings, owner, n)
+    example_means = sums / np.maximum(counts, 1)[:, None]
+    class_sums, class_counts = group_sums(example_means, truth, n_classes)
+    winners = np.full((len(votes), n), -1, np.int64)
+    unique = np.unique(keys) if n >= 2 else np.zeros(0, keys.dtype)
+    for done, key in enumerate(unique, 1):
         out = keys == key
         kept = np.flatnonzero(~out)
-        if not len(kept):
-            continue
-        kept_rows = ~out[owner]
-        position = np.full(n, -1, np.int64)
-        position[kept] = np.arange(len(kept))
-        space = build_space(state.embeddings[kept_rows], position[owner[kept_rows]], truth[kept], state.centred)
-        placed = space.place(own[out])
-        sims = space.similarities(placed @ state.embeddings[kept_rows].T, placed)
-        starts = np.concatenate([[0], np.cumsum(counts[kept])[:-1]]).astype(np.int64)
-        per_example = np.maximum.reduceat(sims, starts, axis=1) if (counts[kept] > 1).any() else sims
-        k = min(state.k, len(kept))
-        order = np.argsort(-per_example, axis=1, kind="stable")[:, :k]  # equal ones: the earlier example
-        ex_sims, ex_cls = np.take_along_axis(per_example, order, axis=1), truth[kept][order]
-        to_centroids = placed @ space.centroids.T
-        c_order = np.argsort(-to_centroids, axis=1, kind="stable")[:, : min(state.k, len(space.centroids))]
-        cen_sims, cen_cls = np.take_along_axis(to_centroids, c_order, axis=1), space.centroid_classes[c_order]
-        _, winner[out] = decide(state.vote, ex_sims, ex_cls, cen_sims, cen_cls, n_classes, rank, state.centroid_weight)
+        if len(kept):
+            kept_rows = ~out[owner]
+            rows = state.embeddings[kept_rows]
+            out_sums, out_counts = group_sums(example_means[out], truth[out], n_classes)
+            space = space_from_sums(class_sums - out_sums, class_counts - out_counts, rows, state.centred)
+            placed = space.place(own[out])
+            sims = space.similarities(placed @ rows.T, placed)
+            starts = np.concatenate([[0], np.cumsum(counts[kept])[:-1]]).astype(np.int64)
+            per_example = np.maximum.reduceat(sims, starts, axis=1) if (counts[kept] > 1).any() else sims
+            order = top_k(per_example, min(state.k, len(kept)))
+            ex_sims, ex_cls = np.take_along_axis(per_example, order, axis=1), truth[kept][order]
+            to_centroids = placed @ space.centroids.T
+            c_order = top_k(to_centroids, min(state.k, len(space.centroids)))
+            cen_sims, cen_cls = np.take_along_axis(to_centroids, c_order, axis=1), space.centroid_classes[c_order]
+            for row, (vote_rule, weight) in enumerate(votes):
+                _, winners[row, out] = decide(vote_rule, ex_sims, ex_cls, cen_sims, cen_cls, n_classes, rank, weight)
+        if progress is not None:
+            progress(done / len(unique))
+    return winners
+
+
+def top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """[M, k] the columns of each row's k largest values, largest first, equal ones the earlier
+    column first: ``np.argsort(-values, kind="stable")[:, :k]`` without sorting whole rows."""
+    width = values.shape[1]
+    if k >= width:
+        return np.argsort(-values, axis=1, kind="stable")[:, :k]
+    part = np.sort(np.argpartition(-values, k - 1, axis=1)[:, :k], axis=1)  # the k largest, by column
+    chosen = np.take_along_axis(values, part, axis=1)
+    order: np.ndarray = np.take_along_axis(part, np.argsort(-chosen, axis=1, kind="stable"), axis=1)
+    tied = (values >= chosen.min(axis=1, keepdims=True)).sum(axis=1) > k  # a tie at the k-th: the columns decide
+    if tied.any():
+        order[tied] = np.argsort(-values[tied], axis=1, kind="stable")[:, :k]
+    return order
+
+
+def _evaluation(state: ClassifierState, winner: np.ndarray) -> Evaluation:
+    """The Evaluation of each example's class `winner` [N] (-1: none chosen, counted as wrong)."""
+    classes, truth = list(state.classes), np.asarray(state.labels, np.int64)
+    n, n_classes = len(truth), len(classes)
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     decided = winner >= 0
     np.add.at(confusion, (truth[decided], winner[decided]), 1)

@@ -34,8 +34,10 @@ import numpy as np
 from ..core.classifier import ClassifierError, KNNClassifier, Prediction
 from ..core.coach import Hesitation
 from ..core.images import ImageError, augmented_views, center_crop_resize, decode_jpeg, encode_jpeg, read_square
+from ..core.inputs import check_flag, check_vote, check_weight
 from ..core.limits import MAX_IMAGE_BYTES
 from ..core.names import normalise_name
+from ..core.rule_trial import RuleTrial, try_rules
 from ..model.child import Progress
 from ..persist import Content, NewExample, ProjectSettings, ProjectStore, StoreError
 from .analysis import Analysis
@@ -363,6 +365,25 @@ class LiveSession:
             change = self._log_settings()
         self._wait(change)
 
+    def set_rule(self, vote: str, centroid_weight: float, centred: bool) -> None:
+        """Use another vote rule (knn.core.voting) and centring; refused (ClassifierError) before
+        anything changes when one of them is not valid. Saved as a settings change."""
+        vote, centroid_weight, centred = check_vote(vote), check_weight(centroid_weight), check_flag(centred)
+        with self._editing() as clf:
+            clf.vote, clf.centroid_weight, clf.centred = vote, centroid_weight, centred
+            change = self._log_settings()
+        self._wait(change)
+
+    def try_rules(self, progress: Callable[[float], None] | None = None) -> RuleTrial:
+        """The current rule against the other candidates on the examples as they are now, leaving
+        out one batch at a time (knn.core.rule_trial). Slow with many examples: call it off the
+        page's thread. Changes nothing."""
+        with self._lock:
+            state = self._classifier.state()
+            ids = state.ids if state.ids is not None else ()  # a live classifier's state always has its ids
+            groups = [self._batches.get(int(i), -1 - int(i)) for i in ids]  # no batch known: its own group
+        return try_rules(state, groups, progress=progress)
+
     @property
     def augment(self) -> bool:
         """Whether new examples are stored with their mirror's and crops' vectors too (12 in all)."""
@@ -412,6 +433,7 @@ class LiveSession:
         self._recording = None
         self._finishing = None
         self._added = None
+        self._hesitation.reset()  # it named the old project's classes
         if embedder is not self._embedder:
             self._embedder, self._latest = embedder, None
             self.pipeline.reset_timings()

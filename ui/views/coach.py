@@ -1,16 +1,20 @@
 """The coach: what to teach next, from the stored examples (knn.core.coach, computed in the
-background by the session's analysis), and one-click fixes for examples that look mislabelled."""
+background by the session's analysis), one-click fixes for examples that look mislabelled, and,
+when asked, a trial of other settings on the user's own examples (knn.core.rule_trial) with a
+one-click switch to a setting that did better."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from knn.core.coach import Coaching, Suspect
+from knn.core.rule_trial import RuleTrial
 from knn.live.session import LiveSession
 
-from ..actions import on_delete_example, on_keep_example, on_move_example
+from ..actions import on_delete_example, on_keep_example, on_move_example, on_switch_rule, on_try_rules
 from ..markdown import md
-from ..state import live, read_only, ss
+from ..state import TrialAsked, live, read_only, ss
+from ..streamlit_fixes import page_is_being_drawn
 
 SUSPECTS_SHOWN = 6
 THUMBNAIL_PX = 96
@@ -61,6 +65,73 @@ def coach_view(coached: Coaching | None) -> None:
         if not ss.coach_current:
             st.caption("Updating for the examples now stored…")
         suspects(coached)
+        other_settings()
+
+
+TRIAL_POLL_SECONDS = 0.5
+
+
+def other_settings() -> None:
+    """The trial of other settings: a button, its progress while it runs, then what it found."""
+    asked: TrialAsked | None = ss.get("rule_trial")
+    with st.container(key="other_settings"):
+        if asked is not None and not asked.job.done:
+            st.fragment(trial_progress, run_every=TRIAL_POLL_SECONDS)()
+            return
+        if asked is not None:
+            trial_found(asked)
+        st.button(
+            "Try other settings",
+            key="try_rules",
+            on_click=on_try_rules,
+            help="Classify each batch of your examples (an upload, a Record, an Add) by all the others, "
+            "with the settings in use and with each other vote rule; a setting is offered only when it "
+            "does better by more than chance. Nothing changes until you switch.",
+        )
+
+
+def trial_progress() -> None:
+    """The trial's progress bar, redrawn on a timer; the whole page once it is done."""
+    asked: TrialAsked | None = ss.get("rule_trial")
+    if asked is None or asked.job.done:
+        if not page_is_being_drawn():
+            st.rerun()
+        return
+    st.progress(asked.job.fraction, text="Trying other settings on your examples, leaving out whole batches in turn…")
+
+
+def trial_found(asked: TrialAsked) -> None:
+    """The best setting with both accuracies and a button to switch, or why nothing is offered."""
+    try:
+        trial: RuleTrial = asked.job.result()
+    except Exception as exc:  # never a traceback on the page
+        st.warning(md(f"Trying other settings failed: {exc}"))
+        return
+    current = asked.describes(live().classifier)
+    best = trial.best
+    with st.container(key="rule_offer" if best else "rule_no_offer"):
+        if best is None:
+            st.info(md(f"Not enough evidence yet to change settings. {trial.why_not()}"))
+        else:
+            rule = best.rule.describe()
+            st.success(
+                md(
+                    f"{rule[:1].upper()}{rule[1:]}: {best.accuracy:.0%} vs now {best.current_accuracy:.0%} "
+                    f"({trial.current.describe()}) on your {best.n} examples, {trial.left_out()}: "
+                    f"{best.gained} right only with it, {best.lost} only now (p = {best.p_value:.2g})."
+                )
+            )
+            if current:
+                st.button(
+                    md(f"Switch to {best.rule.describe()}"),
+                    key="switch_rule",
+                    on_click=on_switch_rule,
+                    args=(best.rule,),
+                    type="primary",
+                    disabled=read_only(),
+                )
+        if not current:
+            st.caption("Your examples or settings changed since: try again for an answer about them as they are.")
 
 
 def suspects(coached: Coaching) -> None:

@@ -47,7 +47,10 @@ def live_panel_body() -> None:
     pred = snap.prediction
     prediction(snap)
     # In class order: the two swap places as the camera wavers, and the page redraws on a change.
-    ss.hesitation = tuple(c for c in snap.classes if c in snap.hesitation[:2]) if snap.hesitation else None
+    # A pair with a class since renamed, deleted or gone with the project is no hint (the session's
+    # answer stands a few seconds: knn.core.coach.HESITATION_HOLD_SECONDS).
+    pair = tuple(c for c in snap.classes if c in snap.hesitation[:2]) if snap.hesitation else ()
+    ss.hesitation = pair if len(pair) == 2 else None
     if snap.recording:
         label, seconds_left, seconds = snap.recording
         st.progress(

@@ -1,15 +1,17 @@
-"""The Settings section (k, the unknown threshold, Record's length, backbone and input, augment,
+"""The Settings section (k, the vote rule in use, the unknown threshold, Record's length, backbone and input, augment,
 mirror) and the backbone switch it asks for, done at the start of the next run."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from knn.core.rule_trial import Rule
 from knn.live.session import RECORD_SECONDS
 from knn.model.backbones import BACKBONES, RESOLUTIONS, get_backbone
 from knn.model.weights import WeightsUnavailable
 
 from ..actions import on_augment, on_backbone_choice, on_k, on_mirror, on_threshold
+from ..markdown import md
 from ..messages import progress_bar, say
 from ..resources import embedder_for
 from ..state import live, read_only, ss
@@ -31,6 +33,13 @@ def settings() -> None:
         disabled=frozen,
         on_change=on_k,
     )
+    clf = session.classifier
+    with st.container(key="rule_in_use"):
+        st.caption(
+            md(f"Vote: {Rule(clf.vote, clf.centroid_weight, clf.centred).describe()}"),
+            help="How the nearest examples and the class centroids decide (README). The coach's "
+            "“Try other settings” tests the others on your examples and offers a switch.",
+        )
     st.slider(
         "Unknown below similarity (0 = never unknown)",
         min_value=0.0,
