@@ -18,6 +18,7 @@ from knn.core.rule_trial import (
     MIN_EXAMPLES,
     Rule,
     folds,
+    holm,
     shortage,
     sign_test,
     try_rules,
@@ -35,6 +36,14 @@ def test_the_sign_test_is_exact_and_two_sided():
     for gained, lost in [(3, 1), (12, 4), (4, 12), (40, 25), (200, 170), (1, 1)]:
         assert sign_test(gained, lost) == pytest.approx(binomtest(gained, gained + lost).pvalue)
         assert sign_test(gained, lost) == sign_test(lost, gained)
+
+
+def test_holm_steps_down_from_the_smallest_p_and_stops_at_the_first_that_is_not_real():
+    # Five candidates: 0.004 < 0.05/5, 0.011 < 0.05/4, 0.02 >= 0.05/3 stops it; 0.001 alone would
+    # pass uncorrected and corrected, 0.03 passes uncorrected only.
+    assert holm([0.02, 0.004, 0.5, 0.011, 0.03]) == [False, True, False, True, False]
+    assert holm([0.03]) == [True] and holm([0.03, 0.03]) == [False, False]
+    assert holm([0.2, 0.001]) == [False, True] and holm([]) == []
 
 
 def _embedded(embedder, grocery, name: str) -> tuple[ClassifierState, np.ndarray]:
@@ -83,7 +92,8 @@ def test_each_accuracy_is_leave_one_batch_out_of_that_rule(yoghurts):
         assert t.current_accuracy == pytest.approx(now) and t.n == len(groups)
         assert t.gained - t.lost == round((t.accuracy - t.current_accuracy) * t.n)
         assert t.p_value == sign_test(t.gained, t.lost)
-        assert t.offer == (t.gained > t.lost and t.p_value < ALPHA)
+    real = holm([t.p_value for t in trial.trials])
+    assert [t.offer for t in trial.trials] == [t.gained > t.lost and r for t, r in zip(trial.trials, real, strict=True)]
 
 
 def test_look_alike_cartons_taught_in_batches_are_offered_a_better_rule(yoghurts):

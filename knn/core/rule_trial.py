@@ -5,8 +5,8 @@ the stored vectors, with no re-embedding: a group is an upload batch or a Record
 Add), whose frames are near-duplicates, so no example is recognised by its own twin. Each
 candidate is paired with the current rule on the same examples and judged by an exact two-sided
 sign test (McNemar's) on the examples exactly one of the two gets right. A candidate is offered
-only when it is more accurate, the test says the difference is real (p < `ALPHA`) and every
-class has `MIN_EXAMPLES` examples from `MIN_GROUPS` groups.
+only when it is more accurate, the test says the difference is real (p < `ALPHA`, Holm-corrected
+for the candidates tried together) and every class has `MIN_EXAMPLES` examples from `MIN_GROUPS` groups.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ MIN_GROUPS = 2
 """Groups (batches) per class before the coach compares rules: with one, leaving it out leaves
 the class without an example."""
 ALPHA = 0.05
-"""The sign test's level: a difference this unlikely by chance is offered."""
+"""The sign tests' level, for all candidates together (`holm`): a difference this unlikely by
+chance is offered."""
 MAX_FOLDS = 20
 """At most this many passes per centring: with more batches, whole batches are dealt into this
 many folds and one fold is left out at a time (each class's batches into different folds). One
@@ -137,6 +138,19 @@ def sign_test(gained: int, lost: int) -> float:
     return min(1.0, 2 * tail / (1 << n))  # exact integers: no overflow for large n
 
 
+def holm(p_values: Sequence[float], alpha: float = ALPHA) -> list[bool]:
+    """Which differences are real, several candidates tested at once (Holm's step-down): the
+    smallest p must be below alpha / m, the next below alpha / (m - 1), and so on, stopping at the
+    first that is not; so trying five rules offers a false one no more often than trying one."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    real = [False] * len(p_values)
+    for rank, i in enumerate(order):
+        if p_values[i] >= alpha / (len(p_values) - rank):
+            break
+        real[i] = True
+    return real
+
+
 def shortage(state: ClassifierState, groups: Sequence[int] | np.ndarray) -> str | None:
     """What is missing before rules can be compared (plain text), or None when there is enough."""
     labels, keys = np.asarray(state.labels, np.int64), np.asarray(groups)
@@ -210,13 +224,17 @@ def try_rules(
     now = right[0]
     assert now is not None  # the current rule's pass comes first
     n = len(truth)
-    trials = []
-    for rule, correct in zip(others, right[1:], strict=True):
+    counts = []
+    for correct in right[1:]:
         assert correct is not None
-        gained, lost = int((correct & ~now).sum()), int((now & ~correct).sum())
-        p = sign_test(gained, lost)
+        counts.append((int((correct & ~now).sum()), int((now & ~correct).sum())))
+    p_values = [sign_test(gained, lost) for gained, lost in counts]
+    real = holm(p_values)
+    trials = []
+    for rule, correct, (gained, lost), p, is_real in zip(others, right[1:], counts, p_values, real, strict=True):
+        assert correct is not None
         trials.append(
-            Trial(rule, float(correct.mean()), float(now.mean()), n, gained, lost, p, gained > lost and p < ALPHA)
+            Trial(rule, float(correct.mean()), float(now.mean()), n, gained, lost, p, gained > lost and is_real)
         )
     return RuleTrial(current, tuple(trials), None, n_groups, int(parts.max()) + 1)
 
