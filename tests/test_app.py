@@ -22,7 +22,7 @@ from knn.core.classifier import KNNClassifier
 from knn.core.images import encode_jpeg
 from knn.core.project import project_bytes
 from knn.model.backbones import get_backbone
-from tests.frames import show, wait_until
+from tests.frames import model_built, show, wait_until
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -42,7 +42,8 @@ def at(camera_calls, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("KNN_ICE_SERVERS", "[]")
-    app = AppTest.from_file(APP, default_timeout=300)  # the first run in a process loads MobileNet
+    model_built()  # the page draws while it loads (tests/test_first_visit.py); these tests teach
+    app = AppTest.from_file(APP, default_timeout=300)
     app.run()
     assert not app.exception, app.exception
     return app
@@ -395,20 +396,28 @@ def test_switching_backbone_or_mode_re_embeds_the_examples(at, models_dir, netwo
     assert at.metric[0].value == "Class 2"
 
 
-def test_missing_weights_are_explained_not_a_traceback(camera_calls, monkeypatch):
+def test_missing_weights_are_explained_not_a_traceback(camera_calls, monkeypatch, tmp_path):
+    """A backbone whose weights this machine cannot get (offline, none in KNN_WEIGHTS_DIR): the page
+    is drawn as ever, camera included, and says why the model cannot answer."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    def unavailable(*args, **kwargs):
-        raise knn.WeightsUnavailable("No weights for this backbone: need the file x.weights.h5.")
-
-    st.cache_resource.clear()  # the embedder is cached per process; load it afresh
-    monkeypatch.setattr(knn, "Embedder", unavailable)
-    app = AppTest.from_file(APP, default_timeout=300)
-    app.run()
-    assert not app.exception
-    assert any("No weights for this backbone" in e for e in text(app.error))
-    assert not camera_calls  # the page stopped before the camera
+    missing = "mobilenet_v2_0.35_224"
+    monkeypatch.setenv("KNN_BACKBONE", missing)
+    monkeypatch.setenv("KNN_CACHE", str(tmp_path))  # an empty cache
+    st.cache_resource.clear()  # the settings are read once per process: read them again
+    try:
+        app = AppTest.from_file(APP, default_timeout=300)
+        app.run()
+        assert camera_calls  # the page did not wait for the model
+        job = app.session_state.live.embedder  # the process's model job (knn.serving.model_job)
+        assert job.backbone == missing
+        assert job.wait(120) and not job.ready
+        app.run()
+        assert not app.exception
+        assert any("No weights for this backbone" in e for e in text(app.error))
+    finally:
+        st.cache_resource.clear()  # the next tests read their own settings
 
 
 def test_export_the_taught_model_as_a_download(at):

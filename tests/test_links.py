@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from knn.live.session import LiveSession
+from tests.frames import model_built
 from tests.test_app import APP, BLUE, RED, counts, photo, show_camera, text
 
 
@@ -20,6 +21,7 @@ def new_visit(camera_calls, monkeypatch):
     monkeypatch.setenv("KNN_ICE_SERVERS", "[]")
 
     def visit(**query: str):
+        model_built()  # the page draws while it loads (tests/test_first_visit.py); these tests teach
         at = AppTest.from_file(APP, default_timeout=300)
         at.query_params.update(query)
         at.run()

@@ -37,7 +37,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from .answer_size import AnswerSize
-from .overlay import FAILED_COLOUR, SWITCHING, Caption, model_input, overlay
+from .overlay import FAILED_COLOUR, LOADING, SWITCHING, Caption, model_input, overlay
 from .stats import AnsweredFrame, CaptureClock, Stats, StatsSummary
 from .steady import ModelAnswer, SteadyGate, thumbnail
 from .worker import MODEL_WORKER, ModelWorker
@@ -67,7 +67,8 @@ ANSWER_SIZE = AnswerSize(streaming_cameras)
 
 class EmbedderLike(Protocol):
     """What the live path needs of an embedder (knn.model.embedder.Embedder). Read-only members:
-    the Embedder's are properties, and the live path never sets them."""
+    the Embedder's are properties, and the live path never sets them. One still being built
+    (knn.serving.model_job) also has `loading`, True until it answers: see `model_loading`."""
 
     @property
     def backbone(self) -> str: ...
@@ -81,6 +82,11 @@ class EmbedderLike(Protocol):
     def embed(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray: ...
 
     def embed_one(self, image: np.ndarray) -> np.ndarray: ...
+
+
+def model_loading(embedder: EmbedderLike) -> bool:
+    """Whether `embedder` is still being built; one without `loading` never is."""
+    return bool(getattr(embedder, "loading", False))
 
 
 class FrameConsumer(Protocol):
@@ -214,10 +220,13 @@ class FramePipeline:
         self, consumer: FrameConsumer, frame: av.VideoFrame, arrived: float, thumb: np.ndarray | None, generation: int
     ) -> tuple[Caption, str | None, bool] | None:
         """(caption, class, True): the model's answer for the frame, learnt as the session's; None
-        if the backbone changed meanwhile; while it is being switched, (its caption, None, False)."""
+        if the backbone changed meanwhile; while it is being switched or still loads, (its caption,
+        None, False)."""
         embedder = consumer.frame_embedder()
         if embedder is None:  # the stored examples are being re-embedded for another backbone
             return SWITCHING, None, False
+        if model_loading(embedder):  # the process's model is still being built: say so on the video
+            return LOADING, None, False
         crop = model_input(frame, embedder.input_size)
         t0 = time.perf_counter()
         embedding = embedder.embed_one(crop)
