@@ -205,6 +205,14 @@ class Page:
         self._component().get_by_role("button", name="STOP").click()
         self._component().get_by_role("button", name="START").wait_for(timeout=20_000)
 
+    def model_loading(self) -> bool:
+        """The page shows the model's progress bar: the server's model is still being built."""
+        return self.page.locator(".st-key-model_progress").count() > 0
+
+    def received_fps(self) -> float:
+        """The live panel's camera frames per second received by the server (answered or not)."""
+        return float(self.stat("frames/s received").split("·")[0])
+
     def camera_live(self) -> bool:
         """Frames are being answered now: the rate on the live panel is above zero."""
         return self.prediction() != "—" and self.answered_fps() > 0
