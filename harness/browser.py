@@ -134,6 +134,14 @@ class Page:
         page.goto(url, timeout=120_000)
         page.wait_for_selector(".st-key-live_prediction", timeout=120_000)
 
+    @classmethod
+    def opened(cls, page) -> Page:
+        """A tab already on the app, e.g. one a benchmark opened to time it: no navigation, no wait
+        (and no count of its runs)."""
+        tab = cls.__new__(cls)
+        tab.page = page
+        return tab
+
     def reload(self, url: str | None = None) -> None:
         """Reload the tab (or open `url` in it), as a user does; wait until the page is drawn."""
         if url is None:
