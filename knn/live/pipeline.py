@@ -51,6 +51,10 @@ MAX_FRAME_AGE = 3.0
 """Seconds after its last frame that a camera still counts as streaming; Add refuses an older
 frame (the camera has stopped, and the user would not expect it)."""
 
+LOADING_FPS = 5.0
+"""While the process's model is being built, the captioned video goes back at most this often:
+its encode would take the cores the model's conversion needs (docs/performance.md)."""
+
 _PIPELINES: weakref.WeakSet[FramePipeline] = weakref.WeakSet()
 
 
@@ -149,6 +153,7 @@ class FramePipeline:
         self._last_processed = -float("inf")  # time.monotonic() of the last frame through the model
         self._newest_out = -float("inf")  # arrival of the newest frame published: the video never steps back
         self._waiting_answers: float | None = None  # arrival of the frame waiting in the worker to be answered
+        self._loading_sent = -float("inf")  # arrival of the last frame sent back captioned "model loading…"
         self._failing = False
         self.mirror = False
         self.sink = CameraSink(self)
@@ -208,6 +213,8 @@ class FramePipeline:
             if result is None or not publish:
                 return
             caption, label, answered = result
+            if caption is LOADING and not self._loading_due(arrived):
+                return
             out = overlay(frame, *caption, self.mirror, half=self._answer_size.halved())
             done = _Result(frame.time, True, label, frame.time) if answered else _Result(None, None, None, None)
         except Exception as exc:
@@ -241,6 +248,14 @@ class FramePipeline:
             self._stats.record_processed(embed_seconds, knn_seconds, arrived)
             self._gate.learn(ModelAnswer(thumb, caption, label, arrived, frame.time), generation)
         return caption, label, True
+
+    def _loading_due(self, arrived: float) -> bool:
+        """Whether a frame captioned "model loading…" goes back now (at most LOADING_FPS a second)."""
+        with self._lock:
+            if arrived - self._loading_sent < 1 / LOADING_FPS:
+                return False
+            self._loading_sent = arrived
+            return True
 
     def _answer_again(self, frame: av.VideoFrame, answer: ModelAnswer, arrived: float) -> None:
         """Answer a still frame with the answer the model gave a frame just like it. The caption is
