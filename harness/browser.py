@@ -171,8 +171,11 @@ class Page:
         return self.page.frame_locator(CAMERA_IFRAME).first
 
     def start_camera(self) -> None:
-        """Press START; once more if no frame arrives (a click during a rerun can get lost)."""
+        """Press START; once more if no frame arrives (a click during a rerun can get lost). On a
+        server still building its model (an empty cache), first wait for it: the page is there
+        before the model, and frames are answered only after."""
         self.page.bring_to_front()
+        self.wait_for(lambda: not self.model_loading(), "the server's model", 300)
         component = self._component()
         for attempt in range(2):
             component.get_by_role("button", name="START").click()
