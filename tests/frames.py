@@ -115,14 +115,3 @@ class Camera:
                 return stamped(frame, round((time.monotonic() - self.origin) * 90_000))
 
         self.track = Track()
-
-
-def model_built(seconds: float = 300) -> None:
-    """Wait for the process's model (knn.serving.model_job) that the page's sessions use: the page
-    draws before it is ready, and the AppTests that teach start once it is."""
-    from knn.serving.model_job import model_job
-    from knn.serving.settings import Settings
-
-    settings = Settings.from_env()
-    job = model_job(settings.backbone, settings.threads)
-    assert job.wait(seconds) and job.ready, job.status()

@@ -22,9 +22,20 @@ from knn.core.classifier import KNNClassifier
 from knn.core.images import encode_jpeg
 from knn.core.project import project_bytes
 from knn.model.backbones import get_backbone
-from tests.frames import model_built, show, wait_until
+from tests.frames import show, wait_until
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def model_built(seconds: float = 300) -> None:
+    """Wait for the process's model (knn.serving.model_job) that the page's sessions use: the page
+    draws before it is ready, and the AppTests that teach start once it is."""
+    from knn.serving.model_job import model_job
+    from knn.serving.settings import Settings
+
+    settings = Settings.from_env()
+    job = model_job(settings.backbone, settings.threads)
+    assert job.wait(seconds) and job.ready, job.status()
 
 
 @pytest.fixture()

@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 
 from knn.live.session import LiveSession
-from tests.frames import model_built
-from tests.test_app import APP, BLUE, RED, counts, photo, show_camera, text
+from tests.test_app import APP, BLUE, RED, counts, model_built, photo, show_camera, text
 
 
 @pytest.fixture()
