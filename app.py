@@ -3,8 +3,8 @@
 The layout only: which view goes where, in what order. Each browser session gets its own
 `LiveSession` (ui.state) whose camera frames go to `session.pipeline` (knn.live.pipeline), which
 never calls st.*. The views (ui.views) draw the session; their widgets call ui.actions; a fragment
-redraws the live panel on a timer without rerunning the page. The embedder is loaded once per
-process and shared by every session (ui.resources).
+redraws the live panel on a timer without rerunning the page. The model is built once per process
+in the background and shared by every session (ui.resources): the page draws before it is ready.
 
 No bare strings at module level: Streamlit's magic would render them on the page.
 """
@@ -26,6 +26,7 @@ from ui.views.evaluation import evaluation_view
 from ui.views.examples import examples_view
 from ui.views.header import backbone_caption, header
 from ui.views.live_panel import hesitation_hint, live_panel
+from ui.views.model_progress import model_progress
 from ui.views.saving import saving_status
 from ui.views.settings import switch_backbone_if_asked
 from ui.views.sidebar import sidebar
@@ -47,7 +48,8 @@ with cam_col:
     camera()
     quick = st.container(key="quick")
     notices = st.container(key="notices")
-with notices:  # opening the URL's project, the uploads and the backbone switch show their progress here
+with notices:  # the model's, the URL's project's, the uploads' and the backbone switch's progress show here
+    model_progress()
     open_link_if_asked()
     restore_if_asked()
     take_images()

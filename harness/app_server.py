@@ -37,6 +37,8 @@ class AppServer(ChildProcess):
             temporary folder, gone with it. Give the same folder to a server started again to
             find its projects there (and `port`, for the very same links).
         port: the port to serve on (a free one by default).
+        root: the checkout whose app.py runs (this one by default), e.g. an older commit's worktree
+            that a benchmark compares against.
     """
 
     STOP_SECONDS = 15.0
@@ -52,8 +54,10 @@ class AppServer(ChildProcess):
         nice: int = 0,
         data_dir: Path | None = None,
         port: int | None = None,
+        root: Path | None = None,
     ) -> None:
         self._nice = nice
+        self.root = root or ROOT
         self._tmp = tempfile.TemporaryDirectory(prefix="knn-app-")
         tmp = Path(self._tmp.name)
         self.log_path = log or tmp / "streamlit.log"
@@ -82,7 +86,7 @@ class AppServer(ChildProcess):
         for key, value in self._options.items():
             args += [f"--{key}", str(value)]
         self._log = self.log_path.open("a+")  # a restart's log follows the first run's
-        self.process = subprocess.Popen(args, cwd=ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(args, cwd=self.root, env=self._env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self._start_timeout
         while True:
             try:

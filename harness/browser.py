@@ -134,6 +134,14 @@ class Page:
         page.goto(url, timeout=120_000)
         page.wait_for_selector(".st-key-live_prediction", timeout=120_000)
 
+    @classmethod
+    def opened(cls, page) -> Page:
+        """A tab already on the app, e.g. one a benchmark opened to time it: no navigation, no wait
+        (and no count of its runs)."""
+        tab = cls.__new__(cls)
+        tab.page = page
+        return tab
+
     def reload(self, url: str | None = None) -> None:
         """Reload the tab (or open `url` in it), as a user does; wait until the page is drawn."""
         if url is None:
@@ -163,8 +171,11 @@ class Page:
         return self.page.frame_locator(CAMERA_IFRAME).first
 
     def start_camera(self) -> None:
-        """Press START; once more if no frame arrives (a click during a rerun can get lost)."""
+        """Press START; once more if no frame arrives (a click during a rerun can get lost). On a
+        server still building its model (an empty cache), first wait for it: the page is there
+        before the model, and frames are answered only after."""
         self.page.bring_to_front()
+        self.wait_for(lambda: not self.model_loading(), "the server's model", 300)
         component = self._component()
         for attempt in range(2):
             component.get_by_role("button", name="START").click()
@@ -204,6 +215,14 @@ class Page:
     def stop_camera(self) -> None:
         self._component().get_by_role("button", name="STOP").click()
         self._component().get_by_role("button", name="START").wait_for(timeout=20_000)
+
+    def model_loading(self) -> bool:
+        """The page shows the model's progress bar: the server's model is still being built."""
+        return self.page.locator(".st-key-model_progress").count() > 0
+
+    def received_fps(self) -> float:
+        """The live panel's camera frames per second received by the server (answered or not)."""
+        return float(self.stat("frames/s received").split("·")[0])
 
     def camera_live(self) -> bool:
         """Frames are being answered now: the rate on the live panel is above zero."""

@@ -27,6 +27,17 @@ from tests.frames import show, wait_until
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
+def model_built(seconds: float = 300) -> None:
+    """Wait for the process's model (knn.serving.model_job) that the page's sessions use: the page
+    draws before it is ready, and the AppTests that teach start once it is."""
+    from knn.serving.model_job import model_job
+    from knn.serving.settings import Settings
+
+    settings = Settings.from_env()
+    job = model_job(settings.backbone, settings.threads)
+    assert job.wait(seconds) and job.ready, job.status()
+
+
 @pytest.fixture()
 def camera_calls(monkeypatch):
     """Replace streamlit_webrtc.webrtc_streamer; returns the keyword arguments of each call."""
@@ -42,7 +53,8 @@ def at(camera_calls, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("KNN_ICE_SERVERS", "[]")
-    app = AppTest.from_file(APP, default_timeout=300)  # the first run in a process loads MobileNet
+    model_built()  # the page draws while it loads (tests/test_first_visit.py); these tests teach
+    app = AppTest.from_file(APP, default_timeout=300)
     app.run()
     assert not app.exception, app.exception
     return app
@@ -395,20 +407,28 @@ def test_switching_backbone_or_mode_re_embeds_the_examples(at, models_dir, netwo
     assert at.metric[0].value == "Class 2"
 
 
-def test_missing_weights_are_explained_not_a_traceback(camera_calls, monkeypatch):
+def test_missing_weights_are_explained_not_a_traceback(camera_calls, monkeypatch, tmp_path):
+    """A backbone whose weights this machine cannot get (offline, none in KNN_WEIGHTS_DIR): the page
+    is drawn as ever, camera included, and says why the model cannot answer."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    def unavailable(*args, **kwargs):
-        raise knn.WeightsUnavailable("No weights for this backbone: need the file x.weights.h5.")
-
-    st.cache_resource.clear()  # the embedder is cached per process; load it afresh
-    monkeypatch.setattr(knn, "Embedder", unavailable)
-    app = AppTest.from_file(APP, default_timeout=300)
-    app.run()
-    assert not app.exception
-    assert any("No weights for this backbone" in e for e in text(app.error))
-    assert not camera_calls  # the page stopped before the camera
+    missing = "mobilenet_v2_0.35_224"
+    monkeypatch.setenv("KNN_BACKBONE", missing)
+    monkeypatch.setenv("KNN_CACHE", str(tmp_path))  # an empty cache
+    st.cache_resource.clear()  # the settings are read once per process: read them again
+    try:
+        app = AppTest.from_file(APP, default_timeout=300)
+        app.run()
+        assert camera_calls  # the page did not wait for the model
+        job = app.session_state.live.embedder  # the process's model job (knn.serving.model_job)
+        assert job.backbone == missing
+        assert job.wait(120) and not job.ready
+        app.run()
+        assert not app.exception
+        assert any("No weights for this backbone" in e for e in text(app.error))
+    finally:
+        st.cache_resource.clear()  # the next tests read their own settings
 
 
 def test_export_the_taught_model_as_a_download(at):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from knn.live.session import LiveSession
-from tests.test_app import APP, BLUE, RED, counts, photo, show_camera, text
+from tests.test_app import APP, BLUE, RED, counts, model_built, photo, show_camera, text
 
 
 @pytest.fixture()
@@ -20,6 +20,7 @@ def new_visit(camera_calls, monkeypatch):
     monkeypatch.setenv("KNN_ICE_SERVERS", "[]")
 
     def visit(**query: str):
+        model_built()  # the page draws while it loads (tests/test_first_visit.py); these tests teach
         at = AppTest.from_file(APP, default_timeout=300)
         at.query_params.update(query)
         at.run()

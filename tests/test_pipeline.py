@@ -12,8 +12,9 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 
 from knn.live.pipeline import ResultTrack
-from knn.live.session import LiveSession
+from knn.live.session import LiveError, LiveSession
 from knn.live.worker import ModelWorker
+from knn.serving.model_job import ModelJob
 from tests.frames import BLUE, RED, Camera, SlowEmbedder, show, solid, wait_until
 
 
@@ -99,6 +100,19 @@ def test_frames_during_a_backbone_switch_pass_captioned_and_unclassified(embedde
     finally:
         switch.join()
     assert session.embedder is slower
+
+
+def test_frames_while_the_model_loads_pass_captioned_and_add_says_why(embedder):
+    job = ModelJob(embedder.backbone)  # the process's model before it is built (never started here)
+    session = LiveSession(job, classes=["red"], worker=ModelWorker("test-loading"))
+    out = show(session, solid(RED, 320, 240))
+    assert out.height == 240  # sent back captioned "model loading…", unclassified
+    snap = session.snapshot()
+    assert snap.prediction is None and (snap.stats.frames_received, snap.stats.frames_processed) == (1, 0)
+    with pytest.raises(LiveError, match="The model is still loading"):
+        session.add_latest("red")
+    with pytest.raises(LiveError, match="The model is still loading"):
+        session.start_recording("red")
 
 
 def test_a_result_drawn_when_taken_is_drawn_only_if_taken():

@@ -1,5 +1,6 @@
 """What a server process sets up once and every browser session shares: the serving settings, the
-embedders (one per backbone; they are thread-safe) and the project store."""
+model (built in the background; knn.serving.model_job), other backbones' embedders (one per
+backbone; they are thread-safe) and the project store."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from dataclasses import dataclass
 import streamlit as st
 
 import knn
-from knn.model.choice import BackboneChoice, choose_backbone
+from knn.live.pipeline import EmbedderLike
 from knn.model.embedder import Embedder
 from knn.persist import ProjectStore, StoreError
+from knn.serving.model_job import ModelJob, model_job
 from knn.serving.projects import project_store
 from knn.serving.settings import Settings
 from knn.serving.startup import Started, start
@@ -22,6 +24,13 @@ def serving() -> Started:
     return start(Settings.from_env())
 
 
+def model() -> ModelJob:
+    """The process's model (knn.serving.model_job): built once in the background, from the first
+    page run on; sessions use it at once and it answers once it is ready."""
+    settings = serving().settings
+    return model_job(settings.backbone, settings.threads)
+
+
 @st.cache_resource(show_spinner=False)
 def load_embedder(backbone: str) -> Embedder:
     """One embedder per backbone per process, shared by all sessions (it is thread-safe)."""
@@ -29,20 +38,27 @@ def load_embedder(backbone: str) -> Embedder:
     return embedder
 
 
-@st.cache_resource(show_spinner=False)
-def default_backbone() -> BackboneChoice:
-    """Once per process: the backbone sessions start with, and why: the operator's KNN_BACKBONE,
-    else the best one this machine can get (knn.model.choice)."""
-    configured = serving().settings.backbone
-    if configured:
-        return BackboneChoice(configured, "set by the server's KNN_BACKBONE")
-    return choose_backbone()
-
-
-def embedder_for(backbone: str) -> Embedder:
-    """The embedder of `backbone`, with a spinner while it loads (raises knn.WeightsUnavailable)."""
+def embedder_for(backbone: str) -> EmbedderLike:
+    """The embedder of `backbone`: the process's model when it is that backbone (waited for by
+    whoever embeds), else one loaded now behind a spinner (raises knn.WeightsUnavailable)."""
+    job = model()
+    if backbone == job.backbone:
+        return job
     with st.spinner(f"Loading {backbone}… (the first time, weights are converted: up to a minute)"):
         return load_embedder(backbone)
+
+
+def wait_for_model(why: str) -> Embedder:
+    """Wait for the process's model with its progress bar where the page is drawing, e.g. before
+    embedding uploads; raises the model's error if it could not be built."""
+    job = model()
+    if not job.ready:
+        bar = st.progress(0.0)
+        while not job.wait(0.25):
+            status = job.status()
+            bar.progress(status.fraction, text=f"{why} waits for the model: {status.text}")
+        bar.empty()
+    return job.embedder
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,8 @@ from knn.core.classifier import KNNClassifier
 from knn.core.rule_trial import RuleTrial
 from knn.live.jobs import Job
 from knn.live.session import RECORD_SECONDS, LiveSession
-from knn.model.weights import WeightsUnavailable
 
-from .markdown import md
-from .resources import default_backbone, embedder_for, serving, storage
+from .resources import model, serving, storage
 
 START_CLASSES = ("Class 1", "Class 2", "Class 3")
 # A page run draws at most this many class cards (and ui.views.examples as many thumbnails),
@@ -39,17 +37,11 @@ class TrialAsked(NamedTuple):
 
 
 def init_session() -> None:
-    """A new browser session: a LiveSession with the default backbone and three empty classes.
-    Weights this server cannot load stop the page with the reason, before the camera."""
+    """A new browser session: a LiveSession with the process's model (which may still be loading:
+    the page draws meanwhile, ui.views.model_progress) and three empty classes."""
     if "live" in ss:
         return
-    try:
-        with st.spinner("Choosing the backbone… (the first time, weights are converted: up to a minute)"):
-            embedder = embedder_for(default_backbone().backbone)
-    except WeightsUnavailable as exc:
-        st.error(md(exc))
-        st.stop()
-    ss.live = LiveSession(embedder, classes=START_CLASSES, steady=serving().settings.steady, store=storage().store)
+    ss.live = LiveSession(model(), classes=START_CLASSES, steady=serving().settings.steady, store=storage().store)
     ss.slots, ss.next_slot, ss.messages, ss.message_seq = {}, 0, [], 0
 
 

@@ -8,13 +8,14 @@ from collections.abc import Callable
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from knn.core.project import load_project, read_project_meta
-from knn.live.pipeline import EmbedderLike
+from knn.live.pipeline import EmbedderLike, model_loading
 from knn.model.backbones import get_backbone
+from knn.model.child import BuildError
 from knn.model.weights import WeightsUnavailable
 
 from .markdown import md
 from .messages import begin_action, progress_bar, say, saying_if_saving_stops
-from .resources import embedder_for
+from .resources import embedder_for, wait_for_model
 from .state import live, ss
 from .streamlit_fixes import (
     empty_project_upload,
@@ -40,10 +41,14 @@ def take_images() -> None:
             session = live()
             batch = [(f.name, f.getvalue()) for f in files]
             try:
+                if model_loading(session.embedder):  # embedded once the model is there, never dropped
+                    wait_for_model(f"Adding {len(batch)} image{'s' * (len(batch) != 1)} to “{label}”")
                 with saying_if_saving_stops(slot):
                     ids, errors = session.add_images(label, batch)
             except ValueError as exc:  # the class went away meanwhile
                 ids, errors = [], [str(exc)]
+            except (WeightsUnavailable, BuildError) as exc:  # the model could not be built: nothing can embed
+                ids, errors = [], [f"the model could not be loaded, so no image can be added ({exc})"]
             taken.add(key)
             if ids:
                 say("success", f"Added {len(ids)} image{'s' * (len(ids) != 1)} to “{label}”.", slot)

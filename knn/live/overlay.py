@@ -22,6 +22,7 @@ Caption = tuple[str, "float | None", Colour]
 
 STARTING: Caption = ("starting…", None, (255, 200, 0))
 SWITCHING: Caption = ("switching backbone…", None, (255, 200, 0))
+LOADING: Caption = ("model loading…", None, (255, 200, 0))
 FAILED_COLOUR: Colour = (255, 80, 80)
 
 

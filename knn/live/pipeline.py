@@ -37,7 +37,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from .answer_size import AnswerSize
-from .overlay import FAILED_COLOUR, SWITCHING, Caption, model_input, overlay
+from .overlay import FAILED_COLOUR, LOADING, SWITCHING, Caption, model_input, overlay
 from .stats import AnsweredFrame, CaptureClock, Stats, StatsSummary
 from .steady import ModelAnswer, SteadyGate, thumbnail
 from .worker import MODEL_WORKER, ModelWorker
@@ -50,6 +50,10 @@ VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
 MAX_FRAME_AGE = 3.0
 """Seconds after its last frame that a camera still counts as streaming; Add refuses an older
 frame (the camera has stopped, and the user would not expect it)."""
+
+LOADING_FPS = 5.0
+"""While the process's model is being built, the captioned video goes back at most this often:
+its encode would take the cores the model's conversion needs (docs/performance.md)."""
 
 _PIPELINES: weakref.WeakSet[FramePipeline] = weakref.WeakSet()
 
@@ -67,7 +71,8 @@ ANSWER_SIZE = AnswerSize(streaming_cameras)
 
 class EmbedderLike(Protocol):
     """What the live path needs of an embedder (knn.model.embedder.Embedder). Read-only members:
-    the Embedder's are properties, and the live path never sets them."""
+    the Embedder's are properties, and the live path never sets them. One still being built
+    (knn.serving.model_job) also has `loading`, True until it answers: see `model_loading`."""
 
     @property
     def backbone(self) -> str: ...
@@ -81,6 +86,11 @@ class EmbedderLike(Protocol):
     def embed(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray: ...
 
     def embed_one(self, image: np.ndarray) -> np.ndarray: ...
+
+
+def model_loading(embedder: EmbedderLike) -> bool:
+    """Whether `embedder` is still being built; one without `loading` never is."""
+    return bool(getattr(embedder, "loading", False))
 
 
 class FrameConsumer(Protocol):
@@ -143,6 +153,7 @@ class FramePipeline:
         self._last_processed = -float("inf")  # time.monotonic() of the last frame through the model
         self._newest_out = -float("inf")  # arrival of the newest frame published: the video never steps back
         self._waiting_answers: float | None = None  # arrival of the frame waiting in the worker to be answered
+        self._loading_sent = -float("inf")  # arrival of the last frame sent back captioned "model loading…"
         self._failing = False
         self.mirror = False
         self.sink = CameraSink(self)
@@ -202,6 +213,8 @@ class FramePipeline:
             if result is None or not publish:
                 return
             caption, label, answered = result
+            if caption is LOADING and not self._loading_due(arrived):
+                return
             out = overlay(frame, *caption, self.mirror, half=self._answer_size.halved())
             done = _Result(frame.time, True, label, frame.time) if answered else _Result(None, None, None, None)
         except Exception as exc:
@@ -214,10 +227,13 @@ class FramePipeline:
         self, consumer: FrameConsumer, frame: av.VideoFrame, arrived: float, thumb: np.ndarray | None, generation: int
     ) -> tuple[Caption, str | None, bool] | None:
         """(caption, class, True): the model's answer for the frame, learnt as the session's; None
-        if the backbone changed meanwhile; while it is being switched, (its caption, None, False)."""
+        if the backbone changed meanwhile; while it is being switched or still loads, (its caption,
+        None, False)."""
         embedder = consumer.frame_embedder()
         if embedder is None:  # the stored examples are being re-embedded for another backbone
             return SWITCHING, None, False
+        if model_loading(embedder):  # the process's model is still being built: say so on the video
+            return LOADING, None, False
         crop = model_input(frame, embedder.input_size)
         t0 = time.perf_counter()
         embedding = embedder.embed_one(crop)
@@ -232,6 +248,14 @@ class FramePipeline:
             self._stats.record_processed(embed_seconds, knn_seconds, arrived)
             self._gate.learn(ModelAnswer(thumb, caption, label, arrived, frame.time), generation)
         return caption, label, True
+
+    def _loading_due(self, arrived: float) -> bool:
+        """Whether a frame captioned "model loading…" goes back now (at most LOADING_FPS a second)."""
+        with self._lock:
+            if arrived - self._loading_sent < 1 / LOADING_FPS:
+                return False
+            self._loading_sent = arrived
+            return True
 
     def _answer_again(self, frame: av.VideoFrame, answer: ModelAnswer, arrived: float) -> None:
         """Answer a still frame with the answer the model gave a frame just like it. The caption is

@@ -42,7 +42,7 @@ from ..model.child import Progress
 from ..persist import Content, NewExample, ProjectSettings, ProjectStore, StoreError
 from .analysis import Analysis
 from .overlay import Caption, caption
-from .pipeline import MAX_FRAME_AGE, EmbedderLike, FramePipeline
+from .pipeline import MAX_FRAME_AGE, EmbedderLike, FramePipeline, model_loading
 from .recording import Recording
 from .saving import OFF, Change, Saver, SaveState
 from .stats import StatsSummary
@@ -759,6 +759,11 @@ class LiveSession:
 
     def _fresh_latest(self, action: str) -> _Latest:
         latest = self._latest
+        if latest is None and model_loading(self._embedder):
+            raise LiveError(
+                f"The model is still loading (the bar under the camera shows how far): {action} works once "
+                "the camera's video shows a prediction."
+            )
         if latest is None:
             raise LiveError(f"No camera frame yet: press START on the camera (and allow camera access), then {action}.")
         if self._clock() - latest.time > MAX_FRAME_AGE:

@@ -9,9 +9,10 @@ import streamlit as st
 
 from knn.model.backbones import get_backbone
 from knn.model.embedder import Embedder
+from knn.serving.model_job import ModelJob
 
 from ..markdown import md
-from ..resources import default_backbone, serving
+from ..resources import model, serving
 from ..state import live, ss
 
 
@@ -29,10 +30,15 @@ def header() -> None:
 
 def backbone_caption() -> None:
     """The backbone in use, in the header's slot, with why it was chosen and where its weights are."""
-    embedder = cast(Embedder, live().embedder)  # the page's sessions use ui.resources' embedders
+    embedder = cast(ModelJob | Embedder, live().embedder)  # the page's sessions use ui.resources' embedders
     spec = get_backbone(embedder.backbone)
-    choice = default_backbone()
-    why = choice.reason if embedder.backbone == choice.backbone else "chosen in Settings or by the project"
+    job = model()
+    if embedder is job and job.loading:
+        why = "being loaded"
+    elif embedder.backbone == job.backbone and job.choice_reason:
+        why = job.choice_reason
+    else:
+        why = "chosen in Settings or by the project"
     ss.caption_slot.caption(
         f"Backbone: **{md(spec.label.split(' · ')[0])}** (`{embedder.backbone}`), "
         f"{md(spec.mode)} mode ({spec.size} px)",

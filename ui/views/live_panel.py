@@ -8,7 +8,7 @@ import pandas as pd
 import psutil
 import streamlit as st
 
-from knn.live.pipeline import ANSWER_SIZE, streaming_cameras
+from knn.live.pipeline import ANSWER_SIZE, model_loading, streaming_cameras
 from knn.live.session import LiveSession, Snapshot
 from knn.model.backbones import get_backbone
 
@@ -82,6 +82,11 @@ def guidance(snap: Snapshot) -> None:
     with_examples = [c for c in snap.classes if snap.counts[c]]
     if not snap.classes:
         st.info("There are no classes: press **+ Add class** in the sidebar.")
+    elif model_loading(live().embedder):
+        st.info(
+            "The model is loading (the bar under the camera shows its step). Meanwhile press **START**, "
+            "name your classes and upload images: the camera answers, and the uploads are added, once it is ready."
+        )
     elif not snap.camera_live:
         st.info(
             "Press **START** under the camera (and allow camera access). You can also upload "
@@ -101,7 +106,9 @@ def prediction(snap: Snapshot) -> None:
     """The prediction, how sure it is, and the backbone that made it."""
     pred = snap.prediction
     with st.container(key="live_prediction"):
-        if pred is None:
+        if pred is None and model_loading(live().embedder):
+            st.metric("Prediction", "model loading…")  # the bar under the camera says how far
+        elif pred is None:
             st.metric("Prediction", "—")  # no frame yet
         elif pred.label is None:
             st.metric("Prediction", "unknown" if snap.n_examples else "no examples")

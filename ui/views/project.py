@@ -115,7 +115,7 @@ def export_model_files(session: LiveSession) -> None:
         begin_action()
         with progress_bar("Starting the export…") as progress:
             try:
-                data = export_bytes(session.classifier, session.embedder, fmt, progress=progress)
+                data = export_bytes(session.classifier, session.embedder.backbone, fmt, progress=progress)
             except (ExportError, RuntimeError) as exc:
                 say("error", f"Could not export: {exc}", "export")
             else:
