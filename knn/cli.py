@@ -302,6 +302,7 @@ def cmd_teach(args: argparse.Namespace) -> int:
     from .core.evaluation import leave_one_out
     from .core.limits import MAX_CLASSES, MAX_EXAMPLES
     from .core.project import save_project
+    from .core.voting import DEFAULT_CENTRED, DEFAULT_CENTROID_WEIGHT, DEFAULT_VOTE
 
     root = _existing_folder(args.folder)
     out = _writable_target(args.output)
@@ -318,7 +319,12 @@ def cmd_teach(args: argparse.Namespace) -> int:
     data = _read_class_folders(folders, root, embedder, args.strict, args.quiet, keep_jpegs=True)
     biggest = max(len(jpegs) for _, jpegs in data.values())
     classifier = KNNClassifier(
-        k=args.k, unknown_threshold=args.unknown_threshold, max_examples_per_class=max(1000, biggest)
+        k=args.k,
+        unknown_threshold=args.unknown_threshold,
+        max_examples_per_class=max(1000, biggest),
+        vote=DEFAULT_VOTE,  # a new project's rule, as the page gives it
+        centroid_weight=DEFAULT_CENTROID_WEIGHT,
+        centred=DEFAULT_CENTRED,
     )
     for name, (embeddings, jpegs) in data.items():
         classifier.add_many(embeddings, [name] * len(jpegs), jpegs)

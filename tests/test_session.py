@@ -253,6 +253,23 @@ def test_a_restore_with_the_same_backbone_checks_the_embedding_size(session, emb
     assert session.snapshot().classes == ("ones",)
 
 
+def rule(session: LiveSession) -> tuple[str, float, bool]:
+    return session.classifier.vote, session.classifier.centroid_weight, session.classifier.centred
+
+
+def test_a_new_session_has_the_new_rule_and_keeps_a_projects_through_forget_and_a_switch(embedder):
+    assert rule(LiveSession(embedder, worker=ModelWorker("test-session"))) == ("blend", 0.3, True)
+    own = KNNClassifier(k=2, vote="centroids", centroid_weight=0.6, centred=False)
+    session = LiveSession(embedder, own, classes=["red", "blue"], worker=ModelWorker("test-session"))
+    show(session, solid(RED))
+    session.add_latest("red")
+    session.set_embedder(knn.Embedder(embedder.backbone))  # re-embedded: the same rule
+    assert rule(session) == ("centroids", 0.6, False) and session.classifier.k == 2
+    assert session.classifier.counts() == {"red": 1, "blue": 0}
+    session.forget(classes=["Class 1"])  # a new project: the session's settings and rule stay
+    assert rule(session) == ("centroids", 0.6, False) and session.classifier.classes == ["Class 1"]
+
+
 def test_switching_embedder_re_embeds_every_stored_example(session, embedder):
     show(session, solid(RED))
     session.add_latest("red")

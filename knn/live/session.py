@@ -38,6 +38,7 @@ from ..core.inputs import check_flag, check_vote, check_weight
 from ..core.limits import MAX_IMAGE_BYTES
 from ..core.names import normalise_name
 from ..core.rule_trial import RuleTrial, try_rules
+from ..core.voting import DEFAULT_CENTRED, DEFAULT_CENTROID_WEIGHT, DEFAULT_VOTE
 from ..model.child import Progress
 from ..persist import Content, NewExample, ProjectSettings, ProjectStore, StoreError
 from .analysis import Analysis
@@ -129,7 +130,8 @@ class LiveSession:
 
     Args:
         embedder: shared, thread-safe; `embed`, `embed_one`, `backbone`, `dim`, `input_size` are used.
-        classifier: starts empty (k=3, no unknown threshold) when omitted.
+        classifier: starts empty when omitted: k=3, no unknown threshold, a new project's rule
+            (knn.core.voting: `DEFAULT_VOTE`, `DEFAULT_CENTROID_WEIGHT`, `DEFAULT_CENTRED`).
         classes: classes to create in a new, empty classifier.
         worker: the model worker the camera's frames go through (the process's shared one).
         clock: monotonic seconds for frame times, recordings and ages (tests drive it).
@@ -153,7 +155,11 @@ class LiveSession:
         self.created = time.time()
         self._lock = threading.Lock()
         self._embedder = embedder
-        self._classifier = classifier if classifier is not None else KNNClassifier(k=3)
+        if classifier is None:
+            classifier = KNNClassifier(
+                k=3, vote=DEFAULT_VOTE, centroid_weight=DEFAULT_CENTROID_WEIGHT, centred=DEFAULT_CENTRED
+            )
+        self._classifier = classifier
         for label in classes:
             self._classifier.add_class(label)
         self._latest: _Latest | None = None
@@ -644,10 +650,7 @@ class LiveSession:
         self._wait(change)
         if change is not None and change.error:
             raise LiveError(f"Could not forget this project: {change.error}. Try again.")
-        old = self._classifier
-        fresh = KNNClassifier(
-            k=old.k, unknown_threshold=old.unknown_threshold, max_examples_per_class=old.max_examples_per_class
-        )
+        fresh = _empty_like(self._classifier)  # the new project keeps the settings and the rule
         for label in classes:
             fresh.add_class(label)
         with self._lock:
@@ -719,6 +722,9 @@ class LiveSession:
             max_examples_per_class=clf.max_examples_per_class,
             augment=self._augment,
             mirror=bool(self.pipeline.mirror),
+            vote=clf.vote,
+            centroid_weight=clf.centroid_weight,
+            centred=clf.centred,
         )
 
     def _content_locked(self) -> Content:
@@ -852,9 +858,7 @@ def _re_embedded(
     examples kept, in the new classifier's order."""
     examples = old.examples()
     usable = [(e, e.image) for e in examples if e.image is not None]
-    new = KNNClassifier(
-        k=old.k, unknown_threshold=old.unknown_threshold, max_examples_per_class=old.max_examples_per_class
-    )
+    new = _empty_like(old)
     for label in old.classes:
         new.add_class(label)
     if usable:
@@ -864,6 +868,18 @@ def _re_embedded(
         )
         new.add_many(embeddings, [e.label for e, _ in usable], [jpeg for _, jpeg in usable], counts)
     return new, len(examples) - len(usable), [e.example_id for e, _ in usable]
+
+
+def _empty_like(old: KNNClassifier) -> KNNClassifier:
+    """A classifier without classes or examples, with `old`'s settings and rule."""
+    return KNNClassifier(
+        k=old.k,
+        unknown_threshold=old.unknown_threshold,
+        max_examples_per_class=old.max_examples_per_class,
+        vote=old.vote,
+        centroid_weight=old.centroid_weight,
+        centred=old.centred,
+    )
 
 
 def _neighbor_views(clf: KNNClassifier, prediction: Prediction | None) -> tuple[NeighborView, ...]:
