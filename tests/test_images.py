@@ -22,6 +22,7 @@ from knn.core.images import (
     read_image,
     read_square,
 )
+from knn.core.limits import STORED_IMAGE_SIZE
 
 
 def _encode(array: np.ndarray, fmt: str = "PNG", **kwargs) -> bytes:
@@ -223,11 +224,11 @@ def test_center_crop_takes_the_middle():
 
 def test_encode_decode_jpeg_round_trip():
     rgb = _gradient(300, 400)
-    data = encode_jpeg(rgb)
+    data = encode_jpeg(rgb)  # at the size a project stores
     assert data[:2] == b"\xff\xd8"
     back = decode_jpeg(data)
-    assert back.shape == (224, 224, 3)
-    expected = center_crop_resize(rgb, 224).astype(int)
+    assert back.shape == (STORED_IMAGE_SIZE, STORED_IMAGE_SIZE, 3)
+    expected = center_crop_resize(rgb, STORED_IMAGE_SIZE).astype(int)
     assert np.abs(back.astype(int) - expected).mean() < 4  # lossy, but close
     assert decode_jpeg(encode_jpeg(rgb, size=64, quality=50)).shape == (64, 64, 3)
     with pytest.raises(ImageError):

@@ -347,7 +347,7 @@ def test_the_quota_refuses_a_write_before_it_happens(db_url):
         ("examples", {"embedding": np.full((1, DIM), np.nan, np.float32).tobytes(), "vectors": 1}, "NaN"),
         ("examples", {"embedding": np.zeros((1, DIM), np.float32).tobytes(), "vectors": 1}, "all zeros"),
         ("examples", {"image": b"GIF89a"}, "not JPEG"),
-        ("examples", {"image": b"\xff\xd8" + b"\x00" * 40_000}, "over 22 kB"),
+        ("examples", {"image": b"\xff\xd8" + b"\x00" * 50_000}, "over 40 kB"),
         ("examples", {"vectors": 13, "embedding": vectors(13).tobytes()}, "13 vectors"),
         ("examples", {"dim": 4096, "embedding": np.ones(4096, np.float32).tobytes(), "vectors": 1}, "4096 values"),
         ("classes", {"name": "two\nlines"}, "control characters"),

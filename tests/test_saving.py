@@ -181,7 +181,7 @@ def test_a_stopped_postgresql_leaves_the_session_working_and_saying_so(embedder,
 
 
 def test_a_full_store_keeps_the_work_in_memory_and_says_so(db_url, embedder, worker, photos):
-    session = new_session(embedder, ProjectStore(db_url, quota=30_000, sweep=False), worker)
+    session = new_session(embedder, ProjectStore(db_url, quota=60_000, sweep=False), worker)
     session.add_images("rock", files(photos["rock"][:2]))
     assert session.save_state.kind == "saved"
     ids, _ = session.add_images("rock", files(photos["rock"][2:10]))
