@@ -19,7 +19,7 @@ import knn
 import knn.live.session as live
 from knn.core.classifier import ClassifierError, KNNClassifier
 from knn.core.image_folders import class_folders
-from knn.core.images import center_crop_resize, decode_jpeg, read_square
+from knn.core.images import center_crop_resize, decode_jpeg, encode_jpeg, read_square
 from knn.core.limits import STORED_IMAGE_SIZE
 from knn.live.overlay import _band, model_input
 from knn.live.session import LiveError, LiveSession
@@ -406,6 +406,19 @@ def test_examples_are_stored_at_320_px_and_re_embed_as_the_camera_saw_them(clock
     assert float(vectors[0] @ vectors[1]) > 0.98  # 0.993 at least on 26 real photos (docs/accuracy.md)
     upload = read_square(io.BytesIO(paths[2].read_bytes()), side)
     assert np.abs(center_crop_resize(decode_jpeg(images[uploaded]), side).astype(int) - upload).mean() < 4
+
+
+def test_a_project_stored_with_224_px_images_keeps_them_and_re_embeds(session, embedder, rps_dir):
+    path = class_folders(rps_dir)["rock"][0]
+    old = KNNClassifier()
+    square = read_square(path, 224)
+    old.add(embedder.embed_one(square), "rock", encode_jpeg(square, size=224))  # as stored before
+    session.restore(old, embedder.backbone, embedder)
+    session.set_embedder(knn.Embedder(embedder.backbone))  # re-embedded from its 224 px image
+    (example,) = session.classifier.examples()
+    assert Image.open(io.BytesIO(example.image)).size == (224, 224)
+    show(session, photo_frame(path))
+    assert session.snapshot().prediction.label == "rock"
 
 
 def test_the_returned_frame_is_yuv420p_with_only_the_banner_rows_changed(session):
