@@ -517,6 +517,18 @@ def test_a_version_2_postgresql_database_is_upgraded(postgres, tmp_path):
     check_v2_upgraded(url)
 
 
+def test_settings_written_by_a_schema_2_process_after_the_upgrade_read_with_their_rule(store):
+    """During a rolling deploy a process of schema 2 may still write settings without the rule."""
+    token, _ = store.create(content())
+    old = json.loads(content().settings.to_json())
+    for key in ("vote", "centroid_weight", "centred"):
+        del old[key]
+    with store.engine.begin() as conn:
+        conn.execute(projects.update().values(settings=json.dumps(old)))
+    loaded = store.open(token)
+    assert rule(loaded.classifier) == LEGACY_RULE and loaded.settings.k == 5
+
+
 def test_a_new_project_stores_the_new_rule(store):
     settings = ProjectSettings("mobilenet_v2_1.0_224")
     assert (settings.vote, settings.centroid_weight, settings.centred) == ("blend", 0.3, True)

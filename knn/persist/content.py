@@ -17,11 +17,16 @@ import numpy as np
 
 from ..core.classifier import ClassifierState
 from ..core.limits import MAX_EXAMPLES_PER_CLASS, MAX_META_BYTES
-from ..core.voting import DEFAULT_CENTRED, DEFAULT_CENTROID_WEIGHT, DEFAULT_VOTE, VOTES
+from ..core.voting import DEFAULT_CENTRED, DEFAULT_CENTROID_WEIGHT, DEFAULT_VOTE, LEGACY_VOTE, VOTES
 from .errors import UnreadableProject
 
 BACKBONE_ID = re.compile(r"[a-z0-9][a-z0-9_.]{0,63}")
 """What a backbone id looks like (the project file checks the same)."""
+
+
+LEGACY_RULE = {"vote": LEGACY_VOTE, "centroid_weight": DEFAULT_CENTROID_WEIGHT, "centred": False}
+"""The rule of every project stored before schema 3 (settings without `vote`, `centroid_weight`,
+`centred`)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,10 @@ class ProjectSettings:
             raw = json.loads(text)
         except (ValueError, RecursionError):
             raise UnreadableProject("its settings are not valid JSON") from None
+        if isinstance(raw, dict) and set(raw) == set(cls.__dataclass_fields__) - set(LEGACY_RULE):
+            # Written by a process of schema 2 still running beside this one during a rolling
+            # deploy (the migration gave every older row its rule): the rule it was made with.
+            raw = {**raw, **LEGACY_RULE}
         if not isinstance(raw, dict) or set(raw) != set(cls.__dataclass_fields__):
             raise UnreadableProject("its settings do not have the expected fields")
 

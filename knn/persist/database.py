@@ -28,7 +28,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ..core.voting import DEFAULT_CENTROID_WEIGHT, LEGACY_VOTE
+from .content import LEGACY_RULE
 from .errors import SchemaTooNew, StoreError, StoreUnavailable
 from .schema import METADATA, SCHEMA_VERSION, examples, projects, schema_version, tables
 
@@ -162,7 +162,6 @@ def _add_rule(conn: sa.Connection) -> None:
     """2 -> 3: each project's settings get the rule it was made with (the k nearest examples vote,
     not centred), so a change of the defaults never changes how a saved project decides. Settings
     that are not a JSON object are left as they are: reading the project refuses them as before."""
-    rule = {"vote": LEGACY_VOTE, "centroid_weight": DEFAULT_CENTROID_WEIGHT, "centred": False}
     updates = []
     for row in conn.execute(sa.select(projects.c.id, projects.c.settings)):
         try:
@@ -170,7 +169,7 @@ def _add_rule(conn: sa.Connection) -> None:
         except (TypeError, ValueError, RecursionError):
             continue
         if isinstance(settings, dict):
-            updates.append({"row": row.id, "new": json.dumps({**rule, **settings}, sort_keys=True)})
+            updates.append({"row": row.id, "new": json.dumps({**LEGACY_RULE, **settings}, sort_keys=True)})
     if updates:
         conn.execute(
             projects.update().where(projects.c.id == sa.bindparam("row")).values(settings=sa.bindparam("new")), updates
