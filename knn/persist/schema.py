@@ -19,7 +19,8 @@ per example (their origin is unknown).
 
 Version 3 added the rule to `projects.settings` (`vote`, `centroid_weight`, `centred`), since new
 projects no longer get the rule every project had before (issue 31). Projects of an older
-database get that rule, the one they were made with: the k nearest examples vote, not centred.
+database get that rule, the one they were made with: the k nearest examples vote, not centred;
+settings that a schema-2 process still writes beside a newer one (a rolling deploy) read the same.
 """
 
 from __future__ import annotations
