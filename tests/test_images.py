@@ -21,6 +21,7 @@ from knn.core.images import (
     encode_jpeg,
     read_image,
     read_square,
+    read_squares,
 )
 from knn.core.limits import STORED_IMAGE_SIZE
 
@@ -190,6 +191,10 @@ def test_a_large_jpeg_is_decoded_reduced_for_the_model():
     assert square.shape == (224, 224, 3)
     full = center_crop_resize(read_image(data), 224)
     assert np.abs(square.astype(int) - full).mean() < 3  # the same picture, within rounding
+    model, stored = read_squares(data, 224, STORED_IMAGE_SIZE)  # an upload: one decoding for both
+    np.testing.assert_array_equal(model, square)  # the model sees what read_square gives it
+    assert stored.shape == (STORED_IMAGE_SIZE, STORED_IMAGE_SIZE, 3)
+    assert np.abs(center_crop_resize(stored, 224).astype(int) - full).mean() < 3  # the same crop
 
 
 def test_read_square_takes_any_format_reduced_and_upright():

@@ -206,9 +206,11 @@ def read_square(data: ImageSource, size: int) -> np.ndarray:
 
 
 def read_squares(data: ImageSource, *sizes: int) -> list[np.ndarray]:
-    """`read_square` at each of `sizes` from one decoding: an upload's model input and the square
-    a project stores (`STORED_IMAGE_SIZE`) are the same crop of the same pixels."""
-    image = read_image(data, min_side=2 * max(sizes))
+    """The centre square at each of `sizes` from one decoding: an upload's model input and the
+    square a project stores (`STORED_IMAGE_SIZE`) are the same crop of the same pixels. Decoded as
+    `read_square` decodes for the smallest size (a 24-megapixel JPEG at 1/8 scale), so the model's
+    input is the same as from `read_square`, and never below the largest size."""
+    image = read_image(data, min_side=max(2 * min(sizes), max(sizes)))
     return [center_crop_resize(image, size) for size in sizes]
 
 
