@@ -184,9 +184,10 @@ def _read_images(files: Sequence[Path], embedder, strict: bool, quiet: bool, des
     from .core.images import ImageError, encode_jpeg, read_squares
     from .core.limits import STORED_IMAGE_SIZE
 
+    sizes = (embedder.input_size, STORED_IMAGE_SIZE) if keep_jpegs else (embedder.input_size,)
     for path in _progress(files, total=len(files), desc=desc, quiet=quiet):
         try:
-            image, *stored = read_squares(path, embedder.input_size, *[STORED_IMAGE_SIZE] * keep_jpegs)
+            image, *stored = read_squares(path, *sizes)
         except ImageError as exc:
             if strict:
                 raise UsageError(str(exc)) from None

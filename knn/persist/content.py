@@ -2,8 +2,8 @@
 
 `Content` is a whole project: a `ClassifierState` (classes, each example's vectors and JPEG,
 k, unknown threshold, cap, rule), the session's own settings (`ProjectSettings`) and each
-example's batch. `NewExample` is one example a change adds. `ProjectSettings` is stored as JSON and read
-back as strictly as a project file's settings (knn.core.project).
+example's batch. `NewExample` is one example a change adds. `ProjectSettings` is stored as JSON
+and read back as strictly as a project file's settings (knn.core.project).
 """
 
 from __future__ import annotations
