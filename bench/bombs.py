@@ -44,8 +44,12 @@ try:
         outcome = f"accepted: {len(clf.classes)} classes, {len(clf)} examples"
     else:
         data = open(path, "rb").read()
+        squares = getattr(images, "read_squares", None)  # an upload: the model's square and the stored one
         square = getattr(images, "read_square", None)
-        crop = square(data, 224) if square else images.center_crop_resize(images.read_image(data), 224)
+        if squares:
+            crop = squares(data, 224, 320)[0]
+        else:
+            crop = square(data, 224) if square else images.center_crop_resize(images.read_image(data), 224)
         outcome = f"accepted: {crop.shape}"
 except Exception as exc:
     outcome = f"{type(exc).__name__}: {exc}"

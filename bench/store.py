@@ -25,8 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import sqlalchemy as sa
+from PIL import Image
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,8 +37,9 @@ from bench.common import markdown_table, p50_p95, shared_path
 from harness.postgres import Cluster, missing
 from knn.core.classifier import KNNClassifier
 from knn.core.image_folders import class_folders
-from knn.core.images import encode_jpeg, read_square
-from knn.core.limits import MAX_CLASSES, MAX_EXAMPLES
+from knn.core.images import encode_jpeg, read_image
+from knn.core.limits import MAX_CLASSES, MAX_EXAMPLES, STORED_IMAGE_SIZE
+from knn.live.overlay import model_input
 from knn.live.session import LiveSession
 from knn.live.worker import ModelWorker
 from knn.persist import Content, ProjectSettings, ProjectStore, sqlite_url
@@ -48,12 +51,19 @@ def load() -> str:
     return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def frames(embedder, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(embedding, crop) of real photos, as the pipeline hands them to the session."""
+def frames(embedder, count: int) -> list[tuple[np.ndarray, np.ndarray, av.VideoFrame]]:
+    """(embedding, crop, frame) of real photos shown as 640×480 camera frames, as the pipeline
+    hands them to the session (an Add stores the frame's square at STORED_IMAGE_SIZE)."""
     paths = [p for paths in class_folders(shared_path("data/rps")).values() for p in paths]
-    crops = [read_square(p, embedder.input_size) for p in paths[:count]]
+    shown = [
+        av.VideoFrame.from_ndarray(
+            np.asarray(Image.fromarray(read_image(p)).resize((640, 480))), format="rgb24"
+        ).reformat(format="yuv420p")
+        for p in paths[:count]
+    ]
+    crops = [model_input(frame, embedder.input_size) for frame in shown]
     embeddings = np.asarray(embedder.embed(crops), np.float32)
-    return list(zip(embeddings, crops, strict=True))
+    return list(zip(embeddings, crops, shown, strict=True))
 
 
 def stores(tmp: Path, cluster: Cluster | None) -> dict[str, ProjectStore | None]:
@@ -76,8 +86,8 @@ def session_for(embedder, store, worker) -> LiveSession:
 def time_adds(session: LiveSession, shots, n: int) -> list[float]:
     ms = []
     for i in range(n):
-        embedding, crop = shots[i % len(shots)]
-        session.accept(embedding, crop, time.monotonic(), session.embedder)
+        embedding, crop, frame = shots[i % len(shots)]
+        session.accept(embedding, crop, time.monotonic(), session.embedder, frame)
         t0 = time.perf_counter()
         session.add_latest("rock" if i % 2 else "paper")
         ms.append((time.perf_counter() - t0) * 1e3)
@@ -86,18 +96,18 @@ def time_adds(session: LiveSession, shots, n: int) -> list[float]:
 
 def record(session: LiveSession, shots) -> tuple[list[float], float, int]:
     """3 s at 30 fps through accept(); returns (ms per frame, seconds to the notice, examples)."""
-    first, crop = shots[0]
-    session.accept(first, crop, time.monotonic(), session.embedder)
+    first, crop, frame = shots[0]
+    session.accept(first, crop, time.monotonic(), session.embedder, frame)
     session.take_notice()
     session.start_recording("rock", seconds=3.0)
     past = time.monotonic() + 3.0  # the deadline is before this: a frame arriving later ends it
     ms, i, start = [], 0, time.monotonic()
     while True:
         time.sleep(max(0.0, start + i / FPS - time.monotonic()))
-        embedding, crop = shots[i % len(shots)]
+        embedding, crop, frame = shots[i % len(shots)]
         arrived = time.monotonic()
         t0 = time.perf_counter()
-        session.accept(embedding, crop, arrived, session.embedder)
+        session.accept(embedding, crop, arrived, session.embedder, frame)
         ms.append((time.perf_counter() - t0) * 1e3)
         i += 1
         if arrived > past:
@@ -113,7 +123,7 @@ def full_project(embedder, shots) -> Content:
     for c in range(MAX_CLASSES):
         clf.add_class(f"class {c}")
     per = MAX_EXAMPLES // MAX_CLASSES
-    jpegs = [encode_jpeg(crop, size=crop.shape[0]) for _, crop in shots]
+    jpegs = [encode_jpeg(model_input(frame, STORED_IMAGE_SIZE)) for _, _, frame in shots]
     vectors = np.stack([shots[i % len(shots)][0] for i in range(MAX_EXAMPLES)])
     labels = [f"class {i // per}" for i in range(MAX_EXAMPLES)]
     clf.add_many(vectors, labels, [jpegs[i % len(jpegs)] for i in range(MAX_EXAMPLES)])

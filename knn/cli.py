@@ -178,19 +178,22 @@ def _embedder(backbone: str | None, quiet: bool, resolution: int | None = None):
         return Embedder(backbone, progress=report)
 
 
-def _read_images(files: Sequence[Path], embedder, strict: bool, quiet: bool, desc: str):
-    """Yield (path, rgb image, embedding) for each readable image; warn about (or refuse) the rest."""
-    from .core.images import ImageError, read_square
+def _read_images(files: Sequence[Path], embedder, strict: bool, quiet: bool, desc: str, keep_jpegs: bool = False):
+    """Yield (path, embedding, stored JPEG or None) for each readable image; warn about (or refuse)
+    the rest. The JPEG is the model's square at the size a project stores (as the app keeps it)."""
+    from .core.images import ImageError, encode_jpeg, read_squares
+    from .core.limits import STORED_IMAGE_SIZE
 
+    sizes = (embedder.input_size, STORED_IMAGE_SIZE) if keep_jpegs else (embedder.input_size,)
     for path in _progress(files, total=len(files), desc=desc, quiet=quiet):
         try:
-            image = read_square(path, embedder.input_size)
+            image, *stored = read_squares(path, *sizes)
         except ImageError as exc:
             if strict:
                 raise UsageError(str(exc)) from None
             _warn(f"skipping {exc}")
             continue
-        yield path, image, embedder.embed_one(image)
+        yield path, embedder.embed_one(image), encode_jpeg(stored[0]) if stored else None
 
 
 def _class_folders(root: Path, max_per_class: int | None = None) -> dict[str, list[Path]]:
@@ -226,15 +229,13 @@ def _read_class_folders(
 
     Only the small stored JPEG (as the app keeps it) is held per image, never the decoded photo.
     """
-    from .core.images import encode_jpeg
-
     files = [path for paths in folders.values() for path in paths]
     label_of = {path: name for name, paths in folders.items() for path in paths}
     out: dict[str, tuple[list[np.ndarray], list[bytes | None]]] = {name: ([], []) for name in folders}
-    for path, image, embedding in _read_images(files, embedder, strict, quiet, desc="Embedding"):
+    for path, embedding, jpeg in _read_images(files, embedder, strict, quiet, "Embedding", keep_jpegs):
         embeddings, jpegs = out[label_of[path]]
         embeddings.append(embedding)
-        jpegs.append(encode_jpeg(image, size=embedder.input_size) if keep_jpegs else None)
+        jpegs.append(jpeg)
     empty = [name for name, (embeddings, _) in out.items() if not embeddings]
     if empty:
         raise UsageError(f"no readable image in class folder(s): {', '.join(str(root / n) for n in empty)}")
@@ -302,6 +303,7 @@ def cmd_teach(args: argparse.Namespace) -> int:
     from .core.evaluation import leave_one_out
     from .core.limits import MAX_CLASSES, MAX_EXAMPLES
     from .core.project import save_project
+    from .core.voting import DEFAULT_CENTRED, DEFAULT_CENTROID_WEIGHT, DEFAULT_VOTE
 
     root = _existing_folder(args.folder)
     out = _writable_target(args.output)
@@ -318,7 +320,12 @@ def cmd_teach(args: argparse.Namespace) -> int:
     data = _read_class_folders(folders, root, embedder, args.strict, args.quiet, keep_jpegs=True)
     biggest = max(len(jpegs) for _, jpegs in data.values())
     classifier = KNNClassifier(
-        k=args.k, unknown_threshold=args.unknown_threshold, max_examples_per_class=max(1000, biggest)
+        k=args.k,
+        unknown_threshold=args.unknown_threshold,
+        max_examples_per_class=max(1000, biggest),
+        vote=DEFAULT_VOTE,  # a new project's rule, as the page gives it
+        centroid_weight=DEFAULT_CENTROID_WEIGHT,
+        centred=DEFAULT_CENTRED,
     )
     for name, (embeddings, jpegs) in data.items():
         classifier.add_many(embeddings, [name] * len(jpegs), jpegs)

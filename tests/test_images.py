@@ -21,7 +21,9 @@ from knn.core.images import (
     encode_jpeg,
     read_image,
     read_square,
+    read_squares,
 )
+from knn.core.limits import STORED_IMAGE_SIZE
 
 
 def _encode(array: np.ndarray, fmt: str = "PNG", **kwargs) -> bytes:
@@ -189,6 +191,10 @@ def test_a_large_jpeg_is_decoded_reduced_for_the_model():
     assert square.shape == (224, 224, 3)
     full = center_crop_resize(read_image(data), 224)
     assert np.abs(square.astype(int) - full).mean() < 3  # the same picture, within rounding
+    model, stored = read_squares(data, 224, STORED_IMAGE_SIZE)  # an upload: one decoding for both
+    np.testing.assert_array_equal(model, square)  # the model sees what read_square gives it
+    assert stored.shape == (STORED_IMAGE_SIZE, STORED_IMAGE_SIZE, 3)
+    assert np.abs(center_crop_resize(stored, 224).astype(int) - full).mean() < 3  # the same crop
 
 
 def test_read_square_takes_any_format_reduced_and_upright():
@@ -223,11 +229,11 @@ def test_center_crop_takes_the_middle():
 
 def test_encode_decode_jpeg_round_trip():
     rgb = _gradient(300, 400)
-    data = encode_jpeg(rgb)
+    data = encode_jpeg(rgb)  # at the size a project stores
     assert data[:2] == b"\xff\xd8"
     back = decode_jpeg(data)
-    assert back.shape == (224, 224, 3)
-    expected = center_crop_resize(rgb, 224).astype(int)
+    assert back.shape == (STORED_IMAGE_SIZE, STORED_IMAGE_SIZE, 3)
+    expected = center_crop_resize(rgb, STORED_IMAGE_SIZE).astype(int)
     assert np.abs(back.astype(int) - expected).mean() < 4  # lossy, but close
     assert decode_jpeg(encode_jpeg(rgb, size=64, quality=50)).shape == (64, 64, 3)
     with pytest.raises(ImageError):

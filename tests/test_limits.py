@@ -3,6 +3,9 @@ session filled to all of them can still be saved as a project file."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -13,18 +16,32 @@ from knn.core.inputs import ClassifierError
 from knn.core.limits import MAX_CLASSES, MAX_EXAMPLES, MAX_PROJECT_BYTES, MAX_STORED_JPEG_BYTES
 from knn.core.project import load_project, project_bytes
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def test_a_full_session_fits_in_a_project_file():
     assert limits.worst_project_bytes() <= MAX_PROJECT_BYTES
     assert limits.MAX_DIM >= 1792  # MobileNetV2 α 1.4, the widest backbone offered
 
 
+def test_the_upload_limits_agree_with_the_largest_project_file():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 1024**2 >= MAX_PROJECT_BYTES  # Streamlit counts MB of 2**20
+
+
+def test_examples_are_stored_at_the_largest_input_size_offered():
+    from knn.model.backbones import RESOLUTIONS
+
+    assert max(RESOLUTIONS) == limits.STORED_IMAGE_SIZE
+
+
 def test_the_per_example_arithmetic_holds_for_a_real_file():
-    """1,000 examples of the widest embedding with the busiest images the encoder makes: the file is
-    no larger than the bound says per example."""
+    """1,000 examples of the widest embedding with the busiest images the encoder makes (noise at
+    the stored size, re-encoded at lower qualities to fit): the file is no larger than the bound
+    says per example."""
     rng = np.random.default_rng(0)
-    n, dim = 1_000, limits.MAX_DIM
-    jpegs = [encode_jpeg(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)) for _ in range(n)]
+    n, dim, side = 1_000, limits.MAX_DIM, limits.STORED_IMAGE_SIZE
+    jpegs = [encode_jpeg(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)) for _ in range(n)]
     assert max(map(len, jpegs)) <= MAX_STORED_JPEG_BYTES
     clf = KNNClassifier(max_examples_per_class=n)
     clf.add_many(rng.standard_normal((n, dim)).astype(np.float32), ["noise"] * n, jpegs)
@@ -58,8 +75,6 @@ def test_a_stored_image_over_its_limit_is_refused():
 
 
 def test_readme_lists_every_limit():
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (ROOT / "README.md").read_text()
     names = [name for name in vars(limits) if name.startswith("MAX_")]
     assert names and all(f"`{name}`" in text for name in names)

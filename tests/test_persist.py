@@ -3,7 +3,9 @@ writer lease, forget, expiry, share links, the quota, migrations, and rows it mu
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -36,6 +38,12 @@ from knn.persist.schema import SCHEMA_VERSION, classes, examples, projects, sche
 ROOT = Path(__file__).resolve().parents[1]
 V1_FILE = ROOT / "tests" / "data" / "projects_v1.sqlite3"
 V1_TOKEN = "v1v1v1v1v1v1v1v1v1v1v1v1v1v1v1v1"  # the token of the project in V1_FILE
+V2_FILE = ROOT / "tests" / "data" / "projects_v2.sqlite3"
+"""A schema-2 database made by main's ProjectStore.create at 2681699 (before the rule was stored):
+one project (token V2_TOKEN), rock 2 and paper 1 examples of 4 values (the second rock one with
+12 vectors), batches 0, 0, 1; k=5, unknown threshold 0.25, augment and mirror on."""
+V2_TOKEN = "v2v2v2v2v2v2v2v2v2v2v2v2v2v2v2v2"
+LEGACY_RULE = ("examples", 0.3, False)  # how every project decided before schema 3
 DIM = 16
 RNG = np.random.default_rng(7)
 
@@ -49,13 +57,22 @@ def vectors(n: int = 1) -> np.ndarray:
 
 
 def content(n_per_class: int = 2, names=("rock", "paper")) -> Content:
-    clf = KNNClassifier(k=5, unknown_threshold=0.25)
+    clf = KNNClassifier(k=5, unknown_threshold=0.25, vote="centroids", centroid_weight=0.5, centred=True)
     for name in names:
         clf.add_class(name)
     labels = [name for name in names for _ in range(n_per_class)]
     counts = [1 + (i % 2) * 11 for i in range(len(labels))]  # plain and augmented examples
     clf.add_many(vectors(sum(counts)), labels, [jpeg(i) for i in range(len(labels))], counts)
-    settings = ProjectSettings("mobilenet_v2_1.0_224", k=5, unknown_threshold=0.25, augment=True, mirror=True)
+    settings = ProjectSettings(
+        "mobilenet_v2_1.0_224",
+        k=5,
+        unknown_threshold=0.25,
+        augment=True,
+        mirror=True,
+        vote="centroids",
+        centroid_weight=0.5,
+        centred=True,
+    )
     return Content(clf.state(), settings, list(range(100, 100 + len(labels))))
 
 
@@ -74,6 +91,11 @@ def same(a: KNNClassifier, b: KNNClassifier) -> None:
     np.testing.assert_allclose(sa_.embeddings, sb.embeddings, rtol=0, atol=0)
     assert sa_.images == sb.images
     assert (a.k, a.unknown_threshold) == (b.k, b.unknown_threshold)
+    assert rule(a) == rule(b)
+
+
+def rule(clf: KNNClassifier) -> tuple[str, float, bool]:
+    return clf.vote, clf.centroid_weight, clf.centred
 
 
 # ---- rows in, rows out -------------------------------------------------------------------------
@@ -108,9 +130,13 @@ def test_each_change_is_written_and_read_back(store):
     writer.clear_class("paper", ids_of_paper)
     (extra,) = clf.add_many(vectors(1), ["paper"], [None], [1])
     writer.add([NewExample(extra, "paper", clf.state().embeddings[-1:], None, 8)])
-    settings = ProjectSettings("mobilenet_v2_1.0_224", k=1, unknown_threshold=None, mirror=False)
-    clf.k, clf.unknown_threshold = 1, None
+    settings = ProjectSettings(
+        "mobilenet_v2_1.0_224", k=1, unknown_threshold=None, mirror=False, vote="blend", centroid_weight=0.2
+    )
+    clf.k, clf.unknown_threshold, clf.vote, clf.centroid_weight, clf.centred = 1, None, "blend", 0.2, True
+    rows_before = example_rows(store)
     writer.set_settings(settings)
+    assert example_rows(store) == rows_before  # a settings change rewrites no example
     loaded = store.open(token)
     same(loaded.classifier, clf)
     assert loaded.settings == settings
@@ -119,6 +145,11 @@ def test_each_change_is_written_and_read_back(store):
     clf.remove_class("fist")
     loaded.writer.remove_class("fist", removed)
     assert store.open(token).classifier.classes == ["paper", "scissors"]
+
+
+def example_rows(store: ProjectStore) -> list[tuple]:
+    with store.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.select(examples).order_by(examples.c.id))]
 
 
 def test_only_a_hash_of_the_token_is_stored(store, db_url):
@@ -141,7 +172,7 @@ def test_backbone_switch_rewrites_vectors_and_drops_examples_without_an_image(st
         new.add_class(name)
     wide = RNG.normal(size=(len(kept), 24)).astype(np.float32)
     new_ids = new.add_many(wide, [clf.label_of(i) for i in kept], [jpeg(i) for i in kept])
-    settings = ProjectSettings("mobilenet_v1_1.0_224", k=5, unknown_threshold=0.25)
+    settings = ProjectSettings("mobilenet_v1_1.0_224", k=5, unknown_threshold=0.25, vote="examples", centred=False)
     state = new.state()
     writer.reembed(
         list(zip(kept, new_ids, strict=True)),
@@ -310,11 +341,13 @@ def test_the_quota_refuses_a_write_before_it_happens(db_url):
     [
         ("projects", {"settings": "{not json"}, "not valid JSON"),
         ("projects", {"settings": '{"backbone": "x"}'}, "expected fields"),
+        ("projects", {"settings": content().settings.to_json().replace('"centroids"', '"majority"')}, "'vote'"),
+        ("projects", {"settings": content().settings.to_json().replace("0.5", "1.5")}, "'centroid_weight'"),
         ("examples", {"embedding": b"\x00" * 12}, "size its row declares"),
         ("examples", {"embedding": np.full((1, DIM), np.nan, np.float32).tobytes(), "vectors": 1}, "NaN"),
         ("examples", {"embedding": np.zeros((1, DIM), np.float32).tobytes(), "vectors": 1}, "all zeros"),
         ("examples", {"image": b"GIF89a"}, "not JPEG"),
-        ("examples", {"image": b"\xff\xd8" + b"\x00" * 40_000}, "over 22 kB"),
+        ("examples", {"image": b"\xff\xd8" + b"\x00" * 50_000}, "over 40 kB"),
         ("examples", {"vectors": 13, "embedding": vectors(13).tobytes()}, "13 vectors"),
         ("examples", {"dim": 4096, "embedding": np.ones(4096, np.float32).tobytes(), "vectors": 1}, "4096 values"),
         ("classes", {"name": "two\nlines"}, "control characters"),
@@ -349,7 +382,16 @@ def make_v1(url: str) -> None:
     v1 = tables(1)
     engine = engine_for(url)
     create_version(engine, 1)
-    settings = ProjectSettings("mobilenet_v2_1.0_224", k=3).to_json()
+    settings = json.dumps(  # the settings as schema 1 had them: no rule
+        {
+            "augment": False,
+            "backbone": "mobilenet_v2_1.0_224",
+            "k": 3,
+            "max_examples_per_class": 1000,
+            "mirror": False,
+            "unknown_threshold": None,
+        }
+    )
     with engine.begin() as conn:
         conn.execute(
             v1.tables["projects"]
@@ -393,6 +435,8 @@ def check_v1_upgraded(url: str) -> None:
     loaded = store.open(V1_TOKEN)
     assert loaded.classifier.counts() == {"rock": 2, "paper": 1}
     assert loaded.batches == [1, 2, 3]  # an old example is a batch of its own
+    assert rule(loaded.classifier) == LEGACY_RULE  # the rule it was made with, whatever today's default
+    assert (loaded.settings.vote, loaded.settings.centroid_weight, loaded.settings.centred) == LEGACY_RULE
     assert all(e.image[:2] == b"\xff\xd8" for e in loaded.classifier.examples())
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(schema_version.c.version)).scalar_one() == SCHEMA_VERSION
@@ -414,6 +458,84 @@ def test_a_version_1_postgresql_database_is_upgraded(postgres):
     url = postgres.create_database()
     make_v1(url)
     check_v1_upgraded(url)
+
+
+def copy_v2_file(url: str, folder: Path) -> None:
+    """The committed version-2 SQLite file's rows, in a new version-2 database at `url`."""
+    v2 = tables(2)
+    shutil.copy(V2_FILE, folder / "v2.sqlite3")  # opening it in place would leave WAL files in tests/data
+    source = sa.create_engine(sa.URL.create("sqlite", database=str(folder / "v2.sqlite3")))
+    target = engine_for(url)
+    create_version(target, 2)
+    with source.connect() as read, target.begin() as write:
+        for table in v2.sorted_tables:
+            if table.name != "knn_schema":
+                rows = [row._asdict() for row in read.execute(sa.select(table).order_by(table.c.id))]
+                write.execute(table.insert(), rows)
+        if write.dialect.name == "postgresql":  # explicit ids leave the sequences behind
+            for table in ("projects", "classes", "examples"):
+                sequence = f"pg_get_serial_sequence('{table}', 'id')"
+                write.execute(sa.text(f"SELECT setval({sequence}, (SELECT max(id) FROM {table}))"))
+    source.dispose()
+    target.dispose()
+
+
+def check_v2_upgraded(url: str) -> None:
+    store = ProjectStore(url, sweep=False)
+    loaded = store.open(V2_TOKEN)
+    clf = loaded.classifier
+    assert clf.counts() == {"rock": 2, "paper": 1} and clf.state().vector_counts().tolist() == [1, 1, 12]
+    assert loaded.batches == [0, 0, 1]
+    assert rule(clf) == LEGACY_RULE  # made before the rule was stored: the rule it was made with
+    assert loaded.settings == ProjectSettings(
+        "mobilenet_v2_1.0_224", k=5, unknown_threshold=0.25, augment=True, mirror=True, vote="examples", centred=False
+    )
+    assert (clf.k, clf.unknown_threshold) == (5, 0.25)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(schema_version.c.version)).scalar_one() == SCHEMA_VERSION
+    new_rule = dataclasses.replace(loaded.settings, vote="blend", centred=True)
+    loaded.writer.set_settings(new_rule)  # and its rule can change like any setting
+    loaded.writer.add([NewExample(9, "paper", vectors(1)[:, :4], None, 2)])
+    again = store.open(V2_TOKEN)
+    assert again.settings == new_rule and rule(again.classifier) == ("blend", 0.3, True)
+    assert again.batches == [0, 0, 1, 2]
+    store.close()
+
+
+def test_the_committed_version_2_sqlite_file_is_upgraded_with_its_rows(tmp_path):
+    copy = tmp_path / "projects.sqlite3"
+    shutil.copy(V2_FILE, copy)
+    with sqlite3.connect(copy) as raw:
+        assert raw.execute("select version from knn_schema").fetchone() == (2,)
+        assert "vote" not in raw.execute("select settings from projects").fetchone()[0]
+    check_v2_upgraded(sqlite_url(tmp_path))
+
+
+def test_a_version_2_postgresql_database_is_upgraded(postgres, tmp_path):
+    url = postgres.create_database()
+    copy_v2_file(url, tmp_path)
+    check_v2_upgraded(url)
+
+
+def test_settings_written_by_a_schema_2_process_after_the_upgrade_read_with_their_rule(store):
+    """During a rolling deploy a process of schema 2 may still write settings without the rule."""
+    token, _ = store.create(content())
+    old = json.loads(content().settings.to_json())
+    for key in ("vote", "centroid_weight", "centred"):
+        del old[key]
+    with store.engine.begin() as conn:
+        conn.execute(projects.update().values(settings=json.dumps(old)))
+    loaded = store.open(token)
+    assert rule(loaded.classifier) == LEGACY_RULE and loaded.settings.k == 5
+
+
+def test_a_new_project_stores_the_new_rule(store):
+    settings = ProjectSettings("mobilenet_v2_1.0_224")
+    assert (settings.vote, settings.centroid_weight, settings.centred) == ("blend", 0.3, True)
+    clf = KNNClassifier(vote="blend", centroid_weight=0.3, centred=True)
+    clf.add_class("rock")
+    token, _ = store.create(Content(clf.state(), settings))
+    assert rule(store.open(token).classifier) == ("blend", 0.3, True)
 
 
 def test_a_newer_schema_is_refused_and_left_alone(db_url):

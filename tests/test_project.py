@@ -416,7 +416,7 @@ def test_the_width_is_checked_against_the_backbone_id_at_any_size():
 
 def test_file_over_the_size_limit(tmp_path: Path, monkeypatch):
     data = project_bytes(make_classifier(), BACKBONE)
-    assert MAX_PROJECT_BYTES == 200 * 1024**2
+    assert MAX_PROJECT_BYTES == 300 * 1024**2
     monkeypatch.setattr(project, "MAX_PROJECT_BYTES", len(data) - 1)
     path = tmp_path / "big.npz"
     path.write_bytes(data)

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 import knn
+from knn.core.classifier import KNNClassifier
 from knn.live.saving import CHECK_SECONDS
 from knn.live.session import LiveSession
 from knn.live.worker import ModelWorker
@@ -70,6 +71,11 @@ def same_project(a: LiveSession, b: LiveSession) -> None:
         b.augment,
         b.mirror,
     )
+    assert rule(a) == rule(b)
+
+
+def rule(session: LiveSession) -> tuple[str, float, bool]:
+    return session.classifier.vote, session.classifier.centroid_weight, session.classifier.centred
 
 
 def count_projects(url: str) -> int:
@@ -175,7 +181,7 @@ def test_a_stopped_postgresql_leaves_the_session_working_and_saying_so(embedder,
 
 
 def test_a_full_store_keeps_the_work_in_memory_and_says_so(db_url, embedder, worker, photos):
-    session = new_session(embedder, ProjectStore(db_url, quota=30_000, sweep=False), worker)
+    session = new_session(embedder, ProjectStore(db_url, quota=60_000, sweep=False), worker)
     session.add_images("rock", files(photos["rock"][:2]))
     assert session.save_state.kind == "saved"
     ids, _ = session.add_images("rock", files(photos["rock"][2:10]))
@@ -282,6 +288,22 @@ def test_a_project_opens_with_its_own_backbone_or_is_re_embedded(tmp_path, embed
     check = new_session(embedder, ProjectStore(url, sweep=False), worker, classes=())
     check.open_project(token, lacks)
     assert check.classifier.dim == embedder.dim and check.classifier.classes[-1] == "after"
+
+
+def test_a_projects_rule_is_stored_and_comes_back_by_its_link(db_url, embedder, worker, photos):
+    own = KNNClassifier(vote="centroids", centroid_weight=0.6, centred=False)
+    store = ProjectStore(db_url, sweep=False)
+    session = LiveSession(embedder, own, ["rock", "paper"], worker, Clock(), steady=False, store=store)
+    session.add_images("rock", files(photos["rock"][:2]))
+    other = new_session(embedder, ProjectStore(db_url, sweep=False), worker, classes=())
+    assert rule(other) == ("blend", 0.3, True)  # a new project's
+    assert other.open_project(session.project_token).ok
+    assert rule(other) == ("centroids", 0.6, False)
+    same_project(session, other)
+    other.forget(classes=["Class 1"])
+    other.add_class("next")  # the new project, stored under a new link, keeps the rule
+    third = new_session(embedder, ProjectStore(db_url, sweep=False), worker, classes=())
+    assert third.open_project(other.project_token).ok and rule(third) == ("centroids", 0.6, False)
 
 
 def test_without_a_store_nothing_changes(embedder, worker, photos):

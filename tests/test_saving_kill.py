@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from knn.core.images import decode_jpeg
+from knn.core.limits import STORED_IMAGE_SIZE
 from knn.live.session import LiveSession
 from knn.persist import ProjectStore
 from knn.persist.database import engine_for
@@ -58,7 +59,7 @@ def reopened(url: str, token: str, embedder) -> LiveSession:
     opened = session.open_project(token)
     assert opened.ok, opened.message
     for example in session.classifier.examples():  # whole: one vector, a JPEG that decodes
-        assert example.vectors == 1 and decode_jpeg(example.image).shape == (224, 224, 3)
+        assert example.vectors == 1 and decode_jpeg(example.image).shape == (STORED_IMAGE_SIZE, STORED_IMAGE_SIZE, 3)
     state = session.classifier.state()
     assert state.embeddings.shape[1] == embedder.dim and np.isfinite(state.embeddings).all()
     return session

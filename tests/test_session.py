@@ -19,7 +19,8 @@ import knn
 import knn.live.session as live
 from knn.core.classifier import ClassifierError, KNNClassifier
 from knn.core.image_folders import class_folders
-from knn.core.images import center_crop_resize
+from knn.core.images import center_crop_resize, decode_jpeg, encode_jpeg, read_square
+from knn.core.limits import STORED_IMAGE_SIZE
 from knn.live.overlay import _band, model_input
 from knn.live.session import LiveError, LiveSession
 from knn.live.worker import ModelWorker
@@ -253,6 +254,23 @@ def test_a_restore_with_the_same_backbone_checks_the_embedding_size(session, emb
     assert session.snapshot().classes == ("ones",)
 
 
+def rule(session: LiveSession) -> tuple[str, float, bool]:
+    return session.classifier.vote, session.classifier.centroid_weight, session.classifier.centred
+
+
+def test_a_new_session_has_the_new_rule_and_keeps_a_projects_through_forget_and_a_switch(embedder):
+    assert rule(LiveSession(embedder, worker=ModelWorker("test-session"))) == ("blend", 0.3, True)
+    own = KNNClassifier(k=2, vote="centroids", centroid_weight=0.6, centred=False)
+    session = LiveSession(embedder, own, classes=["red", "blue"], worker=ModelWorker("test-session"))
+    show(session, solid(RED))
+    session.add_latest("red")
+    session.set_embedder(knn.Embedder(embedder.backbone))  # re-embedded: the same rule
+    assert rule(session) == ("centroids", 0.6, False) and session.classifier.k == 2
+    assert session.classifier.counts() == {"red": 1, "blue": 0}
+    session.forget(classes=["Class 1"])  # a new project: the session's settings and rule stay
+    assert rule(session) == ("centroids", 0.6, False) and session.classifier.classes == ["Class 1"]
+
+
 def test_switching_embedder_re_embeds_every_stored_example(session, embedder):
     show(session, solid(RED))
     session.add_latest("red")
@@ -361,6 +379,46 @@ def test_model_input_through_the_real_embedder_matches_the_pil_path(embedder, rp
         a = embedder.embed_one(model_input(frame, embedder.input_size))
         b = embedder.embed_one(center_crop_resize(frame.to_ndarray(format="rgb24"), embedder.input_size))
         assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) > 0.99
+
+
+def test_examples_are_stored_at_320_px_and_re_embed_as_the_camera_saw_them(clocked, clock, embedder, rps_dir):
+    """A camera frame, a Record frame and an upload are stored at STORED_IMAGE_SIZE; re-embedding
+    from the stored image at the model's input size gives the crop the camera gave the model."""
+    paths = class_folders(rps_dir)["paper"]
+    frame = photo_frame(paths[0])  # 640x480
+    show(clocked, frame)
+    added = clocked.add_latest("red")
+    clocked.start_recording("blue", seconds=0.5)
+    clock.now += 0.1
+    show(clocked, photo_frame(paths[1]))
+    (uploaded,), errors = clocked.add_images("blue", [("p.jpg", paths[2].read_bytes())])
+    assert not errors
+    images = {e.example_id: e.image for e in clocked.classifier.examples()}
+    assert len(images) == 3
+    for image in images.values():
+        assert Image.open(io.BytesIO(image)).size == (STORED_IMAGE_SIZE, STORED_IMAGE_SIZE)
+    side = embedder.input_size
+    seen = model_input(frame, side)  # what the camera gave the model for the added frame
+    again = center_crop_resize(decode_jpeg(images[added]), side)  # what a re-embedding gives it
+    assert np.abs(again.astype(int) - seen).mean() < 4  # the same crop: only JPEG and resampling differ
+    vectors = np.asarray(embedder.embed([seen, again]))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert float(vectors[0] @ vectors[1]) > 0.98  # 0.993 at least on 26 real photos (docs/accuracy.md)
+    upload = read_square(io.BytesIO(paths[2].read_bytes()), side)
+    assert np.abs(center_crop_resize(decode_jpeg(images[uploaded]), side).astype(int) - upload).mean() < 4
+
+
+def test_a_project_stored_with_224_px_images_keeps_them_and_re_embeds(session, embedder, rps_dir):
+    path = class_folders(rps_dir)["rock"][0]
+    old = KNNClassifier()
+    square = read_square(path, 224)
+    old.add(embedder.embed_one(square), "rock", encode_jpeg(square, size=224))  # as stored before
+    session.restore(old, embedder.backbone, embedder)
+    session.set_embedder(knn.Embedder(embedder.backbone))  # re-embedded from its 224 px image
+    (example,) = session.classifier.examples()
+    assert Image.open(io.BytesIO(example.image)).size == (224, 224)
+    show(session, photo_frame(path))
+    assert session.snapshot().prediction.label == "rock"
 
 
 def test_the_returned_frame_is_yuv420p_with_only_the_banner_rows_changed(session):

@@ -15,7 +15,7 @@ Examples:
 ```python
 rgb = read_image("photo.jpg")            # HxWx3 uint8, upright
 crop = read_square("photo.jpg", 224)     # 224x224x3: the centre square, as the model sees it
-jpeg = encode_jpeg(crop)                 # what a project stores
+jpeg = encode_jpeg(rgb)                  # what a project stores: the centre square at 320 px
 thumb = decode_jpeg(jpeg)
 ```
 """
@@ -30,7 +30,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
-from .limits import MAX_DECODED_BYTES, MAX_PIXELS, MAX_STORED_JPEG_BYTES
+from .limits import MAX_DECODED_BYTES, MAX_PIXELS, MAX_STORED_JPEG_BYTES, STORED_IMAGE_SIZE
 
 __all__ = [
     "MAX_PIXELS",
@@ -38,6 +38,7 @@ __all__ = [
     "as_rgb",
     "read_image",
     "read_square",
+    "read_squares",
     "augmented_views",
     "center_crop_resize",
     "encode_jpeg",
@@ -204,6 +205,15 @@ def read_square(data: ImageSource, size: int) -> np.ndarray:
     return center_crop_resize(read_image(data, min_side=2 * size), size)
 
 
+def read_squares(data: ImageSource, *sizes: int) -> list[np.ndarray]:
+    """The centre square at each of `sizes` from one decoding: an upload's model input and the
+    square a project stores (`STORED_IMAGE_SIZE`) are the same crop of the same pixels. Decoded as
+    `read_square` decodes for the smallest size (a 24-megapixel JPEG at 1/8 scale), so the model's
+    input is the same as from `read_square`, and never below the largest size."""
+    image = read_image(data, min_side=max(2 * min(sizes), max(sizes)))
+    return [center_crop_resize(image, size) for size in sizes]
+
+
 def _reduced(image: Image.Image, min_side: int | None) -> Image.Image:
     """`image` shrunk by a whole factor (box filter) keeping its shorter side >= `min_side`."""
     if not min_side:
@@ -259,12 +269,12 @@ def augmented_views(square: np.ndarray) -> list[np.ndarray]:
     return [np.ascontiguousarray(rgb[:, ::-1])] + [v for c in resized for v in (c, np.ascontiguousarray(c[:, ::-1]))]
 
 
-def encode_jpeg(image: np.ndarray, size: int = 224, quality: int = 90) -> bytes:
+def encode_jpeg(image: np.ndarray, size: int = STORED_IMAGE_SIZE, quality: int = 90) -> bytes:
     """Centre-crop and resize `image` to `size`, then encode it as JPEG of at most
     `MAX_STORED_JPEG_BYTES` (a busy picture is encoded again at lower qualities until it fits).
 
     This is what a project stores for each example: enough to draw thumbnails and to re-embed the
-    example after a backbone switch, at ~10–20 kB for a camera frame.
+    example after a switch of backbone or input size, ~28 kB at 320 px (`STORED_IMAGE_SIZE`).
 
     Args:
         image: any image `as_rgb` accepts.

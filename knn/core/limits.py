@@ -27,12 +27,18 @@ MAX_NAME_CHARS = 80
 """Characters in a class name, after normalisation (knn.core.names)."""
 MAX_DIM = 2_048
 """Values per embedding; the widest backbone offered (MobileNetV2 α 1.4) makes 1,792."""
-MAX_STORED_JPEG_BYTES = 22 * 1024
-"""An example's stored image: re-encoded at a lower quality if a busy picture would be larger."""
+STORED_IMAGE_SIZE = 320
+"""The side of an example's stored image, whatever input size the model uses: the largest the app
+offers (knn.model.backbones.RESOLUTIONS, tested), so any of them can be switched to later and
+re-embed from it without upsampling (docs/accuracy.md). Projects stored at 224 px keep theirs."""
+MAX_STORED_JPEG_BYTES = 40 * 1024
+"""An example's stored image: 28 kB on average at 320 px and quality 90 (grocery's photos);
+re-encoded at a lower quality if a busy picture would be larger."""
 MAX_META_BYTES = 64 * 1024
 """A project file's JSON settings; a real one is under 1 kB."""
-MAX_PROJECT_BYTES = 200 * 1024**2
-"""A project file on disk or uploaded (Streamlit's upload limit in .streamlit/config.toml agrees)."""
+MAX_PROJECT_BYTES = 300 * 1024**2
+"""A project file on disk or uploaded: a full session's (`worst_project_bytes`, ~272 MB) fits.
+Streamlit's upload limit in .streamlit/config.toml and the ingress's body size agree (tested)."""
 MAX_IMAGE_BYTES = 20 * 1024**2
 """An uploaded image file."""
 MAX_PIXELS = 25_000_000

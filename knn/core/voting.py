@@ -35,6 +35,11 @@ LEGACY_VOTE = "examples"
 DEFAULT_CENTROID_WEIGHT = 0.3
 """The blend's share of the vote that goes to the nearest centroid's class (chosen on grocery's
 train files: docs/accuracy.md)."""
+DEFAULT_VOTE = "blend"
+"""The rule a new project gets (docs/accuracy.md, issue 31: it beats the k nearest examples' vote on
+every development set, most on grocery's look-alike classes). Saved projects keep their own."""
+DEFAULT_CENTRED = True
+"""Whether a new project compares vectors centred on its examples' mean (docs/accuracy.md)."""
 
 TIE_TOLERANCE = 1e-6
 """Sums of float32 similarities that differ by less than this are ties."""

@@ -100,10 +100,16 @@ class FrameConsumer(Protocol):
         """The embedder for camera frames now; None while the backbone is being switched."""
 
     def accept(
-        self, embedding: np.ndarray, crop: np.ndarray, arrived: float, embedder: EmbedderLike
+        self,
+        embedding: np.ndarray,
+        crop: np.ndarray,
+        arrived: float,
+        embedder: EmbedderLike,
+        frame: av.VideoFrame | None = None,
     ) -> tuple[Caption, float, str | None] | None:
-        """Classify a frame's embedding; (caption, KNN seconds, class or None), or None if the
-        embedder changed."""
+        """Classify a frame's embedding (`crop`: the model's input, `frame`: the camera's frame,
+        for the larger square a project stores); (caption, KNN seconds, class or None), or None
+        if the embedder changed."""
 
     def notify(self, text: str) -> None:
         """Something the user should read."""
@@ -238,7 +244,7 @@ class FramePipeline:
         t0 = time.perf_counter()
         embedding = embedder.embed_one(crop)
         embed_seconds = time.perf_counter() - t0
-        result = consumer.accept(embedding, crop, arrived, embedder)
+        result = consumer.accept(embedding, crop, arrived, embedder, frame)
         if result is None:  # the backbone changed meanwhile: this embedding means nothing now
             return None
         caption, knn_seconds, label = result

@@ -29,19 +29,21 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import av
 import numpy as np
 
 from ..core.classifier import ClassifierError, KNNClassifier, Prediction
 from ..core.coach import Hesitation
-from ..core.images import ImageError, augmented_views, center_crop_resize, decode_jpeg, encode_jpeg, read_square
+from ..core.images import ImageError, augmented_views, center_crop_resize, decode_jpeg, encode_jpeg, read_squares
 from ..core.inputs import check_flag, check_vote, check_weight
-from ..core.limits import MAX_IMAGE_BYTES
+from ..core.limits import MAX_IMAGE_BYTES, STORED_IMAGE_SIZE
 from ..core.names import normalise_name
 from ..core.rule_trial import RuleTrial, try_rules
+from ..core.voting import DEFAULT_CENTRED, DEFAULT_CENTROID_WEIGHT, DEFAULT_VOTE
 from ..model.child import Progress
 from ..persist import Content, NewExample, ProjectSettings, ProjectStore, StoreError
 from .analysis import Analysis
-from .overlay import Caption, caption
+from .overlay import Caption, caption, model_input
 from .pipeline import MAX_FRAME_AGE, EmbedderLike, FramePipeline, model_loading
 from .recording import Recording
 from .saving import OFF, Change, Saver, SaveState
@@ -119,9 +121,10 @@ class Opened:
 @dataclass(frozen=True)
 class _Latest:
     embedding: np.ndarray  # [dim] float32
-    crop: np.ndarray  # input_size² RGB uint8, what Add stores (as JPEG)
+    crop: np.ndarray  # input_size² RGB uint8, what the model saw
     time: float  # the session's clock when it arrived
     embedder: EmbedderLike  # the embedder that made `embedding`
+    frame: av.VideoFrame | None  # the camera's frame, for the square Add stores (None: `crop` is stored)
 
 
 class LiveSession:
@@ -129,7 +132,8 @@ class LiveSession:
 
     Args:
         embedder: shared, thread-safe; `embed`, `embed_one`, `backbone`, `dim`, `input_size` are used.
-        classifier: starts empty (k=3, no unknown threshold) when omitted.
+        classifier: starts empty when omitted: k=3, no unknown threshold, a new project's rule
+            (knn.core.voting: `DEFAULT_VOTE`, `DEFAULT_CENTROID_WEIGHT`, `DEFAULT_CENTRED`).
         classes: classes to create in a new, empty classifier.
         worker: the model worker the camera's frames go through (the process's shared one).
         clock: monotonic seconds for frame times, recordings and ages (tests drive it).
@@ -153,7 +157,11 @@ class LiveSession:
         self.created = time.time()
         self._lock = threading.Lock()
         self._embedder = embedder
-        self._classifier = classifier if classifier is not None else KNNClassifier(k=3)
+        if classifier is None:
+            classifier = KNNClassifier(
+                k=3, vote=DEFAULT_VOTE, centroid_weight=DEFAULT_CENTROID_WEIGHT, centred=DEFAULT_CENTRED
+            )
+        self._classifier = classifier
         for label in classes:
             self._classifier.add_class(label)
         self._latest: _Latest | None = None
@@ -185,16 +193,23 @@ class LiveSession:
             return None if self._switching else self._embedder
 
     def accept(
-        self, embedding: np.ndarray, crop: np.ndarray, arrived: float, embedder: EmbedderLike
+        self,
+        embedding: np.ndarray,
+        crop: np.ndarray,
+        arrived: float,
+        embedder: EmbedderLike,
+        frame: av.VideoFrame | None = None,
     ) -> tuple[Caption, float, str | None] | None:
         """Classify a camera frame's embedding, keep it for Add, record it while recording.
 
         Only frames the model embedded come here: a still frame that reused an answer is neither
-        kept for Add nor recorded (it would be a copy of the frame before it)."""
+        kept for Add nor recorded (it would be a copy of the frame before it). `frame` is kept
+        (not copied) until the next one, so that an Add stores its square at `STORED_IMAGE_SIZE`;
+        only Add and Record pay for that square."""
         recording = self._recording  # read unlocked to decide on the JPEG; rechecked below
         jpeg, vectors = None, embedding[None]
         if recording and recording.wants(arrived):
-            jpeg = encode_jpeg(crop, size=crop.shape[0])
+            jpeg = _stored_jpeg(frame, crop)
             vectors = _vectors(embedder, crop, embedding, self.augment)
         with self._lock:
             if embedder is not self._embedder or self._switching:
@@ -202,7 +217,7 @@ class LiveSession:
             t0 = time.perf_counter()
             prediction = self._classifier.predict(embedding)
             knn_seconds = time.perf_counter() - t0
-            self._latest = _Latest(embedding, crop, arrived, embedder)
+            self._latest = _Latest(embedding, crop, arrived, embedder, frame)
             self._prediction = prediction
             recording = self._recording
             if recording is not None:
@@ -231,7 +246,7 @@ class LiveSession:
             done = self._added
             if done and done[0] is latest and self._classifier.label_of(done[2]) == done[1] == label:
                 return done[2]
-        jpeg = encode_jpeg(latest.crop, size=latest.crop.shape[0])
+        jpeg = _stored_jpeg(latest.frame, latest.crop)
         vectors = _vectors(latest.embedder, latest.crop, latest.embedding, self.augment)
         with self._lock:
             if latest.embedder is not self._embedder:
@@ -271,14 +286,12 @@ class LiveSession:
         with self._lock:
             self._check_class(label)
             embedder = self._embedder
-        size = embedder.input_size
-        crops, errors = _read_uploads(files, size)
+        crops, jpegs, errors = _read_uploads(files, embedder.input_size)
         if not crops:
             return [], errors
         embeddings, counts = _embed_examples(
             embedder, crops, [self.augment] * len(crops), progress, "Embedding uploaded images"
         )
-        jpegs = [encode_jpeg(c, size=size) for c in crops]
         with self._lock:
             if embedder is not self._embedder:
                 raise LiveError("The backbone changed while adding the images: upload them again.")
@@ -644,10 +657,7 @@ class LiveSession:
         self._wait(change)
         if change is not None and change.error:
             raise LiveError(f"Could not forget this project: {change.error}. Try again.")
-        old = self._classifier
-        fresh = KNNClassifier(
-            k=old.k, unknown_threshold=old.unknown_threshold, max_examples_per_class=old.max_examples_per_class
-        )
+        fresh = _empty_like(self._classifier)  # the new project keeps the settings and the rule
         for label in classes:
             fresh.add_class(label)
         with self._lock:
@@ -719,6 +729,9 @@ class LiveSession:
             max_examples_per_class=clf.max_examples_per_class,
             augment=self._augment,
             mirror=bool(self.pipeline.mirror),
+            vote=clf.vote,
+            centroid_weight=clf.centroid_weight,
+            centred=clf.centred,
         )
 
     def _content_locked(self) -> Content:
@@ -796,9 +809,11 @@ class _NamedBytes(io.BytesIO):
         return repr(self.name)
 
 
-def _read_uploads(files: Iterable[tuple[str, bytes]], size: int) -> tuple[list[np.ndarray], list[str]]:
-    """Each readable file's centre square at `size`, and one message per refused file."""
+def _read_uploads(files: Iterable[tuple[str, bytes]], size: int) -> tuple[list[np.ndarray], list[bytes], list[str]]:
+    """Each readable file's centre square at `size` and its stored JPEG (the same square at
+    `STORED_IMAGE_SIZE`), and one message per refused file."""
     crops: list[np.ndarray] = []
+    jpegs: list[bytes] = []
     errors: list[str] = []
     for name, data in files:
         if len(data) > MAX_IMAGE_BYTES:
@@ -807,10 +822,25 @@ def _read_uploads(files: Iterable[tuple[str, bytes]], size: int) -> tuple[list[n
             )
             continue
         try:
-            crops.append(read_square(_NamedBytes(data, name), size))
+            crop, stored = read_squares(_NamedBytes(data, name), size, STORED_IMAGE_SIZE)
         except ImageError as exc:
             errors.append(str(exc))
-    return crops, errors
+            continue
+        crops.append(crop)
+        jpegs.append(encode_jpeg(stored))
+    return crops, jpegs, errors
+
+
+def _stored_jpeg(frame: av.VideoFrame | None, crop: np.ndarray) -> bytes:
+    """What a project stores of a camera frame: the centre square the model saw, cut from the
+    frame as the model's input is (knn.live.overlay.model_input) at `STORED_IMAGE_SIZE`, or at
+    the frame's shorter side if that is less (never below the model's input size: a small frame
+    is stored as the model saw it); the model's input itself where there is no frame."""
+    side = crop.shape[0]
+    if frame is not None and min(STORED_IMAGE_SIZE, frame.width, frame.height) > side:
+        side = min(STORED_IMAGE_SIZE, frame.width, frame.height)
+        crop = model_input(frame, side)
+    return encode_jpeg(crop, size=side)
 
 
 def _embed_in_batches(
@@ -852,9 +882,7 @@ def _re_embedded(
     examples kept, in the new classifier's order."""
     examples = old.examples()
     usable = [(e, e.image) for e in examples if e.image is not None]
-    new = KNNClassifier(
-        k=old.k, unknown_threshold=old.unknown_threshold, max_examples_per_class=old.max_examples_per_class
-    )
+    new = _empty_like(old)
     for label in old.classes:
         new.add_class(label)
     if usable:
@@ -864,6 +892,18 @@ def _re_embedded(
         )
         new.add_many(embeddings, [e.label for e, _ in usable], [jpeg for _, jpeg in usable], counts)
     return new, len(examples) - len(usable), [e.example_id for e, _ in usable]
+
+
+def _empty_like(old: KNNClassifier) -> KNNClassifier:
+    """A classifier without classes or examples, with `old`'s settings and rule."""
+    return KNNClassifier(
+        k=old.k,
+        unknown_threshold=old.unknown_threshold,
+        max_examples_per_class=old.max_examples_per_class,
+        vote=old.vote,
+        centroid_weight=old.centroid_weight,
+        centred=old.centred,
+    )
 
 
 def _neighbor_views(clf: KNNClassifier, prediction: Prediction | None) -> tuple[NeighborView, ...]:

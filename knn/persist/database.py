@@ -20,6 +20,7 @@ and the old one must not write what it does not understand.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -27,8 +28,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from .content import LEGACY_RULE
 from .errors import SchemaTooNew, StoreError, StoreUnavailable
-from .schema import METADATA, SCHEMA_VERSION, examples, schema_version, tables
+from .schema import METADATA, SCHEMA_VERSION, examples, projects, schema_version, tables
 
 SQLITE_FILE = "projects.sqlite3"
 BUSY_TIMEOUT = 10.0
@@ -156,7 +158,25 @@ def _add_batch(conn: sa.Connection) -> None:
     conn.execute(examples.update().values(batch=examples.c.id))
 
 
-MIGRATIONS = {1: _add_batch}
+def _add_rule(conn: sa.Connection) -> None:
+    """2 -> 3: each project's settings get the rule it was made with (the k nearest examples vote,
+    not centred), so a change of the defaults never changes how a saved project decides. Settings
+    that are not a JSON object are left as they are: reading the project refuses them as before."""
+    updates = []
+    for row in conn.execute(sa.select(projects.c.id, projects.c.settings)):
+        try:
+            settings = json.loads(row.settings)
+        except (TypeError, ValueError, RecursionError):
+            continue
+        if isinstance(settings, dict):
+            updates.append({"row": row.id, "new": json.dumps({**LEGACY_RULE, **settings}, sort_keys=True)})
+    if updates:
+        conn.execute(
+            projects.update().where(projects.c.id == sa.bindparam("row")).values(settings=sa.bindparam("new")), updates
+        )
+
+
+MIGRATIONS = {1: _add_batch, 2: _add_rule}
 """version -> the step that upgrades a database of that version to the next one."""
 
 

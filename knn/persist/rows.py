@@ -115,6 +115,9 @@ def read_project(
         max_examples_per_class=max(settings.max_examples_per_class, max(np.bincount(labels), default=0)),
         dim=embeddings.shape[1] if len(rows) else None,
         vectors=np.asarray(counts, np.int64),
+        vote=settings.vote,
+        centroid_weight=settings.centroid_weight,
+        centred=settings.centred,
     )
     try:
         classifier = KNNClassifier.from_state(state)

@@ -16,13 +16,18 @@ examples   one example: its class, its vectors (float32, `vectors` x `dim`, its 
 Version 2 added `examples.batch`: a coach that leaves out a whole upload or Record burst at a
 time (issue 31) needs to know which examples came together. Version 1 databases get one batch
 per example (their origin is unknown).
+
+Version 3 added the rule to `projects.settings` (`vote`, `centroid_weight`, `centred`), since new
+projects no longer get the rule every project had before (issue 31). Projects of an older
+database get that rule, the one they were made with: the k nearest examples vote, not centred;
+settings that a schema-2 process still writes beside a newer one (a rolling deploy) read the same.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this code writes; it reads and upgrades every older one."""
 
 # BIGINT on PostgreSQL; SQLite's autoincrementing key must be spelled INTEGER PRIMARY KEY.
@@ -30,7 +35,7 @@ KEY = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def tables(version: int = SCHEMA_VERSION) -> sa.MetaData:
-    """The tables as schema `version` had them (1 is kept to test its migration)."""
+    """The tables as schema `version` had them (older ones are kept to test their migration)."""
     metadata = sa.MetaData()
     sa.Table("knn_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
     sa.Table(
