@@ -47,7 +47,7 @@ def brute_force(clf: KNNClassifier, query: np.ndarray) -> str:
         for c in range(len(names))
         if c in state.labels
     }
-    if clf.centred:  # every vector, centroid and query compared as unit(x - the examples' mean)
+    if clf.centred and len(class_means) >= 2:  # every vector, centroid and query as unit(x - the examples' mean)
         mean = np.mean([e.mean(axis=0) for e in examples], axis=0)
         examples = [unit_rows(e - mean) for e in examples]
         class_means = {c: m - mean for c, m in class_means.items()}
@@ -214,11 +214,18 @@ def test_centring_uses_the_examples_mean_only():
     doubled = np.vstack([rows[:1], rows])
     owner = np.array([0, 0, 1, 2, 3, 4, 5])
     np.testing.assert_allclose(build_space(doubled, owner, np.array([0, 0, 1, 1, 2, 2]), True).mean, space.mean)
-    # One example alone is its own mean: it has no direction left, and similarity 0 to every query.
+    # One class alone is not centred (its examples' mean is its own: a first example would be
+    # 0-similar to everything); the second class's first example starts the centring.
     clf = KNNClassifier(centred=True)
     clf.add(rows[0], "only")
     p = clf.predict(rows[1])
-    assert p.label == "only" and p.similarity == 0.0
+    assert p.label == "only" and p.similarity == pytest.approx(float(rows[0] @ rows[1]), abs=1e-6)
+    clf.add(rows[2], "only")
+    assert clf.predict(rows[1]).similarity == pytest.approx(float(max(rows[0] @ rows[1], rows[2] @ rows[1])), abs=1e-6)
+    clf.add(rows[3], "other")
+    centred = centred_rows(rows[[0, 2, 3]], build_space(rows[[0, 2, 3]], np.arange(3), np.array([0, 0, 1]), True))
+    q = unit_rows((rows[1] - rows[[0, 2, 3]].mean(axis=0))[None])[0]
+    assert clf.predict(rows[1]).similarity == pytest.approx(float((centred @ q).max()), abs=1e-5)
 
 
 @pytest.mark.parametrize(("vote", "centred"), RULES)

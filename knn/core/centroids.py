@@ -10,8 +10,9 @@ the examples' mean the mean of all examples, and a centred project compares ever
 a stored unit vector e is compared through ``(e · q' - mean · q') / |e - mean|``, whose
 denominators are one matrix-vector product per change (`Space.inv_norm`).
 
-A vector that centring leaves at (nearly) zero length has no direction: it is 0-similar to
-everything.
+Centring starts once two classes have examples: with one, the mean is that class's own, every
+answer is that class anyway, and a first example would be 0-similar to everything. A vector that
+centring leaves at (nearly) zero length has no direction: it is 0-similar to everything.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def space_from_sums(class_sums: np.ndarray, class_counts: np.ndarray, rows: np.n
     present = np.flatnonzero(np.asarray(class_counts) > 0)
     means = class_sums[present] / np.asarray(class_counts)[present, None]
     mean = inv_norm = None
-    if centred and len(present):
+    if centred and len(present) >= 2:  # one class's mean is its own: centring would leave its answers at 0
         mean64 = class_sums[present].sum(axis=0) / float(np.sum(class_counts))
         mean = mean64.astype(np.float32)
         means = means - mean64
