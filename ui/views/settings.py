@@ -47,6 +47,8 @@ def settings() -> None:
         value=float(session.classifier.unknown_threshold or 0.0),
         step=0.01,
         key="threshold",
+        help="The best similarity is shown under the prediction. A centred project's similarities "
+        "run lower than plain cosine (a good match about 0.5 rather than 0.9): set this by watching it.",
         disabled=frozen,
         on_change=on_threshold,
     )
