@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from knn.core.evaluation import Evaluation
+from knn.core.rule_trial import Rule
 
 from ..state import live
 
@@ -42,9 +43,18 @@ def evaluation_body(waiting: bool) -> None:
     st.metric(
         "Leave-one-out accuracy",
         f"{ev.accuracy:.1%}",
-        help="Each stored example classified by all the others. Frames recorded a moment apart are "
-        "near-duplicates, so this is optimistic: judge with new frames too.",
+        help="Each stored example classified by all the others, by the vote of its k nearest "
+        "examples. Frames recorded a moment apart are near-duplicates, so this is optimistic: judge "
+        "with new frames too.",
     )
+    if clf.vote != "examples" or clf.centred:
+        # Leave-one-out under the blend or centroid vote costs a pass per example (5 s at 2,000), too much
+        # to redo at every change on the thread all sessions share; the coach's trial measures the rule.
+        st.caption(
+            "Measured with the k nearest examples' vote; your project decides by "
+            f"{Rule(clf.vote, clf.centroid_weight, clf.centred).describe()}. The coach's "
+            "**Try other settings** measures both on your examples, a batch left out at a time."
+        )
     left, right = st.columns([1, 2])
     left.dataframe(
         pd.DataFrame(
