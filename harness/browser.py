@@ -294,8 +294,27 @@ class Page:
         self.wait_for(lambda: name in quick_add.inner_text(), f"{name} on its button", 20)
 
     def upload(self, slot: int, files: list[Path]) -> None:
-        before = self.count(slot)
-        self.uploader(slot).set_input_files([str(f) for f in files])
+        """Choose `files` in a class card's uploader; wait until the class counts them.
+
+        Streamlit's uploader now and then drops files chosen while the page reruns: no file shows
+        in it and nothing is sent (2 of about 30 fresh pages in CI here). A user then sees an empty
+        uploader and chooses again; so does this, up to twice, only when the uploader shows no file,
+        sent nothing and the class did not grow."""
+        before, sent = self.count(slot), self.files_sent()
+        card = self.page.locator(f".st-key-class_{slot}")
+
+        def taken() -> bool:
+            shown = card.locator('[data-testid="stFileChip"]').count() > 0
+            return shown or self.files_sent() > sent or self.count(slot) > before
+
+        for attempt in range(3):
+            self.uploader(slot).set_input_files([str(f) for f in files])
+            try:
+                self.wait_for(taken, f"the uploader of class {slot + 1} to take {len(files)} files", 15)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
         self.wait_for(lambda: self.count(slot) == before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
 
     def files_sent(self) -> int:
