@@ -162,6 +162,11 @@ class ClassifierState:
             else self.embeddings[:0]
         )
 
+    @property
+    def plain_rule(self) -> bool:
+        """Whether the rule is the k nearest examples on the stored vectors as they are."""
+        return self.vote == "examples" and not self.centred
+
     def space(self) -> Space:
         """The vectors as this state's rule compares them, and its class centroids."""
         counts = self.vector_counts()
@@ -454,7 +459,8 @@ class KNNClassifier:
 
     # ---- prediction ----------------------------------------------------------------------------
 
-    def _plain(self) -> bool:
+    @property
+    def plain_rule(self) -> bool:
         """Whether the rule is the k nearest examples on the stored vectors as they are."""
         return self.vote == "examples" and not self.centred
 
@@ -473,7 +479,7 @@ class KNNClassifier:
         # The lock is held through the matrix product on purpose: rows are moved in place by
         # remove(), and copying the store per frame would cost as much as the product itself.
         # The product is short (~1 ms at 10k × 1024) and releases the GIL.
-        if self._plain():
+        if self.plain_rule:
             sims, rows = self._store.nearest(queries, self.k)
             return sims, rows, None, None
         space = self._space_now()

@@ -70,7 +70,7 @@ def leave_one_out(classifier: KNNClassifier) -> Evaluation:
     ignored: this measures which class is chosen.
     """
     state = classifier.state()
-    if state.vote == "examples" and not state.centred:
+    if state.plain_rule:
         return evaluate_neighbors(state, nearest_others(state, state.k))
     return leave_groups_out(state)
 

@@ -241,7 +241,7 @@ def _knn_head(features: keras.KerasTensor, classifier: KNNClassifier) -> dict[st
 
     _require_examples(classifier)
     state = classifier.state()
-    plain = state.vote == "examples" and not state.centred
+    plain = state.plain_rule
     space = None if plain else state.space()
     x = layers.UnitNormalization(name="l2_normalize")(features)
     if space is not None and space.mean is not None:

@@ -47,7 +47,7 @@ def evaluation_body(waiting: bool) -> None:
         "examples. Frames recorded a moment apart are near-duplicates, so this is optimistic: judge "
         "with new frames too.",
     )
-    if clf.vote != "examples" or clf.centred:
+    if not clf.plain_rule:
         # Leave-one-out under the blend or centroid vote costs a pass per example (5 s at 2,000), too much
         # to redo at every change on the thread all sessions share; the coach's trial measures the rule.
         st.caption(
