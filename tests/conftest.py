@@ -47,6 +47,12 @@ def rps_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def grocery() -> Path:
+    """The Grocery Store photos (81 look-alike classes; ../shared/README.md)."""
+    return _shared("data/grocery")
+
+
+@pytest.fixture(scope="session")
 def photos(rps_dir) -> dict[str, list[Path]]:
     """The rock-paper-scissors photos by class, in file order."""
     from knn.core.image_folders import class_folders

@@ -37,14 +37,6 @@ OFFER = re.compile(
 
 
 @pytest.fixture(scope="module")
-def grocery(shared_dir) -> Path:
-    path = shared_dir / "data" / "grocery"
-    if not path.is_dir():
-        pytest.skip(f"{path} is absent: the grocery photos are needed")
-    return path
-
-
-@pytest.fixture(scope="module")
 def app(grocery):
     skip_without_chromium()
     yield from serve_app()

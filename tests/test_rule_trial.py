@@ -59,14 +59,6 @@ def _embedded(embedder, grocery, name: str) -> tuple[ClassifierState, np.ndarray
 
 
 @pytest.fixture(scope="module")
-def grocery(shared_dir):
-    path = shared_dir / "data" / "grocery"
-    if not path.is_dir():
-        pytest.skip(f"{path} is absent: the grocery photos are needed")
-    return path
-
-
-@pytest.fixture(scope="module")
 def yoghurts(embedder, grocery):
     return _embedded(embedder, grocery, "yoghurts")
 

@@ -498,14 +498,11 @@ def test_a_frame_between_two_classes_for_a_few_seconds_is_reported(embedder):
     assert session.snapshot().hesitation is None
 
 
-def test_the_rule_trial_leaves_out_upload_batches_and_set_rule_switches(embedder, shared_dir):
+def test_the_rule_trial_leaves_out_upload_batches_and_set_rule_switches(embedder, grocery):
     """Look-alike cartons uploaded in two batches per class: the trial offers another rule (the
     batches are its groups), one call switches to it, and a rule that is not one is refused."""
     from tests.photo_batches import photo_batches
 
-    grocery = shared_dir / "data" / "grocery"
-    if not grocery.is_dir():
-        pytest.skip(f"{grocery} is absent")
     batches = photo_batches(grocery, "yoghurts")
     session = LiveSession(embedder, classifier=KNNClassifier(k=3, vote="examples", centred=False), classes=batches)
     for label, uploads in batches.items():
