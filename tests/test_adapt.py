@@ -56,7 +56,7 @@ def test_an_upgrade_in_requirements_names_each_adaptation_to_check_again():
     upgraded = re.sub(r"(?m)^aioice==\S+", "aioice==0.14.0", text)
     assert upgraded != text
     found = disagreements(upgraded)
-    assert sorted(m.split(" but ")[1].split(" was")[0] for m in found) == ["consent", "receive_queue", "socket_drain"]
+    assert sorted(m.split(" but ")[1].split(" was")[0] for m in found) == ["consent", "socket_drain"]
     assert "aioice is pinned at 0.14.0 but socket_drain was checked against 0.13.0: re-check it" in "\n".join(found)
     unpinned = re.sub(r"(?m)^aioice==\S+\n", "", text)
     assert "aioice is not pinned exactly in requirements.txt" in "\n".join(disagreements(unpinned))
@@ -129,12 +129,12 @@ def test_another_version_or_a_library_that_cannot_be_found_is_refused(caplog, mo
     assert "streamlit has changed: No module named 'streamlit.fake'" in second
 
 
-SHIPPED = {"bitrate_floor", "bitrate_ceiling", "encoder_word", "socket_drain", "consent"} | {
+SHIPPED = {"bitrate_ceiling", "encoder_word", "socket_drain", "consent"} | {
     "camera_context",
     "camera_peer",
     "clicks",
 }
-"""What a serving process applies with no setting made (receive_queue is off, relay_policy needs a relay policy)."""
+"""What a serving process applies with no setting made (relay_policy needs a relay policy)."""
 
 
 def test_the_serving_process_applies_them_unless_knn_stock_names_them():

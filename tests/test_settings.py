@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from knn.serving.settings import MIN_VIDEO_BITRATE, VARIABLES, Settings, SettingsError
+from knn.serving.settings import MAX_VIDEO_BITRATE, VARIABLES, Settings, SettingsError
 from tests.frames import wait_until
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -16,10 +16,10 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_defaults_without_any_variable():
     s = Settings.from_env({})
-    assert (s.threads, s.gc_seconds, s.min_bitrate, s.metrics_file, s.metrics_interval) == (
+    assert (s.threads, s.gc_seconds, s.max_bitrate, s.metrics_file, s.metrics_interval) == (
         None,
         30.0,
-        MIN_VIDEO_BITRATE,
+        MAX_VIDEO_BITRATE,
         None,
         1.0,
     )
@@ -36,17 +36,17 @@ def test_every_variable_is_read():
             "KNN_ICE_SERVERS": json.dumps(turn),
             "KNN_THREADS": "1",
             "KNN_GC_SECONDS": "2.5",
-            "KNN_MIN_BITRATE": "0",
+            "KNN_MAX_BITRATE": "0",
             "KNN_METRICS_FILE": "/tmp/m.json",
             "KNN_METRICS_INTERVAL": "0.5",
             "KNN_ICE_TRANSPORT_POLICY": "Relay",
             "KNN_STEADY": "0",
-            "KNN_UDP_RECEIVE_QUEUE": "32768",
+            "KNN_UDP_DRAIN": "8",
         }
     )
     assert s.ice_server_list() == turn and s.ice_transport_policy == "relay"
-    assert s.steady is False and s.udp_receive_queue == 32768
-    assert (s.threads, s.gc_seconds, s.min_bitrate, s.metrics_file, s.metrics_interval) == (
+    assert s.steady is False and s.udp_drain == 8
+    assert (s.threads, s.gc_seconds, s.max_bitrate, s.metrics_file, s.metrics_interval) == (
         1,
         2.5,
         0,
@@ -85,7 +85,7 @@ def test_relay_only_needs_a_turn_server():
         ("KNN_THREADS", "two", "whole number"),
         ("KNN_THREADS", "0", "at least 1"),
         ("KNN_GC_SECONDS", "-1", "at least"),
-        ("KNN_MIN_BITRATE", "fast", "whole number"),
+        ("KNN_MAX_BITRATE", "fast", "whole number"),
         ("KNN_ICE_TRANSPORT_POLICY", "turn", "one of all, relay"),
         ("KNN_STEADY", "yes", "0 or 1"),
         ("KNN_STORE", "on", "0 or 1"),

@@ -20,7 +20,7 @@ from knn.serving.startup import Started, start
 
 @st.cache_resource(show_spinner=False)
 def serving() -> Started:
-    """Once per process: settings from the environment, memory, GC, the bandwidth floor, metrics."""
+    """Once per process: settings from the environment, memory, GC, the library adaptations, metrics."""
     return start(Settings.from_env())
 
 

@@ -1,10 +1,5 @@
-"""Adaptations of aiortc: a floor under its receive-bandwidth estimate, a ceiling on what it sends,
-and the encoder's word to the track whose results it sends.
-
-On a busy server aiortc's delay-based estimate reads the event loop's own delays as congestion
-and can fall to tens of kbit/s; Chromium then drops frames. `BITRATE_FLOOR` keeps the estimate at
-or above a floor (a subclass of `aiortc.rate.RemoteBitrateEstimator`); the browser's own
-loss-based estimate still answers a real network's congestion.
+"""Adaptations of aiortc: a ceiling on what it sends, and the encoder's word to the track whose
+results it sends.
 
 On a fast network aiortc's encoder climbs to 1.5 Mbit/s, re-created at each step, for a picture
 that came in at 150-600 kbit/s. `BITRATE_CEILING` lowers the bounds aiortc's video encoders keep
@@ -23,71 +18,9 @@ from types import ModuleType
 from typing import Any
 
 from .adapt import Adaptation, changed_signature, unread_source
-from .settings import MAX_VIDEO_BITRATE, MIN_VIDEO_BITRATE
+from .settings import MAX_VIDEO_BITRATE
 
-ADD_PARAMETERS = ["self", "arrival_time_ms", "abs_send_time", "payload_size", "ssrc"]
 ENCODE_PARAMETERS = ["self", "frame", "force_keyframe"]
-
-
-# ---- the floor -----------------------------------------------------------------------------------
-
-
-def _find_estimator() -> tuple[ModuleType, ModuleType]:
-    from aiortc import rate, rtcrtpreceiver
-
-    return rate, rtcrtpreceiver
-
-
-def _check_estimator(found: tuple[ModuleType, ModuleType]) -> list[str]:
-    rate, receiver = found
-    estimator = getattr(rate, "RemoteBitrateEstimator", None)
-    problems = changed_signature(
-        "aiortc.rate.RemoteBitrateEstimator.add", getattr(estimator, "add", None), ADD_PARAMETERS
-    )
-    built = getattr(receiver, "RemoteBitrateEstimator", None)
-    if built is not estimator and not (isinstance(built, type) and getattr(built, "floor_bps", None)):
-        problems.append("aiortc.rtcrtpreceiver no longer builds aiortc.rate.RemoteBitrateEstimator")
-    return problems
-
-
-def _floor(found: tuple[ModuleType, ModuleType], bps: int | None) -> None:
-    rate, receiver = found
-    floored = floored_estimator(rate.RemoteBitrateEstimator, MIN_VIDEO_BITRATE if bps is None else bps)
-    receiver.RemoteBitrateEstimator = floored  # type: ignore[attr-defined]  # the adaptation's one change
-
-
-BITRATE_FLOOR = Adaptation(
-    name="bitrate_floor",
-    package="aiortc",
-    checked="1.16.0",
-    reason="a busy loop's delays read as congestion: the estimate falls to tens of kbit/s and Chromium drops frames",
-    kept_by="the slowest of 4 tabs 11.2-18.2 fps without it, 27.4-29.0 with (docs/performance.md); tests/test_rtc.py",
-    lost="aiortc's bandwidth estimate for the cameras has no floor",
-    find=_find_estimator,
-    check=_check_estimator,
-    change=_floor,
-)
-"""Applied with the floor in bit/s (KNN_MIN_BITRATE; 0: not applied)."""
-
-
-def floored_estimator(estimator: type, bps: int) -> type:
-    """A subclass of aiortc's estimator whose reported bitrate is at least `bps`."""
-    base: Any = getattr(estimator, "stock", estimator)  # applying twice floors once; a class known at run time
-
-    class FlooredRemoteBitrateEstimator(base):
-        stock = base
-        floor_bps = bps
-
-        def add(
-            self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
-        ) -> tuple[int, list[int]] | None:
-            estimate = super().add(arrival_time_ms, abs_send_time, payload_size, ssrc)
-            if estimate is None:
-                return None
-            bitrate, ssrcs = estimate
-            return max(int(bitrate), self.floor_bps), ssrcs
-
-    return FlooredRemoteBitrateEstimator
 
 
 # ---- the ceiling ---------------------------------------------------------------------------------
@@ -128,7 +61,7 @@ BITRATE_CEILING = Adaptation(
     package="aiortc",
     checked="1.16.0",
     reason="on a LAN aiortc climbs to 1.5 Mbit/s, a new encoder (a keyframe) each step, for a 150-600 kbit/s picture",
-    kept_by="VP8 encode 2.0 vs 3.0 ms a frame at 500 kbit/s vs 1.5 Mbit/s (bench/overlay.py); no live A/B on record",
+    kept_by="16 peers: the slowest 7.8-8.6 fps without it, 10.1-10.5 with (docs/adaptations.md)",
     lost="aiortc's encoders may climb to 1.5 Mbit/s",
     find=_find_encoders,
     check=_check_encoders,
@@ -169,7 +102,7 @@ ENCODER_WORD = Adaptation(
     package="aiortc",
     checked="1.16.0",
     reason="streamlit-webrtc's two buffered relays queued 10-17 results ahead of the encoder",
-    kept_by="8 peers: p95 1.2-1.4 s before, 0.42-0.63 s with it (docs/performance.md); tests/test_rtc.py",
+    kept_by="tests/test_rtc.py (stock: 299 results queued ahead of the encoder); fps alone +11% at 16 peers",
     lost="Results may queue for the encoder in streamlit-webrtc's relays",
     find=_find_sender,
     check=_check_sender,

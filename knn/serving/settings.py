@@ -16,13 +16,10 @@ from typing import Any
 
 from ..live.answer_size import CAMERAS_PER_CORE
 from ..persist import DEFAULT_QUOTA, DEFAULT_TTL, default_data_dir
-from .receive_queue import RECEIVE_QUEUE
 from .socket_drain import MOST as DRAIN_MOST
 
 TRANSPORT_POLICIES = ("all", "relay")
 """W3C RTCIceTransportPolicy values: any candidate, or only a TURN relay's."""
-MIN_VIDEO_BITRATE = 150_000
-"""bit/s: the least the server asks a browser to send its camera at (knn.serving.rtc)."""
 MAX_VIDEO_BITRATE = 500_000
 """bit/s: the most the server sends the captioned video back at (knn.serving.rtc): aiortc's own
 start value; the camera's picture came in at 150-600 kbit/s, so more buys little but costs the
@@ -91,11 +88,6 @@ VARIABLES = (
         "(`all` for every one; names in [docs/adaptations.md](docs/adaptations.md))",
     ),
     (
-        "KNN_MIN_BITRATE",
-        str(MIN_VIDEO_BITRATE),
-        "bit/s floor under the video bandwidth the server asks browsers for; 0 turns it off",
-    ),
-    (
         "KNN_MAX_BITRATE",
         str(MAX_VIDEO_BITRATE),
         "bit/s ceiling on the captioned video the server sends back; 0 leaves aiortc's own (1.5 Mbit/s)",
@@ -112,14 +104,6 @@ VARIABLES = (
         "2",
         "above this many streaming cameras per core, the captioned video goes back at "
         "half width and height (its encode is the server's largest cost per frame); `0`: always the camera's size",
-    ),
-    (
-        "KNN_UDP_RECEIVE_QUEUE",
-        "0 (aioice's own, 262144)",
-        "bytes of kernel receive queue each WebRTC connection's "
-        f"UDP socket asks for. For a server past its capacity: at {RECEIVE_QUEUE} packets wait there about two seconds "
-        "instead of up to ~20 s and the answers that keep a stream alive come in time, but a busy server short of "
-        "capacity then loses packets in bursts and its video stalls for seconds (docs/performance.md)",
     ),
     (
         "KNN_UDP_DRAIN",
@@ -182,8 +166,8 @@ class Settings:
         ice_transport_policy: "all" or "relay" (`TRANSPORT_POLICIES`).
         backbone: the backbone id sessions start with, or None for the best available.
         threads: LiteRT threads per invoke; None for one per core.
-        gc_seconds, switch_interval_ms, mmap_threshold, uvloop, min_bitrate, max_bitrate, steady,
-            cameras_per_core, udp_receive_queue, udp_drain, metrics_file, metrics_interval:
+        gc_seconds, switch_interval_ms, mmap_threshold, uvloop, max_bitrate, steady,
+            cameras_per_core, udp_drain, metrics_file, metrics_interval:
             as `VARIABLES` says.
         capture: (width, height, frames per second) the page asks the camera for.
         stock: names of the adaptations left stock (knn.serving.adapt), every one for `all`.
@@ -202,11 +186,9 @@ class Settings:
     uvloop: bool = True
     capture: tuple[int, int, int] = CAPTURE
     stock: frozenset[str] = frozenset()
-    min_bitrate: int = MIN_VIDEO_BITRATE
     max_bitrate: int = MAX_VIDEO_BITRATE
     steady: bool = True
     cameras_per_core: float = CAMERAS_PER_CORE
-    udp_receive_queue: int = 0
     udp_drain: int = DRAIN_MOST
     metrics_file: Path | None = None
     metrics_interval: float = 1.0
@@ -243,11 +225,9 @@ class Settings:
         read("KNN_UVLOOP", "uvloop", _flag)
         read("KNN_CAPTURE", "capture", _capture)
         read("KNN_STOCK", "stock", _stock)
-        read("KNN_MIN_BITRATE", "min_bitrate", lambda t: _number(t, int, 0))
         read("KNN_MAX_BITRATE", "max_bitrate", lambda t: _number(t, int, 0))
         read("KNN_STEADY", "steady", _flag)
         read("KNN_CAMERAS_PER_CORE", "cameras_per_core", lambda t: _number(t, float, 0))
-        read("KNN_UDP_RECEIVE_QUEUE", "udp_receive_queue", lambda t: _number(t, int, 0))
         read("KNN_UDP_DRAIN", "udp_drain", lambda t: _number(t, int, 1))
         read("KNN_METRICS_FILE", "metrics_file", Path)
         read("KNN_METRICS_INTERVAL", "metrics_interval", lambda t: _number(t, float, 0.05))

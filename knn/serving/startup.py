@@ -59,10 +59,8 @@ class Started:
             "gc_seconds": s.gc_seconds,
             "post_script_gc": _streamlit_option("runner.postScriptGC"),
             "capture": list(s.capture),
-            "min_bitrate": s.min_bitrate,
             "max_bitrate": s.max_bitrate,
             "udp_drain": s.udp_drain,
-            "udp_receive_queue": s.udp_receive_queue,
             "cameras_per_core": s.cameras_per_core,
         }
 
@@ -75,8 +73,7 @@ def start(settings: Settings) -> Started:
     from .clicks import CLICKS
     from .consent import PATIENT_CONSENT
     from .ice import RELAY_POLICY
-    from .receive_queue import RECEIVE_QUEUE_SIZE
-    from .rtc import BITRATE_CEILING, BITRATE_FLOOR, ENCODER_WORD
+    from .rtc import BITRATE_CEILING, ENCODER_WORD
     from .socket_drain import SOCKET_DRAIN
 
     fixed = settings.mmap_threshold > 0 and fix_mmap_threshold(settings.mmap_threshold)
@@ -85,12 +82,10 @@ def start(settings: Settings) -> Started:
     if settings.gc_seconds > 0:
         start_periodic_gc(settings.gc_seconds)
     wanted: list[tuple[Adaptation, object, bool]] = [  # (adaptation, its value, whether the settings ask for it)
-        (BITRATE_FLOOR, settings.min_bitrate, settings.min_bitrate > 0),
         (BITRATE_CEILING, settings.max_bitrate, settings.max_bitrate > 0),
         (ENCODER_WORD, None, True),
         (SOCKET_DRAIN, settings.udp_drain, settings.udp_drain > 1),
         (PATIENT_CONSENT, None, True),
-        (RECEIVE_QUEUE_SIZE, settings.udp_receive_queue, settings.udp_receive_queue > 0),
         (RELAY_POLICY, None, settings.ice_transport_policy == "relay"),
         (CAMERA_CONTEXT, None, True),
         (CAMERA_PEER, None, True),
