@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import ROOT, markdown_table
 from bench.live import REFUSED, RESULTS
 
-SPEED = ("bitrate_floor", "bitrate_ceiling", "encoder_word", "socket_drain", "consent")
+SPEED = ("bitrate_ceiling", "encoder_word", "socket_drain", "consent")
 """The adaptations judged by speed (knn.serving.adapt names); the others are judged by their tests."""
 STOCK = {
     "KNN_STOCK": ",".join(SPEED),
@@ -52,7 +52,7 @@ STOCK = {
 """The server with no speed adaptation and no process lever (the correctness adaptations stay)."""
 
 
-JUDGED = (*SPEED, "gc_thread", "switch_interval", "mallopt", "receive_queue")
+JUDGED = (*SPEED, "gc_thread", "switch_interval", "mallopt")
 """What the verdict judges, each added alone to the stock configuration ("stock-uvloop+NAME")."""
 
 
@@ -78,8 +78,6 @@ def plus(what: str) -> dict[str, str]:
         del env["KNN_SWITCH_INTERVAL_MS"]
     elif what == "mallopt":
         del env["KNN_MMAP_THRESHOLD"]
-    elif what == "receive_queue":
-        env["KNN_UDP_RECEIVE_QUEUE"] = "32768"
     else:
         raise ValueError(what)
     return env
@@ -88,11 +86,11 @@ def plus(what: str) -> dict[str, str]:
 CONFIGS: dict[str, tuple[dict[str, str], str]] = {
     "shipped": ({}, "everything as shipped (uvloop, every adaptation, GC thread, 1 ms, mallopt)"),
     "shipped-asyncio": ({"KNN_UVLOOP": "0"}, "as shipped on asyncio's loop: main before uvloop"),
-    **{f"shipped-without-{what}": (without(what), f"as shipped but {what} left stock") for what in JUDGED[:-1]},
+    **{f"shipped-without-{what}": (without(what), f"as shipped but {what} left stock") for what in JUDGED},
+    "shipped-capture-320x240": ({"KNN_CAPTURE": "320x240"}, "as shipped, the page asking for 320×240"),
     "stock-asyncio": ({**STOCK, "KNN_UVLOOP": "0"}, "no speed adaptation, no lever, asyncio's loop"),
     "stock-uvloop": (STOCK, "no speed adaptation, no lever, uvloop: stock plus a library"),
-    **{f"stock-uvloop+{what}": (plus(what), f"stock-uvloop with {what} as shipped") for what in JUDGED[:-1]},
-    "stock-uvloop+receive_queue": (plus("receive_queue"), "stock-uvloop with 32 kB socket queues (off by default)"),
+    **{f"stock-uvloop+{what}": (plus(what), f"stock-uvloop with {what} as shipped") for what in JUDGED},
     "stock-uvloop+capture-320x240": (
         {**STOCK, "KNN_CAPTURE": "320x240"},
         "stock-uvloop, the page asking for 320×240 (the peers send what it asks)",
@@ -154,6 +152,8 @@ def summary(saved: dict) -> dict:
 
 def took(config: str, served: dict) -> list[str]:
     """What of the configuration's environment the server did not run with (its metrics' record)."""
+    if config not in CONFIGS:  # a configuration of a deleted adaptation: nothing left to compare with
+        return []
     env, problems = CONFIGS[config][0], []
     if not served:
         return ["the server recorded nothing (an older app?)"]
@@ -187,6 +187,11 @@ def newest_series() -> str | None:
     return found[-1].stem.removeprefix("serving-") if found else None
 
 
+def _order(config: str) -> int:
+    """A configuration's place in the tables: `CONFIGS` order, a deleted adaptation's after them."""
+    return list(CONFIGS).index(config) if config in CONFIGS else len(CONFIGS)
+
+
 def table(lines: list[dict], clients: str) -> str:
     """Per configuration and client count: the medians, and the verdict for speed adaptations."""
     groups: dict[tuple[str, int], list[dict]] = {}
@@ -196,7 +201,7 @@ def table(lines: list[dict], clients: str) -> str:
     medians = {key: statistics.median(r["slowest_fps"] for r in runs) for key, runs in groups.items()}
     all_in = {key: sum(r["connected"] >= r["n"] for r in runs) for key, runs in groups.items()}
     rows = []
-    for (config, n), runs in sorted(groups.items(), key=lambda kv: (kv[0][1], list(CONFIGS).index(kv[0][0]))):
+    for (config, n), runs in sorted(groups.items(), key=lambda kv: (kv[0][1], _order(kv[0][0]))):
         fps = [r["slowest_fps"] for r in runs]
         p95 = [r["worst_p95_ms"] for r in runs if r["worst_p95_ms"] == r["worst_p95_ms"]]
         loads = [r["load_start"] for r in runs if r.get("load_start") is not None]
