@@ -33,7 +33,7 @@ def bounds():
 
     before = {m: {b: getattr(m, b) for b in BOUNDS} for m in (vpx, h264)}
     for m in (vpx, h264):  # stock to start with, even if an in-process app (test_links) applied the ceiling
-        for name, value in rtc._stock_bounds.get(m.__name__, {}).items():
+        for name, value in rtc.stock_bounds(m).items():
             setattr(m, name, value)
     yield
     for module, values in before.items():

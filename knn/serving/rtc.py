@@ -30,6 +30,11 @@ BOUNDS = ("DEFAULT_BITRATE", "MIN_BITRATE", "MAX_BITRATE")
 _stock_bounds: dict[str, dict[str, int]] = {}  # module name -> its constants before the first change
 
 
+def stock_bounds(module: ModuleType) -> dict[str, int]:
+    """An encoder module's `BOUNDS` as aiortc set them: before the ceiling's first change, if any."""
+    return dict(_stock_bounds.get(module.__name__) or {bound: getattr(module, bound) for bound in BOUNDS})
+
+
 def _find_encoders() -> tuple[ModuleType, ...]:
     from aiortc.codecs import h264, vpx
 
