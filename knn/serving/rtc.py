@@ -55,7 +55,7 @@ def _check_encoders(modules: tuple[ModuleType, ...]) -> list[str]:
 def _ceiling(modules: tuple[ModuleType, ...], bps: int | None) -> None:
     cap = MAX_VIDEO_BITRATE if bps is None else bps
     for module in modules:
-        stock = _stock_bounds.setdefault(module.__name__, {bound: getattr(module, bound) for bound in BOUNDS})
+        stock = _stock_bounds.setdefault(module.__name__, stock_bounds(module))
         module.MAX_BITRATE = cap  # type: ignore[attr-defined]  # aiortc's public constants, read at each change of rate
         module.DEFAULT_BITRATE = min(stock["DEFAULT_BITRATE"], cap)  # type: ignore[attr-defined]  # capped from the start
         module.MIN_BITRATE = min(stock["MIN_BITRATE"], cap)  # type: ignore[attr-defined]  # a cap under the floor holds
