@@ -43,45 +43,30 @@ from bench.live import REFUSED, RESULTS
 
 SPEED = ("bitrate_ceiling", "encoder_word", "socket_drain", "consent")
 """The adaptations judged by speed (knn.serving.adapt names); the others are judged by their tests."""
-STOCK = {
-    "KNN_STOCK": ",".join(SPEED),
-    "STREAMLIT_RUNNER_POST_SCRIPT_GC": "true",  # Streamlit's own collection after each page run
-    "KNN_GC_SECONDS": "0",  # and no GC thread
-    "KNN_SWITCH_INTERVAL_MS": "0",  # Python's 5 ms
-    "KNN_MMAP_THRESHOLD": "0",  # glibc's sliding threshold
+LEVERS = {
+    "gc_thread": {"STREAMLIT_RUNNER_POST_SCRIPT_GC": "true", "KNN_GC_SECONDS": "0"},  # Streamlit's own collection
+    "switch_interval": {"KNN_SWITCH_INTERVAL_MS": "0"},  # Python's 5 ms
+    "mallopt": {"KNN_MMAP_THRESHOLD": "0"},  # glibc's sliding threshold
 }
+"""Each process lever and the variables that leave it stock."""
+STOCK = {"KNN_STOCK": ",".join(SPEED)} | {key: value for env in LEVERS.values() for key, value in env.items()}
 """The server with no speed adaptation and no process lever (the correctness adaptations stay)."""
 
 
-JUDGED = (*SPEED, "gc_thread", "switch_interval", "mallopt")
+JUDGED = (*SPEED, *LEVERS)
 """What the verdict judges, each added alone to the stock configuration ("stock-uvloop+NAME")."""
 
 
 def without(what: str) -> dict[str, str]:
     """The shipped server with one adaptation or lever left stock (the leave-one-out run)."""
-    if what in SPEED:
-        return {"KNN_STOCK": what}
-    return {
-        "gc_thread": {"STREAMLIT_RUNNER_POST_SCRIPT_GC": "true", "KNN_GC_SECONDS": "0"},
-        "switch_interval": {"KNN_SWITCH_INTERVAL_MS": "0"},
-        "mallopt": {"KNN_MMAP_THRESHOLD": "0"},
-    }[what]
+    return {"KNN_STOCK": what} if what in SPEED else dict(LEVERS[what])
 
 
 def plus(what: str) -> dict[str, str]:
     """`STOCK` with one adaptation or lever put back as shipped."""
-    env = dict(STOCK)
     if what in SPEED:
-        env["KNN_STOCK"] = ",".join(name for name in SPEED if name != what)
-    elif what == "gc_thread":
-        del env["STREAMLIT_RUNNER_POST_SCRIPT_GC"], env["KNN_GC_SECONDS"]
-    elif what == "switch_interval":
-        del env["KNN_SWITCH_INTERVAL_MS"]
-    elif what == "mallopt":
-        del env["KNN_MMAP_THRESHOLD"]
-    else:
-        raise ValueError(what)
-    return env
+        return STOCK | {"KNN_STOCK": ",".join(name for name in SPEED if name != what)}
+    return {key: value for key, value in STOCK.items() if key not in LEVERS[what]}
 
 
 CONFIGS: dict[str, tuple[dict[str, str], str]] = {
@@ -188,6 +173,11 @@ def newest_series() -> str | None:
     return found[-1].stem.removeprefix("serving-") if found else None
 
 
+def clearly_above(a: float, b: float) -> bool:
+    """Whether median `a` beats median `b` by the verdict's margin: `GAIN` and `GAIN_FPS` both."""
+    return a >= max((1 + GAIN) * b, b + GAIN_FPS)
+
+
 def _order(config: str) -> int:
     """A configuration's place in the tables: `CONFIGS` order, a deleted adaptation's after them."""
     return list(CONFIGS).index(config) if config in CONFIGS else len(CONFIGS)
@@ -201,6 +191,7 @@ def table(lines: list[dict], clients: str) -> str:
             groups.setdefault((line["config"], line["n"]), []).append(line)
     medians = {key: statistics.median(r["slowest_fps"] for r in runs) for key, runs in groups.items()}
     all_in = {key: sum(r["connected"] >= r["n"] for r in runs) for key, runs in groups.items()}
+    share = {key: all_in[key] / len(runs) for key, runs in groups.items()}  # of the runs, every peer connected
     rows = []
     for (config, n), runs in sorted(groups.items(), key=lambda kv: (kv[0][1], _order(kv[0][0]))):
         fps = [r["slowest_fps"] for r in runs]
@@ -211,15 +202,13 @@ def table(lines: list[dict], clients: str) -> str:
         if config.startswith("shipped-without-") and medians.get(("shipped", n), 0) > 0:
             shipped = medians[("shipped", n)]
             gain = f"shipped {100 * (shipped / max(medians[(config, n)], 1e-9) - 1):+.0f}% over it"
-            slower = shipped >= max((1 + GAIN) * medians[(config, n)], medians[(config, n)] + GAIN_FPS)
-            fewer = all_in[("shipped", n)] / len(groups[("shipped", n)]) > all_in[(config, n)] / len(runs)
-            verdict = "needed" if slower or fewer else "not needed"
+            needed = clearly_above(shipped, medians[(config, n)]) or share[("shipped", n)] > share[(config, n)]
+            verdict = "needed" if needed else "not needed"
         elif base is not None and config not in BASELINES and medians[(base, n)] > 0:
             gain = f"{100 * (medians[(config, n)] / medians[(base, n)] - 1):+.0f}% vs {base}"
             if config.removeprefix("stock-uvloop+") in JUDGED:
-                faster = medians[(config, n)] >= max((1 + GAIN) * medians[(base, n)], medians[(base, n)] + GAIN_FPS)
-                fairer = all_in[(config, n)] / len(runs) > all_in[(base, n)] / len(groups[(base, n)])
-                verdict = "pays" if faster or fairer else "does not pay"
+                pays = clearly_above(medians[(config, n)], medians[(base, n)]) or share[(config, n)] > share[(base, n)]
+                verdict = "pays" if pays else "does not pay"
         floor = meets_floor(n, fps, p95, all_in[(config, n)] == len(runs))
         mismatched = sorted({p for r in runs for p in took(config, r.get("served_with", {}))})
         rows.append(
