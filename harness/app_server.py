@@ -39,6 +39,7 @@ class AppServer(ChildProcess):
         port: the port to serve on (a free one by default).
         root: the checkout whose app.py runs (this one by default), e.g. an older commit's worktree
             that a benchmark compares against.
+        script: the page to run instead of app.py, relative to `root` (a test's own page).
     """
 
     STOP_SECONDS = 15.0
@@ -55,9 +56,11 @@ class AppServer(ChildProcess):
         data_dir: Path | None = None,
         port: int | None = None,
         root: Path | None = None,
+        script: str = "app.py",
     ) -> None:
         self._nice = nice
         self.root = root or ROOT
+        self.script = script
         self._tmp = tempfile.TemporaryDirectory(prefix="knn-app-")
         tmp = Path(self._tmp.name)
         self.log_path = log or tmp / "streamlit.log"
@@ -80,7 +83,7 @@ class AppServer(ChildProcess):
 
     def start(self) -> None:
         stock_loop = self._env.get("KNN_UVLOOP", "").strip() == "0"
-        args = [sys.executable, *(["-c", WITHOUT_UVLOOP] if stock_loop else ["-m", "streamlit"]), "run", "app.py"]
+        args = [sys.executable, *(["-c", WITHOUT_UVLOOP] if stock_loop else ["-m", "streamlit"]), "run", self.script]
         if self._nice:
             args = ["nice", "-n", str(self._nice), *args]
         for key, value in self._options.items():

@@ -133,6 +133,7 @@ SHIPPED = {"bitrate_ceiling", "encoder_word", "socket_drain", "consent"} | {
     "camera_context",
     "camera_peer",
     "clicks",
+    "upload_urls",
 }
 """What a serving process applies with no setting made (relay_policy needs a relay policy)."""
 

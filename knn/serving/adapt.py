@@ -20,7 +20,7 @@ from typing import Any
 
 _LOG = logging.getLogger(__name__)
 
-MODULES = ("rtc", "socket_drain", "consent", "ice", "camera_context", "camera_peer", "clicks")
+MODULES = ("rtc", "socket_drain", "consent", "ice", "camera_context", "camera_peer", "clicks", "upload_urls")
 """The knn.serving modules that declare adaptations (`declared` reads them)."""
 
 

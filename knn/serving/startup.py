@@ -75,6 +75,7 @@ def start(settings: Settings) -> Started:
     from .ice import RELAY_POLICY
     from .rtc import BITRATE_CEILING, ENCODER_WORD
     from .socket_drain import SOCKET_DRAIN
+    from .upload_urls import KEEP_UPLOAD_URLS
 
     fixed = settings.mmap_threshold > 0 and fix_mmap_threshold(settings.mmap_threshold)
     if settings.switch_interval_ms > 0:
@@ -90,6 +91,7 @@ def start(settings: Settings) -> Started:
         (CAMERA_CONTEXT, None, True),
         (CAMERA_PEER, None, True),
         (CLICKS, None, True),
+        (KEEP_UPLOAD_URLS, None, True),
     ]
     applied = frozenset(
         a.name for a, value, asked in wanted if asked and a.name not in settings.stock and adapt(a, value)
