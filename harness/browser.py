@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -123,11 +124,40 @@ COUNT_RUNS = """
 """An init script for a tab (`Page` adds it): see `Page.runs`."""
 
 
+def _watch_upload_urls(page) -> Counter:
+    """Count the uploaders' requests for upload URLs this tab sends over Streamlit's websocket
+    ("asked") and the answers it gets ("answered"): observation only, for a stalled upload's message
+    (knn.serving.upload_urls)."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    seen: Counter = Counter()
+
+    def count(message_class, kind: str, what: str):
+        def on_frame(payload) -> None:
+            if isinstance(payload, bytes):
+                try:
+                    if message_class.FromString(payload).WhichOneof("type") == kind:
+                        seen[what] += 1
+                except Exception:  # not a Streamlit message: not ours to count
+                    pass
+
+        return on_frame
+
+    def on_socket(socket) -> None:
+        socket.on("framesent", count(BackMsg, "file_urls_request", "asked"))
+        socket.on("framereceived", count(ForwardMsg, "file_urls_response", "answered"))
+
+    page.on("websocket", on_socket)
+    return seen
+
+
 class Page:
     """The app in one browser tab: what a user clicks and reads."""
 
     def __init__(self, page, url: str):
         self.page = page
+        self.uploads_asked = _watch_upload_urls(page)
         page.add_init_script(COUNT_RUNS)
         # The first visit in a process loads the embedder, and a server busy with many cameras
         # serves the page slowly: allow for both.
@@ -140,6 +170,7 @@ class Page:
         (and no count of its runs)."""
         tab = cls.__new__(cls)
         tab.page = page
+        tab.uploads_asked = Counter()
         return tab
 
     def reload(self, url: str | None = None) -> None:
@@ -294,27 +325,20 @@ class Page:
         self.wait_for(lambda: name in quick_add.inner_text(), f"{name} on its button", 20)
 
     def upload(self, slot: int, files: list[Path]) -> None:
-        """Choose `files` in a class card's uploader; wait until the class counts them.
-
-        Streamlit's uploader now and then drops files chosen while the page reruns: no file shows
-        in it and nothing is sent (2 of about 30 fresh pages in CI here). A user then sees an empty
-        uploader and chooses again; so does this, up to twice, only when the uploader shows no file,
-        sent nothing and the class did not grow."""
-        before, sent = self.count(slot), self.files_sent()
+        """Choose `files` in a class card's uploader; wait until the class counts them."""
+        before, sent, asked = self.count(slot), self.files_sent(), dict(self.uploads_asked)
         card = self.page.locator(f".st-key-class_{slot}")
 
         def taken() -> bool:
             shown = card.locator('[data-testid="stFileChip"]').count() > 0
             return shown or self.files_sent() > sent or self.count(slot) > before
 
-        for attempt in range(3):
-            self.uploader(slot).set_input_files([str(f) for f in files])
-            try:
-                self.wait_for(taken, f"the uploader of class {slot + 1} to take {len(files)} files", 15)
-                break
-            except AssertionError:
-                if attempt == 2:
-                    raise
+        self.uploader(slot).set_input_files([str(f) for f in files])
+        try:
+            self.wait_for(taken, f"the uploader of class {slot + 1} to take {len(files)} files", 30)
+        except AssertionError as exc:  # say where it stopped: the answer to the uploader's request for URLs?
+            now = dict(self.uploads_asked)
+            raise AssertionError(f"{exc}; upload URLs asked, answered: {asked} before, {now} now") from None
         self.wait_for(lambda: self.count(slot) == before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
 
     def files_sent(self) -> int:
