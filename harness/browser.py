@@ -300,9 +300,7 @@ class Page:
         _expand(self.page.locator('[data-testid="stSidebar"] summary', has_text=title).first)
 
     def uploader(self, slot: int):
-        """The file input of a class card's uploader, opened and shown as a user would find it: a
-        file set on the closed one of a page still settling sometimes never left the browser
-        (docs/performance.md, stop 26)."""
+        """The file input of a class card's uploader, opened and shown as a user would find it."""
         card = self.page.locator(f".st-key-class_{slot}")
         _expand(card.locator("summary", has_text="Upload images").first)
         card.locator('[data-testid="stFileUploaderDropzone"]').wait_for(state="visible", timeout=30_000)
