@@ -4,8 +4,8 @@ browser; and which Streamlit the adaptation fits, and what it changes.
 Streamlit's uploader sends the chosen files only once the server's answer to its request for
 upload URLs arrives, and a whole-page run starting before that answer goes out cleared it: no
 file showed and nothing was sent (CI: "the uploader of class 1 to take 2 files" timed out in
-tests/test_projects.py; stock, 25 of 30 uploads lost on tests/upload_page.py). The page here
-reruns whole every 0.1 s, which gives that order on most uploads:
+tests/test_projects.py). The page here reruns whole every 0.1 s, which gives that order on
+about half the uploads:
 `KNN_STOCK=upload_urls python -m pytest tests/test_upload_urls.py` fails.
 """
 
@@ -25,8 +25,8 @@ from knn.serving.adapt import adapt
 from knn.serving.upload_urls import KEEP_UPLOAD_URLS
 
 UPLOADS = 10
-"""Stock, each is lost with a chance of about 5 in 6 on this page: all ten arrive by chance
-about once in 60 million."""
+"""Stock, about one upload in two is lost on this page (55 of 110 in eleven runs, 3 to 6 a run):
+all ten arriving by chance is about one run in a thousand."""
 
 
 def answer(response_id: str) -> ForwardMsg:

@@ -4,8 +4,8 @@ Streamlit 1.67's uploader asks the server for upload URLs over the websocket and
 sends, the chosen files only once the answer (a `file_urls_response`) arrives. The server queues
 that answer like any other message, and a whole-page run that starts before the queue goes out
 clears it of everything but lifecycle messages and toasts: the answer is lost, the uploader shows
-no file and sends nothing, and the user must choose the files again (25 of 30 uploads lost on a
-page rerunning every 0.1 s; tests/test_upload_urls.py). `KEEP_UPLOAD_URLS` makes that clear keep
+no file and sends nothing, and the user must choose the files again (55 of 110 uploads lost
+on a page rerunning every 0.1 s; tests/test_upload_urls.py). `KEEP_UPLOAD_URLS` makes that clear keep
 the answer too, as a run of fragments already does.
 """
 
