@@ -9,6 +9,10 @@ outside the repository. A variant is what of the photo is embedded:
 - ``jpeg224``, ``jpeg320``, ``jpeg384``: the square stored as the app stores an example (JPEG at
   that size, `STORED_QUALITY`), decoded and re-embedded at the model's input size.
 
+With a `capture` (width, height), the photo is first made what a camera of that size delivers
+(`camera_frame`) and the square is cut from it as the live path cuts a frame's (knn.live.overlay
+`model_input`); those vectors live under ``<backbone>/capture-WxH/``, apart from the photos' own.
+
 Files are embedded under a tqdm bar; photos are decoded on threads ahead of the model.
 """
 
@@ -21,10 +25,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench.common import SHARED
+
+if TYPE_CHECKING:
+    import av
 
 STORED_QUALITY = 90
 """The JPEG quality `knn.core.images.encode_jpeg` starts from: what a stored example gets when it fits."""
@@ -49,16 +57,35 @@ def stored_jpeg(square: np.ndarray, size: int, quality: int = STORED_QUALITY) ->
     return buffer.getvalue()
 
 
-def views(path: Path, variant: str, size: int) -> list[np.ndarray]:
-    """The images of one variant of a photo, at the model's input size `size`."""
-    from knn.core.images import augmented_views, center_crop_resize, decode_jpeg, read_image, read_square
+def camera_frame(path: Path, capture: tuple[int, int]) -> av.VideoFrame:
+    """The photo as a camera of `capture` (width, height) delivers it: scaled to cover that size
+    and centre-cropped (the fake webcam's `fit`), in the camera's pixel format (yuv420p)."""
+    import av
 
-    if variant.startswith("jpeg"):
+    from harness.webcam import fit
+    from knn.core.images import read_image
+
+    rgb = fit(read_image(path), *capture)
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+
+
+def views(path: Path, variant: str, size: int, capture: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """The images of one variant of a photo, at the model's input size `size`; with a `capture`,
+    of the photo as a camera of that size delivers it."""
+    from knn.core.images import augmented_views, center_crop_resize, decode_jpeg, read_image, read_square
+    from knn.live.overlay import model_input
+
+    if capture is not None:
+        if variant.startswith("jpeg"):
+            raise ValueError(f"{variant!r} is not made for a capture; one of own, mirror, crops")
+        square = model_input(camera_frame(path, capture), size)
+    elif variant.startswith("jpeg"):
         stored = int(variant[4:])
         # The stored square is made from the photo at the stored size, as Add makes it from a frame.
         square = center_crop_resize(read_image(path), stored)
         return [center_crop_resize(decode_jpeg(stored_jpeg(square, stored)), size)]
-    square = read_square(path, size)
+    else:
+        square = read_square(path, size)
     if variant == "own":
         return [square]
     if variant == "mirror":
@@ -69,11 +96,15 @@ def views(path: Path, variant: str, size: int) -> list[np.ndarray]:
 
 
 class EmbeddingCache:
-    """Cached embeddings of one backbone: ``cache.get(files, variant)`` -> one [V, D] array per file."""
+    """Cached embeddings of one backbone: ``cache.get(files, variant)`` -> one [V, D] array per file;
+    with a `capture` (width, height), of the photos as a camera of that size delivers them."""
 
-    def __init__(self, backbone: str, root: Path | None = None) -> None:
+    def __init__(self, backbone: str, root: Path | None = None, capture: tuple[int, int] | None = None) -> None:
         self.backbone = backbone
+        self.capture = capture
         self.root = (root or cache_root()) / backbone
+        if capture is not None:
+            self.root = self.root / f"capture-{capture[0]}x{capture[1]}"
         self._embedder = None
 
     def _path(self, file: Path, variant: str) -> Path:
@@ -103,11 +134,11 @@ class EmbeddingCache:
             pending: deque = deque()
             files = iter(todo)
             for path in itertools.islice(files, AHEAD):
-                pending.append((path, pool.submit(views, path, variant, size)))
+                pending.append((path, pool.submit(views, path, variant, size, self.capture)))
             while pending:
                 path, future = pending.popleft()
                 for ahead in itertools.islice(files, 1):
-                    pending.append((ahead, pool.submit(views, ahead, variant, size)))
+                    pending.append((ahead, pool.submit(views, ahead, variant, size, self.capture)))
                 images = future.result()
                 vectors = np.asarray(self.embedder.embed(images), np.float32)
                 target = self._path(path, variant)
@@ -124,6 +155,6 @@ class EmbeddingCache:
         for f in files:
             path = self._path(f, variant)
             if not path.is_file():
-                raise KeyError(f"{f} ({variant}, {self.backbone}) is not cached: run with embedding on")
+                raise KeyError(f"{f} ({variant}, {self.root}) is not cached: run with embedding on")
             out.append(np.load(path, allow_pickle=False))
         return out

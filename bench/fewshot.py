@@ -16,22 +16,29 @@ Candidates, each scored by the engine itself (`KNNClassifier` with the rule's se
   whose weight is chosen first on grocery's train files alone (examples from their first half,
   queries from their second), so no reported query took part in choosing it.
 
+With `--capture WxH ...` every photo, example and query alike, is first made what a camera of that
+size delivers (scaled to cover it and centre-cropped), and the model's input is cut from that frame
+as the live path cuts it; each capture's rows are then compared with the first capture's.
+
 Embeddings are cached under ~/.cache/knn-bench (bench/embedcache.py): the first run embeds every
 file the sets use in every variant (about an hour on 2 shared cores, under `nice`), a rerun only
 votes (minutes).
 
     nice -n 19 python bench/fewshot.py
     nice -n 19 python bench/fewshot.py --sets rps --draws 3 --backbones mobilenet_v2_1.0_224
+    nice -n 19 python bench/fewshot.py --sets grocery rps --backbones mobilenet_v2_1.0_224 --extras centred \
+        --weight 0.3 --capture 640x480 320x240
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +71,22 @@ WEIGHTS = tuple(round(w, 2) for w in np.arange(0.0, 1.001, 0.1))
 SELECTION = ("grocery-train", "mobilenet_v2_1.0_224", "none", False)
 """Where the blend's weight is chosen: set, backbone, extras, centred (today's defaults)."""
 K = 3
+
+
+Capture = tuple[int, int]
+
+
+def capture_size(text: str) -> Capture:
+    """(width, height) from ``320x240``."""
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) >= 2 and int(height) >= 2):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 320x240, got {text!r}")
+    return int(width), int(height)
+
+
+def labelled(backbone: str, capture: Capture | None) -> str:
+    """The backbone's name in the results, with the capture its photos went through if any."""
+    return backbone if capture is None else f"{backbone}@{capture[0]}x{capture[1]}"
 
 
 def pick(n_files: int, shots: int, rng: np.random.Generator) -> list[int]:
@@ -121,17 +144,23 @@ def score(vectors: Vectors, picks, extras: str, centred: bool, rules: Sequence[t
     return out
 
 
-def fill(sets: dict[str, DevSet], backbones: Sequence[str], variants: Sequence[str]) -> None:
+def fill(
+    sets: dict[str, DevSet],
+    backbones: Sequence[str],
+    variants: Sequence[str],
+    captures: Sequence[Capture | None] = (None,),
+) -> None:
     """Embed whatever the runs need that is not cached yet, under one progress bar."""
     from tqdm import tqdm
 
     jobs = []
     for backbone in backbones:
-        cache = EmbeddingCache(backbone)
-        for dev in sets.values():
-            pool, queries = dev.files()
-            jobs.append((cache, queries + pool, "own"))
-            jobs += [(cache, pool, v) for v in variants if v != "own"]
+        for capture in captures:
+            cache = EmbeddingCache(backbone, capture=capture)
+            for dev in sets.values():
+                pool, queries = dev.files()
+                jobs.append((cache, queries + pool, "own"))
+                jobs += [(cache, pool, v) for v in variants if v != "own"]
     todo = [(cache, cache.missing(files, v), v) for cache, files, v in jobs]
     total = sum(len(files) for _, files, _ in todo)
     if total:
@@ -166,19 +195,23 @@ BASELINE = ("mobilenet_v2_1.0_224", "none", False, "examples")
 """Today's defaults: MobileNetV2 at 224, no stored extras, the k nearest examples vote."""
 
 
-def paired_report(saved: dict) -> str:
+def paired_report(saved: dict, baseline: Callable[[tuple], tuple | None] | None = None) -> str:
     """Each candidate's paired difference from today's defaults, in points: the mean over draws
-    of (candidate - default) on the same examples, ± its sd, per set and number of shots."""
+    of (candidate - default) on the same examples, ± its sd, per set and number of shots.
+    `baseline` maps a candidate to the one it is compared with instead (None: no row)."""
     results = {tuple(json.loads(key)): values for key, values in saved["results"].items()}
     sets = list(dict.fromkeys(k[0] for k in results))
     shots = sorted({k[5] for k in results})
     candidates = list(dict.fromkeys(k[1:5] for k in results))
     rows = []
     for cand in candidates:
+        against = BASELINE if baseline is None else baseline(cand)
+        if against is None:
+            continue
         cells, means = [], []
         for set_name in sets:
             for n in shots:
-                base = results.get((set_name, *BASELINE, n))
+                base = results.get((set_name, *against, n))
                 mine = results.get((set_name, *cand, n))
                 if base is None or mine is None:
                     cells.append("-")
@@ -195,6 +228,29 @@ def paired_report(saved: dict) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += [f"| {name} | {mean:+.1f} | " + " | ".join(cells) + " |" for mean, name, cells in rows]
     return "\n".join(lines)
+
+
+def first_capture(saved: dict) -> Callable[[tuple], tuple | None] | None:
+    """For runs with captures: each candidate's row with the first capture's photos (None for those
+    rows themselves); None for runs without."""
+    labels = [json.loads(key)[1] for key in saved["results"]]
+    first = next((label.partition("@")[2] for label in labels if "@" in label), None)
+    if first is None:
+        return None
+    return lambda cand: None if cand[0].endswith(f"@{first}") else (f"{cand[0].partition('@')[0]}@{first}", *cand[1:])
+
+
+def print_paired(saved: dict) -> None:
+    """The paired differences: from the first capture's rows where the run has captures, else from
+    today's defaults."""
+    baseline = first_capture(saved)
+    if baseline is None:
+        print(f"\nPaired differences from today's defaults ({', '.join(map(str, BASELINE))}), points, mean ± sd over")
+        print("the same draws; candidates by their mean over every set and number of examples:\n")
+    else:
+        print("\nPaired differences from the same backbone and rule with the first capture's photos, points,")
+        print("mean ± sd over the same draws:\n")
+    print(paired_report(saved, baseline))
 
 
 def merged(runs: list[dict]) -> dict:
@@ -246,18 +302,27 @@ def main() -> None:
         "--report", type=Path, nargs="+", metavar="JSON", help="print the tables of saved runs (same draws) together"
     )
     parser.add_argument("--cached-only", action="store_true", help="embed nothing; skip rows not cached")
+    parser.add_argument(
+        "--capture",
+        nargs="+",
+        type=capture_size,
+        metavar="WxH",
+        help="photos as cameras of these sizes deliver them (default: the photos' own centre squares)",
+    )
     args = parser.parse_args()
     if args.report:
         saved = merged([json.loads(path.read_text()) for path in args.report])
         print(wide_report(saved))
-        print("\nPaired differences from today's defaults, points (mean ± sd over the same draws):\n")
-        print(paired_report(saved))
+        print_paired(saved)
         return
     started = time.perf_counter()
-    sets = {name: load_set(name) for name in dict.fromkeys([*args.sets, SELECTION[0]])}
+    captures = args.capture or [None]
+    sets = {name: load_set(name) for name in args.sets}
     pairs = [CANDIDATE_EXTRAS[name] for name in args.extras]
     if not args.cached_only:
-        fill(sets, args.backbones, sorted({v for e, _ in pairs for v in EXTRAS[e]}))
+        fill(sets, args.backbones, sorted({v for e, _ in pairs for v in EXTRAS[e]}), captures)
+        if args.weight is None:  # the weight is chosen on the photos themselves, whatever the capture
+            fill({SELECTION[0]: load_set(SELECTION[0])}, [SELECTION[1]], EXTRAS[SELECTION[2]])
 
     if args.weight is None:
         weight, totals = choose_weight(args.shots, args.draws)
@@ -279,34 +344,33 @@ def main() -> None:
         print(f"\n*{set_name}*: {what}, accuracy % (mean ± sd)\n")
         print("| backbone | input | extras | vote | " + " | ".join(f"{n} per class" for n in args.shots) + " |")
         print("|---|---|---|---|" + "---|" * len(args.shots))
-        for backbone in args.backbones:
-            cache = EmbeddingCache(backbone)
+        for backbone, capture in itertools.product(args.backbones, captures):
+            cache = EmbeddingCache(backbone, capture=capture)
             pool = dev.files()[0]
             cached = [v for v in sorted({v for e, _ in pairs for v in EXTRAS[e]}) if not cache.missing(pool, v)]
             vectors = Vectors(dev, cache, cached)
+            network, size = labelled(backbone, capture).rsplit("_", 1)
             for extras, centred in pairs:
                 if any(v not in cached for v in EXTRAS[extras]):
-                    print(f"| {backbone} | | {extras} | not cached (--cached-only) | | | |", flush=True)
+                    print(f"| {network} | {size} | {extras} | not cached (--cached-only) | | | |", flush=True)
                     continue
                 per_rule = {v: {n: [] for n in args.shots} for v in VOTES}
                 for n in args.shots:
                     for picks in draws_for(dev, n, args.draws):
                         for (vote, _), acc in zip(rules, score(vectors, picks, extras, centred, rules), strict=True):
                             per_rule[vote][n].append(acc)
-                network, size = backbone.rsplit("_", 1)
                 shown = extras + (" centred" if centred else "")
                 for vote in VOTES:
                     label = f"blend {weight:g}" if vote == "blend" else vote
                     cells = [cell(per_rule[vote][n]) for n in args.shots]
                     print(f"| {network} | {size} | {shown} | {label} | " + " | ".join(cells) + " |", flush=True)
                     for n in args.shots:
-                        results[json.dumps([set_name, backbone, extras, centred, vote, n])] = per_rule[vote][n]
+                        key = [set_name, labelled(backbone, capture), extras, centred, vote, n]
+                        results[json.dumps(key)] = per_rule[vote][n]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     saved = {"weight": weight, "draws": args.draws, "results": results}
     args.json.write_text(json.dumps(saved))
-    print(f"\nPaired differences from today's defaults ({', '.join(map(str, BASELINE))}), points, mean ± sd over")
-    print("the same draws; candidates by their mean over every set and number of examples:\n")
-    print(paired_report(saved))
+    print_paired(saved)
     print(f"\n{time.perf_counter() - started:.0f} s; raw results in {args.json}", file=sys.stderr)
 
 
