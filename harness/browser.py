@@ -302,8 +302,16 @@ class Page:
     def uploader(self, slot: int):
         """The file input of a class card's uploader, opened and shown as a user would find it."""
         card = self.page.locator(f".st-key-class_{slot}")
-        _expand(card.locator("summary", has_text="Upload images").first)
-        card.locator('[data-testid="stFileUploaderDropzone"]').wait_for(state="visible", timeout=30_000)
+        summary = card.locator("summary", has_text="Upload images").first
+        zone = card.locator('[data-testid="stFileUploaderDropzone"]').first
+
+        def shown() -> bool:
+            if zone.is_visible():
+                return True
+            _expand(summary)  # again if a run redrew the card closed after the last click (seen in CI)
+            return False
+
+        self.wait_for(shown, f"the uploader of class {slot + 1} open", 30)
         return card.locator('input[type="file"]')
 
     def add(self, slot: int, times: int = 1, pause: float = 0.4) -> None:
