@@ -46,7 +46,7 @@ def _check(found: tuple[Any, Any]) -> list[str]:
 
 def _change(found: tuple[Any, Any], _value: object) -> None:
     queue = found[0]
-    if getattr(queue.clear, "keeps_upload_urls", False):
+    if hasattr(queue.clear, "stock"):  # applied before
         return
     stock = queue.clear
 
@@ -55,8 +55,7 @@ def _change(found: tuple[Any, Any], _value: object) -> None:
         stock(self, retain_lifecycle_msgs, fragment_ids_this_run)
         self._queue += [m for m in kept if all(m is not left for left in self._queue)]
 
-    clear.keeps_upload_urls = True  # type: ignore[attr-defined]
-    clear.stock = stock  # type: ignore[attr-defined]  # Streamlit's own, for `_check`
+    clear.stock = stock  # type: ignore[attr-defined]  # Streamlit's own: marks it applied, and `_check` reads it
     queue.clear = clear
 
 
