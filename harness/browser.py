@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -124,32 +124,60 @@ COUNT_RUNS = """
 """An init script for a tab (`Page` adds it): see `Page.runs`."""
 
 
-def _watch_upload_urls(page) -> Counter:
-    """Count the uploaders' requests for upload URLs this tab sends over Streamlit's websocket
-    ("asked") and the answers it gets ("answered"): observation only, for a stalled upload's message
-    (knn.serving.upload_urls)."""
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+class UploadWatch:
+    """What this tab's uploaders said over Streamlit's websocket, observation only, for a stalled
+    upload's message: requests for upload URLs ("asked") and their answers ("answered"), and which
+    uploader each whole-page run request carried files for (knn.serving.upload_urls)."""
 
-    seen: Counter = Counter()
+    def __init__(self, page) -> None:
+        self.seen: Counter = Counter()
+        self.trace: deque[str] = deque(maxlen=40)
+        self._start = time.monotonic()
+        page.on("websocket", self._on_socket)
 
-    def count(message_class, kind: str, what: str):
-        def on_frame(payload) -> None:
-            if isinstance(payload, bytes):
-                try:
-                    if message_class.FromString(payload).WhichOneof("type") == kind:
-                        seen[what] += 1
-                except Exception:  # not a Streamlit message: not ours to count
-                    pass
+    def _on_socket(self, socket) -> None:
+        socket.on("framesent", self._sent)
+        socket.on("framereceived", self._received)
 
-        return on_frame
+    def _sent(self, payload) -> None:
+        from streamlit.proto.BackMsg_pb2 import BackMsg
 
-    def on_socket(socket) -> None:
-        socket.on("framesent", count(BackMsg, "file_urls_request", "asked"))
-        socket.on("framereceived", count(ForwardMsg, "file_urls_response", "answered"))
+        if not isinstance(payload, bytes):
+            return
+        try:
+            message = BackMsg.FromString(payload)
+        except Exception:  # not a Streamlit message: not ours to read
+            return
+        kind = message.WhichOneof("type")
+        if kind == "file_urls_request":
+            self.seen["asked"] += 1
+            self._note(f"asked URLs for {len(message.file_urls_request.file_names)} files")
+        elif kind == "rerun_script":
+            rerun = message.rerun_script
+            uploads = {  # the widget id ends with its key, e.g. upload_3_0
+                w.id.rsplit("-", 1)[-1]: len(w.file_uploader_state_value.uploaded_file_info)
+                for w in rerun.widget_states.widgets
+                if w.WhichOneof("value") == "file_uploader_state_value"
+                and w.file_uploader_state_value.uploaded_file_info
+            }
+            scope = "fragment" if rerun.fragment_id else "page"
+            self._note(f"{scope} run asked, uploaders with files {uploads}")
 
-    page.on("websocket", on_socket)
-    return seen
+    def _received(self, payload) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        try:
+            kind = ForwardMsg.FromString(payload).WhichOneof("type") if isinstance(payload, bytes) else None
+        except Exception:  # not a Streamlit message: not ours to read
+            return
+        if kind == "file_urls_response":
+            self.seen["answered"] += 1
+            self._note("URLs answered")
+
+    def _note(self, event: str) -> None:
+        if "fragment run" in event and self.trace and self.trace[-1].endswith(event):
+            return  # the live panel's timer: once in a row is enough
+        self.trace.append(f"{time.monotonic() - self._start:.1f} s {event}")
 
 
 class Page:
@@ -157,7 +185,7 @@ class Page:
 
     def __init__(self, page, url: str):
         self.page = page
-        self.uploads_asked = _watch_upload_urls(page)
+        self.uploads = UploadWatch(page)
         page.add_init_script(COUNT_RUNS)
         # The first visit in a process loads the embedder, and a server busy with many cameras
         # serves the page slowly: allow for both.
@@ -170,7 +198,7 @@ class Page:
         (and no count of its runs)."""
         tab = cls.__new__(cls)
         tab.page = page
-        tab.uploads_asked = Counter()
+        tab.uploads = UploadWatch(page)  # sees nothing of a websocket already open
         return tab
 
     def reload(self, url: str | None = None) -> None:
@@ -332,7 +360,7 @@ class Page:
 
     def upload(self, slot: int, files: list[Path]) -> None:
         """Choose `files` in a class card's uploader; wait until the class counts them."""
-        before, sent, asked = self.count(slot), self.files_sent(), dict(self.uploads_asked)
+        before, sent = self.count(slot), self.files_sent()
         card = self.page.locator(f".st-key-class_{slot}")
 
         def taken() -> bool:
@@ -342,10 +370,21 @@ class Page:
         self.uploader(slot).set_input_files([str(f) for f in files])
         try:
             self.wait_for(taken, f"the uploader of class {slot + 1} to take {len(files)} files", 30)
-        except AssertionError as exc:  # say where it stopped: the answer to the uploader's request for URLs?
-            now = dict(self.uploads_asked)
-            raise AssertionError(f"{exc}; upload URLs asked, answered: {asked} before, {now} now") from None
-        self.wait_for(lambda: self.count(slot) == before + len(files), f"{len(files)} uploads in class {slot + 1}", 60)
+            what = f"{len(files)} uploads in class {slot + 1}"
+            self.wait_for(lambda: self.count(slot) == before + len(files), what, 60)
+        except AssertionError as exc:  # say where it stopped, as the server and the browser saw it
+            raise AssertionError(f"{exc}; {self._upload_story(slot, before, sent)}") from None
+
+    def _upload_story(self, slot: int, before: int, sent: int) -> str:
+        try:
+            counts = f"class {slot + 1} counted {before} before, {self.count(slot)} now; every class: {self.counts()}"
+        except Exception as exc:  # the page itself is gone
+            counts = f"counts unreadable: {exc}"
+        seen = self.uploads.seen
+        return (
+            f"{counts}; files sent {self.files_sent() - sent}; upload URLs asked {seen['asked']}, answered "
+            f"{seen['answered']} in all; the websocket, last events: {' | '.join(self.uploads.trace)}"
+        )
 
     def files_sent(self) -> int:
         """Files this tab has uploaded to the server so far (each upload request that completed,
