@@ -123,6 +123,28 @@ COUNT_RUNS = """
 """
 """An init script for a tab (`Page` adds it): see `Page.runs`."""
 
+WATCH_UPLOADERS = """
+(() => {
+  // Observation only: note each uploader or expander the page takes out of a class card, for a
+  // stalled upload's message (an uploader removed while its files upload loses them).
+  if (window.top !== window || window.__knnRemoved !== undefined) return;
+  window.__knnRemoved = [];
+  const watched = '[data-testid="stFileUploader"], [data-testid="stExpander"]';
+  new MutationObserver((records) => {
+    for (const r of records) {
+      for (const node of r.removedNodes) {
+        if (node.nodeType !== 1) continue;
+        const found = node.matches(watched) ? [node] : [...node.querySelectorAll(watched)];
+        const card = r.target.closest && r.target.closest('[class*="st-key-class_"]');
+        const where = card ? [...card.classList].find((c) => c.startsWith("st-key-class_")) : "outside a card";
+        for (const f of found) window.__knnRemoved.push([Math.round(performance.now()), f.dataset.testid, where]);
+      }
+    }
+  }).observe(document, {subtree: true, childList: true});
+})();
+"""
+"""An init script for a tab (`Page` adds it): see `Page.upload`'s message when an upload stalls."""
+
 
 class UploadWatch:
     """What this tab's uploaders said over Streamlit's websocket, observation only, for a stalled
@@ -187,6 +209,7 @@ class Page:
         self.page = page
         self.uploads = UploadWatch(page)
         page.add_init_script(COUNT_RUNS)
+        page.add_init_script(WATCH_UPLOADERS)
         # The first visit in a process loads the embedder, and a server busy with many cameras
         # serves the page slowly: allow for both.
         page.goto(url, timeout=120_000)
@@ -361,6 +384,7 @@ class Page:
     def upload(self, slot: int, files: list[Path]) -> None:
         """Choose `files` in a class card's uploader; wait until the class counts them."""
         before, sent = self.count(slot), self.files_sent()
+        start = self.page.evaluate("performance.now()")
         card = self.page.locator(f".st-key-class_{slot}")
 
         def taken() -> bool:
@@ -373,17 +397,19 @@ class Page:
             what = f"{len(files)} uploads in class {slot + 1}"
             self.wait_for(lambda: self.count(slot) == before + len(files), what, 60)
         except AssertionError as exc:  # say where it stopped, as the server and the browser saw it
-            raise AssertionError(f"{exc}; {self._upload_story(slot, before, sent)}") from None
+            raise AssertionError(f"{exc}; {self._upload_story(slot, before, sent, start)}") from None
 
-    def _upload_story(self, slot: int, before: int, sent: int) -> str:
+    def _upload_story(self, slot: int, before: int, sent: int, start: float) -> str:
         try:
             counts = f"class {slot + 1} counted {before} before, {self.count(slot)} now; every class: {self.counts()}"
+            removed = self.page.evaluate(f"window.__knnRemoved.filter((r) => r[0] >= {start})")
+            counts += f"; files sent {self.files_sent() - sent}; taken out of the page since: {removed}"
         except Exception as exc:  # the page itself is gone
-            counts = f"counts unreadable: {exc}"
+            counts = f"the page unreadable: {exc}"
         seen = self.uploads.seen
         return (
-            f"{counts}; files sent {self.files_sent() - sent}; upload URLs asked {seen['asked']}, answered "
-            f"{seen['answered']} in all; the websocket, last events: {' | '.join(self.uploads.trace)}"
+            f"{counts}; upload URLs asked {seen['asked']}, answered {seen['answered']} in all; "
+            f"the websocket, last events: {' | '.join(self.uploads.trace)}"
         )
 
     def files_sent(self) -> int:
