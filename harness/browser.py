@@ -137,7 +137,10 @@ WATCH_UPLOADERS = """
         const found = node.matches(watched) ? [node] : [...node.querySelectorAll(watched)];
         const card = r.target.closest && r.target.closest('[class*="st-key-class_"]');
         const where = card ? [...card.classList].find((c) => c.startsWith("st-key-class_")) : "outside a card";
-        for (const f of found) window.__knnRemoved.push([Math.round(performance.now()), f.dataset.testid, where]);
+        for (const f of found) {
+          const what = f.dataset.testid === "stExpander" ? `expander "${f.querySelector("summary")?.innerText}"` : "uploader";
+          window.__knnRemoved.push([Math.round(performance.now()), what, where]);
+        }
       }
     }
   }).observe(document, {subtree: true, childList: true});

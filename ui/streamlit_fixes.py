@@ -59,8 +59,8 @@ def keep_camera_context() -> None:
 # ---- uploads taken once, by the page -------------------------------------------------------------
 # Uploads are taken by the page's run, not by a callback: Streamlit stops a callback at its first
 # st.session_state access while another rerun waits, and an uploader never calls it again
-# (docs/performance.md). They are marked taken straight after the engine took them, then a new key
-# (a nonce) gives an empty uploader.
+# (docs/performance.md). Each file is marked taken (by its upload's id) straight after the engine
+# took it, then a new key (a nonce) gives an empty uploader.
 
 
 def upload_key(slot: int) -> str:
@@ -84,8 +84,8 @@ def empty_project_upload() -> None:
 
 
 def taken_uploads() -> set[str]:
-    """The uploader keys whose files were taken: the browser can send an old uploader's files again
-    before it has drawn the new one."""
+    """The ids of the uploaded files already taken: the browser can send an uploader's files again,
+    e.g. under its old key before it has drawn the new one, and a file is added once."""
     taken: set[str] = ss.setdefault("taken_uploads", set())
     return taken
 

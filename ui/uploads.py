@@ -32,14 +32,14 @@ def take_images() -> None:
     """Add the images uploaded to any class card, then give that card a fresh, empty uploader."""
     taken = taken_uploads()
     for label, slot in list(ss.slots.items()):
-        key = upload_key(slot)
-        files: list[UploadedFile] | None = ss.get(key)
+        files: list[UploadedFile] | None = ss.get(upload_key(slot))
         if not files:
             continue
-        if key not in taken:
+        new = [f for f in files if f.file_id not in taken]
+        if new:
             begin_action()
             session = live()
-            batch = [(f.name, f.getvalue()) for f in files]
+            batch = [(f.name, f.getvalue()) for f in new]
             try:
                 if model_loading(session.embedder):  # embedded once the model is there, never dropped
                     wait_for_model(f"Adding {len(batch)} image{'s' * (len(batch) != 1)} to “{label}”")
@@ -49,7 +49,7 @@ def take_images() -> None:
                 ids, errors = [], [str(exc)]
             except (WeightsUnavailable, BuildError) as exc:  # the model could not be built: nothing can embed
                 ids, errors = [], [f"the model could not be loaded, so no image can be added ({exc})"]
-            taken.add(key)
+            taken.update(f.file_id for f in new)
             if ids:
                 say("success", f"Added {len(ids)} image{'s' * (len(ids) != 1)} to “{label}”.", slot)
             for error in errors:
@@ -60,14 +60,13 @@ def take_images() -> None:
 def restore_if_asked() -> None:
     """A project was uploaded: use it with its own backbone if this server has it, else re-embed
     its stored images with the backbone in use. Then a fresh, empty project uploader."""
-    key = project_key()
-    upload: UploadedFile | None = ss.get(key)
+    upload: UploadedFile | None = ss.get(project_key())
     if upload is None:
         return
     taken = taken_uploads()
-    if key not in taken:
+    if upload.file_id not in taken:
         begin_action()
-        restore_project(upload, lambda: taken.add(key))
+        restore_project(upload, lambda: taken.add(upload.file_id))
     empty_project_upload()
 
 
