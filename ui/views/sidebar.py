@@ -93,7 +93,9 @@ def class_card(label: str, count: int, coached: Coaching | None) -> None:
                     "Clear its examples", key=f"clear_{slot}", on_click=on_clear, args=(slot,), disabled=not count
                 )
                 st.button("Delete the class", key=f"delete_{slot}", on_click=on_delete, args=(slot,), type="primary")
-        with st.expander("Upload images"):
+        # Keyed, so the browser keeps whether it is open under its key: a redraw that remounts the
+        # card's parts cannot close it on a user who opened it.
+        with st.expander("Upload images", key=f"upload_box_{slot}"):
             st.file_uploader(
                 "Images of this class",
                 type=IMAGE_TYPES,
