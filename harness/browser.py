@@ -138,7 +138,8 @@ WATCH_UPLOADERS = """
         const card = r.target.closest && r.target.closest('[class*="st-key-class_"]');
         const where = card ? [...card.classList].find((c) => c.startsWith("st-key-class_")) : "outside a card";
         for (const f of found) {
-          const what = f.dataset.testid === "stExpander" ? `expander "${f.querySelector("summary")?.innerText}"` : "uploader";
+          const label = f.querySelector("summary")?.innerText;
+          const what = f.dataset.testid === "stExpander" ? `expander "${label}"` : "uploader";
           window.__knnRemoved.push([Math.round(performance.now()), what, where]);
         }
       }
@@ -406,7 +407,9 @@ class Page:
         try:
             counts = f"class {slot + 1} counted {before} before, {self.count(slot)} now; every class: {self.counts()}"
             removed = self.page.evaluate(f"window.__knnRemoved.filter((r) => r[0] >= {start})")
-            counts += f"; files sent {self.files_sent() - sent}; taken out of the page since: {removed}"
+            said = self.page.locator('[data-testid="stSidebar"] [data-testid="stAlert"]').all_inner_texts()
+            counts += f"; the cards say {said}; files sent {self.files_sent() - sent}"
+            counts += f"; taken out of the page since: {removed}"
         except Exception as exc:  # the page itself is gone
             counts = f"the page unreadable: {exc}"
         seen = self.uploads.seen
