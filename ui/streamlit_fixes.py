@@ -4,11 +4,13 @@ with the reason it exists (the measurements are in docs/performance.md)."""
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import ParamSpec
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from knn.serving.camera_context import forget_last_draw
 from knn.serving.clicks import fragments_alone
@@ -59,8 +61,14 @@ def keep_camera_context() -> None:
 # ---- uploads taken once, by the page -------------------------------------------------------------
 # Uploads are taken by the page's run, not by a callback: Streamlit stops a callback at its first
 # st.session_state access while another rerun waits, and an uploader never calls it again
-# (docs/performance.md). Each file is marked taken (by its upload's id) straight after the engine
-# took it, then a new key (a nonce) gives an empty uploader.
+# (docs/performance.md). Each file is taken once, by its upload's id: Streamlit's fast reruns
+# (`runner.fastReruns`, on by default) start a new run of the page while the last one still runs,
+# so two runs can see the same files (seen in CI: one batch of 8 photos stored twice), and the
+# browser can send an uploader's files again under its old key. A new key (a nonce) then gives
+# the card an empty uploader.
+
+_TAKING = threading.Lock()
+"""Held while a run looks at and marks the uploads taken, so that two runs cannot both take one."""
 
 
 def upload_key(slot: int) -> str:
@@ -83,11 +91,21 @@ def empty_project_upload() -> None:
     ss.project_nonce = ss.get("project_nonce", 0) + 1
 
 
-def taken_uploads() -> set[str]:
-    """The ids of the uploaded files already taken: the browser can send an uploader's files again,
-    e.g. under its old key before it has drawn the new one, and a file is added once."""
-    taken: set[str] = ss.setdefault("taken_uploads", set())
-    return taken
+def untaken(files: list[UploadedFile]) -> list[UploadedFile]:
+    """Those of `files` that no run of this page has taken."""
+    with _TAKING:
+        taken = ss.setdefault("taken_uploads", set())
+        return [f for f in files if f.file_id not in taken]
+
+
+def take(files: list[UploadedFile]) -> list[UploadedFile]:
+    """Those of `files` that no run of this page has taken, marked taken by this run now: it must
+    then use them before anything that can stop it (a call that draws)."""
+    with _TAKING:
+        taken = ss.setdefault("taken_uploads", set())
+        new = [f for f in files if f.file_id not in taken]
+        taken.update(f.file_id for f in new)
+        return new
 
 
 # ---- widgets that show the engine's values -------------------------------------------------------

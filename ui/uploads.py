@@ -23,33 +23,32 @@ from .streamlit_fixes import (
     project_key,
     show_backbone_in_use,
     show_classifier_settings,
-    taken_uploads,
+    take,
+    untaken,
     upload_key,
 )
 
 
 def take_images() -> None:
     """Add the images uploaded to any class card, then give that card a fresh, empty uploader."""
-    taken = taken_uploads()
     for label, slot in list(ss.slots.items()):
         files: list[UploadedFile] | None = ss.get(upload_key(slot))
         if not files:
             continue
-        new = [f for f in files if f.file_id not in taken]
+        session = live()
+        pending = untaken(files)
+        if pending and model_loading(session.embedder):  # embedded once the model is there, never dropped
+            wait_for_model(f"Adding {len(pending)} image{'s' * (len(pending) != 1)} to “{label}”")
+        new = take(files)  # none if another run of the page took them meanwhile
         if new:
             begin_action()
-            session = live()
-            batch = [(f.name, f.getvalue()) for f in new]
             try:
-                if model_loading(session.embedder):  # embedded once the model is there, never dropped
-                    wait_for_model(f"Adding {len(batch)} image{'s' * (len(batch) != 1)} to “{label}”")
                 with saying_if_saving_stops(slot):
-                    ids, errors = session.add_images(label, batch)
+                    ids, errors = session.add_images(label, [(f.name, f.getvalue()) for f in new])
             except ValueError as exc:  # the class went away meanwhile
                 ids, errors = [], [str(exc)]
             except (WeightsUnavailable, BuildError) as exc:  # the model could not be built: nothing can embed
                 ids, errors = [], [f"the model could not be loaded, so no image can be added ({exc})"]
-            taken.update(f.file_id for f in new)
             if ids:
                 say("success", f"Added {len(ids)} image{'s' * (len(ids) != 1)} to “{label}”.", slot)
             for error in errors:
@@ -59,18 +58,19 @@ def take_images() -> None:
 
 def restore_if_asked() -> None:
     """A project was uploaded: use it with its own backbone if this server has it, else re-embed
-    its stored images with the backbone in use. Then a fresh, empty project uploader."""
+    its stored images with the backbone in use. Then a fresh, empty project uploader. It is taken
+    once restored or refused: a run stopped meanwhile leaves it to the next run (two runs at once
+    restore the same project twice, which leaves the same classes)."""
     upload: UploadedFile | None = ss.get(project_key())
     if upload is None:
         return
-    taken = taken_uploads()
-    if upload.file_id not in taken:
+    if untaken([upload]):
         begin_action()
-        restore_project(upload, lambda: taken.add(upload.file_id))
+        restore_project(upload, lambda: take([upload]))
     empty_project_upload()
 
 
-def restore_project(upload: UploadedFile, mark_taken: Callable[[], None]) -> None:
+def restore_project(upload: UploadedFile, mark_taken: Callable[[], object]) -> None:
     """Restore the uploaded project file, calling `mark_taken` once it is restored or refused,
     before anything else that could stop the run."""
     try:
