@@ -150,10 +150,21 @@ WATCH_UPLOADERS = """
 """An init script for a tab (`Page` adds it): see `Page.upload`'s message when an upload stalls."""
 
 
+def _streamlit_message(message_class, payload):
+    """A websocket frame read as Streamlit's `message_class`, or None if it is not one."""
+    if not isinstance(payload, bytes):
+        return None
+    try:
+        return message_class.FromString(payload)
+    except Exception:  # not a Streamlit message: not ours to read
+        return None
+
+
 class UploadWatch:
     """What this tab's uploaders said over Streamlit's websocket, observation only, for a stalled
     upload's message: requests for upload URLs ("asked") and their answers ("answered"), and which
-    uploader each whole-page run request carried files for (knn.serving.upload_urls)."""
+    uploaders each request for a run of the page or of a fragment carried files for
+    (knn.serving.upload_urls)."""
 
     def __init__(self, page) -> None:
         self.seen: Counter = Counter()
@@ -168,13 +179,8 @@ class UploadWatch:
     def _sent(self, payload) -> None:
         from streamlit.proto.BackMsg_pb2 import BackMsg
 
-        if not isinstance(payload, bytes):
-            return
-        try:
-            message = BackMsg.FromString(payload)
-        except Exception:  # not a Streamlit message: not ours to read
-            return
-        kind = message.WhichOneof("type")
+        message = _streamlit_message(BackMsg, payload)
+        kind = message.WhichOneof("type") if message else None
         if kind == "file_urls_request":
             self.seen["asked"] += 1
             self._note(f"asked URLs for {len(message.file_urls_request.file_names)} files")
@@ -192,11 +198,8 @@ class UploadWatch:
     def _received(self, payload) -> None:
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-        try:
-            kind = ForwardMsg.FromString(payload).WhichOneof("type") if isinstance(payload, bytes) else None
-        except Exception:  # not a Streamlit message: not ours to read
-            return
-        if kind == "file_urls_response":
+        message = _streamlit_message(ForwardMsg, payload)
+        if message and message.WhichOneof("type") == "file_urls_response":
             self.seen["answered"] += 1
             self._note("URLs answered")
 
@@ -405,16 +408,16 @@ class Page:
 
     def _upload_story(self, slot: int, before: int, sent: int, start: float) -> str:
         try:
-            counts = f"class {slot + 1} counted {before} before, {self.count(slot)} now; every class: {self.counts()}"
+            counted = f"class {slot + 1} counted {before} before, {self.count(slot)} now; every class: {self.counts()}"
             removed = self.page.evaluate(f"window.__knnRemoved.filter((r) => r[0] >= {start})")
             said = self.page.locator('[data-testid="stSidebar"] [data-testid="stAlert"]').all_inner_texts()
-            counts += f"; the cards say {said}; files sent {self.files_sent() - sent}"
-            counts += f"; taken out of the page since: {removed}"
+            page = f"{counted}; the cards say {said}; files sent {self.files_sent() - sent}"
+            page += f"; taken out of the page since: {removed}"
         except Exception as exc:  # the page itself is gone
-            counts = f"the page unreadable: {exc}"
+            page = f"the page unreadable: {exc}"
         seen = self.uploads.seen
         return (
-            f"{counts}; upload URLs asked {seen['asked']}, answered {seen['answered']} in all; "
+            f"{page}; upload URLs asked {seen['asked']}, answered {seen['answered']} in all; "
             f"the websocket, last events: {' | '.join(self.uploads.trace)}"
         )
 
