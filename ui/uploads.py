@@ -36,8 +36,8 @@ def take_images() -> None:
         if not files:
             continue
         session = live()
-        pending = untaken(files)
-        if pending and model_loading(session.embedder):  # embedded once the model is there, never dropped
+        # Embedded once the model is there, never dropped; files another run took need no wait.
+        if model_loading(session.embedder) and (pending := untaken(files)):
             wait_for_model(f"Adding {len(pending)} image{'s' * (len(pending) != 1)} to “{label}”")
         new = take(files)  # none if another run of the page took them meanwhile
         if new:
